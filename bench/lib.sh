@@ -1,0 +1,119 @@
+# bench/lib.sh — helpers shared by compare.sh and memory.sh (sourced, not run).
+#
+# Expects: $TMP (scratch dir), $REPO (repo root), $HERE (bench dir).
+# Provides: need, free_port, start_server, wait_ping, stop_server, cleanup,
+#           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n.
+
+BENCH_PIDS=""          # every server we started, killed by cleanup
+TCK=$(getconf CLK_TCK)
+
+need() { # need CMD... — fail early with a hint
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || {
+      echo "missing '$c' (apt-get install redis-server redis-tools; go; python3)" >&2
+      exit 2
+    }
+  done
+}
+
+# free_port — an unused loopback TCP port, chosen by the kernel (bind to 0).
+# A different one each call (the previous ones are remembered) so two
+# servers started back to back never get the same port.
+USED_PORTS=" "
+free_port() {
+  local p i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    case "$USED_PORTS" in *" $p "*) continue ;; esac
+    USED_PORTS="$USED_PORTS$p "
+    echo "$p"
+    return 0
+  done
+  echo "cannot find a free port" >&2
+  return 1
+}
+
+# scale a request count by $SCALE (at least 1000, and a multiple of 16 so
+# pipelined runs are whole batches)
+n() { awk -v a="$1" -v s="${SCALE:-1}" 'BEGIN{x=int(a*s/16)*16; if(x<1024)x=1024; printf "%d", x}'; }
+
+# start_server NAME CMDLINE PORT — CMDLINE may contain {port}; it is run with
+# `bash -c "exec CMDLINE"` so the pid we get is the server's own (needed for
+# /proc/PID/stat). Sets SERVER_PID. Output goes to $TMP/NAME.log.
+start_server() {
+  local name=$1 cmd=$2 port=$3
+  cmd=${cmd//\{port\}/$port}
+  echo "# start $name: $cmd" >&2
+  bash -c "exec $cmd" >"$TMP/$name.log" 2>&1 &
+  SERVER_PID=$!
+  BENCH_PIDS="$BENCH_PIDS $SERVER_PID"
+  wait_ping "$name" "$port" "$SERVER_PID"
+}
+
+# wait_ping NAME PORT PID — until `redis-cli -p PORT ping` answers PONG (15 s)
+wait_ping() {
+  local name=$1 port=$2 pid=$3 i
+  for i in $(seq 1 150); do
+    if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited before answering PING; its log:" >&2
+      tail -20 "$TMP/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "$name did not answer PING on port $port within 15 s; its log:" >&2
+  tail -20 "$TMP/$name.log" >&2
+  exit 1
+}
+
+stop_server() { # stop_server PID — TERM, then KILL after 5 s
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  BENCH_PIDS=${BENCH_PIDS// $pid/}
+  return 0
+}
+
+cleanup() {
+  local p
+  for p in $BENCH_PIDS; do stop_server "$p"; done
+  [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
+}
+
+# srv_ticks PID — utime+stime (all threads) in clock ticks; fields after the
+# ")" that ends the comm field, so a name with spaces cannot shift them.
+srv_ticks() {
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{t=$12+$13} END{print t+0}'
+}
+
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# info_field PORT SECTION FIELD — a field of INFO, or NA
+info_field() {
+  local v
+  v=$(redis-cli -h 127.0.0.1 -p "$1" info "$2" 2>/dev/null | tr -d '\r' | awk -F: -v f="$3" '$1==f{print $2}')
+  echo "${v:-NA}"
+}
+
+build_loadgen() { # sets LOADGEN
+  LOADGEN=${LOADGEN:-}
+  if [ -z "$LOADGEN" ]; then
+    LOADGEN=$TMP/loadgen
+    (cd "$HERE/loadgen" && GOWORK=off go build -o "$LOADGEN" .) || { echo "cannot build bench/loadgen" >&2; exit 2; }
+  fi
+}
+
+build_shoal() { # build_shoal — sets SHOAL_BIN if empty
+  if [ -z "${SHOAL_BIN:-}" ]; then
+    SHOAL_BIN=$TMP/shoal
+    echo "# go build -o $SHOAL_BIN ./cmd/shoal" >&2
+    (cd "$REPO" && go build -o "$SHOAL_BIN" ./cmd/shoal) || { echo "cannot build ./cmd/shoal (use -s BIN or SHOAL_CMD)" >&2; exit 2; }
+  fi
+}

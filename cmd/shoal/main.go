@@ -1,0 +1,107 @@
+// Command shoal is the single binary of Shoal: storage node, manager,
+// migrator, proxy, admin CLI and local dev cluster, as subcommands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"shoal/internal/config"
+	"shoal/internal/server"
+)
+
+const usage = `usage: shoal <command> [arguments]
+
+commands:
+  server [config-file] [--directive value ...]
+             run a storage node (standalone: a drop-in for redis-server);
+             directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb
+  version    print the version
+
+planned (not built yet): manager, migrator, proxy, ctl, dev
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "server":
+		err = runServer(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	case "manager", "migrator", "proxy", "ctl", "dev":
+		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the standalone storage node (shoal server)", os.Args[1])
+	default:
+		fmt.Fprintf(os.Stderr, "shoal: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shoal:", err)
+		os.Exit(1)
+	}
+}
+
+func runServer(args []string) error {
+	cfg := config.Default()
+	if err := cfg.ParseArgs(args); err != nil {
+		return err
+	}
+	var logOut io.Writer = os.Stderr
+	level := slog.LevelInfo
+	var pidfile string
+	cfg.Read(func(c *config.Config) {
+		switch c.LogLevel {
+		case "debug", "verbose":
+			level = slog.LevelDebug
+		case "warning":
+			level = slog.LevelWarn
+		case "nothing":
+			level = slog.LevelError + 4
+		}
+		if c.LogFile != "" {
+			f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err == nil {
+				logOut = f
+			}
+		}
+		pidfile = c.PidFile
+	})
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	if pidfile != "" {
+		if err := os.WriteFile(pidfile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			log.Warn("cannot write pidfile", "path", pidfile, "err", err)
+		}
+		defer os.Remove(pidfile)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("received signal, shutting down")
+	case <-srv.ShutdownRequested():
+		log.Info("SHUTDOWN requested, shutting down")
+	}
+	if err := srv.Close(); err != nil && !strings.Contains(err.Error(), "closed") {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("bye")
+	return nil
+}

@@ -1,0 +1,405 @@
+// Package config holds a storage node's settings. Directive names are
+// redis.conf's (plus a few of Shoal's own), used alike on the command line
+// (--port 6380), in a config file (port 6380) and by CONFIG GET / SET.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// OutputLimit is one client-output-buffer-limit class.
+type OutputLimit struct {
+	Hard, Soft  int64
+	SoftSeconds int64
+}
+
+// Config is a storage node's configuration. Read fields through Snapshot
+// or under the lock: CONFIG SET changes them while the server runs.
+type Config struct {
+	mu sync.RWMutex
+
+	Port             int
+	Bind             []string
+	ProtectedMode    bool
+	Dir              string
+	RequirePass      string
+	MaxClients       int
+	Timeout          int // seconds an idle client is kept; 0 = forever
+	TCPKeepAlive     int
+	Databases        int
+	MaxMemory        int64
+	MaxMemoryPolicy  string
+	MaxMemorySamples int
+	LFULogFactor     int
+	LFUDecayTime     int
+	ProtoMaxBulkLen  int64
+	MaxMultibulkLen  int64 // proto-max-multibulk-len (Shoal's own)
+	QueryBufferLimit int64 // client-query-buffer-limit
+	OutputNormal     OutputLimit
+	OutputPubsub     OutputLimit
+	OutputReplica    OutputLimit
+	Hz               int
+	SlowlogSlower    int64 // microseconds; <0 disables
+	SlowlogMaxLen    int
+	LogLevel         string
+	LogFile          string
+	PidFile          string
+	Save             string
+	AppendOnly       bool
+	MemcachedPort    int
+	IOThreads        int // event loops; 0 = one per core
+
+	// onChange is called after a successful Set with the directive name.
+	onChange func(name string)
+}
+
+// Default returns redis-server 7's defaults (bound to loopback).
+func Default() *Config {
+	return &Config{
+		Port: 6379, Bind: []string{"127.0.0.1", "-::1"}, ProtectedMode: true, Dir: ".",
+		MaxClients: 10000, TCPKeepAlive: 300, Databases: 16,
+		MaxMemoryPolicy: "noeviction", MaxMemorySamples: 5, LFULogFactor: 10, LFUDecayTime: 1,
+		ProtoMaxBulkLen: 512 << 20, MaxMultibulkLen: 1 << 24, QueryBufferLimit: 1 << 30,
+		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
+		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
+		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
+		Save: "", AppendOnly: false,
+	}
+}
+
+type directive struct {
+	get     func(c *Config) string
+	set     func(c *Config, v string) error
+	mutable bool
+}
+
+var directives = map[string]directive{}
+
+func def(name string, mutable bool, get func(c *Config) string, set func(c *Config, v string) error) {
+	if _, dup := directives[name]; dup {
+		panic("BUG: duplicate directive " + name)
+	}
+	directives[name] = directive{get: get, set: set, mutable: mutable}
+}
+
+func intDir(name string, mutable bool, min, max int64, f func(c *Config) *int) {
+	def(name, mutable, func(c *Config) string { return strconv.Itoa(*f(c)) },
+		func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < min || n > max {
+				return fmt.Errorf("argument must be an integer between %d and %d", min, max)
+			}
+			*f(c) = int(n)
+			return nil
+		})
+}
+
+func bytesDir(name string, mutable bool, min int64, f func(c *Config) *int64) {
+	def(name, mutable, func(c *Config) string { return strconv.FormatInt(*f(c), 10) },
+		func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err != nil {
+				return err
+			}
+			if n < min {
+				return fmt.Errorf("argument must be a memory value of at least %d", min)
+			}
+			*f(c) = n
+			return nil
+		})
+}
+
+func boolDir(name string, mutable bool, f func(c *Config) *bool) {
+	def(name, mutable, func(c *Config) string {
+		if *f(c) {
+			return "yes"
+		}
+		return "no"
+	}, func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "yes":
+			*f(c) = true
+		case "no":
+			*f(c) = false
+		default:
+			return errors.New("argument must be 'yes' or 'no'")
+		}
+		return nil
+	})
+}
+
+func stringDir(name string, mutable bool, f func(c *Config) *string) {
+	def(name, mutable, func(c *Config) string { return *f(c) },
+		func(c *Config, v string) error { *f(c) = v; return nil })
+}
+
+func enumDir(name string, mutable bool, allowed []string, f func(c *Config) *string) {
+	def(name, mutable, func(c *Config) string { return *f(c) },
+		func(c *Config, v string) error {
+			v = strings.ToLower(v)
+			for _, a := range allowed {
+				if a == v {
+					*f(c) = v
+					return nil
+				}
+			}
+			return errors.New("argument(s) must be one of the following: " + strings.Join(allowed, ", "))
+		})
+}
+
+func init() {
+	intDir("port", false, 0, 65535, func(c *Config) *int { return &c.Port })
+	def("bind", false, func(c *Config) string { return strings.Join(c.Bind, " ") },
+		func(c *Config, v string) error { c.Bind = strings.Fields(v); return nil })
+	boolDir("protected-mode", true, func(c *Config) *bool { return &c.ProtectedMode })
+	stringDir("dir", false, func(c *Config) *string { return &c.Dir })
+	stringDir("requirepass", true, func(c *Config) *string { return &c.RequirePass })
+	intDir("maxclients", true, 1, 1<<20, func(c *Config) *int { return &c.MaxClients })
+	intDir("timeout", true, 0, math.MaxInt32, func(c *Config) *int { return &c.Timeout })
+	intDir("tcp-keepalive", true, 0, math.MaxInt32, func(c *Config) *int { return &c.TCPKeepAlive })
+	intDir("databases", false, 1, 1<<20, func(c *Config) *int { return &c.Databases })
+	bytesDir("maxmemory", true, 0, func(c *Config) *int64 { return &c.MaxMemory })
+	enumDir("maxmemory-policy", true, []string{"noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru",
+		"volatile-lfu", "volatile-ttl", "allkeys-random", "volatile-random"}, func(c *Config) *string { return &c.MaxMemoryPolicy })
+	intDir("maxmemory-samples", true, 1, 64, func(c *Config) *int { return &c.MaxMemorySamples })
+	intDir("lfu-log-factor", true, 0, math.MaxInt32, func(c *Config) *int { return &c.LFULogFactor })
+	intDir("lfu-decay-time", true, 0, math.MaxInt32, func(c *Config) *int { return &c.LFUDecayTime })
+	bytesDir("proto-max-bulk-len", true, 1024*1024, func(c *Config) *int64 { return &c.ProtoMaxBulkLen })
+	bytesDir("proto-max-multibulk-len", true, 1, func(c *Config) *int64 { return &c.MaxMultibulkLen })
+	bytesDir("client-query-buffer-limit", true, 1024*1024, func(c *Config) *int64 { return &c.QueryBufferLimit })
+	def("client-output-buffer-limit", true, func(c *Config) string {
+		f := func(n string, l OutputLimit) string {
+			return fmt.Sprintf("%s %d %d %d", n, l.Hard, l.Soft, l.SoftSeconds)
+		}
+		return f("normal", c.OutputNormal) + " " + f("slave", c.OutputReplica) + " " + f("pubsub", c.OutputPubsub)
+	}, setOutputLimits)
+	intDir("hz", true, 1, 500, func(c *Config) *int { return &c.Hz })
+	def("slowlog-log-slower-than", true, func(c *Config) string { return strconv.FormatInt(c.SlowlogSlower, 10) },
+		func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("argument must be an integer")
+			}
+			c.SlowlogSlower = n
+			return nil
+		})
+	intDir("slowlog-max-len", true, 0, math.MaxInt32, func(c *Config) *int { return &c.SlowlogMaxLen })
+	enumDir("loglevel", true, []string{"debug", "verbose", "notice", "warning", "nothing"}, func(c *Config) *string { return &c.LogLevel })
+	stringDir("logfile", false, func(c *Config) *string { return &c.LogFile })
+	stringDir("pidfile", false, func(c *Config) *string { return &c.PidFile })
+	def("save", true, func(c *Config) string { return c.Save }, func(c *Config, v string) error {
+		if strings.TrimSpace(v) != "" {
+			return errors.New("snapshots are not implemented yet: only save \"\" is accepted")
+		}
+		c.Save = ""
+		return nil
+	})
+	def("appendonly", true, func(c *Config) string { return "no" }, func(c *Config, v string) error {
+		if strings.ToLower(v) != "no" {
+			return errors.New("the append-only file is not implemented yet: only appendonly no is accepted")
+		}
+		return nil
+	})
+	def("daemonize", false, func(c *Config) string { return "no" }, func(c *Config, v string) error {
+		if strings.ToLower(v) != "no" {
+			return errors.New("daemonize is not supported: run shoal under a supervisor")
+		}
+		return nil
+	})
+	intDir("memcached-port", false, 0, 65535, func(c *Config) *int { return &c.MemcachedPort })
+	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
+}
+
+func setOutputLimits(c *Config, v string) error {
+	f := strings.Fields(v)
+	if len(f) == 0 || len(f)%4 != 0 {
+		return errors.New("wrong number of arguments")
+	}
+	next := map[string]OutputLimit{"normal": c.OutputNormal, "replica": c.OutputReplica, "pubsub": c.OutputPubsub}
+	for i := 0; i < len(f); i += 4 {
+		class := strings.ToLower(f[i])
+		if class == "slave" {
+			class = "replica"
+		}
+		if _, ok := next[class]; !ok {
+			return errors.New("unrecognized client limit class: the user specified an invalid one, or 'master' which has no buffer limits")
+		}
+		hard, err1 := ParseBytes(f[i+1])
+		soft, err2 := ParseBytes(f[i+2])
+		secs, err3 := strconv.ParseInt(f[i+3], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || hard < 0 || soft < 0 || secs < 0 {
+			return errors.New("error in hard, soft or soft_seconds setting")
+		}
+		next[class] = OutputLimit{Hard: hard, Soft: soft, SoftSeconds: secs}
+	}
+	c.OutputNormal, c.OutputReplica, c.OutputPubsub = next["normal"], next["replica"], next["pubsub"]
+	return nil
+}
+
+// ParseBytes parses a memory size as redis.conf does: 1k = 1000, 1kb = 1024,
+// likewise m/mb, g/gb; a bare number is bytes.
+func ParseBytes(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	mul := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1e9}, {"m", 1e6}, {"k", 1e3}, {"b", 1}} {
+		if strings.HasSuffix(s, u.suf) {
+			s, mul = strings.TrimSuffix(s, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || (mul > 1 && n > math.MaxInt64/mul) {
+		return 0, fmt.Errorf("argument must be a memory value")
+	}
+	return n * mul, nil
+}
+
+// ErrUnknown is returned for a directive Shoal does not know.
+var ErrUnknown = errors.New("unknown directive")
+
+// Set sets one directive; running reports whether the server is up, in
+// which case only mutable directives may change.
+func (c *Config) Set(name, value string, running bool) error {
+	name = strings.ToLower(name)
+	d, ok := directives[name]
+	if !ok {
+		return fmt.Errorf("%w '%s'", ErrUnknown, name)
+	}
+	if running && !d.mutable {
+		return fmt.Errorf("can't set immutable config '%s'", name)
+	}
+	c.mu.Lock()
+	err := d.set(c, value)
+	if err == nil {
+		err = c.validateLocked()
+	}
+	cb := c.onChange
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("'%s' %w", name, err)
+	}
+	if cb != nil && running {
+		cb(name)
+	}
+	return nil
+}
+
+func (c *Config) validateLocked() error {
+	if c.Dir == "" {
+		return errors.New("dir must not be empty")
+	}
+	if c.QueryBufferLimit < c.ProtoMaxBulkLen/2 && c.QueryBufferLimit < 1<<20 {
+		return errors.New("client-query-buffer-limit is too small for proto-max-bulk-len")
+	}
+	return nil
+}
+
+// Validate checks relations between settings.
+func (c *Config) Validate() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.validateLocked()
+}
+
+// OnChange registers fn to run after every successful runtime Set.
+func (c *Config) OnChange(fn func(name string)) {
+	c.mu.Lock()
+	c.onChange = fn
+	c.mu.Unlock()
+}
+
+// Get returns name → value for every directive matching the glob pattern.
+func (c *Config) Get(pattern string, match func(pattern, s string) bool) [][2]string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out [][2]string
+	names := make([]string, 0, len(directives))
+	for n := range directives {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if match(strings.ToLower(pattern), n) {
+			out = append(out, [2]string{n, directives[n].get(c)})
+		}
+	}
+	return out
+}
+
+// Read runs fn with the configuration read-locked.
+func (c *Config) Read(fn func(c *Config)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	fn(c)
+}
+
+// ParseArgs applies redis-server style arguments: an optional config file
+// path first, then "--name value..." pairs (a directive's value runs up to
+// the next "--"). A directive given twice keeps the last value.
+func (c *Config) ParseArgs(args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "--") {
+		if err := c.LoadFile(args[0]); err != nil {
+			return err
+		}
+		args = args[1:]
+	}
+	for i := 0; i < len(args); {
+		a := args[i]
+		if !strings.HasPrefix(a, "--") || len(a) == 2 {
+			return fmt.Errorf("unexpected argument %q: directives are written --name value", a)
+		}
+		name := a[2:]
+		j := i + 1
+		var vals []string
+		for j < len(args) && !strings.HasPrefix(args[j], "--") {
+			vals = append(vals, args[j])
+			j++
+		}
+		// "--save ''" arrives as an empty argument.
+		if err := c.Set(name, strings.Join(vals, " "), false); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// LoadFile reads redis.conf-style lines: "name value ...", '#' comments,
+// values optionally in double quotes.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open config %q: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		name, rest, _ := strings.Cut(t, " ")
+		rest = strings.TrimSpace(rest)
+		var vals []string
+		for _, w := range strings.Fields(rest) {
+			vals = append(vals, strings.Trim(w, "\""))
+		}
+		if err := c.Set(name, strings.Join(vals, " "), false); err != nil {
+			return fmt.Errorf("config %q line %d: %w", path, line, err)
+		}
+	}
+	return sc.Err()
+}

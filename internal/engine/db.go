@@ -1,0 +1,452 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+)
+
+// Eviction policies (maxmemory-policy).
+const (
+	PolicyNoEviction = iota
+	PolicyAllKeysLRU
+	PolicyAllKeysLFU
+	PolicyVolatileLRU
+	PolicyVolatileLFU
+	PolicyVolatileTTL
+	PolicyAllKeysRandom
+	PolicyVolatileRandom
+)
+
+// PolicyNames maps maxmemory-policy values to constants.
+var PolicyNames = map[string]int{
+	"noeviction": PolicyNoEviction, "allkeys-lru": PolicyAllKeysLRU, "allkeys-lfu": PolicyAllKeysLFU,
+	"volatile-lru": PolicyVolatileLRU, "volatile-lfu": PolicyVolatileLFU, "volatile-ttl": PolicyVolatileTTL,
+	"allkeys-random": PolicyAllKeysRandom, "volatile-random": PolicyVolatileRandom,
+}
+
+// Slot is one slot's table. Its fields are guarded by mu.
+type Slot struct {
+	mu       sync.Mutex
+	keys     map[string]*Entry
+	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
+	mem      int64
+	casSeq   uint64
+
+	// Watchers and Waiters are owned by the server: WATCHed keys and
+	// clients blocked on keys (BLPOP...). The engine only clears them
+	// through the Hooks.
+	Watchers map[string][]any
+	Waiters  map[string][]any
+}
+
+// Hooks let the server observe deletions the engine makes by itself
+// (expiry, eviction), which WATCH must see as modifications.
+type Hooks struct {
+	// KeyDeleted is called with the slot lock held.
+	KeyDeleted func(s *Slot, key string)
+}
+
+// Stats are the keyspace counters INFO reports.
+type Stats struct {
+	Hits, Misses, Expired, Evicted atomic.Int64
+	ExpiredStalePerc               atomic.Int64
+}
+
+// DB is the keyspace.
+type DB struct {
+	slots [cluster.NumSlots]Slot
+
+	used    atomic.Int64 // accounted bytes
+	nkeys   atomic.Int64
+	nvol    atomic.Int64
+	Stats   Stats
+	hooks   Hooks
+	start   time.Time
+	clockMs atomic.Int64 // cached unix ms, refreshed by the server per batch and by the cron
+
+	maxmemory atomic.Int64
+	policy    atomic.Int32
+	samples   atomic.Int32
+	lfuLog    atomic.Int32
+	lfuDecay  atomic.Int32
+
+	expiryCursor int // owned by the active-expiry goroutine
+}
+
+// New returns an empty keyspace.
+func New(h Hooks) *DB {
+	db := &DB{hooks: h, start: time.Now()}
+	for i := range db.slots {
+		db.slots[i].keys = make(map[string]*Entry)
+	}
+	db.samples.Store(5)
+	db.lfuLog.Store(10)
+	db.lfuDecay.Store(1)
+	db.Tick()
+	return db
+}
+
+// SetMaxMemory sets the limit in bytes (0 = none) and the policy.
+func (db *DB) SetMaxMemory(bytes int64, policy int, samples int) {
+	db.maxmemory.Store(bytes)
+	db.policy.Store(int32(policy))
+	if samples > 0 {
+		db.samples.Store(int32(samples))
+	}
+}
+
+// SetLFU sets lfu-log-factor and lfu-decay-time.
+func (db *DB) SetLFU(logFactor, decayMinutes int) {
+	db.lfuLog.Store(int32(logFactor))
+	db.lfuDecay.Store(int32(decayMinutes))
+}
+
+func (db *DB) MaxMemory() int64 { return db.maxmemory.Load() }
+func (db *DB) Policy() int      { return int(db.policy.Load()) }
+
+// Tick refreshes the cached clock; call it at least once per read batch.
+func (db *DB) Tick() int64 {
+	now := time.Now().UnixMilli()
+	db.clockMs.Store(now)
+	return now
+}
+
+// Now is the cached unix time in ms.
+func (db *DB) Now() int64 { return db.clockMs.Load() }
+
+// UsedMemory is the accounted dataset size in bytes.
+func (db *DB) UsedMemory() int64 { return db.used.Load() }
+
+// KeyCount is the number of keys, including expired ones not yet reclaimed.
+func (db *DB) KeyCount() int64 { return db.nkeys.Load() }
+
+// VolatileCount is the number of keys with an expiry.
+func (db *DB) VolatileCount() int64 { return db.nvol.Load() }
+
+// Slot returns slot i's table (lock it before use).
+func (db *DB) Slot(i int) *Slot { return &db.slots[i] }
+
+func (db *DB) Lock(i int)   { db.slots[i].mu.Lock() }
+func (db *DB) Unlock(i int) { db.slots[i].mu.Unlock() }
+
+// LockSlots locks the given slots, which must be sorted and distinct.
+func (db *DB) LockSlots(ids []int) {
+	for _, i := range ids {
+		db.slots[i].mu.Lock()
+	}
+}
+
+// UnlockSlots unlocks what LockSlots locked.
+func (db *DB) UnlockSlots(ids []int) {
+	for j := len(ids) - 1; j >= 0; j-- {
+		db.slots[ids[j]].mu.Unlock()
+	}
+}
+
+// LockAll locks every slot (FLUSHALL inside EXEC, whole-keyspace commands
+// in a transaction). Slots are locked in ascending order like any other set.
+func (db *DB) LockAll() {
+	for i := range db.slots {
+		db.slots[i].mu.Lock()
+	}
+}
+
+func (db *DB) UnlockAll() {
+	for i := len(db.slots) - 1; i >= 0; i-- {
+		db.slots[i].mu.Unlock()
+	}
+}
+
+// Len is the number of keys in the slot (expired ones included).
+func (s *Slot) Len() int { return len(s.keys) }
+
+func (db *DB) lruClock(now int64) uint32 { return uint32((now - db.start.UnixMilli()) / 1000) }
+
+// touchAccess updates LRU/LFU metadata on access.
+func (db *DB) touchAccess(e *Entry, now int64) {
+	p := db.policy.Load()
+	if p == PolicyAllKeysLFU || p == PolicyVolatileLFU {
+		db.lfuDecr(e, now)
+		e.Freq = lfuIncr(e.Freq, int(db.lfuLog.Load()))
+		e.Access = uint32(now / 60000)
+		return
+	}
+	e.Access = db.lruClock(now)
+}
+
+const lfuInitVal = 5
+
+func lfuIncr(c uint8, logFactor int) uint8 {
+	if c == 255 {
+		return 255
+	}
+	r := rand.Float64()
+	base := float64(int(c) - lfuInitVal)
+	if base < 0 {
+		base = 0
+	}
+	if r < 1.0/(base*float64(logFactor)+1) {
+		return c + 1
+	}
+	return c
+}
+
+func (db *DB) lfuDecr(e *Entry, now int64) {
+	decay := int64(db.lfuDecay.Load())
+	if decay <= 0 {
+		return
+	}
+	mins := now/60000 - int64(e.Access)
+	if mins <= 0 {
+		return
+	}
+	periods := mins / decay
+	if periods >= int64(e.Freq) {
+		e.Freq = 0
+	} else {
+		e.Freq -= uint8(periods)
+	}
+}
+
+// expired reports whether e is past its expiry at now.
+func expired(e *Entry, now int64) bool { return e.ExpireAt != 0 && e.ExpireAt <= now }
+
+// Peek returns the live entry for key without touching access metadata or
+// hit counters, deleting it if it has expired.
+func (db *DB) Peek(s *Slot, key []byte) *Entry {
+	e := s.keys[string(key)]
+	if e == nil {
+		return nil
+	}
+	if expired(e, db.Now()) {
+		db.expireKey(s, string(key), e)
+		return nil
+	}
+	return e
+}
+
+// Lookup returns the live entry for a read, counting a hit or a miss and
+// updating LRU/LFU metadata.
+func (db *DB) Lookup(s *Slot, key []byte) *Entry {
+	e := s.keys[string(key)]
+	if e == nil {
+		db.Stats.Misses.Add(1)
+		return nil
+	}
+	now := db.Now()
+	if expired(e, now) {
+		db.expireKey(s, string(key), e)
+		db.Stats.Misses.Add(1)
+		return nil
+	}
+	db.Stats.Hits.Add(1)
+	db.touchAccess(e, now)
+	return e
+}
+
+// LookupWrite returns the live entry for a write: it bumps the CAS and the
+// access metadata. Callers that change the value's size call Resized.
+func (db *DB) LookupWrite(s *Slot, key []byte) *Entry {
+	e := s.keys[string(key)]
+	if e == nil {
+		return nil
+	}
+	now := db.Now()
+	if expired(e, now) {
+		db.expireKey(s, string(key), e)
+		return nil
+	}
+	s.casSeq++
+	e.CAS = s.casSeq
+	db.touchAccess(e, now)
+	return e
+}
+
+// Resized accounts a change of e's value size from old to e.MemSize().
+func (db *DB) Resized(s *Slot, old int64, e *Entry) {
+	d := e.MemSize() - old
+	if d != 0 {
+		s.mem += d
+		db.used.Add(d)
+	}
+}
+
+// Add stores a new entry for a key that must not exist (check with Peek or
+// LookupWrite first). The key is copied. It returns e.
+func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
+	k := string(key)
+	s.keys[k] = e
+	s.casSeq++
+	e.CAS = s.casSeq
+	db.touchAccess(e, db.Now())
+	if db.policy.Load() == PolicyAllKeysLFU || db.policy.Load() == PolicyVolatileLFU {
+		e.Freq = lfuInitVal
+	}
+	if e.ExpireAt != 0 {
+		db.addVolatile(s, k)
+	}
+	d := int64(len(k)) + entryOverhead + e.MemSize()
+	s.mem += d
+	db.used.Add(d)
+	db.nkeys.Add(1)
+	return e
+}
+
+// SetString stores v (copied) as the string value of key, replacing any
+// value of any type. keepTTL keeps an existing expiry; otherwise expireAt
+// (0 = none) is set. It reuses the old entry and buffer where it can.
+func (db *DB) SetString(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
+	e := s.keys[string(key)]
+	if e != nil && expired(e, db.Now()) {
+		db.expireKey(s, string(key), e)
+		e = nil
+	}
+	if e == nil {
+		ne := &Entry{Type: TypeString, Str: append(make([]byte, 0, len(v)), v...), ExpireAt: expireAt}
+		return db.Add(s, key, ne)
+	}
+	old := e.MemSize()
+	if e.Type == TypeString && cap(e.Str) >= len(v) && cap(e.Str) <= 2*len(v)+16 {
+		e.Str = append(e.Str[:0], v...)
+	} else {
+		e.Str = append(make([]byte, 0, len(v)), v...)
+	}
+	e.Type = TypeString
+	e.Obj = nil
+	e.Flags = 0
+	if !keepTTL {
+		db.SetExpire(s, key, e, expireAt)
+	}
+	s.casSeq++
+	e.CAS = s.casSeq
+	db.touchAccess(e, db.Now())
+	db.Resized(s, old, e)
+	return e
+}
+
+// SetExpire sets (or with 0 clears) e's absolute expiry.
+func (db *DB) SetExpire(s *Slot, key []byte, e *Entry, at int64) {
+	if (e.ExpireAt != 0) == (at != 0) {
+		e.ExpireAt = at
+		return
+	}
+	e.ExpireAt = at
+	if at != 0 {
+		db.addVolatile(s, string(key))
+	} else {
+		delete(s.volatile, string(key))
+		db.nvol.Add(-1)
+	}
+}
+
+func (db *DB) addVolatile(s *Slot, k string) {
+	if s.volatile == nil {
+		s.volatile = make(map[string]struct{})
+	}
+	s.volatile[k] = struct{}{}
+	db.nvol.Add(1)
+}
+
+// Delete removes key and reports whether a live key was removed.
+func (db *DB) Delete(s *Slot, key []byte) bool {
+	e := s.keys[string(key)]
+	if e == nil {
+		return false
+	}
+	if expired(e, db.Now()) {
+		db.expireKey(s, string(key), e)
+		return false
+	}
+	db.remove(s, string(key), e)
+	return true
+}
+
+func (db *DB) remove(s *Slot, k string, e *Entry) {
+	delete(s.keys, k)
+	if e.ExpireAt != 0 {
+		delete(s.volatile, k)
+		db.nvol.Add(-1)
+	}
+	d := int64(len(k)) + entryOverhead + e.MemSize()
+	s.mem -= d
+	db.used.Add(-d)
+	db.nkeys.Add(-1)
+}
+
+func (db *DB) expireKey(s *Slot, k string, e *Entry) {
+	db.remove(s, k, e)
+	db.Stats.Expired.Add(1)
+	if db.hooks.KeyDeleted != nil {
+		db.hooks.KeyDeleted(s, k)
+	}
+}
+
+// Rename moves src's entry to dst in possibly another slot (both locked);
+// dst's old value, if any, is dropped.
+func (db *DB) Rename(ss *Slot, src []byte, ds *Slot, dst []byte) {
+	e := ss.keys[string(src)]
+	db.remove(ss, string(src), e)
+	if old := ds.keys[string(dst)]; old != nil {
+		db.remove(ds, string(dst), old)
+	}
+	exp := e.ExpireAt
+	e.ExpireAt = 0
+	db.Add(ds, dst, e)
+	if exp != 0 {
+		db.SetExpire(ds, dst, e, exp)
+	}
+}
+
+// ForEach calls fn for every live key of the slot (the slot locked).
+// fn must not add or delete keys.
+func (db *DB) ForEach(s *Slot, fn func(key string, e *Entry) bool) {
+	now := db.Now()
+	for k, e := range s.keys {
+		if expired(e, now) {
+			continue
+		}
+		if !fn(k, e) {
+			return
+		}
+	}
+}
+
+// Flush deletes every key of the slot; it calls the KeyDeleted hook only
+// for watched keys.
+func (db *DB) Flush(s *Slot) {
+	if len(s.keys) == 0 {
+		return
+	}
+	db.used.Add(-s.mem)
+	db.nkeys.Add(-int64(len(s.keys)))
+	db.nvol.Add(-int64(len(s.volatile)))
+	if len(s.Watchers) > 0 && db.hooks.KeyDeleted != nil {
+		for k := range s.Watchers {
+			if _, ok := s.keys[k]; ok {
+				db.hooks.KeyDeleted(s, k)
+			}
+		}
+	}
+	s.keys = make(map[string]*Entry)
+	s.volatile = nil
+	s.mem = 0
+}
+
+// RandomKey returns a random live key of the slot, or "".
+func (db *DB) RandomKey(s *Slot) (string, bool) {
+	now := db.Now()
+	for k, e := range s.keys {
+		if !expired(e, now) {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// LRUClock is the current LRU clock (seconds since start), as stored in
+// Entry.Access under LRU policies.
+func (db *DB) LRUClock() uint32 { return db.lruClock(db.Now()) }

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/engine"
+	"shoal/internal/resp"
+)
+
+// serveFunc pops for a blocked client from key's entry e (slot locked) and
+// writes the reply to w. It is called only when e has the waiter's type and
+// is not empty, and must then succeed.
+type serveFunc func(c *Ctx, key []byte, e *engine.Entry, w *resp.Writer)
+
+// waiter is a client blocked on keys (BLPOP, BZPOPMIN, BLMOVE...).
+//
+// Life cycle: registered in the Waiters map of each key's slot; claimed
+// exactly once (done CAS) by a pusher that serves it, by its timer, or by
+// its connection closing; the claimer puts the reply in the client's
+// outbox and sets delivered; the client's loop then removes the stale
+// registrations and resumes reading.
+type waiter struct {
+	cl        *Client
+	keys      []string
+	wantType  uint8
+	serve     serveFunc // nil: retry the whole command when a key is ready
+	def       *cmdDef   // the command, for retries
+	args      [][]byte  // a private copy, for retries
+	deadline  time.Time // zero = block forever
+	onTimeout func(w *resp.Writer)
+	timer     *time.Timer
+	done      atomic.Bool
+	delivered atomic.Bool
+	retry     bool
+}
+
+// canBlock reports whether the command may block: not inside EXEC.
+func (c *Ctx) canBlock() bool { return !c.inExec }
+
+// parseTimeout parses a blocking command's timeout in seconds (a float).
+func parseTimeout(b []byte) (time.Duration, string) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f != f {
+		return 0, errTimeout
+	}
+	if f < 0 {
+		return 0, errNegTimeout
+	}
+	if f > 1e9 {
+		return 0, errTimeout
+	}
+	return time.Duration(f * float64(time.Second)), ""
+}
+
+// block registers the client as waiting on keys (their slots locked by
+// the dispatcher). timeout 0 blocks forever. serve nil means "retry the
+// command when one of the keys gets a value".
+func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve serveFunc, onTimeout func(w *resp.Writer)) {
+	cl := c.cl
+	w := &waiter{cl: cl, wantType: wantType, serve: serve, onTimeout: onTimeout, retry: serve == nil}
+	for _, k := range keys {
+		w.keys = append(w.keys, string(k))
+	}
+	if serve == nil {
+		w.def = c.srv.lookup(c.args[0])
+		w.args = make([][]byte, len(c.args))
+		for i, a := range c.args {
+			w.args[i] = append([]byte(nil), a...)
+		}
+	}
+	if !cl.retryDeadline.IsZero() {
+		w.deadline = cl.retryDeadline
+	} else if timeout > 0 {
+		w.deadline = time.Now().Add(timeout)
+	}
+	for _, k := range w.keys {
+		sl := c.db.Slot(cluster.SlotString(k))
+		if sl.Waiters == nil {
+			sl.Waiters = make(map[string][]any)
+		}
+		sl.Waiters[k] = append(sl.Waiters[k], w)
+	}
+	cl.blocked = w
+	cl.blockedFlag.Store(true)
+	if !w.deadline.IsZero() {
+		proto := cl.proto
+		w.timer = time.AfterFunc(time.Until(w.deadline), func() {
+			if w.done.CompareAndSwap(false, true) {
+				rw := resp.Writer{Proto: proto}
+				w.onTimeout(&rw)
+				cl.deliver(rw.B)
+				w.delivered.Store(true)
+				_ = cl.conn.Wake(nil)
+			}
+		})
+	}
+}
+
+// serveWaiters hands key's new value to clients blocked on it, oldest
+// first, while the pusher still holds the slot lock.
+func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
+	list := sl.Waiters[string(key)]
+	if len(list) == 0 {
+		return
+	}
+	kept := list[:0]
+	for i, x := range list {
+		w := x.(*waiter)
+		if w.done.Load() {
+			continue
+		}
+		e := c.db.Peek(sl, key)
+		if e == nil || e.Type != w.wantType || e.Len() == 0 {
+			kept = append(kept, list[i:]...)
+			break
+		}
+		if !w.done.CompareAndSwap(false, true) {
+			continue
+		}
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		if w.retry {
+			w.delivered.Store(true)
+			_ = w.cl.conn.Wake(nil)
+			continue
+		}
+		rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
+		old := e.MemSize()
+		wc := Ctx{srv: c.srv, db: c.db, cl: w.cl, w: &rw, inExec: true}
+		w.serve(&wc, key, e, &rw)
+		if e2 := c.db.Peek(sl, key); e2 == e {
+			if e.Len() == 0 {
+				c.db.Delete(sl, key)
+			} else {
+				c.db.Resized(sl, old, e)
+			}
+		}
+		c.srv.signalModified(key)
+		w.cl.deliver(rw.B)
+		w.delivered.Store(true)
+		_ = w.cl.conn.Wake(nil)
+	}
+	clear(list[len(kept):])
+	if len(kept) == 0 {
+		delete(sl.Waiters, string(key))
+	} else {
+		sl.Waiters[string(key)] = kept
+	}
+}
+
+// cancelWait claims a waiter for a closing connection.
+func (s *Server) cancelWait(w *waiter) {
+	if w.done.CompareAndSwap(false, true) && w.timer != nil {
+		w.timer.Stop()
+	}
+	s.removeRegistrations(w)
+	w.cl.blockedFlag.Store(false)
+}
+
+func (s *Server) removeRegistrations(w *waiter) {
+	for _, k := range w.keys {
+		id := cluster.SlotString(k)
+		s.db.Lock(id)
+		sl := s.db.Slot(id)
+		list := sl.Waiters[k]
+		for i, x := range list {
+			if x == any(w) {
+				list = slices.Delete(list, i, i+1)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(sl.Waiters, k)
+		} else {
+			sl.Waiters[k] = list
+		}
+		s.db.Unlock(id)
+	}
+}
+
+// finishWait runs on the client's loop once its waiter was claimed and its
+// reply delivered: it drops the registrations and, for retry waiters,
+// runs the command again (which may block again until the same deadline).
+func (s *Server) finishWait(cl *Client) {
+	w := cl.blocked
+	cl.blocked = nil
+	cl.blockedFlag.Store(false)
+	s.removeRegistrations(w)
+	if w.retry && !cl.killed.Load() {
+		if w.deadline.IsZero() {
+			cl.retryDeadline = time.Time{}
+		} else {
+			cl.retryDeadline = w.deadline
+		}
+		s.db.Tick()
+		s.call(cl, w.def, w.args, false, false)
+		cl.retryDeadline = time.Time{}
+	}
+}

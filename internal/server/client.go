@@ -1,0 +1,310 @@
+package server
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"shoal/internal/resp"
+)
+
+// Client is one connection's state. Fields without a comment are owned by
+// the connection's event loop.
+type Client struct {
+	id      uint64
+	conn    gnet.Conn
+	srv     *Server
+	addr    string
+	laddr   string
+	created int64 // unix ms
+
+	lastCmd     atomic.Int64 // unix ms of the last command (read by cron)
+	name        atomic.Pointer[string]
+	libName     atomic.Pointer[string]
+	libVer      atomic.Pointer[string]
+	lastCmdName atomic.Pointer[string]
+
+	proto           int
+	protoShared     atomic.Int32 // proto, for other goroutines (publishers, pushers)
+	authed          bool
+	w               resp.Writer
+	args            [][]byte
+	need            int // bytes the inbound buffer must hold before re-parsing
+	closeAfterReply bool
+	noEvict         bool
+
+	// MULTI state.
+	inMulti    bool
+	multiErr   bool
+	queue      []queued
+	watched    []watchedKey
+	watchDirty atomic.Bool // set by writers of a watched key (any loop)
+
+	// Blocking state.
+	blocked       *waiter
+	blockedFlag   atomic.Bool // blocked != nil, for the cron
+	retryDeadline time.Time   // set while a retried blocking command runs
+
+	// Pub/sub subscriptions (owned by the loop; the hub has its own copy).
+	subs  map[string]struct{}
+	psubs map[string]struct{}
+	nsubs atomic.Int32 // len(subs)+len(psubs), read by cron and CLIENT LIST
+
+	// outbox holds replies produced by other goroutines (pub/sub messages,
+	// a served or timed-out blocked command) until the loop flushes them.
+	outMu      sync.Mutex
+	outbox     []byte
+	outPending atomic.Bool
+	outBytes   atomic.Int64 // len(outbox) + what gnet still buffers
+	softSince  atomic.Int64 // unix ms since the output went over the soft limit; 0 = under
+	killed     atomic.Bool
+}
+
+type queued struct {
+	args [][]byte
+	spec *cmdDef
+}
+
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	lim := s.limits.Load()
+	if s.nclients.Load() >= int64(lim.maxClients) {
+		s.statRejects.Add(1)
+		return []byte("-ERR max number of clients reached\r\n"), gnet.Close
+	}
+	if lim.protectedMode && lim.requirePass == "" && !isLoopback(c.RemoteAddr()) {
+		return []byte("-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. " +
+			"In this mode connections are only accepted from the loopback interface. Set a password with requirepass, " +
+			"bind to specific addresses, or disable protected mode with CONFIG SET protected-mode no.\r\n"), gnet.Close
+	}
+	now := time.Now().UnixMilli()
+	cl := &Client{
+		id: s.nextID.Add(1), conn: c, srv: s, created: now,
+		proto: 2, authed: lim.requirePass == "",
+	}
+	if a := c.RemoteAddr(); a != nil {
+		cl.addr = a.String()
+	}
+	if a := c.LocalAddr(); a != nil {
+		cl.laddr = a.String()
+	}
+	cl.w.Proto = 2
+	cl.protoShared.Store(2)
+	cl.lastCmd.Store(now)
+	c.SetContext(cl)
+	s.clientsMu.Lock()
+	s.clients[cl.id] = cl
+	s.clientsMu.Unlock()
+	s.nclients.Add(1)
+	s.statConns.Add(1)
+	return nil, gnet.None
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return !ok || ta.IP.IsLoopback()
+}
+
+func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	cl, _ := c.Context().(*Client)
+	if cl == nil {
+		return gnet.None
+	}
+	s.clientsMu.Lock()
+	delete(s.clients, cl.id)
+	s.clientsMu.Unlock()
+	s.nclients.Add(-1)
+	cl.killed.Store(true)
+	if cl.blocked != nil {
+		s.cancelWait(cl.blocked)
+		cl.blocked = nil
+	}
+	s.unwatchAll(cl)
+	s.hub.removeClient(cl)
+	return gnet.None
+}
+
+// deliver hands bytes produced outside the client's loop to its outbox and
+// wakes the loop. It enforces the output buffer limits of the client's
+// class; a client over its hard limit is closed.
+func (cl *Client) deliver(b []byte) {
+	if cl.killed.Load() {
+		return
+	}
+	cl.outMu.Lock()
+	cl.outbox = append(cl.outbox, b...)
+	n := cl.outBytes.Add(int64(len(b)))
+	cl.outMu.Unlock()
+	if cl.overOutputLimit(n) {
+		cl.kill()
+		return
+	}
+	if cl.outPending.CompareAndSwap(false, true) {
+		_ = cl.conn.Wake(nil)
+	}
+}
+
+func (cl *Client) kill() {
+	if cl.killed.CompareAndSwap(false, true) {
+		_ = cl.conn.Close()
+	}
+}
+
+// overOutputLimit applies client-output-buffer-limit to n pending bytes.
+func (cl *Client) overOutputLimit(n int64) bool {
+	lim := cl.srv.limits.Load()
+	l := lim.outNormal
+	if cl.nsubs.Load() > 0 {
+		l = lim.outPubsub
+	}
+	if l.Hard > 0 && n > l.Hard {
+		return true
+	}
+	if l.Soft > 0 {
+		if n > l.Soft {
+			now := time.Now().UnixMilli()
+			since := cl.softSince.Load()
+			if since == 0 {
+				cl.softSince.CompareAndSwap(0, now)
+			} else if now-since > l.SoftSeconds*1000 {
+				return true
+			}
+		} else {
+			cl.softSince.Store(0)
+		}
+	}
+	return false
+}
+
+// drainOutbox moves the outbox into the reply buffer (loop only).
+func (cl *Client) drainOutbox() {
+	if !cl.outPending.Load() {
+		return
+	}
+	cl.outMu.Lock()
+	cl.outPending.Store(false)
+	cl.w.B = append(cl.w.B, cl.outbox...)
+	if cap(cl.outbox) > 64<<10 {
+		cl.outbox = nil
+	} else {
+		cl.outbox = cl.outbox[:0]
+	}
+	cl.outMu.Unlock()
+}
+
+// OnTraffic implements gnet.EventHandler: it runs on the connection's loop
+// when bytes arrived or the connection was woken.
+//
+// Fast path: parse every complete request in the inbound buffer, execute
+// each, append all replies to one buffer and write it once.
+func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	cl := c.Context().(*Client)
+	if cl.blocked != nil {
+		// delivered is set after the reply is in the outbox, so drain
+		// after reading it to keep replies in order.
+		ready := cl.blocked.delivered.Load()
+		cl.drainOutbox()
+		if !ready {
+			return s.finishTraffic(c, cl)
+		}
+		s.finishWait(cl)
+		if cl.blocked != nil {
+			return s.finishTraffic(c, cl)
+		}
+	} else {
+		cl.drainOutbox()
+	}
+	lim := s.limits.Load()
+	inb := c.InboundBuffered()
+	if inb > 0 && inb >= cl.need {
+		buf, _ := c.Peek(-1)
+		s.db.Tick()
+		consumed := 0
+		for consumed < len(buf) && !cl.closeAfterReply {
+			args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)
+			if err != nil {
+				cl.w.Error("ERR " + err.Error())
+				cl.closeAfterReply = true
+				consumed = len(buf)
+				break
+			}
+			if n == 0 {
+				// need counts from buf[consumed:], which is where the
+				// inbound buffer will start after Discard.
+				cl.need = need
+				break
+			}
+			cl.need = 0
+			consumed += n
+			cl.args = args
+			if len(args) > 0 {
+				s.dispatch(cl, args)
+			}
+			if cl.blocked != nil {
+				break
+			}
+		}
+		if consumed > 0 {
+			_, _ = c.Discard(consumed)
+			s.statNetIn.Add(int64(consumed))
+		}
+		if cl.need > 0 && int64(cl.need) > lim.queryBuf || int64(c.InboundBuffered()) > lim.queryBuf {
+			s.log.Warn("closing client that exceeded client-query-buffer-limit", "addr", cl.addr, "id", cl.id)
+			cl.closeAfterReply = true
+		}
+		// Arguments alias gnet's buffer, which the next read reuses.
+		clear(cl.args)
+	}
+	return s.finishTraffic(c, cl)
+}
+
+func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
+	if len(cl.w.B) > 0 {
+		s.statNetOut.Add(int64(len(cl.w.B)))
+		_, _ = c.Write(cl.w.B)
+		if cap(cl.w.B) > 1<<20 {
+			cl.w.B = nil
+		} else {
+			cl.w.B = cl.w.B[:0]
+		}
+	}
+	if cl.closeAfterReply || cl.killed.Load() {
+		return gnet.Close
+	}
+	ob := int64(c.OutboundBuffered())
+	cl.outMu.Lock()
+	n := ob + int64(len(cl.outbox))
+	cl.outBytes.Store(n)
+	cl.outMu.Unlock()
+	if n > 0 && cl.overOutputLimit(n) {
+		s.log.Warn("closing client that exceeded client-output-buffer-limit", "addr", cl.addr, "id", cl.id, "bytes", n)
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// clientsCron closes idle clients (timeout) and clients stuck over the
+// output soft limit.
+func (s *Server) clientsCron() {
+	lim := s.limits.Load()
+	now := time.Now().UnixMilli()
+	s.clientsMu.Lock()
+	var victims []*Client
+	for _, cl := range s.clients {
+		if lim.timeout > 0 && now-cl.lastCmd.Load() > lim.timeout && cl.nsubs.Load() == 0 && !cl.isBlocked() {
+			victims = append(victims, cl)
+			continue
+		}
+		if n := cl.outBytes.Load(); n > 0 && cl.overOutputLimit(n) {
+			victims = append(victims, cl)
+		}
+	}
+	s.clientsMu.Unlock()
+	for _, cl := range victims {
+		cl.kill()
+	}
+}
+
+func (cl *Client) isBlocked() bool { return cl.blockedFlag.Load() }

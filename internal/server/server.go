@@ -1,0 +1,278 @@
+// Package server wires a storage node: the connection layer (a gnet event
+// loop per core), the command dispatcher and the command handlers on top of
+// the engine.
+//
+// Goroutines:
+//   - gnet event loops (one per core): read, parse, execute and reply for
+//     the connections they own. A command runs on its connection's loop.
+//   - cron: refreshes the clock, runs active expiry, enforces idle
+//     timeouts and output-buffer soft limits.
+//   - timers for blocked clients (time.AfterFunc), which only hand a reply
+//     to the client's outbox and wake its loop.
+//
+// Nothing but the owning loop writes to a connection: other goroutines
+// (PUBLISH on another loop, a push that serves a blocked client, a timeout)
+// append to the client's outbox and call Wake, and the loop flushes it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"shoal/internal/config"
+	"shoal/internal/engine"
+	"shoal/internal/resp"
+)
+
+// Version is the Redis version Shoal reports to clients (the command set
+// it follows) and ShoalVersion its own.
+const (
+	RedisVersion = "7.2.0"
+	ShoalVersion = "0.1.0"
+)
+
+// Server is one storage node.
+type Server struct {
+	cfg  *config.Config
+	db   *engine.DB
+	log  *slog.Logger
+	hub  *pubsubHub
+	slow *slowlog
+
+	eng     gnet.Engine
+	engMu   sync.Mutex
+	started chan struct{}
+	done    chan struct{}
+	runErr  error
+
+	clientsMu sync.Mutex
+	clients   map[uint64]*Client
+	nextID    atomic.Uint64
+	nclients  atomic.Int64
+
+	limits atomic.Pointer[runtimeLimits]
+
+	startTime   time.Time
+	statConns   atomic.Int64
+	statCmds    atomic.Int64
+	statRejects atomic.Int64
+	statNetIn   atomic.Int64
+	statNetOut  atomic.Int64
+	cmdStats    []cmdStat
+
+	cronStop chan struct{}
+	cronDone chan struct{}
+	closing  atomic.Bool
+	shutdown chan struct{} // closed by SHUTDOWN
+	shutOnce sync.Once
+}
+
+// runtimeLimits is the hot-path copy of limits that CONFIG SET may change.
+type runtimeLimits struct {
+	proto         resp.Limits
+	queryBuf      int64
+	requirePass   string
+	maxClients    int
+	timeout       int64 // ms
+	protectedMode bool
+	outNormal     config.OutputLimit
+	outPubsub     config.OutputLimit
+	slowerThan    int64
+	slowMax       int
+}
+
+// New builds a server; it starts nothing.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s := &Server{
+		cfg: cfg, log: log.With("component", "server"),
+		started: make(chan struct{}), done: make(chan struct{}),
+		clients: make(map[uint64]*Client), startTime: time.Now(),
+		cronStop: make(chan struct{}), cronDone: make(chan struct{}),
+		shutdown: make(chan struct{}),
+	}
+	s.db = engine.New(engine.Hooks{KeyDeleted: s.keyDeleted})
+	s.hub = newPubsubHub()
+	s.slow = &slowlog{}
+	s.cmdStats = newCmdStats()
+	s.applyConfig()
+	cfg.OnChange(func(string) { s.applyConfig() })
+	return s, nil
+}
+
+// DB exposes the keyspace (for the memcached front end and tests).
+func (s *Server) DB() *engine.DB { return s.db }
+
+func (s *Server) applyConfig() {
+	s.cfg.Read(func(c *config.Config) {
+		l := &runtimeLimits{
+			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: 64 << 10},
+			queryBuf:    c.QueryBufferLimit,
+			requirePass: c.RequirePass, maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
+			protectedMode: c.ProtectedMode, outNormal: c.OutputNormal, outPubsub: c.OutputPubsub,
+			slowerThan: c.SlowlogSlower, slowMax: c.SlowlogMaxLen,
+		}
+		s.limits.Store(l)
+		s.db.SetMaxMemory(c.MaxMemory, engine.PolicyNames[c.MaxMemoryPolicy], c.MaxMemorySamples)
+		s.db.SetLFU(c.LFULogFactor, c.LFUDecayTime)
+	})
+}
+
+// Addrs returns the listen addresses derived from bind and port.
+func (s *Server) Addrs() []string {
+	var out []string
+	s.cfg.Read(func(c *config.Config) {
+		for _, b := range c.Bind {
+			optional := false
+			if len(b) > 0 && b[0] == '-' {
+				optional, b = true, b[1:]
+			}
+			if optional && !canBind(b) {
+				continue
+			}
+			if b == "*" {
+				b = "0.0.0.0"
+			}
+			out = append(out, "tcp://"+net.JoinHostPort(b, strconv.Itoa(c.Port)))
+		}
+	})
+	return out
+}
+
+func canBind(host string) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// Start begins serving and returns once the listeners are up (or failed).
+func (s *Server) Start(ctx context.Context) error {
+	addrs := s.Addrs()
+	if len(addrs) == 0 {
+		return errors.New("no address to listen on (check bind)")
+	}
+	var loops int
+	s.cfg.Read(func(c *config.Config) { loops = c.IOThreads })
+	opts := []gnet.Option{
+		gnet.WithMulticore(true), gnet.WithReuseAddr(true), gnet.WithTicker(false),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithReadBufferCap(64 << 10), gnet.WithTCPKeepAlive(300 * time.Second),
+	}
+	if loops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(loops))
+	}
+	go func() {
+		var err error
+		if len(addrs) == 1 {
+			err = gnet.Run(s, addrs[0], opts...)
+		} else {
+			err = gnet.Rotate(s, addrs, opts...)
+		}
+		s.runErr = err
+		close(s.done)
+	}()
+	select {
+	case <-s.started:
+	case <-s.done:
+		return fmt.Errorf("listen %v: %w", addrs, s.runErr)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	go s.cron()
+	s.log.Info("ready to accept connections", "addrs", addrs)
+	return nil
+}
+
+// ShutdownRequested is closed when a client sends SHUTDOWN.
+func (s *Server) ShutdownRequested() <-chan struct{} { return s.shutdown }
+
+// Close stops accepting, flushes pending replies and closes every
+// connection, then stops the background goroutines.
+func (s *Server) Close() error {
+	if !s.closing.CompareAndSwap(false, true) {
+		<-s.done
+		return nil
+	}
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := eng.Stop(ctx)
+	<-s.done
+	close(s.cronStop)
+	<-s.cronDone
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.engMu.Lock()
+	s.eng = eng
+	s.engMu.Unlock()
+	close(s.started)
+	return gnet.None
+}
+
+func (s *Server) OnShutdown(gnet.Engine) {}
+
+func (s *Server) OnTick() (time.Duration, gnet.Action) { return time.Second, gnet.None }
+
+func (s *Server) cron() {
+	defer close(s.cronDone)
+	var hz int
+	s.cfg.Read(func(c *config.Config) { hz = c.Hz })
+	period := time.Second / time.Duration(hz)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	lastClients := time.Now()
+	for {
+		select {
+		case <-s.cronStop:
+			return
+		case <-t.C:
+		}
+		s.db.Tick()
+		// Active expiry: at most a quarter of each period, as Redis's 25%.
+		s.db.ActiveExpireCycle(period / 4)
+		if time.Since(lastClients) >= 100*time.Millisecond {
+			lastClients = time.Now()
+			s.clientsCron()
+		}
+	}
+}
+
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(string, ...any) {}
+func (g gnetLogger) Infof(string, ...any)  {}
+func (g gnetLogger) Warnf(f string, a ...any) {
+	g.l.Warn(fmt.Sprintf(f, a...), "source", "gnet")
+}
+func (g gnetLogger) Errorf(f string, a ...any) {
+	g.l.Error(fmt.Sprintf(f, a...), "source", "gnet")
+}
+func (g gnetLogger) Fatalf(f string, a ...any) {
+	g.l.Error(fmt.Sprintf(f, a...), "source", "gnet")
+}
