@@ -211,7 +211,9 @@ func SplitArgs(line []byte, args [][]byte) ([][]byte, error) {
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
 
 func hexVal(c byte) (byte, bool) {
 	switch {
