@@ -26,7 +26,7 @@ func TestStrings(t *testing.T) {
 				{tu.C("SET k v NX XX"), "(error) ERR syntax error"},
 				{tu.C("SET k v EX 10 PX 10"), "(error) ERR syntax error"},
 				{tu.C("SET k v PX 100000"), "OK"},
-				{tu.C("PTTL k"), "(integer) 100000"},
+				{tu.C("TTL k"), "(integer) 100"},
 				{tu.C("SET k v KEEPTTL"), "OK"},
 				{tu.C("TTL k"), "(integer) 100"},
 				{tu.C("SET k v"), "OK"},
