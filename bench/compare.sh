@@ -58,7 +58,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/shoal-compare.XXXXXX")
 . "$HERE/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-need redis-server redis-cli redis-benchmark python3 go
+need redis-server redis-cli redis-benchmark python3 go /usr/bin/time
 
 build_loadgen
 if [ -z "${SHOAL_CMD:-}" ]; then
@@ -74,35 +74,47 @@ start_server redis "$REDIS_CMD" "$P_REDIS"; PID_REDIS=$SERVER_PID
 echo "# shoal: port $P_SHOAL pid $PID_SHOAL; redis: port $P_REDIS pid $PID_REDIS; rounds $ROUNDS; SCALE $SCALE" >&2
 
 RAW=$TMP/raw.tsv
-printf 'round\tscenario\tserver\ttool\tops_s\tp50_ms\tp99_ms\tcpu_us_op\n' >"$RAW"
+printf 'round\tscenario\tserver\ttool\tops_s\tp50_ms\tp99_ms\tcpu_us_op\tbg_pct\n' >"$RAW"
 TIMEOUT=$(awk -v s="$SCALE" 'BEGIN{x=int(300*s); if(x<60)x=60; print x}')
 LGDUR=$(awk -v s="$SCALE" 'BEGIN{printf "%.2fs", 3*s}')
 
 port_of() { [ "$1" = shoal ] && echo "$P_SHOAL" || echo "$P_REDIS"; }
 pid_of() { [ "$1" = shoal ] && echo "$PID_SHOAL" || echo "$PID_REDIS"; }
 
-# record ROUND SCENARIO SERVER TOOL OPS_S P50 P99 OPS T0 T1
+# Around each run: server ticks (T0/T1), machine busy ticks (B0/B1), wall
+# ticks (W0/W1); the client's own CPU comes from /usr/bin/time in $TMP/time.
+# bg = machine CPU used by anything but this server and this client during
+# the run, in % of one core: other work on the box (builds, tests...) that
+# makes the run noisy.
+mark_start() { T0=$(srv_ticks "$1"); B0=$(sys_busy); W0=$(now_ticks); }
+mark_end() { T1=$(srv_ticks "$1"); B1=$(sys_busy); W1=$(now_ticks); }
+
+# record ROUND SCENARIO SERVER TOOL OPS_S P50 P99 OPS
 record() {
-  local r=$1 sc=$2 srv=$3 tool=$4 ops_s=$5 p50=$6 p99=$7 ops=$8 t0=$9 t1=${10} cpu=NA
+  local r=$1 sc=$2 srv=$3 tool=$4 ops_s=$5 p50=$6 p99=$7 ops=$8 cpu=NA bg
+  bg=$(awk -v t0="$T0" -v t1="$T1" -v b0="$B0" -v b1="$B1" -v w0="$W0" -v w1="$W1" -v k="$TCK" \
+         -v f="$TMP/time" 'BEGIN{c=0; while((getline l < f)>0){n=split(l,a," "); if(n==3)c=(a[2]+a[3])*k}
+           w=w1-w0; if(w<1)w=1; x=((b1-b0)-(t1-t0)-c)/w*100; if(x<0)x=0; printf "%.0f", x}')
   if [ "${ops:-0}" -gt 0 ] 2>/dev/null && [ "$ops_s" != NA ]; then
-    cpu=$(awk -v a="$t0" -v b="$t1" -v k="$TCK" -v o="$ops" 'BEGIN{printf "%.2f", (b-a)/k*1e6/o}')
+    cpu=$(awk -v a="$T0" -v b="$T1" -v k="$TCK" -v o="$ops" 'BEGIN{printf "%.2f", (b-a)/k*1e6/o}')
   else
     ops_s=NA p50=NA p99=NA
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$sc" "$srv" "$tool" "$ops_s" "$p50" "$p99" "$cpu" >>"$RAW"
-  printf '# round %s %-14s %-5s %10s ops/s  p50 %6s ms  p99 %6s ms  cpu %6s us/op\n' "$r" "$sc" "$srv" "$ops_s" "$p50" "$p99" "$cpu" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$sc" "$srv" "$tool" "$ops_s" "$p50" "$p99" "$cpu" "$bg" >>"$RAW"
+  printf '# round %s %-14s %-5s %10s ops/s  p50 %6s ms  p99 %6s ms  cpu %6s us/op  bg %3s%%\n' "$r" "$sc" "$srv" "$ops_s" "$p50" "$p99" "$cpu" "$bg" >&2
 }
 
 # rb ROUND SERVER SCENARIO NREQ redis-benchmark-args...
 rb() {
   local r=$1 srv=$2 sc=$3 nreq=$4; shift 4
-  local port pid t0 t1 line rps p50 p99
+  local port pid line rps p50 p99
   port=$(port_of "$srv"); pid=$(pid_of "$srv")
-  t0=$(srv_ticks "$pid")
-  timeout "$TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -r 100000 -n "$nreq" --csv "$@" \
+  mark_start "$pid"
+  /usr/bin/time -f "%e %U %S" -o "$TMP/time" \
+    timeout "$TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -r 100000 -n "$nreq" --csv "$@" \
     </dev/null >"$TMP/out" 2>"$TMP/err"
   local rc=$?
-  t1=$(srv_ticks "$pid")
+  mark_end "$pid"
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   line=$(grep -v '^"test"' "$TMP/out" | grep , | tail -1 | tr -d '"')
   rps=$(echo "$line" | awk -F, 'NF>=8{printf "%.0f", $(NF-6)}')
@@ -112,18 +124,19 @@ rb() {
     echo "# $srv $sc failed (rc $rc): $(tr '\n' ' ' <"$TMP/err" | cut -c1-200)" >&2
     rps=NA nreq=0
   fi
-  record "$r" "$sc" "$srv" redis-benchmark "$rps" "${p50:-NA}" "${p99:-NA}" "$nreq" "$t0" "$t1"
+  record "$r" "$sc" "$srv" redis-benchmark "$rps" "${p50:-NA}" "${p99:-NA}" "$nreq"
 }
 
 # lg ROUND SERVER SCENARIO loadgen-args...
 lg() {
   local r=$1 srv=$2 sc=$3; shift 3
-  local port pid t0 t1 line ops rps p50 p99 errs
+  local port pid line ops rps p50 p99 errs
   port=$(port_of "$srv"); pid=$(pid_of "$srv")
-  t0=$(srv_ticks "$pid")
-  GOMAXPROCS=1 timeout "$TIMEOUT" "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -c 50 -r 100000 -d "$LGDUR" "$@" \
+  mark_start "$pid"
+  GOMAXPROCS=1 /usr/bin/time -f "%e %U %S" -o "$TMP/time" \
+    timeout "$TIMEOUT" "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -c 50 -r 100000 -d "$LGDUR" "$@" \
     </dev/null >"$TMP/out" 2>"$TMP/err"
-  t1=$(srv_ticks "$pid")
+  mark_end "$pid"
   line=$(tail -1 "$TMP/out")
   ops=$(echo "$line" | sed -n 's/.* ops=\([0-9]*\).*/\1/p')
   rps=$(echo "$line" | sed -n 's/.*ops_s=\([0-9]*\).*/\1/p')
@@ -134,7 +147,7 @@ lg() {
     echo "# $srv $sc failed: $(head -c 200 "$TMP/err") $line" >&2
     rps=NA ops=0
   fi
-  record "$r" "$sc" "$srv" loadgen "${rps:-NA}" "${p50:-NA}" "${p99:-NA}" "${ops:-0}" "$t0" "$t1"
+  record "$r" "$sc" "$srv" loadgen "${rps:-NA}" "${p50:-NA}" "${p99:-NA}" "${ops:-0}"
 }
 
 # scenario table: NAME TOOL NREQ(before SCALE; "-" for loadgen) ARGS...
@@ -177,53 +190,4 @@ ELAPSED=$(($(date +%s) - START))
 
 [ -n "$OUTFILE" ] && cp "$RAW" "$OUTFILE.tsv"
 META="rounds=$ROUNDS SCALE=$SCALE elapsed=${ELAPSED}s cpus=$(nproc) $(redis-server --version | awk '{print $3}') shoal_cmd=\"$SHOAL_CMD\" commit=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo none) date=$(date -u +%Y-%m-%dT%H:%MZ)"
-python3 - "$RAW" "$OUTFILE" "$META" <<'EOF'
-import sys, csv, statistics
-raw, outfile, meta = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = list(csv.DictReader(open(raw), delimiter='\t'))
-rounds = len({r['round'] for r in rows})
-order, data = [], {}
-for r in rows:
-    if r['scenario'] not in data:
-        order.append(r['scenario']); data[r['scenario']] = {}
-    data[r['scenario']].setdefault(r['server'], []).append(r)
-
-def med(sc, srv, f):
-    v = [float(r[f]) for r in data[sc].get(srv, []) if r[f] not in ('NA', '')]
-    if not v:
-        return None, ''
-    return statistics.median(v), ('*' if len(v) < rounds else '')
-
-def fmt(x, spec, mark=''):
-    return 'ERR' if x is None else format(x, spec) + mark
-
-hdr = ['scenario', 'shoal_ops_s', 'redis_ops_s', 'ratio', 'shoal_p99', 'redis_p99', 'shoal_cpu_us_op', 'redis_cpu_us_op']
-lines, md = [], []
-for sc in order:
-    so, sm = med(sc, 'shoal', 'ops_s'); ro, rm = med(sc, 'redis', 'ops_s')
-    s99, s99m = med(sc, 'shoal', 'p99_ms'); r99, r99m = med(sc, 'redis', 'p99_ms')
-    s50, _ = med(sc, 'shoal', 'p50_ms'); r50, _ = med(sc, 'redis', 'p50_ms')
-    sc_, scm = med(sc, 'shoal', 'cpu_us_op'); rc_, rcm = med(sc, 'redis', 'cpu_us_op')
-    ratio = so / ro if so is not None and ro else None
-    cratio = sc_ / rc_ if sc_ is not None and rc_ else None
-    lines.append([sc, fmt(so, '.0f', sm), fmt(ro, '.0f', rm), fmt(ratio, '.2f'),
-                  fmt(s99, '.3f', s99m), fmt(r99, '.3f', r99m), fmt(sc_, '.2f', scm), fmt(rc_, '.2f', rcm)])
-    md.append([sc, fmt(so, '.0f', sm), fmt(ro, '.0f', rm), '**' + fmt(ratio, '.2f') + '**',
-               fmt(s50, '.3f'), fmt(r50, '.3f'), fmt(s99, '.3f'), fmt(r99, '.3f'),
-               fmt(sc_, '.2f'), fmt(rc_, '.2f'), fmt(cratio, '.2f')])
-w = [max(len(x) for x in col) for col in zip(hdr, *lines)]
-for l in [hdr] + lines:
-    print('  '.join(x.ljust(w[i]) if i == 0 else x.rjust(w[i]) for i, x in enumerate(l)))
-print('# ' + meta)
-if outfile:
-    with open(outfile, 'w') as f:
-        f.write('# Shoal vs redis-server\n\n`%s`\n\n' % meta)
-        f.write('Medians of %d interleaved rounds; ratio = shoal/redis ops/s (higher is better for shoal); '
-                'latency in ms (client side); CPU = server CPU µs per request (lower is better; cpu ratio = shoal/redis). '
-                '`*` = median over fewer rounds (some failed), ERR = failed in every round.\n\n' % rounds)
-        h = ['scenario', 'shoal ops/s', 'redis ops/s', 'ratio', 'shoal p50', 'redis p50', 'shoal p99', 'redis p99',
-             'shoal cpu µs/op', 'redis cpu µs/op', 'cpu ratio']
-        f.write('| ' + ' | '.join(h) + ' |\n|' + '---|' * len(h) + '\n')
-        for l in md:
-            f.write('| ' + ' | '.join(l) + ' |\n')
-EOF
+python3 "$HERE/summarize.py" "$RAW" "$OUTFILE" "$META"

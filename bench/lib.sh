@@ -93,6 +93,13 @@ srv_ticks() {
   sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{t=$12+$13} END{print t+0}'
 }
 
+# sys_busy — busy ticks of the whole machine (all CPUs), from /proc/stat:
+# user+nice+system+irq+softirq+steal
+sys_busy() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
+
+# now_ticks — wall clock in clock ticks
+now_ticks() { awk -v t="$(date +%s.%N)" -v k="$TCK" 'BEGIN{printf "%.0f", t*k}'; }
+
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # info_field PORT SECTION FIELD — a field of INFO, or NA

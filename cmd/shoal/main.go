@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -81,6 +83,10 @@ func runServer(args []string) error {
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
+	}
+	if addr := os.Getenv("SHOAL_PPROF_ADDR"); addr != "" {
+		// Profiling endpoint for operators and benchmarks (loopback only by convention).
+		go func() { log.Warn("pprof server stopped", "err", http.ListenAndServe(addr, nil)) }()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

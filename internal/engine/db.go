@@ -35,6 +35,9 @@ type Slot struct {
 	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
 	mem      int64
 	casSeq   uint64
+	// hits and misses are per slot, under the slot lock, so the hot path
+	// never contends on a shared counter; INFO sums them.
+	hits, misses int64
 
 	// Watchers and Waiters are owned by the server: WATCHed keys and
 	// clients blocked on keys (BLPOP...). The engine only clears them
@@ -234,16 +237,16 @@ func (db *DB) Peek(s *Slot, key []byte) *Entry {
 func (db *DB) Lookup(s *Slot, key []byte) *Entry {
 	e := s.keys[string(key)]
 	if e == nil {
-		db.Stats.Misses.Add(1)
+		s.misses++
 		return nil
 	}
 	now := db.Now()
 	if expired(e, now) {
 		db.expireKey(s, string(key), e)
-		db.Stats.Misses.Add(1)
+		s.misses++
 		return nil
 	}
-	db.Stats.Hits.Add(1)
+	s.hits++
 	db.touchAccess(e, now)
 	return e
 }
@@ -450,3 +453,27 @@ func (db *DB) RandomKey(s *Slot) (string, bool) {
 // LRUClock is the current LRU clock (seconds since start), as stored in
 // Entry.Access under LRU policies.
 func (db *DB) LRUClock() uint32 { return db.lruClock(db.Now()) }
+
+// HitsMisses sums keyspace_hits and keyspace_misses over all slots.
+func (db *DB) HitsMisses() (hits, misses int64) {
+	for i := range db.slots {
+		s := &db.slots[i]
+		s.mu.Lock()
+		hits += s.hits
+		misses += s.misses
+		s.mu.Unlock()
+	}
+	return
+}
+
+// ResetStats clears the keyspace counters (CONFIG RESETSTAT).
+func (db *DB) ResetStats() {
+	for i := range db.slots {
+		s := &db.slots[i]
+		s.mu.Lock()
+		s.hits, s.misses = 0, 0
+		s.mu.Unlock()
+	}
+	db.Stats.Expired.Store(0)
+	db.Stats.Evicted.Store(0)
+}

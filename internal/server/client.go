@@ -17,6 +17,7 @@ type Client struct {
 	id      uint64
 	conn    gnet.Conn
 	srv     *Server
+	shard   *statShard // the owning loop's counters
 	addr    string
 	laddr   string
 	created int64 // unix ms
@@ -83,6 +84,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	cl := &Client{
 		id: s.nextID.Add(1), conn: c, srv: s, created: now,
 		proto: 2, authed: lim.requirePass == "",
+		shard: s.shardFor(c.EventLoop()),
 	}
 	if a := c.RemoteAddr(); a != nil {
 		cl.addr = a.String()
@@ -220,7 +222,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	inb := c.InboundBuffered()
 	if inb > 0 && inb >= cl.need {
 		buf, _ := c.Peek(-1)
-		s.db.Tick()
+		cl.lastCmd.Store(s.db.Tick())
 		consumed := 0
 		for consumed < len(buf) && !cl.closeAfterReply {
 			args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)
@@ -248,7 +250,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		}
 		if consumed > 0 {
 			_, _ = c.Discard(consumed)
-			s.statNetIn.Add(int64(consumed))
+			cl.shard.netIn.Add(int64(consumed))
 		}
 		if cl.need > 0 && int64(cl.need) > lim.queryBuf || int64(c.InboundBuffered()) > lim.queryBuf {
 			s.log.Warn("closing client that exceeded client-query-buffer-limit", "addr", cl.addr, "id", cl.id)
@@ -262,7 +264,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
 	if len(cl.w.B) > 0 {
-		s.statNetOut.Add(int64(len(cl.w.B)))
+		cl.shard.netOut.Add(int64(len(cl.w.B)))
 		_, _ = c.Write(cl.w.B)
 		if cap(cl.w.B) > 1<<20 {
 			cl.w.B = nil

@@ -132,6 +132,12 @@ func cmdSet(c *Ctx) {
 		}
 	}
 	sl := c.slot(key)
+	if !nx && !xx && !get {
+		// Fast path: plain SET needs no existence check.
+		c.db.SetString(sl, key, val, at, keep)
+		c.w.OK()
+		return
+	}
 	old := c.db.Peek(sl, key)
 	if get && old != nil && old.Type != engine.TypeString {
 		c.w.Error(errWrongType)

@@ -2,6 +2,8 @@ package server
 
 import (
 	"slices"
+
+	"github.com/panjf2000/gnet/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,10 @@ type Ctx struct {
 	// with a whole-keyspace command); whole-keyspace handlers must not lock.
 	allLocked bool
 	inExec    bool
+
+	// slot1 caches the slot of args[1] when it is a key (-1 otherwise):
+	// single-key commands then hash their key once.
+	slot1 int
 }
 
 type handlerFunc func(c *Ctx)
@@ -60,9 +66,81 @@ type cmdStat struct {
 	calls, usec, rejected, failed atomic.Int64
 }
 
-func newCmdStats() []cmdStat {
+// statShard holds one event loop's counters.
+type statShard struct {
+	cmd           []cmdStat
+	netIn, netOut atomic.Int64
+}
+
+func newStatShard() *statShard {
 	initDefs()
-	return make([]cmdStat, len(defs))
+	return &statShard{cmd: make([]cmdStat, len(defs))}
+}
+
+// shardFor returns the statistics shard of an event loop.
+func (s *Server) shardFor(el any) *statShard {
+	s.shardsMu.Lock()
+	defer s.shardsMu.Unlock()
+	key, _ := el.(gnet.EventLoop)
+	sh := s.shards[key]
+	if sh == nil {
+		sh = newStatShard()
+		s.shards[key] = sh
+	}
+	return sh
+}
+
+// CommandStats sums per-command counters over all loops, by command name.
+func (s *Server) CommandStats() map[string]CmdStat {
+	initDefs()
+	out := make(map[string]CmdStat)
+	s.shardsMu.Lock()
+	defer s.shardsMu.Unlock()
+	for _, d := range defs {
+		var t CmdStat
+		for _, sh := range s.shards {
+			st := &sh.cmd[d.idx]
+			t.Calls += st.calls.Load()
+			t.Usec += st.usec.Load()
+			t.Rejected += st.rejected.Load()
+			t.Failed += st.failed.Load()
+		}
+		if t.Calls+t.Rejected+t.Failed > 0 {
+			out[d.spec.Name] = t
+		}
+	}
+	return out
+}
+
+// CmdStat is one command's totals.
+type CmdStat struct{ Calls, Usec, Rejected, Failed int64 }
+
+// NetBytes sums network input and output bytes over all loops.
+func (s *Server) NetBytes() (in, out int64) {
+	s.shardsMu.Lock()
+	defer s.shardsMu.Unlock()
+	for _, sh := range s.shards {
+		in += sh.netIn.Load()
+		out += sh.netOut.Load()
+	}
+	return
+}
+
+// ResetCommandStats clears per-command and network counters.
+func (s *Server) ResetCommandStats() {
+	s.shardsMu.Lock()
+	defer s.shardsMu.Unlock()
+	for _, sh := range s.shards {
+		for i := range sh.cmd {
+			st := &sh.cmd[i]
+			st.calls.Store(0)
+			st.usec.Store(0)
+			st.rejected.Store(0)
+			st.failed.Store(0)
+		}
+		sh.netIn.Store(0)
+		sh.netOut.Store(0)
+	}
 }
 
 func initDefs() {
@@ -132,8 +210,6 @@ func quoteArgs(args [][]byte) string {
 
 // dispatch validates and runs one command (on the client's loop).
 func (s *Server) dispatch(cl *Client, args [][]byte) {
-	s.statCmds.Add(1)
-	cl.lastCmd.Store(s.db.Now())
 	d := s.lookup(args[0])
 	w := &cl.w
 	if d == nil {
@@ -186,7 +262,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	if spec.Flags&command.DenyOOM != 0 && s.db.OverLimit() && !inExec {
 		if !s.db.Evict() {
 			cl.w.Error(errOOM)
-			s.cmdStats[d.idx].rejected.Add(1)
+			cl.shard.cmd[d.idx].rejected.Add(1)
 			return
 		}
 	}
@@ -198,9 +274,17 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	if spec.Flags&command.NoMulti != 0 || spec.Flags&command.AllSlots != 0 {
 		locked = false // these lock for themselves (or take no keys)
 	}
+	slot1 := -1
+	if len(keys) > 0 && keys[0] == 1 && len(args[1]) > 0 {
+		slot1 = cluster.Slot(args[1])
+	}
 	if locked {
 		for _, k := range keys {
-			slots = append(slots, cluster.Slot(args[k]))
+			if k == 1 && slot1 >= 0 {
+				slots = append(slots, slot1)
+			} else {
+				slots = append(slots, cluster.Slot(args[k]))
+			}
 		}
 		if len(slots) > 1 {
 			slices.Sort(slots)
@@ -208,14 +292,17 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		}
 		s.db.LockSlots(slots)
 	}
-	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked}
+	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
 	start := time.Now()
 	d.fn(&c)
 	if spec.Flags&command.Write != 0 {
 		for _, k := range keys {
 			if k < len(args) {
-				s.signalModified(args[k])
-				if sl := c.slot(args[k]); len(sl.Waiters) > 0 {
+				sl := c.slot(args[k])
+				if len(sl.Watchers) > 0 {
+					s.signalModified(args[k])
+				}
+				if len(sl.Waiters) > 0 {
 					c.serveWaiters(sl, args[k])
 				}
 			}
@@ -225,7 +312,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		s.db.UnlockSlots(slots)
 	}
 	el := time.Since(start)
-	st := &s.cmdStats[d.idx]
+	st := &cl.shard.cmd[d.idx]
 	st.calls.Add(1)
 	st.usec.Add(el.Microseconds())
 	if lim := s.limits.Load(); lim.slowerThan >= 0 && el.Microseconds() >= lim.slowerThan {
@@ -270,4 +357,9 @@ func (c *Ctx) forEachSlot(fn func(i int, s *engine.Slot) bool) {
 }
 
 // slot returns the (locked) slot table for key.
-func (c *Ctx) slot(key []byte) *engine.Slot { return c.db.Slot(cluster.Slot(key)) }
+func (c *Ctx) slot(key []byte) *engine.Slot {
+	if c.slot1 >= 0 && len(key) > 0 && len(c.args) > 1 && len(key) == len(c.args[1]) && &key[0] == &c.args[1][0] {
+		return c.db.Slot(c.slot1)
+	}
+	return c.db.Slot(cluster.Slot(key))
+}

@@ -64,11 +64,12 @@ type Server struct {
 
 	startTime   time.Time
 	statConns   atomic.Int64
-	statCmds    atomic.Int64
 	statRejects atomic.Int64
-	statNetIn   atomic.Int64
-	statNetOut  atomic.Int64
-	cmdStats    []cmdStat
+
+	// Per-event-loop statistics: the hot path only touches its own
+	// loop's counters, so cores never contend on a shared cache line.
+	shardsMu sync.Mutex
+	shards   map[gnet.EventLoop]*statShard
 
 	cronStop chan struct{}
 	cronDone chan struct{}
@@ -109,7 +110,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.db = engine.New(engine.Hooks{KeyDeleted: s.keyDeleted})
 	s.hub = newPubsubHub()
 	s.slow = &slowlog{}
-	s.cmdStats = newCmdStats()
+	s.shards = make(map[gnet.EventLoop]*statShard)
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
