@@ -91,6 +91,9 @@ if bgs:
 if meta:
     print('# ' + meta)
 print('# background CPU (other processes) during runs: ' + bgline)
+if bgs and statistics.median(x for x, _ in bgs) > 30:
+    print('# WARNING: other processes were busy during the runs: ratios are noisier than usual; '
+          'compare with a redis-vs-redis run made at the same time (SHOAL_CMD=redis-server ...)')
 
 if outfile:
     with open(outfile, 'w') as f:

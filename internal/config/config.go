@@ -56,6 +56,7 @@ type Config struct {
 	AppendOnly       bool
 	MemcachedPort    int
 	IOThreads        int // event loops; 0 = one per core
+	GCPercent        int // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -71,7 +72,7 @@ func Default() *Config {
 		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
 		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
-		Save: "", AppendOnly: false,
+		Save: "", AppendOnly: false, GCPercent: 30,
 	}
 }
 
@@ -216,6 +217,7 @@ func init() {
 	})
 	intDir("memcached-port", false, 0, 65535, func(c *Config) *int { return &c.MemcachedPort })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
+	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
 }
 
 func setOutputLimits(c *Config, v string) error {
@@ -296,6 +298,10 @@ func (c *Config) Set(name, value string, running bool) error {
 }
 
 func (c *Config) validateLocked() error {
+	if c.ProtoMaxBulkLen > 2<<30 {
+		// Values are stored with 32-bit lengths; leave room for growth.
+		return errors.New("proto-max-bulk-len must not exceed 2gb")
+	}
 	if c.Dir == "" {
 		return errors.New("dir must not be empty")
 	}

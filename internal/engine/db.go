@@ -292,7 +292,7 @@ func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
 	if e.ExpireAt != 0 {
 		db.addVolatile(s, k)
 	}
-	d := int64(len(k)) + entryOverhead + e.MemSize()
+	d := keyCost(len(k)) + e.MemSize()
 	s.mem += d
 	db.used.Add(d)
 	db.nkeys.Add(1)
@@ -309,14 +309,15 @@ func (db *DB) SetString(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *E
 		e = nil
 	}
 	if e == nil {
-		ne := &Entry{Type: TypeString, Str: append(make([]byte, 0, len(v)), v...), ExpireAt: expireAt}
+		ne := &Entry{Type: TypeString, ExpireAt: expireAt}
+		ne.SetBytes(append([]byte(nil), v...)) // append rounds cap up to the allocation's size class
 		return db.Add(s, key, ne)
 	}
 	old := e.MemSize()
-	if e.Type == TypeString && cap(e.Str) >= len(v) && cap(e.Str) <= 2*len(v)+16 {
-		e.Str = append(e.Str[:0], v...)
+	if e.Type == TypeString && cap(e.Bytes()) >= len(v) && cap(e.Bytes()) <= 2*len(v)+16 {
+		e.SetBytes(append(e.Bytes()[:0], v...))
 	} else {
-		e.Str = append(make([]byte, 0, len(v)), v...)
+		e.SetBytes(append([]byte(nil), v...))
 	}
 	e.Type = TypeString
 	e.Obj = nil
@@ -374,7 +375,7 @@ func (db *DB) remove(s *Slot, k string, e *Entry) {
 		delete(s.volatile, k)
 		db.nvol.Add(-1)
 	}
-	d := int64(len(k)) + entryOverhead + e.MemSize()
+	d := keyCost(len(k)) + e.MemSize()
 	s.mem -= d
 	db.used.Add(-d)
 	db.nkeys.Add(-1)

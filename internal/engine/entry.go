@@ -1,5 +1,7 @@
 package engine
 
+import "unsafe"
+
 // Value types, as TYPE reports them.
 const (
 	TypeString uint8 = iota
@@ -26,27 +28,77 @@ func TypeName(t uint8) string {
 	return "none"
 }
 
-// Entry is one key's value and metadata. Field order keeps it at 72 bytes.
+// Entry is one key's value and metadata. It is laid out to fit the
+// 64-byte size class (a []byte field would push it to 80): the string
+// payload is kept as pointer + 32-bit length and capacity, so a value is at
+// most 4 GiB (proto-max-bulk-len is capped below that).
 type Entry struct {
-	Str      []byte // TypeString payload
-	Obj      any    // *List, *Hash, *Set or *ZSet for the other types
-	ExpireAt int64  // absolute unix ms; 0 = no expiry
-	CAS      uint64 // memcached cas unique; changes on every write
-	Flags    uint32 // memcached client flags
-	Access   uint32 // LRU clock (seconds) or, under LFU, minutes of last decay
-	Type     uint8
-	Freq     uint8 // LFU logarithmic counter
+	str        unsafe.Pointer // TypeString payload; see Bytes / SetBytes
+	slen, scap uint32
+	Obj        any    // *List, *Hash, *Set or *ZSet for the other types
+	ExpireAt   int64  // absolute unix ms; 0 = no expiry
+	CAS        uint64 // memcached cas unique; changes on every write
+	Flags      uint32 // memcached client flags
+	Access     uint32 // LRU clock (seconds) or, under LFU, minutes of last decay
+	Type       uint8
+	Freq       uint8 // LFU logarithmic counter
 }
 
+// Bytes returns the string payload (aliasing engine memory: valid while
+// the slot is locked and the value unchanged).
+func (e *Entry) Bytes() []byte {
+	if e.str == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(e.str), e.scap)[:e.slen]
+}
+
+// SetBytes makes b (not copied: the entry takes ownership) the payload.
+func (e *Entry) SetBytes(b []byte) {
+	if cap(b) > MaxValueLen {
+		panic("BUG: string value above MaxValueLen")
+	}
+	e.str = unsafe.Pointer(unsafe.SliceData(b))
+	e.slen, e.scap = uint32(len(b)), uint32(cap(b))
+}
+
+// MaxValueLen is the largest string payload an Entry can hold.
+const MaxValueLen = 1<<32 - 1
+
 // entryOverhead approximates the bytes one key costs beyond its key and
-// value payload: the Entry struct, the map slot and the key's string header.
-const entryOverhead = 72 + 32
+// value payload: the Entry struct (64) and its share of the slot's map
+// (a 24-byte slot plus control byte at ~80% load).
+const entryOverhead = 64 + 32
+
+// keyCost is what a key of n bytes costs with its entry.
+func keyCost(n int) int64 { return entryOverhead + AllocSize(n) }
+
+// AllocSize approximates the bytes the Go allocator hands out for an
+// n-byte object (its size classes: 16-byte steps up to 256, then steps of
+// about an eighth of the size).
+func AllocSize(n int) int64 {
+	if n == 0 {
+		return 0
+	}
+	if n <= 8 {
+		return 8
+	}
+	step := 16
+	if n > 256 {
+		p := 256
+		for p < n {
+			p <<= 1
+		}
+		step = p / 8
+	}
+	return int64((n + step - 1) / step * step)
+}
 
 // MemSize is the accounted size of the value (not the key).
 func (e *Entry) MemSize() int64 {
 	switch e.Type {
 	case TypeString:
-		return int64(cap(e.Str))
+		return AllocSize(int(e.scap))
 	case TypeList:
 		return e.Obj.(*List).MemSize()
 	case TypeHash:
@@ -80,7 +132,7 @@ func CloneEntry(e *Entry) *Entry {
 	n := &Entry{Type: e.Type, ExpireAt: e.ExpireAt, Flags: e.Flags}
 	switch e.Type {
 	case TypeString:
-		n.Str = append([]byte(nil), e.Str...)
+		n.SetBytes(append([]byte(nil), e.Bytes()...))
 	case TypeList:
 		n.Obj = e.Obj.(*List).Clone()
 	case TypeHash:

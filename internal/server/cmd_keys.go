@@ -365,12 +365,12 @@ func cmdFlush(c *Ctx) {
 func encodingName(e *engine.Entry) string {
 	switch e.Type {
 	case engine.TypeString:
-		if len(e.Str) <= 20 {
-			if _, ok := parseInt(e.Str); ok {
+		if len(e.Bytes()) <= 20 {
+			if _, ok := parseInt(e.Bytes()); ok {
 				return "int"
 			}
 		}
-		if len(e.Str) <= 44 {
+		if len(e.Bytes()) <= 44 {
 			return "embstr"
 		}
 		return "raw"

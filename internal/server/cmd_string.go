@@ -72,7 +72,7 @@ func cmdGet(c *Ctx) {
 		c.w.Null()
 		return
 	}
-	c.w.Bulk(e.Str)
+	c.w.Bulk(e.Bytes())
 }
 
 // expireArg converts a relative or absolute time argument to unix ms.
@@ -145,7 +145,7 @@ func cmdSet(c *Ctx) {
 	}
 	var prev []byte
 	if get && old != nil {
-		prev = old.Str
+		prev = old.Bytes()
 	}
 	if (nx && old != nil) || (xx && old == nil) {
 		if get {
@@ -202,7 +202,7 @@ func cmdGetSet(c *Ctx) {
 	if old == nil {
 		c.w.Null()
 	} else {
-		c.w.Bulk(old.Str)
+		c.w.Bulk(old.Bytes())
 	}
 	c.db.SetString(sl, c.args[1], c.args[2], 0, false)
 }
@@ -217,7 +217,7 @@ func cmdGetDel(c *Ctx) {
 		c.w.Null()
 		return
 	}
-	c.w.Bulk(e.Str)
+	c.w.Bulk(e.Bytes())
 	c.db.Delete(sl, c.args[1])
 }
 
@@ -255,7 +255,7 @@ func cmdGetEx(c *Ctx) {
 		c.w.Null()
 		return
 	}
-	c.w.Bulk(e.Str)
+	c.w.Bulk(e.Bytes())
 	switch {
 	case set && at <= c.db.Now():
 		c.db.Delete(sl, key)
@@ -274,7 +274,7 @@ func cmdMGet(c *Ctx) {
 			c.w.Null()
 			continue
 		}
-		c.w.Bulk(e.Str)
+		c.w.Bulk(e.Bytes())
 	}
 }
 
@@ -336,14 +336,14 @@ func cmdAppend(c *Ctx) {
 		c.w.Int(int64(len(c.args[2])))
 		return
 	}
-	if int64(len(e.Str)+len(c.args[2])) > c.maxStringLen() {
+	if int64(len(e.Bytes())+len(c.args[2])) > c.maxStringLen() {
 		c.w.Error(errStringTooBig)
 		return
 	}
 	old := e.MemSize()
-	e.Str = append(e.Str, c.args[2]...)
+	e.SetBytes(append(e.Bytes(), c.args[2]...))
 	c.db.Resized(sl, old, e)
-	c.w.Int(int64(len(e.Str)))
+	c.w.Int(int64(len(e.Bytes())))
 }
 
 func cmdStrlen(c *Ctx) {
@@ -355,7 +355,7 @@ func cmdStrlen(c *Ctx) {
 		c.w.Int(0)
 		return
 	}
-	c.w.Int(int64(len(e.Str)))
+	c.w.Int(int64(len(e.Bytes())))
 }
 
 func incrBy(c *Ctx, by int64) {
@@ -366,7 +366,7 @@ func incrBy(c *Ctx, by int64) {
 	}
 	var cur int64
 	if e != nil {
-		v, ok := parseInt(e.Str)
+		v, ok := parseInt(e.Bytes())
 		if !ok {
 			c.w.Error(errNotInt)
 			return
@@ -384,10 +384,10 @@ func incrBy(c *Ctx, by int64) {
 		c.db.SetString(sl, key, b, 0, false)
 	} else {
 		old := e.MemSize()
-		if cap(e.Str) >= len(b) {
-			e.Str = append(e.Str[:0], b...)
+		if cap(e.Bytes()) >= len(b) {
+			e.SetBytes(append(e.Bytes()[:0], b...))
 		} else {
-			e.Str = append(make([]byte, 0, 24), b...)
+			e.SetBytes(append(make([]byte, 0, 24), b...))
 		}
 		c.db.Resized(sl, old, e)
 	}
@@ -406,7 +406,7 @@ func cmdIncrByFloat(c *Ctx) {
 	}
 	var cur float64
 	if e != nil {
-		v, ok := parseFloat(e.Str)
+		v, ok := parseFloat(e.Bytes())
 		if !ok {
 			c.w.Error(errNotFloat)
 			return
@@ -473,8 +473,8 @@ func cmdGetRange(c *Ctx) {
 		c.w.BulkString("")
 		return
 	}
-	s, t := strRange(start, end, len(e.Str))
-	c.w.Bulk(e.Str[s:t])
+	s, t := strRange(start, end, len(e.Bytes()))
+	c.w.Bulk(e.Bytes()[s:t])
 }
 
 func cmdSetRange(c *Ctx) {
@@ -493,7 +493,7 @@ func cmdSetRange(c *Ctx) {
 	}
 	cur := 0
 	if e != nil {
-		cur = len(e.Str)
+		cur = len(e.Bytes())
 	}
 	if len(val) == 0 {
 		c.w.Int(int64(cur))
@@ -512,12 +512,12 @@ func cmdSetRange(c *Ctx) {
 		return
 	}
 	old := e.MemSize()
-	if need > len(e.Str) {
-		e.Str = append(e.Str, make([]byte, need-len(e.Str))...)
+	if need > len(e.Bytes()) {
+		e.SetBytes(append(e.Bytes(), make([]byte, need-len(e.Bytes()))...))
 	}
-	copy(e.Str[off:], val)
+	copy(e.Bytes()[off:], val)
 	c.db.Resized(sl, old, e)
-	c.w.Int(int64(len(e.Str)))
+	c.w.Int(int64(len(e.Bytes())))
 }
 
 func (c *Ctx) bitOffset(i int) (int64, bool) {
@@ -552,18 +552,18 @@ func cmdSetBit(c *Ctx) {
 		e = c.db.SetString(sl, c.args[1], nil, 0, false)
 	}
 	old := e.MemSize()
-	if byteIdx >= len(e.Str) {
-		e.Str = append(e.Str, make([]byte, byteIdx+1-len(e.Str))...)
+	if byteIdx >= len(e.Bytes()) {
+		e.SetBytes(append(e.Bytes(), make([]byte, byteIdx+1-len(e.Bytes()))...))
 	}
 	mask := byte(1) << (7 - uint(off&7))
 	prev := 0
-	if e.Str[byteIdx]&mask != 0 {
+	if e.Bytes()[byteIdx]&mask != 0 {
 		prev = 1
 	}
 	if bit == 1 {
-		e.Str[byteIdx] |= mask
+		e.Bytes()[byteIdx] |= mask
 	} else {
-		e.Str[byteIdx] &^= mask
+		e.Bytes()[byteIdx] &^= mask
 	}
 	c.db.Resized(sl, old, e)
 	c.w.Int(int64(prev))
@@ -578,11 +578,11 @@ func cmdGetBit(c *Ctx) {
 	if !ok {
 		return
 	}
-	if e == nil || int(off>>3) >= len(e.Str) {
+	if e == nil || int(off>>3) >= len(e.Bytes()) {
 		c.w.Int(0)
 		return
 	}
-	if e.Str[off>>3]&(1<<(7-uint(off&7))) != 0 {
+	if e.Bytes()[off>>3]&(1<<(7-uint(off&7))) != 0 {
 		c.w.Int(1)
 	} else {
 		c.w.Int(0)
@@ -663,7 +663,7 @@ func cmdBitCount(c *Ctx) {
 	}
 	var s []byte
 	if e != nil {
-		s = e.Str
+		s = e.Bytes()
 	}
 	from, to, _, ok := c.bitRange(2, len(s), false)
 	if !ok {
@@ -710,13 +710,13 @@ func cmdBitPos(c *Ctx) {
 		}
 		return
 	}
-	from, to, explicitEnd, ok := c.bitRange(3, len(e.Str), true)
+	from, to, explicitEnd, ok := c.bitRange(3, len(e.Bytes()), true)
 	if !ok {
 		return
 	}
 	for b := from; b < to; b++ {
 		v := byte(0)
-		if e.Str[b>>3]&(1<<(7-uint(b&7))) != 0 {
+		if e.Bytes()[b>>3]&(1<<(7-uint(b&7))) != 0 {
 			v = 1
 		}
 		if v == bit {
@@ -763,7 +763,7 @@ func cmdBitOp(c *Ctx) {
 		}
 		var s []byte
 		if e != nil {
-			s = e.Str
+			s = e.Bytes()
 		}
 		srcs = append(srcs, s)
 		if len(s) > maxLen {
@@ -814,9 +814,9 @@ func cmdLCS(c *Ctx) {
 		}
 		if e != nil {
 			if i == 0 {
-				sa = e.Str
+				sa = e.Bytes()
 			} else {
-				sb = e.Str
+				sb = e.Bytes()
 			}
 		}
 	}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): vet, race-enabled tests of
+# every package, then a short run of every fuzz target (seeds committed in
+# testdata/fuzz). FUZZTIME overrides the per-target fuzz time (default 10s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-10s}
+
+echo "== go vet"
+go vet -composites=false ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzz (${FUZZTIME} per target)"
+# Every func FuzzXxx in a _test.go file, with its package directory.
+grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while read -r f; do
+  dir=$(dirname "$f")
+  for name in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //'); do
+    echo "-- $dir $name"
+    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$dir" >/tmp/shoal-fuzz.log 2>&1 || { cat /tmp/shoal-fuzz.log; exit 1; }
+    tail -1 /tmp/shoal-fuzz.log
+  done
+done
+echo "== all tests passed"
