@@ -14,13 +14,15 @@ import (
 // Client is one connection's state. Fields without a comment are owned by
 // the connection's event loop.
 type Client struct {
-	id      uint64
-	conn    gnet.Conn
-	srv     *Server
-	shard   *statShard // the owning loop's counters
-	addr    string
-	laddr   string
-	created int64 // unix ms
+	id       uint64
+	conn     gnet.Conn
+	srv      *Server
+	shard    *statShard // the owning loop's counters
+	ctx      Ctx        // reused by call for the outermost command
+	ctxDepth int
+	addr     string
+	laddr    string
+	created  int64 // unix ms
 
 	lastCmd     atomic.Int64 // unix ms of the last command (read by cron)
 	name        atomic.Pointer[string]

@@ -2,6 +2,7 @@ package server
 
 import (
 	"slices"
+	_ "unsafe" // for go:linkname
 
 	"github.com/panjf2000/gnet/v2"
 	"strings"
@@ -292,9 +293,20 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		}
 		s.db.LockSlots(slots)
 	}
-	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
-	start := time.Now()
-	d.fn(&c)
+	// The Ctx lives in the client (handlers are called through a function
+	// value, so a stack Ctx would escape to the heap on every command);
+	// nested calls (EXEC's queued commands) get their own.
+	var c *Ctx
+	if cl.ctxDepth == 0 {
+		c = &cl.ctx
+	} else {
+		c = new(Ctx)
+	}
+	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
+	cl.ctxDepth++
+	start := nanotime()
+	d.fn(c)
+	cl.ctxDepth--
 	if spec.Flags&command.Write != 0 {
 		for _, k := range keys {
 			if k < len(args) {
@@ -311,13 +323,15 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	if locked {
 		s.db.UnlockSlots(slots)
 	}
-	el := time.Since(start)
+	el := time.Duration(nanotime() - start)
+	us := el.Microseconds()
 	st := &cl.shard.cmd[d.idx]
 	st.calls.Add(1)
-	st.usec.Add(el.Microseconds())
-	if lim := s.limits.Load(); lim.slowerThan >= 0 && el.Microseconds() >= lim.slowerThan {
+	st.usec.Add(us)
+	if lim := s.limits.Load(); lim.slowerThan >= 0 && us >= lim.slowerThan {
 		s.slow.add(cl, args, el, lim.slowMax)
 	}
+	c.args = nil
 }
 
 // signalModified marks clients watching key as dirty. The key's slot must
@@ -363,3 +377,9 @@ func (c *Ctx) slot(key []byte) *engine.Slot {
 	}
 	return c.db.Slot(cluster.Slot(key))
 }
+
+// nanotime is the runtime's monotonic clock: per-command timing without
+// reading the wall clock twice (time.Now costs ~10% of a GET).
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64

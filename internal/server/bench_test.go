@@ -1,0 +1,89 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+
+	"shoal/internal/config"
+	"shoal/internal/resp"
+)
+
+// benchClient returns a server (not listening) and a client to dispatch on.
+func benchClient(b *testing.B) (*Server, *Client) {
+	s, err := New(config.Default(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl := &Client{srv: s, shard: newStatShard(), proto: 2, authed: true}
+	cl.w.Proto = 2
+	return s, cl
+}
+
+func benchKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("key:%012d", i))
+	}
+	return keys
+}
+
+func BenchmarkDispatchSet(b *testing.B) {
+	s, cl := benchClient(b)
+	keys := benchKeys(100000)
+	args := [][]byte{[]byte("SET"), nil, []byte("xxx")}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		s.dispatch(cl, args)
+		cl.w.B = cl.w.B[:0]
+	}
+}
+
+func BenchmarkDispatchGet(b *testing.B) {
+	s, cl := benchClient(b)
+	keys := benchKeys(100000)
+	for _, k := range keys {
+		s.dispatch(cl, [][]byte{[]byte("SET"), k, []byte("xxx")})
+	}
+	cl.w.B = cl.w.B[:0]
+	args := [][]byte{[]byte("GET"), nil}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		s.dispatch(cl, args)
+		cl.w.B = cl.w.B[:0]
+	}
+}
+
+// BenchmarkParseDispatchGetP16 measures a pipelined batch of 16 GETs from
+// bytes to replies, without the network.
+func BenchmarkParseDispatchGetP16(b *testing.B) {
+	s, cl := benchClient(b)
+	keys := benchKeys(100000)
+	for _, k := range keys {
+		s.dispatch(cl, [][]byte{[]byte("SET"), k, []byte("xxx")})
+	}
+	var batches [][]byte
+	for i := 0; i < 64; i++ {
+		var buf []byte
+		for j := 0; j < 16; j++ {
+			buf = resp.AppendCommand(buf, "GET", string(keys[(i*16+j)*97%len(keys)]))
+		}
+		batches = append(batches, buf)
+	}
+	lim := s.limits.Load().proto
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		buf := batches[i%len(batches)]
+		for off := 0; off < len(buf); {
+			args, n, _, err := resp.Parse(buf[off:], cl.args[:0], lim)
+			if err != nil || n == 0 {
+				b.Fatal("parse", err)
+			}
+			cl.args = args
+			off += n
+			s.dispatch(cl, args)
+		}
+		cl.w.B = cl.w.B[:0]
+	}
+}
