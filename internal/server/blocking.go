@@ -198,6 +198,7 @@ func (s *Server) finishWait(cl *Client) {
 			cl.retryDeadline = w.deadline
 		}
 		s.db.Tick()
+		cl.lastNano = nanotime()
 		s.call(cl, w.def, w.args, false, false)
 		cl.retryDeadline = time.Time{}
 	}

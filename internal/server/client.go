@@ -20,6 +20,7 @@ type Client struct {
 	shard    *statShard // the owning loop's counters
 	ctx      Ctx        // reused by call for the outermost command
 	ctxDepth int
+	lastNano int64 // monotonic time the previous command ended (or the batch began)
 	addr     string
 	laddr    string
 	created  int64 // unix ms
@@ -225,6 +226,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if inb > 0 && inb >= cl.need {
 		buf, _ := c.Peek(-1)
 		cl.lastCmd.Store(s.db.Tick())
+		cl.lastNano = nanotime()
 		consumed := 0
 		for consumed < len(buf) && !cl.closeAfterReply {
 			args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)

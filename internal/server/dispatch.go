@@ -304,7 +304,6 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	}
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
 	cl.ctxDepth++
-	start := nanotime()
 	d.fn(c)
 	cl.ctxDepth--
 	if spec.Flags&command.Write != 0 {
@@ -323,7 +322,12 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	if locked {
 		s.db.UnlockSlots(slots)
 	}
-	el := time.Duration(nanotime() - start)
+	// One clock read per command: a command's time runs from the end of
+	// the previous one in the batch (or the batch's start), so it includes
+	// its parsing — a few ns — and saves a clock read (~40 ns in a VM).
+	now := nanotime()
+	el := time.Duration(now - cl.lastNano)
+	cl.lastNano = now
 	us := el.Microseconds()
 	st := &cl.shard.cmd[d.idx]
 	st.calls.Add(1)
