@@ -186,10 +186,10 @@ func SplitArgs(line []byte, args [][]byte) ([][]byte, error) {
 		}
 		if line[i] != '"' && line[i] != '\'' {
 			start := i
-			for i < len(line) && !isSpace(line[i]) && line[i] != '"' && line[i] != '\'' {
+			for i < len(line) && !isWordEnd(line[i]) && line[i] != '"' && line[i] != '\'' {
 				i++
 			}
-			if i < len(line) && !isSpace(line[i]) {
+			if i < len(line) && !isWordEnd(line[i]) {
 				// a quote glued to a word: fall back to the general path
 				w, ni, err := quotedWord(line, start)
 				if err != nil {
@@ -214,6 +214,10 @@ func SplitArgs(line []byte, args [][]byte) ([][]byte, error) {
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
+
+// isWordEnd reports whether c ends an unquoted word. As in sdssplitargs,
+// \v and \f are skipped between words but belong to a word they occur in.
+func isWordEnd(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func hexVal(c byte) (byte, bool) {
 	switch {
@@ -294,7 +298,7 @@ func quotedWord(line []byte, i int) ([]byte, int, error) {
 			w = append(w, c)
 			i++
 		default:
-			if isSpace(c) {
+			if isWordEnd(c) {
 				return w, i, nil
 			}
 			if c == '"' {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -72,9 +73,12 @@ func readReply(r *bufio.Reader, maxBulk int64, depth int) (Reply, error) {
 			rp.Null = true
 			return rp, nil
 		}
-		buf := make([]byte, n+2)
-		if _, err = io.ReadFull(r, buf); err != nil {
+		buf, err := readBulk(r, n+2)
+		if err != nil {
 			return rp, err
+		}
+		if buf[n] != '\r' || buf[n+1] != '\n' {
+			return rp, errors.New("resp: bulk not terminated by CRLF")
 		}
 		rp.Str = string(buf[:n])
 		if k == '=' && len(rp.Str) >= 4 {
@@ -92,7 +96,8 @@ func readReply(r *bufio.Reader, maxBulk int64, depth int) (Reply, error) {
 		if k == '%' {
 			n *= 2
 		}
-		rp.Elems = make([]Reply, 0, n)
+		// Grow with what arrives, not with what the peer announced.
+		rp.Elems = make([]Reply, 0, min(n, 1024))
 		for i := int64(0); i < n; i++ {
 			e, err := readReply(r, maxBulk, depth+1)
 			if err != nil {
@@ -104,6 +109,28 @@ func readReply(r *bufio.Reader, maxBulk int64, depth int) (Reply, error) {
 		return rp, fmt.Errorf("resp: unknown reply type %q", k)
 	}
 	return rp, err
+}
+
+// readBulk reads exactly n bytes. Large bulks are read in steps so that
+// memory follows the bytes received, not an announced length.
+func readBulk(r *bufio.Reader, n int64) ([]byte, error) {
+	const step = 1 << 20
+	if n <= step {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf := make([]byte, 0, step)
+	for int64(len(buf)) < n {
+		k := min(n-int64(len(buf)), int64(len(buf))+step)
+		buf = slices.Grow(buf, int(k))
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+int(k)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // String renders a reply compactly for tests: "OK", "(error) ERR ...",

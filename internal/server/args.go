@@ -21,8 +21,8 @@ func parseInt(b []byte) (int64, bool) {
 			return 0, false
 		}
 	}
-	if b[i] == '0' && len(b) > i+1 {
-		return 0, false // no leading zeros, as Redis
+	if b[i] == '0' && (len(b) > i+1 || neg) {
+		return 0, false // no leading zeros and no "-0", as Redis
 	}
 	var v uint64
 	for ; i < len(b); i++ {

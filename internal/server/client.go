@@ -73,6 +73,9 @@ type queued struct {
 }
 
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if s.closing.Load() {
+		return nil, gnet.Close
+	}
 	lim := s.limits.Load()
 	if s.nclients.Load() >= int64(lim.maxClients) {
 		s.statRejects.Add(1)
@@ -206,6 +209,9 @@ func (cl *Client) drainOutbox() {
 // each, append all replies to one buffer and write it once.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	cl := c.Context().(*Client)
+	if s.closing.Load() {
+		return s.drainTraffic(c, cl)
+	}
 	if cl.blocked != nil {
 		// delivered is set after the reply is in the outbox, so drain
 		// after reading it to keep replies in order.

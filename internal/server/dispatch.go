@@ -193,18 +193,21 @@ func errArity(name string) string {
 	return "ERR wrong number of arguments for '" + name + "' command"
 }
 
+// quoteArgs renders the arguments of an unknown command as redis-server 7
+// does: "'a' 'b' ", stopping once 128 bytes are written.
 func quoteArgs(args [][]byte) string {
 	var b strings.Builder
-	for i, a := range args {
-		if i == 10 {
+	for _, a := range args {
+		room := 128 - b.Len()
+		if room <= 0 {
 			break
 		}
-		b.WriteString("'")
-		if len(a) > 128 {
-			a = a[:128]
+		if len(a) > room {
+			a = a[:room]
 		}
+		b.WriteByte('\'')
 		b.Write(a)
-		b.WriteString("', ")
+		b.WriteString("' ")
 	}
 	return b.String()
 }

@@ -223,6 +223,7 @@ func (s *Server) Close() error {
 	s.engMu.Lock()
 	eng := s.eng
 	s.engMu.Unlock()
+	s.drainClients(drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := eng.Stop(ctx)
