@@ -35,6 +35,7 @@ type Client struct {
 	need            int // bytes the inbound buffer must hold before re-parsing
 	closeAfterReply bool
 	noEvict         bool
+	noTouch         bool // CLIENT NO-TOUCH (reported; the engine does not honour it yet)
 
 	// MULTI state.
 	inMulti    bool
@@ -42,6 +43,7 @@ type Client struct {
 	queue      []queued
 	watched    []watchedKey
 	watchDirty atomic.Bool // set by writers of a watched key (any loop)
+	multiLen   atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
 
 	// Blocking state.
 	blocked       *waiter

@@ -166,6 +166,7 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 			q.args[i] = append([]byte(nil), a...)
 		}
 		cl.queue = append(cl.queue, q)
+		cl.multiLen.Store(int32(len(cl.queue) + 1))
 		w.Simple("QUEUED")
 		return
 	}
@@ -209,8 +210,11 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		s.db.LockSlots(slots)
 	}
 	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked}
+	cl.lastCmdName.Store(&spec.Name)
+	replyAt := len(cl.w.B)
 	start := time.Now()
 	d.fn(&c)
+	failed := len(cl.w.B) > replyAt && cl.w.B[replyAt] == '-'
 	if spec.Flags&command.Write != 0 {
 		for _, k := range keys {
 			if k < len(args) {
@@ -228,6 +232,9 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	st := &s.cmdStats[d.idx]
 	st.calls.Add(1)
 	st.usec.Add(el.Microseconds())
+	if failed {
+		st.failed.Add(1)
+	}
 	if lim := s.limits.Load(); lim.slowerThan >= 0 && el.Microseconds() >= lim.slowerThan {
 		s.slow.add(cl, args, el, lim.slowMax)
 	}
