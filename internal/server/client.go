@@ -42,7 +42,7 @@ type Client struct {
 	multiErr   bool
 	queue      []queued
 	watched    []watchedKey
-	watchDirty atomic.Bool // set by writers of a watched key (any loop)
+	watchDirty atomic.Bool  // set by writers of a watched key (any loop)
 	multiLen   atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
 
 	// Blocking state.

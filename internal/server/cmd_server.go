@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"shoal/internal/config"
 	"shoal/internal/command"
+	"shoal/internal/config"
 	"shoal/internal/glob"
 )
 
@@ -845,4 +845,3 @@ func cmdMemory(c *Ctx) {
 		unknownSubcommand(c)
 	}
 }
-
