@@ -292,7 +292,7 @@ func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
 	if e.ExpireAt != 0 {
 		db.addVolatile(s, k)
 	}
-	d := keyCost(len(k)) + e.MemSize()
+	d := KeyCost(len(k)) + e.MemSize()
 	s.mem += d
 	db.used.Add(d)
 	db.nkeys.Add(1)
@@ -375,7 +375,7 @@ func (db *DB) remove(s *Slot, k string, e *Entry) {
 		delete(s.volatile, k)
 		db.nvol.Add(-1)
 	}
-	d := keyCost(len(k)) + e.MemSize()
+	d := KeyCost(len(k)) + e.MemSize()
 	s.mem -= d
 	db.used.Add(-d)
 	db.nkeys.Add(-1)

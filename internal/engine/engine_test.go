@@ -93,7 +93,7 @@ func TestEvictionPolicies(t *testing.T) {
 		for i := 0; i < 200; i++ {
 			addString(db, fmt.Sprintf("t%d", i), "v", now+int64(1000+i)*1000)
 		}
-		limit := db.UsedMemory() - 100*keyCost(4) // room for ~100 fewer keys
+		limit := db.UsedMemory() - 100*KeyCost(4) // room for ~100 fewer keys
 		db.SetMaxMemory(limit, PolicyVolatileTTL, 10)
 		if !db.Evict() {
 			t.Fatal("evict failed")
@@ -132,7 +132,7 @@ func TestEvictionPolicies(t *testing.T) {
 				e.Access = db.LRUClock() + 1000 // "recently used"
 			}
 		}
-		limit := db.UsedMemory() - 150*keyCost(4)
+		limit := db.UsedMemory() - 150*KeyCost(4)
 		db.SetMaxMemory(limit, PolicyAllKeysLRU, 10)
 		if !db.Evict() {
 			t.Fatal("evict failed")
@@ -159,7 +159,7 @@ func TestEvictionPolicies(t *testing.T) {
 				e.Freq = 1
 			}
 		}
-		limit := db.UsedMemory() - 150*keyCost(4)
+		limit := db.UsedMemory() - 150*KeyCost(4)
 		db.SetMaxMemory(limit, PolicyAllKeysLFU, 10)
 		if !db.Evict() {
 			t.Fatal("evict failed")

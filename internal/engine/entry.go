@@ -48,7 +48,7 @@ type Entry struct {
 // the slot is locked and the value unchanged).
 func (e *Entry) Bytes() []byte {
 	if e.str == nil {
-		return nil
+		return noBytes[:] // empty, but not nil: nil means "no value" to callers
 	}
 	return unsafe.Slice((*byte)(e.str), e.scap)[:e.slen]
 }
@@ -62,6 +62,8 @@ func (e *Entry) SetBytes(b []byte) {
 	e.slen, e.scap = uint32(len(b)), uint32(cap(b))
 }
 
+var noBytes [0]byte
+
 // MaxValueLen is the largest string payload an Entry can hold.
 const MaxValueLen = 1<<32 - 1
 
@@ -70,8 +72,8 @@ const MaxValueLen = 1<<32 - 1
 // (a 24-byte slot plus control byte at ~80% load).
 const entryOverhead = 64 + 32
 
-// keyCost is what a key of n bytes costs with its entry.
-func keyCost(n int) int64 { return entryOverhead + AllocSize(n) }
+// KeyCost is what a key of n bytes costs with its entry.
+func KeyCost(n int) int64 { return entryOverhead + AllocSize(n) }
 
 // AllocSize approximates the bytes the Go allocator hands out for an
 // n-byte object (its size classes: 16-byte steps up to 256, then steps of

@@ -39,13 +39,15 @@ type Client struct {
 	need            int // bytes the inbound buffer must hold before re-parsing
 	closeAfterReply bool
 	noEvict         bool
+	noTouch         bool // CLIENT NO-TOUCH (reported; the engine does not honour it yet)
 
 	// MULTI state.
 	inMulti    bool
 	multiErr   bool
 	queue      []queued
 	watched    []watchedKey
-	watchDirty atomic.Bool // set by writers of a watched key (any loop)
+	watchDirty atomic.Bool  // set by writers of a watched key (any loop)
+	multiLen   atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
 
 	// Blocking state.
 	blocked       *waiter

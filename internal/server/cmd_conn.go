@@ -51,6 +51,7 @@ func cmdReset(c *Ctx) {
 	cl.setProto(2)
 	cl.name.Store(nil)
 	cl.noEvict = false
+	cl.noTouch = false
 	cl.authed = c.srv.limits.Load().requirePass == ""
 	c.w.Simple("RESET")
 }

@@ -113,6 +113,33 @@ func (s *Server) CommandStats() map[string]CmdStat {
 	return out
 }
 
+// cmdTotals sums per-command counters over all loops, indexed like defs.
+func (s *Server) cmdTotals() []CmdStat {
+	initDefs()
+	out := make([]CmdStat, len(defs))
+	s.shardsMu.Lock()
+	defer s.shardsMu.Unlock()
+	for _, sh := range s.shards {
+		for i := range sh.cmd {
+			st := &sh.cmd[i]
+			out[i].Calls += st.calls.Load()
+			out[i].Usec += st.usec.Load()
+			out[i].Rejected += st.rejected.Load()
+			out[i].Failed += st.failed.Load()
+		}
+	}
+	return out
+}
+
+// totalCommands is total_commands_processed.
+func (s *Server) totalCommands() int64 {
+	var n int64
+	for _, t := range s.cmdTotals() {
+		n += t.Calls + t.Rejected
+	}
+	return n
+}
+
 // CmdStat is one command's totals.
 type CmdStat struct{ Calls, Usec, Rejected, Failed int64 }
 
@@ -246,6 +273,7 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 			q.args[i] = append([]byte(nil), a...)
 		}
 		cl.queue = append(cl.queue, q)
+		cl.multiLen.Store(int32(len(cl.queue) + 1))
 		w.Simple("QUEUED")
 		return
 	}
@@ -306,9 +334,12 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		c = new(Ctx)
 	}
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
+	cl.lastCmdName.Store(&spec.Name)
+	replyAt := len(cl.w.B)
 	cl.ctxDepth++
 	d.fn(c)
 	cl.ctxDepth--
+	failed := len(cl.w.B) > replyAt && cl.w.B[replyAt] == '-'
 	if spec.Flags&command.Write != 0 {
 		for _, k := range keys {
 			if k < len(args) {
@@ -335,6 +366,9 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	st := &cl.shard.cmd[d.idx]
 	st.calls.Add(1)
 	st.usec.Add(us)
+	if failed {
+		st.failed.Add(1)
+	}
 	if lim := s.limits.Load(); lim.slowerThan >= 0 && us >= lim.slowerThan {
 		s.slow.add(cl, args, el, lim.slowMax)
 	}

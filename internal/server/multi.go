@@ -32,6 +32,7 @@ func cmdMulti(c *Ctx) {
 		return
 	}
 	c.cl.inMulti = true
+	c.cl.multiLen.Store(1)
 	c.cl.multiErr = false
 	c.cl.queue = c.cl.queue[:0]
 	c.w.OK()
@@ -49,6 +50,7 @@ func cmdDiscard(c *Ctx) {
 
 func (cl *Client) resetMulti() {
 	cl.inMulti = false
+	cl.multiLen.Store(0)
 	cl.multiErr = false
 	clear(cl.queue)
 	cl.queue = cl.queue[:0]

@@ -77,6 +77,8 @@ type Server struct {
 	closing  atomic.Bool
 	shutdown chan struct{} // closed by SHUTDOWN
 	shutOnce sync.Once
+
+	admin adminState // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
 }
 
 // runtimeLimits is the hot-path copy of limits that CONFIG SET may change.
@@ -265,10 +267,13 @@ func (s *Server) cron() {
 		}
 		s.db.Tick()
 		// Active expiry: at most a quarter of each period, as Redis's 25%.
-		s.db.ActiveExpireCycle(period / 4)
+		if !s.admin.noActiveExpire.Load() {
+			s.db.ActiveExpireCycle(period / 4)
+		}
 		if time.Since(lastClients) >= 100*time.Millisecond {
 			lastClients = time.Now()
 			s.clientsCron()
+			s.adminCron()
 		}
 	}
 }
