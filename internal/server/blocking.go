@@ -125,9 +125,13 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 			w.timer.Stop()
 		}
 		if w.retry {
+			// The retried command pops (or blocks again) and, being a
+			// write, then serves the waiters behind it. Waking those now
+			// would let them overtake it: stop here to keep FIFO order.
 			w.delivered.Store(true)
 			_ = w.cl.conn.Wake(nil)
-			continue
+			kept = append(kept, list[i+1:]...)
+			break
 		}
 		rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
 		old := e.MemSize()
@@ -155,11 +159,27 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 
 // cancelWait claims a waiter for a closing connection.
 func (s *Server) cancelWait(w *waiter) {
-	if w.done.CompareAndSwap(false, true) && w.timer != nil {
+	claimed := w.done.CompareAndSwap(false, true)
+	if claimed && w.timer != nil {
 		w.timer.Stop()
 	}
 	s.removeRegistrations(w)
 	w.cl.blockedFlag.Store(false)
+	if !claimed && w.retry {
+		s.passTurn(w)
+	}
+}
+
+// passTurn serves the waiters behind a woken retry waiter that will never
+// run its retry (its connection went away): serveWaiters stopped at it.
+func (s *Server) passTurn(w *waiter) {
+	c := Ctx{srv: s, db: s.db}
+	for _, k := range w.keys {
+		id := cluster.SlotString(k)
+		s.db.Lock(id)
+		c.serveWaiters(s.db.Slot(id), []byte(k))
+		s.db.Unlock(id)
+	}
 }
 
 func (s *Server) removeRegistrations(w *waiter) {
@@ -191,6 +211,9 @@ func (s *Server) finishWait(cl *Client) {
 	cl.blocked = nil
 	cl.blockedFlag.Store(false)
 	s.removeRegistrations(w)
+	if w.retry && cl.killed.Load() {
+		s.passTurn(w)
+	}
 	if w.retry && !cl.killed.Load() {
 		if w.deadline.IsZero() {
 			cl.retryDeadline = time.Time{}
