@@ -35,6 +35,7 @@ type waiter struct {
 	timer     *time.Timer
 	done      atomic.Bool
 	delivered atomic.Bool
+	timedOut  bool // set by the timer before delivered; a timed-out retry waiter is not retried
 	retry     bool
 }
 
@@ -92,6 +93,7 @@ func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve 
 			if w.done.CompareAndSwap(false, true) {
 				rw := resp.Writer{Proto: proto}
 				w.onTimeout(&rw)
+				w.timedOut = true
 				cl.deliver(rw.B)
 				w.delivered.Store(true)
 				_ = cl.conn.Wake(nil)
@@ -214,7 +216,7 @@ func (s *Server) finishWait(cl *Client) {
 	if w.retry && cl.killed.Load() {
 		s.passTurn(w)
 	}
-	if w.retry && !cl.killed.Load() {
+	if w.retry && !w.timedOut && !cl.killed.Load() {
 		if w.deadline.IsZero() {
 			cl.retryDeadline = time.Time{}
 		} else {
@@ -224,4 +226,18 @@ func (s *Server) finishWait(cl *Client) {
 		s.call(cl, w.def, w.args, false, false)
 		cl.retryDeadline = time.Time{}
 	}
+}
+
+// BlockedClients counts the clients blocked in a command (INFO's
+// blocked_clients; tests await it instead of sleeping).
+func (s *Server) BlockedClients() int {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	n := 0
+	for _, cl := range s.clients {
+		if cl.isBlocked() {
+			n++
+		}
+	}
+	return n
 }
