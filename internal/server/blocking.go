@@ -35,6 +35,7 @@ type waiter struct {
 	timer     *time.Timer
 	done      atomic.Bool
 	delivered atomic.Bool
+	timedOut  bool // set by the timer before delivered; a timed-out retry waiter is not retried
 	retry     bool
 }
 
@@ -92,6 +93,7 @@ func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve 
 			if w.done.CompareAndSwap(false, true) {
 				rw := resp.Writer{Proto: proto}
 				w.onTimeout(&rw)
+				w.timedOut = true
 				cl.deliver(rw.B)
 				w.delivered.Store(true)
 				_ = cl.conn.Wake(nil)
@@ -125,9 +127,13 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 			w.timer.Stop()
 		}
 		if w.retry {
+			// The retried command pops (or blocks again) and, being a
+			// write, then serves the waiters behind it. Waking those now
+			// would let them overtake it: stop here to keep FIFO order.
 			w.delivered.Store(true)
 			_ = w.cl.conn.Wake(nil)
-			continue
+			kept = append(kept, list[i+1:]...)
+			break
 		}
 		rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
 		old := e.MemSize()
@@ -155,11 +161,27 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 
 // cancelWait claims a waiter for a closing connection.
 func (s *Server) cancelWait(w *waiter) {
-	if w.done.CompareAndSwap(false, true) && w.timer != nil {
+	claimed := w.done.CompareAndSwap(false, true)
+	if claimed && w.timer != nil {
 		w.timer.Stop()
 	}
 	s.removeRegistrations(w)
 	w.cl.blockedFlag.Store(false)
+	if !claimed && w.retry {
+		s.passTurn(w)
+	}
+}
+
+// passTurn serves the waiters behind a woken retry waiter that will never
+// run its retry (its connection went away): serveWaiters stopped at it.
+func (s *Server) passTurn(w *waiter) {
+	c := Ctx{srv: s, db: s.db}
+	for _, k := range w.keys {
+		id := cluster.SlotString(k)
+		s.db.Lock(id)
+		c.serveWaiters(s.db.Slot(id), []byte(k))
+		s.db.Unlock(id)
+	}
 }
 
 func (s *Server) removeRegistrations(w *waiter) {
@@ -191,7 +213,10 @@ func (s *Server) finishWait(cl *Client) {
 	cl.blocked = nil
 	cl.blockedFlag.Store(false)
 	s.removeRegistrations(w)
-	if w.retry && !cl.killed.Load() {
+	if w.retry && cl.killed.Load() {
+		s.passTurn(w)
+	}
+	if w.retry && !w.timedOut && !cl.killed.Load() {
 		if w.deadline.IsZero() {
 			cl.retryDeadline = time.Time{}
 		} else {
@@ -202,4 +227,18 @@ func (s *Server) finishWait(cl *Client) {
 		s.call(cl, w.def, w.args, false, false)
 		cl.retryDeadline = time.Time{}
 	}
+}
+
+// BlockedClients counts the clients blocked in a command (INFO's
+// blocked_clients; tests await it instead of sleeping).
+func (s *Server) BlockedClients() int {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	n := 0
+	for _, cl := range s.clients {
+		if cl.isBlocked() {
+			n++
+		}
+	}
+	return n
 }
