@@ -4,7 +4,7 @@ package engine
 type Set struct {
 	M      map[string]struct{}
 	bytes  int64
-	nonInt int        // members that are not canonical int64s (intset eligibility)
+	nonInt bool       // a non-integer member was ever added (sticky, as Redis never converts back to an intset)
 	peak   int        // largest Len since the map was last rebuilt
 	scan   *scanIndex // SSCAN index, dropped when members are added or removed
 }
@@ -43,8 +43,8 @@ func (s *Set) AddString(m string) bool {
 func (s *Set) add(m string) {
 	s.M[m] = struct{}{}
 	s.bytes += int64(len(m)) + setMemberOverhead
-	if !isInt(m) {
-		s.nonInt++
+	if !s.nonInt && !isInt(m) {
+		s.nonInt = true
 	}
 	s.scan = nil
 	s.peak = max(s.peak, len(s.M))
@@ -71,9 +71,6 @@ func (s *Set) RemoveString(m string) bool {
 func (s *Set) remove(m string) {
 	delete(s.M, m)
 	s.bytes -= int64(len(m)) + setMemberOverhead
-	if !isInt(m) {
-		s.nonInt--
-	}
 	s.scan = nil
 	if shrinkable(len(s.M), s.peak) {
 		n := make(map[string]struct{}, len(s.M))
@@ -84,9 +81,10 @@ func (s *Set) remove(m string) {
 	}
 }
 
-// AllInts reports whether every member is an integer Redis would keep in
-// an intset (true for the empty set).
-func (s *Set) AllInts() bool { return s.nonInt == 0 }
+// AllInts reports whether every member ever added is an integer Redis
+// would keep in an intset. Like Redis's encoding conversion it is sticky:
+// removing the non-integer members does not make the set an intset again.
+func (s *Set) AllInts() bool { return !s.nonInt }
 
 // MaxMemberLen is the longest member (for OBJECT ENCODING).
 func (s *Set) MaxMemberLen() int {

@@ -397,6 +397,24 @@ func (c *Ctx) scanArgs(allowNoValues bool) (pat string, count int, novalues, ok 
 	return pat, count, novalues, true
 }
 
+// parseScanCursor parses a cursor as Redis does (strtoul): an optional
+// sign, and a negative value wraps around ("-1" is 2^64-1).
+func parseScanCursor(b []byte) (uint64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 || b[0] < '0' || b[0] > '9' {
+		return 0, false
+	}
+	v, ok := parseUint(b)
+	if neg {
+		v = -v
+	}
+	return v, ok
+}
+
 // emptyScan replies cursor 0 with no elements.
 func (c *Ctx) emptyScan() {
 	c.w.Array(2)
@@ -414,7 +432,7 @@ const smallScan = 128
 // the whole scan is returned exactly once; MATCH filters a page after it
 // is chosen, so a page can be empty while the cursor is not 0.
 func cmdHScan(c *Ctx) {
-	cur, ok := parseUint(c.args[2])
+	cur, ok := parseScanCursor(c.args[2])
 	if !ok {
 		c.w.Error("ERR invalid cursor")
 		return

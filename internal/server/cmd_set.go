@@ -458,7 +458,7 @@ func cmdSInterCard(c *Ctx) {
 // SSCAN pages like HSCAN (see cmdHScan); small sets, and int-only sets of
 // up to 512 members (Redis's intset), come back whole with cursor 0.
 func cmdSScan(c *Ctx) {
-	cur, ok := parseUint(c.args[2])
+	cur, ok := parseScanCursor(c.args[2])
 	if !ok {
 		c.w.Error("ERR invalid cursor")
 		return
