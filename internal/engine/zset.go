@@ -434,3 +434,20 @@ func (z *ZSet) Scan(cursor uint64, count int, fn func(member string, score float
 	}
 	return cand[i].h + 1
 }
+
+// ScoreOf is Score for a string member.
+func (z *ZSet) ScoreOf(member string) (float64, bool) {
+	s, ok := z.dict[member]
+	return s, ok
+}
+
+// Pop removes and returns the lowest (or, with max, the highest) element.
+// The set must not be empty.
+func (z *ZSet) Pop(max bool) (string, float64) {
+	x := z.header.level[0].forward
+	if max {
+		x = z.tail
+	}
+	z.unlink(x.member, x.score)
+	return x.member, x.score
+}
