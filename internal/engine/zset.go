@@ -83,11 +83,11 @@ func (z *ZSet) Clone() *ZSet {
 }
 
 // less orders (score, member) pairs.
-func less(s1 float64, m1 string, s2 float64, m2 string) bool {
+func zless(s1 float64, m1 string, s2 float64, m2 string) bool {
 	return s1 < s2 || (s1 == s2 && m1 < m2)
 }
 
-func randomLevel() int {
+func zslRandomLevel() int {
 	// p = 1/4 per extra level, as Redis: two random bits per level.
 	l := 1
 	for r := rand.Uint64(); l < zsetMaxLevel && r&3 == 0; r >>= 2 {
@@ -105,13 +105,13 @@ func (z *ZSet) insert(member string, score float64) {
 		if i < z.level-1 {
 			rank[i] = rank[i+1]
 		}
-		for f := x.level[i].forward; f != nil && less(f.score, f.member, score, member); f = x.level[i].forward {
+		for f := x.level[i].forward; f != nil && zless(f.score, f.member, score, member); f = x.level[i].forward {
 			rank[i] += x.level[i].span
 			x = f
 		}
 		update[i] = x
 	}
-	lvl := randomLevel()
+	lvl := zslRandomLevel()
 	if lvl > z.level {
 		for i := z.level; i < lvl; i++ {
 			rank[i] = 0
@@ -149,7 +149,7 @@ func (z *ZSet) unlink(member string, score float64) string {
 	var update [zsetMaxLevel]*zsetNode
 	x := z.header
 	for i := z.level - 1; i >= 0; i-- {
-		for f := x.level[i].forward; f != nil && less(f.score, f.member, score, member); f = x.level[i].forward {
+		for f := x.level[i].forward; f != nil && zless(f.score, f.member, score, member); f = x.level[i].forward {
 			x = f
 		}
 		update[i] = x
@@ -210,7 +210,7 @@ func (z *ZSet) Rank(member []byte) (int, float64, bool) {
 	if !ok {
 		return 0, 0, false
 	}
-	r := z.countWhile(func(n *zsetNode) bool { return less(n.score, n.member, s, string(member)) })
+	r := z.countWhile(func(n *zsetNode) bool { return zless(n.score, n.member, s, string(member)) })
 	return r, s, true
 }
 
@@ -311,8 +311,8 @@ type LexBound struct {
 // LexRange is a member interval, meaningful when all scores are equal.
 type LexRange struct{ Min, Max LexBound }
 
-// cmpBound compares member with bound b's value: -1, 0, +1.
-func cmpBound(m string, b *LexBound) int {
+// lexCmpBound compares member with bound b's value: -1, 0, +1.
+func lexCmpBound(m string, b *LexBound) int {
 	switch {
 	case b.Inf < 0:
 		return 1
@@ -327,12 +327,12 @@ func cmpBound(m string, b *LexBound) int {
 }
 
 func (r *LexRange) aboveMin(m string) bool {
-	c := cmpBound(m, &r.Min)
+	c := lexCmpBound(m, &r.Min)
 	return c > 0 || (c == 0 && !r.Min.Ex)
 }
 
 func (r *LexRange) belowMax(m string) bool {
-	c := cmpBound(m, &r.Max)
+	c := lexCmpBound(m, &r.Max)
 	return c < 0 || (c == 0 && !r.Max.Ex)
 }
 
@@ -381,11 +381,11 @@ func (z *ZSet) RemoveRanks(start, end int) int {
 	return len(del)
 }
 
-// scanSeed makes scan cursors stable for the life of the process.
-var scanSeed = maphash.MakeSeed()
+// zsetScanSeed makes scan cursors stable for the life of the process.
+var zsetScanSeed = maphash.MakeSeed()
 
-// scanHash orders members for Scan: 63 bits, so cursor = hash+1 fits.
-func scanHash(m string) uint64 { return maphash.String(scanSeed, m) >> 1 }
+// zsetScanHash orders members for Scan: 63 bits, so cursor = hash+1 fits.
+func zsetScanHash(m string) uint64 { return maphash.String(zsetScanSeed, m) >> 1 }
 
 // Scan calls fn for a batch of elements and returns the cursor of the next
 // batch (0: done). Elements are visited in the order of a hash of the
@@ -411,7 +411,7 @@ func (z *ZSet) Scan(cursor uint64, count int, fn func(member string, score float
 	}
 	var cand []hm
 	for m := range z.dict {
-		if h := scanHash(m); h >= from {
+		if h := zsetScanHash(m); h >= from {
 			cand = append(cand, hm{h, m})
 		}
 	}

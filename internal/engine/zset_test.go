@@ -8,33 +8,33 @@ import (
 	"testing"
 )
 
-type zelem struct {
+type zsetElem struct {
 	m string
 	s float64
 }
 
-func cmpElem(a, b zelem) int {
+func zsetCmpElem(a, b zsetElem) int {
 	switch {
-	case less(a.s, a.m, b.s, b.m):
+	case zless(a.s, a.m, b.s, b.m):
 		return -1
-	case less(b.s, b.m, a.s, a.m):
+	case zless(b.s, b.m, a.s, a.m):
 		return 1
 	}
 	return 0
 }
 
 // elems lists z in rank order via Iter.
-func elems(z *ZSet) []zelem {
-	var out []zelem
+func zsetElems(z *ZSet) []zsetElem {
+	var out []zsetElem
 	z.Iter(0, false, func(m string, s float64) bool {
-		out = append(out, zelem{m, s})
+		out = append(out, zsetElem{m, s})
 		return true
 	})
 	return out
 }
 
 // check verifies the skip list's links and spans against its length.
-func check(t *testing.T, z *ZSet) {
+func zsetCheck(t *testing.T, z *ZSet) {
 	t.Helper()
 	for i := 0; i < z.level; i++ {
 		pos := 0
@@ -56,7 +56,7 @@ func check(t *testing.T, z *ZSet) {
 		if x.backward != prev {
 			t.Fatalf("bad backward link at %q", x.member)
 		}
-		if prev != nil && !less(prev.score, prev.member, x.score, x.member) {
+		if prev != nil && !zless(prev.score, prev.member, x.score, x.member) {
 			t.Fatalf("out of order: %q before %q", prev.member, x.member)
 		}
 		if z.dict[x.member] != x.score {
@@ -79,8 +79,8 @@ func TestZSetBasic(t *testing.T) {
 	if z.Add([]byte("a"), 3) {
 		t.Fatal("Add of existing member reported new")
 	}
-	check(t, z)
-	if got := elems(z); !slices.Equal(got, []zelem{{"b", 2}, {"c", 2}, {"a", 3}}) {
+	zsetCheck(t, z)
+	if got := zsetElems(z); !slices.Equal(got, []zsetElem{{"b", 2}, {"c", 2}, {"a", 3}}) {
 		t.Fatalf("order %v", got)
 	}
 	if r, s, ok := z.Rank([]byte("c")); !ok || r != 1 || s != 2 {
@@ -106,7 +106,7 @@ func TestZSetBasic(t *testing.T) {
 	for _, m := range []string{"b", "c", "nope"} {
 		z.Remove([]byte(m))
 	}
-	check(t, z)
+	zsetCheck(t, z)
 	if z.Len() != 0 || z.MemSize() != empty {
 		t.Fatalf("after removing all: len %d size %d (empty %d)", z.Len(), z.MemSize(), empty)
 	}
@@ -174,8 +174,8 @@ func TestZSetRanges(t *testing.T) {
 	if n := z.RemoveRanks(1, 3); n != 2 {
 		t.Fatalf("RemoveRanks removed %d", n)
 	}
-	check(t, z)
-	if got := elems(z); !slices.Equal(got, []zelem{{"a", 0}, {"d", 3}, {"e", 4}}) {
+	zsetCheck(t, z)
+	if got := zsetElems(z); !slices.Equal(got, []zsetElem{{"a", 0}, {"d", 3}, {"e", 4}}) {
 		t.Fatalf("after RemoveRanks: %v", got)
 	}
 	var rev []string
@@ -220,9 +220,9 @@ func TestZSetScan(t *testing.T) {
 func TestZSetModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	z := NewZSet()
-	var model []zelem
+	var model []zsetElem
 	find := func(m string) int {
-		return slices.IndexFunc(model, func(e zelem) bool { return e.m == m })
+		return slices.IndexFunc(model, func(e zsetElem) bool { return e.m == m })
 	}
 	// Few distinct scores so ties (ordering by member) are common.
 	score := func() float64 {
@@ -246,8 +246,8 @@ func TestZSetModel(t *testing.T) {
 			if i >= 0 {
 				model = slices.Delete(model, i, i+1)
 			}
-			model = append(model, zelem{m, s})
-			slices.SortFunc(model, cmpElem)
+			model = append(model, zsetElem{m, s})
+			slices.SortFunc(model, zsetCmpElem)
 		case op < 6:
 			m := member()
 			i := find(m)
@@ -299,12 +299,12 @@ func TestZSetModel(t *testing.T) {
 			if len(model) > 0 {
 				r := rng.IntN(len(model))
 				rev := rng.IntN(2) == 0
-				var got []zelem
+				var got []zsetElem
 				z.Iter(r, rev, func(m string, s float64) bool {
-					got = append(got, zelem{m, s})
+					got = append(got, zsetElem{m, s})
 					return len(got) < 7
 				})
-				var want []zelem
+				var want []zsetElem
 				for i := r; i >= 0 && i < len(model) && len(want) < 7; {
 					want = append(want, model[i])
 					if rev {
@@ -322,8 +322,8 @@ func TestZSetModel(t *testing.T) {
 			t.Fatalf("step %d: len %d want %d", step, z.Len(), len(model))
 		}
 		if step%1000 == 0 {
-			check(t, z)
-			if !slices.Equal(elems(z), model) {
+			zsetCheck(t, z)
+			if !slices.Equal(zsetElems(z), model) {
 				t.Fatalf("step %d: contents differ", step)
 			}
 			var want int64 = zsetHeaderSize

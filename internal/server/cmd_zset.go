@@ -36,12 +36,12 @@ func init() {
 	register("bzpopmax", func(c *Ctx) { cmdBZPop(c, true) })
 	register("zmpop", func(c *Ctx) { cmdZMPop(c, false) })
 	register("bzmpop", func(c *Ctx) { cmdZMPop(c, true) })
-	register("zunionstore", func(c *Ctx) { cmdZSetOp(c, opUnion, true) })
-	register("zinterstore", func(c *Ctx) { cmdZSetOp(c, opInter, true) })
-	register("zdiffstore", func(c *Ctx) { cmdZSetOp(c, opDiff, true) })
-	register("zunion", func(c *Ctx) { cmdZSetOp(c, opUnion, false) })
-	register("zinter", func(c *Ctx) { cmdZSetOp(c, opInter, false) })
-	register("zdiff", func(c *Ctx) { cmdZSetOp(c, opDiff, false) })
+	register("zunionstore", func(c *Ctx) { cmdZSetOp(c, zopUnion, true) })
+	register("zinterstore", func(c *Ctx) { cmdZSetOp(c, zopInter, true) })
+	register("zdiffstore", func(c *Ctx) { cmdZSetOp(c, zopDiff, true) })
+	register("zunion", func(c *Ctx) { cmdZSetOp(c, zopUnion, false) })
+	register("zinter", func(c *Ctx) { cmdZSetOp(c, zopInter, false) })
+	register("zdiff", func(c *Ctx) { cmdZSetOp(c, zopDiff, false) })
 	register("zintercard", cmdZInterCard)
 	register("zremrangebyscore", func(c *Ctx) { cmdZRemRange(c, zrScore) })
 	register("zremrangebyrank", func(c *Ctx) { cmdZRemRange(c, zrRank) })
@@ -51,11 +51,11 @@ func init() {
 }
 
 const (
-	errNaNScore   = "ERR resulting score is not a number (NaN)"
-	errMinMax     = "ERR min or max is not a float"
-	errLexRange   = "ERR min or max not valid string range item"
-	errPositive   = "ERR value is out of range, must be positive"
-	errNumKeysPos = "ERR numkeys should be greater than 0"
+	errZNaN      = "ERR resulting score is not a number (NaN)"
+	errZMinMax   = "ERR min or max is not a float"
+	errZLexRange = "ERR min or max not valid string range item"
+	errZPositive = "ERR value is out of range, must be positive"
+	errZNumKeys  = "ERR numkeys should be greater than 0"
 )
 
 // zsetOf returns key's sorted set for a read (nil if missing); on a key of
@@ -225,7 +225,7 @@ flagsDone:
 		if incr {
 			ns = cur + s
 			if math.IsNaN(ns) {
-				c.w.Error(errNaNScore)
+				c.w.Error(errZNaN)
 				// Only one element with INCR: nothing was changed.
 				return
 			}
@@ -271,7 +271,7 @@ func cmdZIncrBy(c *Ctx) {
 	cur, _ := z.Score(m)
 	ns := cur + incr
 	if math.IsNaN(ns) {
-		c.w.Error(errNaNScore)
+		c.w.Error(errZNaN)
 		return
 	}
 	old := e.MemSize()
@@ -347,10 +347,10 @@ func cmdZCard(c *Ctx) {
 
 // ---- ranges ---------------------------------------------------------------
 
-// parseRangeFloat parses a score bound's number the way Redis's strtod
+// zParseRangeFloat parses a score bound's number the way Redis's strtod
 // does: leading spaces allowed, "" is 0, out-of-range values saturate to
 // ±inf or 0, NaN refused.
-func parseRangeFloat(b []byte) (float64, bool) {
+func zParseRangeFloat(b []byte) (float64, bool) {
 	s := strings.TrimLeft(string(b), " \t\n\v\f\r")
 	if s == "" {
 		return 0, true
@@ -373,7 +373,7 @@ func parseRangeFloat(b []byte) (float64, bool) {
 	return f, true
 }
 
-func parseScoreRange(min, max []byte) (engine.ScoreRange, bool) {
+func zParseScoreRange(min, max []byte) (engine.ScoreRange, bool) {
 	var r engine.ScoreRange
 	var ok bool
 	if len(min) > 0 && min[0] == '(' {
@@ -382,14 +382,14 @@ func parseScoreRange(min, max []byte) (engine.ScoreRange, bool) {
 	if len(max) > 0 && max[0] == '(' {
 		r.MaxEx, max = true, max[1:]
 	}
-	if r.Min, ok = parseRangeFloat(min); !ok {
+	if r.Min, ok = zParseRangeFloat(min); !ok {
 		return r, false
 	}
-	r.Max, ok = parseRangeFloat(max)
+	r.Max, ok = zParseRangeFloat(max)
 	return r, ok
 }
 
-func parseLexBound(b []byte) (engine.LexBound, bool) {
+func zParseLexBound(b []byte) (engine.LexBound, bool) {
 	if len(b) == 0 {
 		return engine.LexBound{}, false
 	}
@@ -408,9 +408,9 @@ func parseLexBound(b []byte) (engine.LexBound, bool) {
 	return engine.LexBound{}, false
 }
 
-func parseLexRange(min, max []byte) (engine.LexRange, bool) {
-	a, ok1 := parseLexBound(min)
-	b, ok2 := parseLexBound(max)
+func zParseLexRange(min, max []byte) (engine.LexRange, bool) {
+	a, ok1 := zParseLexBound(min)
+	b, ok2 := zParseLexBound(max)
 	return engine.LexRange{Min: a, Max: b}, ok1 && ok2
 }
 
@@ -492,22 +492,22 @@ func (c *Ctx) parseZRange(at int, kind int, rev, fixed, store bool) (*zrange, bo
 			return nil, false
 		}
 	case zrScore:
-		if q.score, ok = parseScoreRange(lo, hi); !ok {
-			c.w.Error(errMinMax)
+		if q.score, ok = zParseScoreRange(lo, hi); !ok {
+			c.w.Error(errZMinMax)
 			return nil, false
 		}
 	case zrLex:
-		if q.lex, ok = parseLexRange(lo, hi); !ok {
-			c.w.Error(errLexRange)
+		if q.lex, ok = zParseLexRange(lo, hi); !ok {
+			c.w.Error(errZLexRange)
 			return nil, false
 		}
 	}
 	return q, true
 }
 
-// rankRange normalizes Redis start/stop ranks (negative from the end)
+// zRankRange normalizes Redis start/stop ranks (negative from the end)
 // against n elements into [start, end); start >= end means none.
-func rankRange(start, stop int64, n int) (int, int) {
+func zRankRange(start, stop int64, n int) (int, int) {
 	l := int64(n)
 	if start < 0 {
 		start += l
@@ -528,7 +528,7 @@ func rankRange(start, stop int64, n int) (int, int) {
 func (q *zrange) span(z *engine.ZSet) (from, n int) {
 	switch q.kind {
 	case zrRank:
-		s, e := rankRange(q.start, q.stop, z.Len())
+		s, e := zRankRange(q.start, q.stop, z.Len())
 		if s >= e {
 			return 0, 0
 		}
@@ -606,9 +606,9 @@ func cmdZRangeStore(c *Ctx) {
 }
 
 func cmdZCount(c *Ctx) {
-	r, ok := parseScoreRange(c.args[2], c.args[3])
+	r, ok := zParseScoreRange(c.args[2], c.args[3])
 	if !ok {
-		c.w.Error(errMinMax)
+		c.w.Error(errZMinMax)
 		return
 	}
 	z, ok := c.zsetOf(c.args[1])
@@ -624,9 +624,9 @@ func cmdZCount(c *Ctx) {
 }
 
 func cmdZLexCount(c *Ctx) {
-	r, ok := parseLexRange(c.args[2], c.args[3])
+	r, ok := zParseLexRange(c.args[2], c.args[3])
 	if !ok {
-		c.w.Error(errLexRange)
+		c.w.Error(errZLexRange)
 		return
 	}
 	z, ok := c.zsetOf(c.args[1])
@@ -655,13 +655,13 @@ func cmdZRemRange(c *Ctx, kind int) {
 			return
 		}
 	case zrScore:
-		if sr, ok = parseScoreRange(c.args[2], c.args[3]); !ok {
-			c.w.Error(errMinMax)
+		if sr, ok = zParseScoreRange(c.args[2], c.args[3]); !ok {
+			c.w.Error(errZMinMax)
 			return
 		}
 	case zrLex:
-		if lr, ok = parseLexRange(c.args[2], c.args[3]); !ok {
-			c.w.Error(errLexRange)
+		if lr, ok = zParseLexRange(c.args[2], c.args[3]); !ok {
+			c.w.Error(errZLexRange)
 			return
 		}
 	}
@@ -678,7 +678,7 @@ func cmdZRemRange(c *Ctx, kind int) {
 	var s, t int
 	switch kind {
 	case zrRank:
-		s, t = rankRange(start, stop, z.Len())
+		s, t = zRankRange(start, stop, z.Len())
 	case zrScore:
 		s, t = z.ScoreRanks(sr)
 	case zrLex:
@@ -747,7 +747,7 @@ func cmdZPop(c *Ctx, max bool) {
 	if hasCount {
 		v, ok := parseInt(c.args[2])
 		if !ok || v < 0 {
-			c.w.Error(errPositive)
+			c.w.Error(errZPositive)
 			return
 		}
 		count = v
@@ -842,7 +842,7 @@ func cmdZMPop(c *Ctx, blocking bool) {
 	}
 	nk, ok := parseInt(c.args[at])
 	if !ok || nk < 1 {
-		c.w.Error(errNumKeysPos)
+		c.w.Error(errZNumKeys)
 		return
 	}
 	if nk > int64(len(c.args)-at-1) {
@@ -914,23 +914,23 @@ func cmdZMPop(c *Ctx, blocking bool) {
 // ---- set algebra ----------------------------------------------------------
 
 const (
-	opUnion = iota
-	opInter
-	opDiff
+	zopUnion = iota
+	zopInter
+	zopDiff
 )
 
 // zsrc is one input of ZUNION & co: a sorted set or a plain set (every
 // member scored 1), or nil for a missing key.
 type zsrc struct {
 	z      *engine.ZSet
-	set    setMembers
+	set    zSetInput
 	weight float64
 }
 
-// setMembers is what a plain set must offer to be an input of ZUNIONSTORE
+// zSetInput is what a plain set must offer to be an input of ZUNIONSTORE
 // and friends. engine.Set does not implement it yet on this branch, so a
 // set input gets WRONGTYPE until it does (see zsetSource).
-type setMembers interface {
+type zSetInput interface {
 	Len() int
 	Has(member string) bool
 	ForEachMember(fn func(member string) bool)
@@ -979,7 +979,7 @@ func (c *Ctx) zsetSource(key []byte) (zsrc, bool) {
 		src.z = e.Obj.(*engine.ZSet)
 		return src, true
 	case engine.TypeSet:
-		if sm, ok := e.Obj.(setMembers); ok {
+		if sm, ok := e.Obj.(zSetInput); ok {
 			src.set = sm
 			return src, true
 		}
@@ -989,16 +989,16 @@ func (c *Ctx) zsetSource(key []byte) (zsrc, bool) {
 }
 
 const (
-	aggSum = iota
-	aggMin
-	aggMax
+	zAggSum = iota
+	zAggMin
+	zAggMax
 )
 
-func aggregate(agg int, acc, v float64) float64 {
+func zAggregate(agg int, acc, v float64) float64 {
 	switch agg {
-	case aggMin:
+	case zAggMin:
 		return min(acc, v)
-	case aggMax:
+	case zAggMax:
 		return max(acc, v)
 	}
 	if s := acc + v; !math.IsNaN(s) {
@@ -1007,7 +1007,7 @@ func aggregate(agg int, acc, v float64) float64 {
 	return 0 // inf + -inf, as Redis
 }
 
-func weighted(w, s float64) float64 {
+func zWeighted(w, s float64) float64 {
 	if v := w * s; !math.IsNaN(v) {
 		return v
 	}
@@ -1023,14 +1023,14 @@ func zsetOp(op, agg int, srcs []zsrc) *engine.ZSet {
 		out.Add(buf, s)
 	}
 	switch op {
-	case opUnion:
+	case zopUnion:
 		acc := make(map[string]float64)
 		for i := range srcs {
 			src := &srcs[i]
 			src.each(func(m string, s float64) bool {
-				v := weighted(src.weight, s)
+				v := zWeighted(src.weight, s)
 				if cur, ok := acc[m]; ok {
-					acc[m] = aggregate(agg, cur, v)
+					acc[m] = zAggregate(agg, cur, v)
 				} else {
 					acc[m] = v
 				}
@@ -1040,7 +1040,7 @@ func zsetOp(op, agg int, srcs []zsrc) *engine.ZSet {
 		for m, s := range acc {
 			add(m, s)
 		}
-	case opInter:
+	case zopInter:
 		small := 0
 		for i := range srcs {
 			if srcs[i].len() < srcs[small].len() {
@@ -1054,17 +1054,17 @@ func zsetOp(op, agg int, srcs []zsrc) *engine.ZSet {
 				if !ok {
 					return true
 				}
-				v := weighted(srcs[i].weight, s)
+				v := zWeighted(srcs[i].weight, s)
 				if i == 0 {
 					acc = v
 				} else {
-					acc = aggregate(agg, acc, v)
+					acc = zAggregate(agg, acc, v)
 				}
 			}
 			add(m, acc)
 			return true
 		})
-	case opDiff:
+	case zopDiff:
 		srcs[0].each(func(m string, s float64) bool {
 			for i := 1; i < len(srcs); i++ {
 				if _, ok := srcs[i].score(m); ok {
@@ -1078,9 +1078,9 @@ func zsetOp(op, agg int, srcs []zsrc) *engine.ZSet {
 	return out
 }
 
-// parseNumKeys reads the numkeys argument at args[at] of a set-algebra
+// zNumKeys reads the numkeys argument at args[at] of a set-algebra
 // command: keys follow it.
-func (c *Ctx) parseNumKeys(at int) (int, bool) {
+func (c *Ctx) zNumKeys(at int) (int, bool) {
 	n, ok := c.intArg(at)
 	if !ok {
 		return 0, false
@@ -1102,7 +1102,7 @@ func cmdZSetOp(c *Ctx, op int, store bool) {
 	if store {
 		at = 2
 	}
-	n, ok := c.parseNumKeys(at)
+	n, ok := c.zNumKeys(at)
 	if !ok {
 		return
 	}
@@ -1112,13 +1112,13 @@ func cmdZSetOp(c *Ctx, op int, store bool) {
 			return
 		}
 	}
-	agg := aggSum
+	agg := zAggSum
 	withScores := false
 	for j := at + 1 + n; j < len(c.args); j++ {
 		a := c.args[j]
 		left := len(c.args) - j
 		switch {
-		case op != opDiff && left >= n+1 && eq(a, "weights"):
+		case op != zopDiff && left >= n+1 && eq(a, "weights"):
 			for i := range srcs {
 				j++
 				f, ok := parseFloat(c.args[j])
@@ -1128,15 +1128,15 @@ func cmdZSetOp(c *Ctx, op int, store bool) {
 				}
 				srcs[i].weight = f
 			}
-		case op != opDiff && left >= 2 && eq(a, "aggregate"):
+		case op != zopDiff && left >= 2 && eq(a, "aggregate"):
 			j++
 			switch {
 			case eq(c.args[j], "sum"):
-				agg = aggSum
+				agg = zAggSum
 			case eq(c.args[j], "min"):
-				agg = aggMin
+				agg = zAggMin
 			case eq(c.args[j], "max"):
-				agg = aggMax
+				agg = zAggMax
 			default:
 				c.w.Error(errSyntax)
 				return
@@ -1149,7 +1149,7 @@ func cmdZSetOp(c *Ctx, op int, store bool) {
 		}
 	}
 	var out *engine.ZSet
-	if op == opDiff && srcs[0].len() == 0 || op == opInter && anyEmpty(srcs) {
+	if op == zopDiff && srcs[0].len() == 0 || op == zopInter && zAnyEmpty(srcs) {
 		out = engine.NewZSet()
 	} else {
 		out = zsetOp(op, agg, srcs)
@@ -1166,7 +1166,7 @@ func cmdZSetOp(c *Ctx, op int, store bool) {
 	})
 }
 
-func anyEmpty(srcs []zsrc) bool {
+func zAnyEmpty(srcs []zsrc) bool {
 	for i := range srcs {
 		if srcs[i].len() == 0 {
 			return true
@@ -1176,7 +1176,7 @@ func anyEmpty(srcs []zsrc) bool {
 }
 
 func cmdZInterCard(c *Ctx) {
-	n, ok := c.parseNumKeys(1)
+	n, ok := c.zNumKeys(1)
 	if !ok {
 		return
 	}
@@ -1205,7 +1205,7 @@ func cmdZInterCard(c *Ctx) {
 		c.w.Error(errSyntax)
 		return
 	}
-	if anyEmpty(srcs) {
+	if zAnyEmpty(srcs) {
 		c.w.Int(0)
 		return
 	}
@@ -1291,10 +1291,10 @@ func cmdZScan(c *Ctx) {
 	}
 }
 
-// maxRandCount bounds ZRANDMEMBER's negative count: the reply is built in
+// zMaxRandCount bounds ZRANDMEMBER's negative count: the reply is built in
 // memory, and a count like -2^62 would exhaust it (Redis streams it to an
 // output buffer that the client limit then closes).
-const maxRandCount = 1 << 24
+const zMaxRandCount = 1 << 24
 
 func cmdZRandMember(c *Ctx) {
 	if len(c.args) == 2 {
@@ -1323,7 +1323,7 @@ func cmdZRandMember(c *Ctx) {
 		c.w.Error("ERR value is out of range")
 		return
 	}
-	if count < -maxRandCount {
+	if count < -zMaxRandCount {
 		c.w.Error("ERR value is out of range")
 		return
 	}
