@@ -927,9 +927,8 @@ type zsrc struct {
 	weight float64
 }
 
-// zSetInput is what a plain set must offer to be an input of ZUNIONSTORE
-// and friends. engine.Set does not implement it yet on this branch, so a
-// set input gets WRONGTYPE until it does (see zsetSource).
+// zSetInput is what a plain set offers as an input of ZUNIONSTORE and
+// friends (every member scores 1, times its weight).
 type zSetInput interface {
 	Len() int
 	Has(member string) bool
@@ -979,10 +978,8 @@ func (c *Ctx) zsetSource(key []byte) (zsrc, bool) {
 		src.z = e.Obj.(*engine.ZSet)
 		return src, true
 	case engine.TypeSet:
-		if sm, ok := e.Obj.(zSetInput); ok {
-			src.set = sm
-			return src, true
-		}
+		src.set = setInput{e.Obj.(*engine.Set)}
+		return src, true
 	}
 	c.w.Error(errWrongType)
 	return src, false
@@ -1370,6 +1367,24 @@ func cmdZRandMember(c *Ctx) {
 			}
 			picked[r] = struct{}{}
 			emit(r)
+		}
+	}
+}
+
+// setInput adapts an engine.Set to zSetInput.
+type setInput struct{ s *engine.Set }
+
+func (si setInput) Len() int { return si.s.Len() }
+
+func (si setInput) Has(member string) bool {
+	_, ok := si.s.M[member]
+	return ok
+}
+
+func (si setInput) ForEachMember(fn func(member string) bool) {
+	for m := range si.s.M {
+		if !fn(m) {
+			return
 		}
 	}
 }

@@ -34,7 +34,6 @@ func rawFirstLine(t *testing.T, c *tu.Conn, args ...string) string {
 	return strings.TrimRight(line, "\r\n")
 }
 
-const wrongType = "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
 
 func TestListCommands(t *testing.T) {
 	n := tu.StartServer(t)

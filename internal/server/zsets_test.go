@@ -569,3 +569,20 @@ func TestZSetMemoryAccounting(t *testing.T) {
 		t.Fatalf("used memory %d after all keys are gone, %d before", after, before)
 	}
 }
+
+func TestZSetOpsAcceptSets(t *testing.T) {
+	n := tu.StartServer(t)
+	c := tu.Dial(t, n.Addr)
+	c.Do("SADD", "{z}s", "a", "b")
+	c.Do("ZADD", "{z}z", "2", "b", "3", "c")
+	for _, tc := range [][2][]string{
+		{{"ZUNIONSTORE", "{z}out", "2", "{z}s", "{z}z"}, {"(integer) 3"}},
+		{{"ZRANGE", "{z}out", "0", "-1", "WITHSCORES"}, {`["a" "1" "b" "3" "c" "3"]`}},
+		{{"ZINTER", "2", "{z}s", "{z}z", "WEIGHTS", "10", "1"}, {`["b"]`}},
+		{{"ZDIFF", "2", "{z}s", "{z}z"}, {`["a"]`}},
+	} {
+		if got := c.Do(tc[0]...); got != tc[1][0] {
+			t.Errorf("%q = %s, want %s", tc[0], got, tc[1][0])
+		}
+	}
+}
