@@ -159,8 +159,6 @@ func init() {
 	add("touch", -2, rf, 1, -1, 1, "keyspace")
 	add("object", -2, r, 2, 2, 1, "keyspace")
 	add("copy", -3, w, 1, 2, 1, "keyspace")
-	add("dump", 2, r, 1, 1, 1, "keyspace")
-	add("restore", -4, w, 1, 1, 1, "keyspace")
 	add("memory", -2, r, 0, 0, 0, "keyspace").Keys = func(args [][]byte) []int {
 		if len(args) >= 3 && strings.EqualFold(string(args[1]), "usage") {
 			return []int{2}

@@ -105,3 +105,15 @@ func eq(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// randCountOK bounds the reply of a random-with-repeats command
+// (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER with a negative count): redis
+// streams such replies, Shoal builds them in memory, so their element
+// count is capped by proto-max-multibulk-len like a request's.
+func (c *Ctx) randCountOK(count int64) bool {
+	if count < 0 && -count > c.srv.limits.Load().proto.MaxMultibulkLen {
+		c.w.Error("ERR value is out of range: a negative count may ask for at most proto-max-multibulk-len elements")
+		return false
+	}
+	return true
+}

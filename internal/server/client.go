@@ -47,6 +47,7 @@ type Client struct {
 	queue      []queued
 	watched    []watchedKey
 	watchDirty atomic.Bool  // set by writers of a watched key (any loop)
+	readyKeys  [][]byte     // keys EXEC made ready for blocked clients
 	multiLen   atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
 
 	// Blocking state.

@@ -516,6 +516,9 @@ func cmdHRandField(c *Ctx) {
 			return
 		}
 	}
+	if !c.randCountOK(l) {
+		return
+	}
 	h, ok := c.readHash(c.args[1])
 	if !ok {
 		return

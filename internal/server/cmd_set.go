@@ -244,6 +244,9 @@ func cmdSRandMember(c *Ctx) {
 		c.w.Error(errRangeLong)
 		return
 	}
+	if !c.randCountOK(l) {
+		return
+	}
 	s, ok := c.readSet(c.args[1])
 	if !ok {
 		return

@@ -1288,11 +1288,6 @@ func cmdZScan(c *Ctx) {
 	}
 }
 
-// zMaxRandCount bounds ZRANDMEMBER's negative count: the reply is built in
-// memory, and a count like -2^62 would exhaust it (Redis streams it to an
-// output buffer that the client limit then closes).
-const zMaxRandCount = 1 << 24
-
 func cmdZRandMember(c *Ctx) {
 	if len(c.args) == 2 {
 		z, ok := c.zsetOf(c.args[1])
@@ -1320,8 +1315,7 @@ func cmdZRandMember(c *Ctx) {
 		c.w.Error("ERR value is out of range")
 		return
 	}
-	if count < -zMaxRandCount {
-		c.w.Error("ERR value is out of range")
+	if !c.randCountOK(count) {
 		return
 	}
 	z, ok := c.zsetOf(c.args[1])

@@ -348,7 +348,13 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 					s.signalModified(args[k])
 				}
 				if len(sl.Waiters) > 0 {
-					c.serveWaiters(sl, args[k])
+					if inExec {
+						// Redis serves blocked clients after the whole
+						// transaction: a later LPOP in it sees the element.
+						cl.readyKeys = append(cl.readyKeys, append([]byte(nil), args[k]...))
+					} else {
+						c.serveWaiters(sl, args[k])
+					}
 				}
 			}
 		}

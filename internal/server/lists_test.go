@@ -34,7 +34,6 @@ func rawFirstLine(t *testing.T, c *tu.Conn, args ...string) string {
 	return strings.TrimRight(line, "\r\n")
 }
 
-
 func TestListCommands(t *testing.T) {
 	n := tu.StartServer(t)
 	for _, proto := range []string{"2", "3"} {
@@ -547,5 +546,23 @@ func TestListBlockingConcurrent(t *testing.T) {
 	}
 	if total != poppers*each {
 		t.Errorf("popped %d, want %d", total, poppers*each)
+	}
+}
+
+func TestExecServesBlockedClientsAfterTransaction(t *testing.T) {
+	n := tu.StartServer(t)
+	blocked := tu.Dial(t, n.Addr)
+	c := tu.Dial(t, n.Addr)
+	blocked.Send(resp.AppendCommand(nil, "BLPOP", "q", "0"))
+	waitBlocked(t, n, 1)
+	tu.Run(t, c, []tu.Case{
+		{tu.C("MULTI"), "OK"},
+		{tu.C("RPUSH q a b"), "QUEUED"},
+		{tu.C("LPOP q"), "QUEUED"},
+		{tu.C("EXEC"), `[(integer) 2 "a"]`},
+	})
+	r, err := blocked.Read()
+	if err != nil || r.String() != `["q" "b"]` {
+		t.Fatalf("blocked client got %v %v, want [q b]", r, err)
 	}
 }

@@ -181,6 +181,11 @@ func cmdExec(c *Ctx) {
 		for _, q := range queue {
 			s.call(cl, q.spec, q.args, true, all)
 		}
+		for _, k := range cl.readyKeys {
+			c.serveWaiters(c.slot(k), k)
+		}
+		clear(cl.readyKeys)
+		cl.readyKeys = cl.readyKeys[:0]
 	}
 	if all {
 		s.db.UnlockAll()
