@@ -87,6 +87,54 @@ func zless(s1 float64, m1 string, s2 float64, m2 string) bool {
 	return s1 < s2 || (s1 == s2 && m1 < m2)
 }
 
+// Nodes and their level arrays share one allocation (like Redis's
+// flexible array member): a walk then touches one cache line per node
+// instead of two. Levels are rounded up to the next of these sizes.
+type (
+	zNode1 struct {
+		n zsetNode
+		l [1]zsetLink
+	}
+	zNode2 struct {
+		n zsetNode
+		l [2]zsetLink
+	}
+	zNode4 struct {
+		n zsetNode
+		l [4]zsetLink
+	}
+	zNode8 struct {
+		n zsetNode
+		l [8]zsetLink
+	}
+)
+
+func newZNode(member string, score float64, lvl int) *zsetNode {
+	var n *zsetNode
+	switch {
+	case lvl <= 1:
+		b := new(zNode1)
+		n = &b.n
+		n.level = b.l[:lvl]
+	case lvl <= 2:
+		b := new(zNode2)
+		n = &b.n
+		n.level = b.l[:lvl]
+	case lvl <= 4:
+		b := new(zNode4)
+		n = &b.n
+		n.level = b.l[:lvl]
+	case lvl <= 8:
+		b := new(zNode8)
+		n = &b.n
+		n.level = b.l[:lvl]
+	default:
+		n = &zsetNode{level: make([]zsetLink, lvl)}
+	}
+	n.member, n.score = member, score
+	return n
+}
+
 func zslRandomLevel() int {
 	// p = 1/4 per extra level, as Redis: two random bits per level.
 	l := 1
@@ -98,6 +146,13 @@ func zslRandomLevel() int {
 
 // insert adds a member that must not be present.
 func (z *ZSet) insert(member string, score float64) {
+	z.insertNode(newZNode(member, score, zslRandomLevel()))
+}
+
+// insertNode links n (with its level array set, links ignored) at its
+// score's position.
+func (z *ZSet) insertNode(n *zsetNode) {
+	member, score := n.member, n.score
 	var update [zsetMaxLevel]*zsetNode
 	var rank [zsetMaxLevel]int
 	x := z.header
@@ -111,7 +166,7 @@ func (z *ZSet) insert(member string, score float64) {
 		}
 		update[i] = x
 	}
-	lvl := zslRandomLevel()
+	lvl := len(n.level)
 	if lvl > z.level {
 		for i := z.level; i < lvl; i++ {
 			rank[i] = 0
@@ -120,7 +175,7 @@ func (z *ZSet) insert(member string, score float64) {
 		}
 		z.level = lvl
 	}
-	n := &zsetNode{member: member, score: score, level: make([]zsetLink, lvl)}
+	n.backward = nil
 	for i := 0; i < lvl; i++ {
 		n.level[i].forward = update[i].level[i].forward
 		update[i].level[i].forward = n
@@ -146,6 +201,13 @@ func (z *ZSet) insert(member string, score float64) {
 // unlink removes the node for (score, member), which must be present, and
 // returns the stored member string.
 func (z *ZSet) unlink(member string, score float64) string {
+	x, update := z.find(member, score)
+	z.deleteNode(x, &update)
+	return x.member
+}
+
+// find returns member's node and, per level, the last node before it.
+func (z *ZSet) find(member string, score float64) (*zsetNode, [zsetMaxLevel]*zsetNode) {
 	var update [zsetMaxLevel]*zsetNode
 	x := z.header
 	for i := z.level - 1; i >= 0; i-- {
@@ -158,6 +220,11 @@ func (z *ZSet) unlink(member string, score float64) string {
 	if x == nil || x.score != score || x.member != member {
 		panic("BUG: zset node missing for " + member)
 	}
+	return x, update
+}
+
+// deleteNode unlinks x given the predecessors find returned.
+func (z *ZSet) deleteNode(x *zsetNode, update *[zsetMaxLevel]*zsetNode) {
 	for i := 0; i < z.level; i++ {
 		if update[i].level[i].forward == x {
 			update[i].level[i].span += x.level[i].span - 1
@@ -175,9 +242,8 @@ func (z *ZSet) unlink(member string, score float64) string {
 		z.level--
 	}
 	z.length--
-	delete(z.dict, member)
-	z.bytes -= int64(len(member)) + zsetElemOverhead
-	return x.member
+	delete(z.dict, x.member)
+	z.bytes -= int64(len(x.member)) + zsetElemOverhead
 }
 
 // Add sets member's score, adding the member if needed (member is copied).
@@ -186,7 +252,7 @@ func (z *ZSet) Add(member []byte, score float64) bool {
 	old, ok := z.dict[string(member)]
 	if ok {
 		if old != score {
-			z.insert(z.unlink(string(member), old), score)
+			z.updateScore(string(member), old, score)
 		}
 		return false
 	}
@@ -450,4 +516,21 @@ func (z *ZSet) Pop(max bool) (string, float64) {
 	}
 	z.unlink(x.member, x.score)
 	return x.member, x.score
+}
+
+// updateScore moves member from score old to score with one walk when the
+// node keeps its position (its neighbours still order around it), as
+// Redis's zslUpdateScore does, and relinks it otherwise.
+func (z *ZSet) updateScore(member string, old, score float64) {
+	x, update := z.find(member, old)
+	if (x.backward == nil || zless(x.backward.score, x.backward.member, score, member)) &&
+		(x.level[0].forward == nil || zless(score, member, x.level[0].forward.score, x.level[0].forward.member)) {
+		x.score = score
+		z.dict[x.member] = score
+		return
+	}
+	// Relink the same node (no allocation): delete, rescore, insert.
+	z.deleteNode(x, &update)
+	x.score = score
+	z.insertNode(x)
 }
