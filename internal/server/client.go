@@ -42,13 +42,15 @@ type Client struct {
 	noTouch         bool // CLIENT NO-TOUCH (reported; the engine does not honour it yet)
 
 	// MULTI state.
-	inMulti    bool
-	multiErr   bool
-	queue      []queued
-	watched    []watchedKey
-	watchDirty atomic.Bool  // set by writers of a watched key (any loop)
-	readyKeys  [][]byte     // keys EXEC made ready for blocked clients
-	multiLen   atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
+	inMulti      bool
+	multiErr     bool
+	queue        []queued
+	watched      []watchedKey
+	watchDirty   atomic.Bool  // set by writers of a watched key (any loop)
+	readyKeys    [][]byte     // keys EXEC made ready for blocked clients
+	inbuf        []byte       // own input buffer while gathering a large request (nil otherwise)
+	inbufDonated bool         // a handler took ownership of an argument inside inbuf
+	multiLen     atomic.Int32 // queued commands + 1 while in MULTI, 0 outside (for CLIENT LIST)
 
 	// Blocking state.
 	blocked       *waiter
@@ -231,48 +233,111 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		cl.drainOutbox()
 	}
 	lim := s.limits.Load()
+	if cl.inbuf != nil {
+		// Large-request mode: a request bigger than bigRequest is gathered
+		// in the client's own buffer, grown geometrically but never past
+		// what was received or announced, instead of gnet's ring buffer
+		// (which regrows by a quarter and re-copies on every read).
+		if c.InboundBuffered() > 0 {
+			b, _ := c.Next(-1)
+			cl.inbuf = growAppend(cl.inbuf, b, cl.need)
+		}
+		if len(cl.inbuf) >= cl.need {
+			consumed := s.processInput(cl, cl.inbuf, lim)
+			switch rest := len(cl.inbuf) - consumed; {
+			case rest == 0:
+				cl.inbuf = nil
+			case cl.inbufDonated:
+				// A handler kept an argument that lives in inbuf.
+				cl.inbuf = append([]byte(nil), cl.inbuf[consumed:]...)
+			default:
+				cl.inbuf = append(cl.inbuf[:0], cl.inbuf[consumed:]...)
+			}
+			cl.inbufDonated = false
+		}
+		if int64(cl.need) > lim.queryBuf || int64(len(cl.inbuf)) > lim.queryBuf {
+			s.log.Warn("closing client that exceeded client-query-buffer-limit", "addr", cl.addr, "id", cl.id)
+			cl.closeAfterReply = true
+		}
+		return s.finishTraffic(c, cl)
+	}
 	inb := c.InboundBuffered()
 	if inb > 0 && inb >= cl.need {
 		buf, _ := c.Peek(-1)
-		cl.lastCmd.Store(s.db.Tick())
-		cl.lastNano = nanotime()
-		consumed := 0
-		for consumed < len(buf) && !cl.closeAfterReply {
-			args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)
-			if err != nil {
-				cl.w.Error("ERR " + err.Error())
-				cl.closeAfterReply = true
-				consumed = len(buf)
-				break
-			}
-			if n == 0 {
-				// need counts from buf[consumed:], which is where the
-				// inbound buffer will start after Discard.
-				cl.need = need
-				break
-			}
-			cl.need = 0
-			consumed += n
-			cl.args = args
-			if len(args) > 0 {
-				s.dispatch(cl, args)
-			}
-			if cl.blocked != nil {
-				break
-			}
-		}
+		consumed := s.processInput(cl, buf, lim)
 		if consumed > 0 {
 			_, _ = c.Discard(consumed)
-			cl.shard.netIn.Add(int64(consumed))
 		}
 		if cl.need > 0 && int64(cl.need) > lim.queryBuf || int64(c.InboundBuffered()) > lim.queryBuf {
 			s.log.Warn("closing client that exceeded client-query-buffer-limit", "addr", cl.addr, "id", cl.id)
 			cl.closeAfterReply = true
+		} else if cl.need > bigRequest && !cl.closeAfterReply {
+			b, _ := c.Next(-1)
+			cl.inbuf = growAppend(nil, b, cl.need)
 		}
-		// Arguments alias gnet's buffer, which the next read reuses.
-		clear(cl.args)
 	}
 	return s.finishTraffic(c, cl)
+}
+
+// bigRequest is the size from which an incomplete request is gathered in
+// the client's own buffer (see OnTraffic).
+const bigRequest = 1 << 20
+
+// growAppend appends b to buf, growing capacity geometrically but not
+// beyond need when need is known: memory follows the bytes received (at
+// most 8x them), so a client announcing a huge bulk and sending little
+// holds little.
+func growAppend(buf, b []byte, need int) []byte {
+	if len(buf)+len(b) <= cap(buf) {
+		return append(buf, b...)
+	}
+	have := len(buf) + len(b)
+	n := max(2*cap(buf), have, 64<<10)
+	if need > have && (n > need || have >= need/8) {
+		// Once an eighth of the announced request has arrived, take the
+		// whole buffer at once: every regrowth of a large buffer costs a
+		// copy and, through heap growth, a GC cycle.
+		n = need
+	}
+	nb := make([]byte, len(buf), n)
+	copy(nb, buf)
+	return append(nb, b...)
+}
+
+// processInput parses and executes every complete request in buf and
+// returns the bytes consumed. It sets cl.need when a request is
+// incomplete. Arguments alias buf only during their command.
+func (s *Server) processInput(cl *Client, buf []byte, lim *runtimeLimits) int {
+	cl.lastCmd.Store(s.db.Tick())
+	cl.lastNano = nanotime()
+	consumed := 0
+	for consumed < len(buf) && !cl.closeAfterReply {
+		args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)
+		if err != nil {
+			cl.w.Error("ERR " + err.Error())
+			cl.closeAfterReply = true
+			consumed = len(buf)
+			break
+		}
+		if n == 0 {
+			// need counts from buf[consumed:], where the unconsumed
+			// input will start.
+			cl.need = need
+			break
+		}
+		cl.need = 0
+		consumed += n
+		cl.args = args
+		if len(args) > 0 {
+			s.dispatch(cl, args)
+		}
+		if cl.blocked != nil {
+			break
+		}
+	}
+	cl.shard.netIn.Add(int64(consumed))
+	clear(cl.args)
+	return consumed
 }
 
 func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {

@@ -134,7 +134,11 @@ func cmdSet(c *Ctx) {
 	sl := c.slot(key)
 	if !nx && !xx && !get {
 		// Fast path: plain SET needs no existence check.
-		c.db.SetString(sl, key, val, at, keep)
+		if c.retainArg(2) {
+			c.db.SetStringOwned(sl, key, val, at, keep)
+		} else {
+			c.db.SetString(sl, key, val, at, keep)
+		}
 		c.w.OK()
 		return
 	}

@@ -2,7 +2,7 @@ package server
 
 import (
 	"slices"
-	_ "unsafe" // for go:linkname
+	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
 	"strings"
@@ -430,3 +430,22 @@ func (c *Ctx) slot(key []byte) *engine.Slot {
 //
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
+
+// retainArg reports whether the handler may keep args[i] without copying
+// and, if so, takes it: large arguments gathered in the client's own input
+// buffer (a big SET value) are handed to the engine as they are, as
+// redis-server does with big arguments, saving a copy of the value.
+func (c *Ctx) retainArg(i int) bool {
+	cl := c.cl
+	a := c.args[i]
+	if cl == nil || cl.inbuf == nil || len(a) < bigRequest {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(cl.inbuf)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	if p < start || p >= start+uintptr(cap(cl.inbuf)) {
+		return false
+	}
+	cl.inbufDonated = true
+	return true
+}
