@@ -44,6 +44,10 @@ type Slot struct {
 	// through the Hooks.
 	Watchers map[string][]any
 	Waiters  map[string][]any
+
+	// NoTouch is set by the server while a CLIENT NO-TOUCH client's
+	// command holds the slot: reads then leave LRU/LFU metadata alone.
+	NoTouch bool
 }
 
 // Hooks let the server observe deletions the engine makes by itself
@@ -247,7 +251,9 @@ func (db *DB) Lookup(s *Slot, key []byte) *Entry {
 		return nil
 	}
 	s.hits++
-	db.touchAccess(e, now)
+	if !s.NoTouch {
+		db.touchAccess(e, now)
+	}
 	return e
 }
 

@@ -634,3 +634,24 @@ func startWithFile(t *testing.T, path string, port int) string {
 	t.Cleanup(func() { srv.Close() })
 	return "127.0.0.1:" + strconv.Itoa(port)
 }
+
+func TestClientNoTouchLeavesAccessMetadata(t *testing.T) {
+	n := tu.StartServer(t, "maxmemory-policy", "allkeys-lfu")
+	c := tu.Dial(t, n.Addr)
+	c.Do("SET", "k", "v")
+	before := c.Do("OBJECT", "FREQ", "k")
+	if got := c.Do("CLIENT", "NO-TOUCH", "ON"); got != "OK" {
+		t.Fatalf("CLIENT NO-TOUCH ON = %s", got)
+	}
+	for i := 0; i < 20; i++ {
+		c.Do("GET", "k")
+	}
+	if got := c.Do("OBJECT", "FREQ", "k"); got != before {
+		t.Fatalf("FREQ changed under NO-TOUCH: %s -> %s", before, got)
+	}
+	c.Do("CLIENT", "NO-TOUCH", "OFF")
+	c.Do("GET", "k")
+	if got := c.Do("OBJECT", "FREQ", "k"); got == before {
+		t.Fatalf("FREQ did not change after NO-TOUCH OFF: %s", got)
+	}
+}

@@ -39,7 +39,7 @@ type Client struct {
 	need            int // bytes the inbound buffer must hold before re-parsing
 	closeAfterReply bool
 	noEvict         bool
-	noTouch         bool // CLIENT NO-TOUCH (reported; the engine does not honour it yet)
+	noTouch         bool // CLIENT NO-TOUCH: reads leave LRU/LFU metadata alone
 
 	// MULTI state.
 	inMulti      bool

@@ -323,6 +323,11 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 			slots = slices.Compact(slots)
 		}
 		s.db.LockSlots(slots)
+		if cl.noTouch {
+			for _, i := range slots {
+				s.db.Slot(i).NoTouch = true
+			}
+		}
 	}
 	// The Ctx lives in the client (handlers are called through a function
 	// value, so a stack Ctx would escape to the heap on every command);
@@ -360,6 +365,11 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		}
 	}
 	if locked {
+		if cl.noTouch {
+			for _, i := range slots {
+				s.db.Slot(i).NoTouch = false
+			}
+		}
 		s.db.UnlockSlots(slots)
 	}
 	// One clock read per command: a command's time runs from the end of
