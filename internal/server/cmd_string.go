@@ -99,6 +99,22 @@ func (c *Ctx) expireArg(b []byte, unit int64, abs bool) (int64, bool) {
 	return ms, true
 }
 
+// isExpireOpt reports whether a is one of SET/GETEX's EX PX EXAT PXAT.
+func isExpireOpt(a []byte) bool {
+	return eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat")
+}
+
+// expireOpt parses the expire option at args[i] with its value at i+1
+// into an absolute unix ms time.
+func (c *Ctx) expireOpt(i int) (int64, bool) {
+	a := c.args[i]
+	unit := int64(1000)
+	if a[0] == 'p' || a[0] == 'P' {
+		unit = 1
+	}
+	return c.expireArg(c.args[i+1], unit, len(a) == 4)
+}
+
 func cmdSet(c *Ctx) {
 	key, val := c.args[1], c.args[2]
 	var nx, xx, get, keep bool
@@ -115,12 +131,8 @@ func cmdSet(c *Ctx) {
 			get = true
 		case eq(a, "keepttl") && !seenExp:
 			keep = true
-		case (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat")) && !keep && !seenExp && i+1 < len(c.args):
-			unit := int64(1000)
-			if a[0] == 'p' || a[0] == 'P' {
-				unit = 1
-			}
-			v, ok := c.expireArg(c.args[i+1], unit, len(a) == 4)
+		case isExpireOpt(a) && !keep && !seenExp && i+1 < len(c.args):
+			v, ok := c.expireOpt(i)
 			if !ok {
 				return
 			}
@@ -234,12 +246,8 @@ func cmdGetEx(c *Ctx) {
 		switch {
 		case eq(a, "persist") && !set && !persist:
 			persist = true
-		case (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat")) && !set && !persist && i+1 < len(c.args):
-			unit := int64(1000)
-			if a[0] == 'p' || a[0] == 'P' {
-				unit = 1
-			}
-			v, ok := c.expireArg(c.args[i+1], unit, len(a) == 4)
+		case isExpireOpt(a) && !set && !persist && i+1 < len(c.args):
+			v, ok := c.expireOpt(i)
 			if !ok {
 				return
 			}
