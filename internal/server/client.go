@@ -335,14 +335,14 @@ func (s *Server) processInput(cl *Client, buf []byte, lim *runtimeLimits) int {
 			break
 		}
 	}
-	cl.shard.netIn.Add(int64(consumed))
+	inc(&cl.shard.netIn, int64(consumed))
 	clear(cl.args)
 	return consumed
 }
 
 func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
 	if len(cl.w.B) > 0 {
-		cl.shard.netOut.Add(int64(len(cl.w.B)))
+		inc(&cl.shard.netOut, int64(len(cl.w.B)))
 		_, _ = c.Write(cl.w.B)
 		if cap(cl.w.B) > 1<<20 {
 			cl.w.B = nil

@@ -91,34 +91,40 @@ func (s *Server) shardFor(el any) *statShard {
 	return sh
 }
 
-// CommandStats sums per-command counters over all loops, by command name.
+// CommandStats returns per-command totals by command name (commands
+// never called are left out).
 func (s *Server) CommandStats() map[string]CmdStat {
-	initDefs()
+	totals := s.cmdTotals()
 	out := make(map[string]CmdStat)
-	s.shardsMu.Lock()
-	defer s.shardsMu.Unlock()
 	for _, d := range defs {
-		var t CmdStat
-		for _, sh := range s.shards {
-			st := &sh.cmd[d.idx]
-			t.Calls += st.calls.Load()
-			t.Usec += st.usec.Load()
-			t.Rejected += st.rejected.Load()
-			t.Failed += st.failed.Load()
-		}
-		if t.Calls+t.Rejected+t.Failed > 0 {
+		if t := totals[d.idx]; t.Calls+t.Rejected+t.Failed > 0 {
 			out[d.spec.Name] = t
 		}
 	}
 	return out
 }
 
-// cmdTotals sums per-command counters over all loops, indexed like defs.
+// cmdTotals sums per-command counters over all loops, indexed like defs,
+// less the baseline of the last CONFIG RESETSTAT.
 func (s *Server) cmdTotals() []CmdStat {
-	initDefs()
-	out := make([]CmdStat, len(defs))
 	s.shardsMu.Lock()
 	defer s.shardsMu.Unlock()
+	out := s.rawTotalsLocked()
+	for i := range out {
+		if i < len(s.statBase.cmd) {
+			b := s.statBase.cmd[i]
+			out[i].Calls -= b.Calls
+			out[i].Usec -= b.Usec
+			out[i].Rejected -= b.Rejected
+			out[i].Failed -= b.Failed
+		}
+	}
+	return out
+}
+
+func (s *Server) rawTotalsLocked() []CmdStat {
+	initDefs()
+	out := make([]CmdStat, len(defs))
 	for _, sh := range s.shards {
 		for i := range sh.cmd {
 			st := &sh.cmd[i]
@@ -151,25 +157,27 @@ func (s *Server) NetBytes() (in, out int64) {
 		in += sh.netIn.Load()
 		out += sh.netOut.Load()
 	}
-	return
+	return in - s.statBase.netIn, out - s.statBase.netOut
 }
 
 // ResetCommandStats clears per-command and network counters.
 func (s *Server) ResetCommandStats() {
+	// Counters are only ever incremented by their own loop (plain load +
+	// store, no locked instruction on the hot path), so a reset records a
+	// baseline instead of writing zeros under the owner's feet.
 	s.shardsMu.Lock()
 	defer s.shardsMu.Unlock()
+	s.statBase.cmd = s.rawTotalsLocked()
+	s.statBase.netIn, s.statBase.netOut = 0, 0
 	for _, sh := range s.shards {
-		for i := range sh.cmd {
-			st := &sh.cmd[i]
-			st.calls.Store(0)
-			st.usec.Store(0)
-			st.rejected.Store(0)
-			st.failed.Store(0)
-		}
-		sh.netIn.Store(0)
-		sh.netOut.Store(0)
+		s.statBase.netIn += sh.netIn.Load()
+		s.statBase.netOut += sh.netOut.Load()
 	}
 }
+
+// inc adds d to a counter that only its owning event loop writes: a plain
+// load and store, readable by others without a race.
+func inc(a *atomic.Int64, d int64) { a.Store(a.Load() + d) }
 
 func initDefs() {
 	defsOnce.Do(func() {
@@ -294,7 +302,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	if spec.Flags&command.DenyOOM != 0 && s.db.OverLimit() && !inExec {
 		if !s.db.Evict() {
 			cl.w.Error(errOOM)
-			cl.shard.cmd[d.idx].rejected.Add(1)
+			inc(&cl.shard.cmd[d.idx].rejected, 1)
 			return
 		}
 	}
@@ -339,7 +347,9 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		c = new(Ctx)
 	}
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
-	cl.lastCmdName.Store(&spec.Name)
+	if cl.lastCmdName.Load() != &spec.Name {
+		cl.lastCmdName.Store(&spec.Name)
+	}
 	replyAt := len(cl.w.B)
 	cl.ctxDepth++
 	d.fn(c)
@@ -380,10 +390,10 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	cl.lastNano = now
 	us := el.Microseconds()
 	st := &cl.shard.cmd[d.idx]
-	st.calls.Add(1)
-	st.usec.Add(us)
+	inc(&st.calls, 1)
+	inc(&st.usec, us)
 	if failed {
-		st.failed.Add(1)
+		inc(&st.failed, 1)
 	}
 	if lim := s.limits.Load(); lim.slowerThan >= 0 && us >= lim.slowerThan {
 		s.slow.add(cl, args, el, lim.slowMax)

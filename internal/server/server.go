@@ -72,6 +72,10 @@ type Server struct {
 	// loop's counters, so cores never contend on a shared cache line.
 	shardsMu sync.Mutex
 	shards   map[gnet.EventLoop]*statShard
+	statBase struct { // totals at the last CONFIG RESETSTAT
+		cmd           []CmdStat
+		netIn, netOut int64
+	}
 
 	cronStop chan struct{}
 	cronDone chan struct{}
