@@ -118,7 +118,11 @@ func (db *DB) Policy() int      { return int(db.policy.Load()) }
 // Tick refreshes the cached clock; call it at least once per read batch.
 func (db *DB) Tick() int64 {
 	now := time.Now().UnixMilli()
-	db.clockMs.Store(now)
+	// Store only on change: every loop ticks per batch, and a store on
+	// every tick would bounce the line between cores (readers are hot).
+	if db.clockMs.Load() != now {
+		db.clockMs.Store(now)
+	}
 	return now
 }
 
