@@ -43,6 +43,7 @@ type Config struct {
 	LFUDecayTime     int
 	ProtoMaxBulkLen  int64
 	MaxMultibulkLen  int64 // proto-max-multibulk-len (Shoal's own)
+	MaxInlineLen     int64 // proto-max-inline-len (Shoal's own; redis hard-codes 64k)
 	QueryBufferLimit int64 // client-query-buffer-limit
 	OutputNormal     OutputLimit
 	OutputPubsub     OutputLimit
@@ -70,7 +71,7 @@ func Default() *Config {
 		Port: 6379, Bind: []string{"127.0.0.1", "-::1"}, ProtectedMode: true, Dir: ".",
 		MaxClients: 10000, TCPKeepAlive: 300, Databases: 16,
 		MaxMemoryPolicy: "noeviction", MaxMemorySamples: 5, LFULogFactor: 10, LFUDecayTime: 1,
-		ProtoMaxBulkLen: 512 << 20, MaxMultibulkLen: 1 << 24, QueryBufferLimit: 1 << 30,
+		ProtoMaxBulkLen: 512 << 20, MaxMultibulkLen: 1 << 24, MaxInlineLen: 64 << 10, QueryBufferLimit: 1 << 30,
 		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
 		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
@@ -177,6 +178,7 @@ func init() {
 	intDir("lfu-decay-time", true, 0, math.MaxInt32, func(c *Config) *int { return &c.LFUDecayTime })
 	bytesDir("proto-max-bulk-len", true, 1024*1024, func(c *Config) *int64 { return &c.ProtoMaxBulkLen })
 	bytesDir("proto-max-multibulk-len", true, 1, func(c *Config) *int64 { return &c.MaxMultibulkLen })
+	bytesDir("proto-max-inline-len", true, 1024, func(c *Config) *int64 { return &c.MaxInlineLen })
 	bytesDir("client-query-buffer-limit", true, 1024*1024, func(c *Config) *int64 { return &c.QueryBufferLimit })
 	def("client-output-buffer-limit", true, func(c *Config) string {
 		f := func(n string, l OutputLimit) string {

@@ -355,3 +355,23 @@ func TestMaxmemoryRuntime(t *testing.T) {
 		t.Errorf("maxmemory_human = %s", got)
 	}
 }
+
+func TestInlineLengthLimitConfigurable(t *testing.T) {
+	n := tu.StartServer(t, "proto-max-inline-len", "2kb")
+	ok := tu.Dial(t, n.Addr)
+	ok.Send([]byte("SET k " + strings.Repeat("v", 1500) + "\r\n"))
+	if r, err := ok.Read(); err != nil || r.String() != "OK" {
+		t.Fatalf("inline below the limit: %v %v", r, err)
+	}
+	bad := tu.Dial(t, n.Addr)
+	bad.Send([]byte("SET k " + strings.Repeat("v", 3000) + "\r\n"))
+	if r, err := bad.Read(); err != nil || r.String() != "(error) ERR Protocol error: too big inline request" {
+		t.Fatalf("inline above the limit: %v %v", r, err)
+	}
+	if !bad.Closed(5 * time.Second) {
+		t.Fatal("connection not closed")
+	}
+	if got := ok.Do("STRLEN", "k"); got != "(integer) 1500" {
+		t.Fatalf("other client: %s", got)
+	}
+}

@@ -130,7 +130,7 @@ func (s *Server) DB() *engine.DB { return s.db }
 func (s *Server) applyConfig() {
 	s.cfg.Read(func(c *config.Config) {
 		l := &runtimeLimits{
-			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: 64 << 10},
+			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
 			queryBuf:    c.QueryBufferLimit,
 			requirePass: c.RequirePass, maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
 			protectedMode: c.ProtectedMode, outNormal: c.OutputNormal, outPubsub: c.OutputPubsub,
