@@ -354,6 +354,11 @@ func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
 		return gnet.Close
 	}
 	ob := int64(c.OutboundBuffered())
+	if ob == 0 && cl.outBytes.Load() == 0 && !cl.outPending.Load() {
+		// Fast path: everything was written and nothing waits in the
+		// outbox (a concurrent deliver wakes the loop again).
+		return gnet.None
+	}
 	cl.outMu.Lock()
 	n := ob + int64(len(cl.outbox))
 	cl.outBytes.Store(n)
