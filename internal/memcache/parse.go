@@ -323,10 +323,7 @@ func Parse(buf []byte, c *Command, lim Limits) int {
 		}
 		return n
 	case "version":
-		if len(toks) != 1 {
-			return c.fail(n, ErrGeneric, false)
-		}
-		c.Op = OpVersion
+		c.Op = OpVersion // memcached ignores any arguments
 		return n
 	case "quit":
 		if len(toks) != 1 {
@@ -339,7 +336,7 @@ func Parse(buf []byte, c *Command, lim Limits) int {
 			return c.fail(n, ErrGeneric, false)
 		}
 		c.Op = OpVerbosity
-		c.NoReply = c.noreply(toks, 3)
+		c.NoReply = string(toks[len(toks)-1]) == "noreply"
 		return n
 	case "stats":
 		c.Op, c.Args = OpStats, toks[1:]
