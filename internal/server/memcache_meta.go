@@ -79,6 +79,8 @@ func (s *Server) mcIdle(e *engine.Entry) int64 {
 func (s *Server) mcMetaGet(cl *Client, cmd *memcache.Command) {
 	m := &cmd.Meta
 	st := &cl.shard.mc
+	// Eviction locks other slots: decide before taking this one.
+	admit := m.Flag('N') && s.mcAdmit()
 	i, sl := s.mcSlot(cmd.Key)
 	defer s.db.Unlock(i)
 	var idle int64
@@ -98,7 +100,7 @@ func (s *Server) mcMetaGet(cl *Client, cmd *memcache.Command) {
 	}
 	fresh := false // created just now by N (vivify)
 	if e == nil && m.Flag('N') {
-		if at, gone := mcExpireAt(s.db.Now(), m.Vivify); !gone && s.mcAdmit() {
+		if at, gone := mcExpireAt(s.db.Now(), m.Vivify); !gone && admit {
 			e = s.db.SetString(sl, cmd.Key, nil, at, false)
 			e.MC = mcTokenSent
 			fresh = true
@@ -295,6 +297,7 @@ func (s *Server) mcMetaArith(cl *Client, cmd *memcache.Command) {
 			return
 		}
 	}
+	admit := !m.Flag('N') || s.mcAdmit() // before the slot lock: eviction locks slots
 	i, sl := s.mcSlot(cmd.Key)
 	defer s.db.Unlock(i)
 	e := s.db.Peek(sl, cmd.Key)
@@ -314,7 +317,7 @@ func (s *Server) mcMetaArith(cl *Client, cmd *memcache.Command) {
 			mcMetaStatus(cl, cmd, "NS")
 			return
 		}
-		if !s.mcAdmit() {
+		if !admit {
 			cl.mcReply(memcache.ErrOOM)
 			return
 		}
