@@ -57,8 +57,9 @@ type Config struct {
 	Save             string
 	AppendOnly       bool
 	MemcachedPort    int
-	IOThreads        int // event loops; 0 = one per core
-	GCPercent        int // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
+	MemcachedMaxItem int64 // memcached-max-item-size: largest memcached item value (memcached -I)
+	IOThreads        int   // event loops; 0 = one per core
+	GCPercent        int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -75,7 +76,7 @@ func Default() *Config {
 		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
 		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
-		Save: "", AppendOnly: false, GCPercent: 30,
+		Save: "", AppendOnly: false, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 	}
 }
 
@@ -220,6 +221,7 @@ func init() {
 		return nil
 	})
 	intDir("memcached-port", false, 0, 65535, func(c *Config) *int { return &c.MemcachedPort })
+	bytesDir("memcached-max-item-size", true, 1024, func(c *Config) *int64 { return &c.MemcachedMaxItem })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
 	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
 }
@@ -305,6 +307,12 @@ func (c *Config) validateLocked() error {
 	if c.ProtoMaxBulkLen > 2<<30 {
 		// Values are stored with 32-bit lengths; leave room for growth.
 		return errors.New("proto-max-bulk-len must not exceed 2gb")
+	}
+	if c.MemcachedMaxItem > 1<<30 {
+		return errors.New("memcached-max-item-size must not exceed 1gb (as memcached -I)")
+	}
+	if c.MemcachedPort != 0 && c.MemcachedPort == c.Port {
+		return errors.New("memcached-port must differ from port")
 	}
 	if c.Dir == "" {
 		return errors.New("dir must not be empty")

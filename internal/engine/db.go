@@ -348,6 +348,7 @@ func (db *DB) setString(s *Slot, key, v []byte, expireAt int64, keepTTL, owned b
 	e.Type = TypeString
 	e.Obj = nil
 	e.Flags = 0
+	e.MC = 0
 	if !keepTTL {
 		db.SetExpire(s, key, e, expireAt)
 	}

@@ -42,6 +42,7 @@ type Entry struct {
 	Access     uint32 // LRU clock (seconds) or, under LFU, minutes of last decay
 	Type       uint8
 	Freq       uint8 // LFU logarithmic counter
+	MC         uint8 // memcached meta state (stale, win token sent, fetched); cleared by every SetString
 }
 
 // Bytes returns the string payload (aliasing engine memory: valid while

@@ -39,7 +39,8 @@ type Client struct {
 	need            int // bytes the inbound buffer must hold before re-parsing
 	closeAfterReply bool
 	noEvict         bool
-	noTouch         bool // CLIENT NO-TOUCH: reads leave LRU/LFU metadata alone
+	noTouch         bool    // CLIENT NO-TOUCH: reads leave LRU/LFU metadata alone
+	mc              *mcConn // memcached protocol state; nil for RESP clients
 
 	// MULTI state.
 	inMulti      bool
@@ -82,11 +83,18 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	lim := s.limits.Load()
+	isMC := s.isMemcachedConn(c)
 	if s.nclients.Load() >= int64(lim.maxClients) {
 		s.statRejects.Add(1)
+		if isMC {
+			return []byte("SERVER_ERROR Too many open connections\r\n"), gnet.Close
+		}
 		return []byte("-ERR max number of clients reached\r\n"), gnet.Close
 	}
 	if lim.protectedMode && lim.requirePass == "" && !isLoopback(c.RemoteAddr()) {
+		if isMC {
+			return []byte("SERVER_ERROR protected mode: only loopback clients are accepted while no password is set\r\n"), gnet.Close
+		}
 		return []byte("-DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. " +
 			"In this mode connections are only accepted from the loopback interface. Set a password with requirepass, " +
 			"bind to specific addresses, or disable protected mode with CONFIG SET protected-mode no.\r\n"), gnet.Close
@@ -102,6 +110,10 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if a := c.LocalAddr(); a != nil {
 		cl.laddr = a.String()
+	}
+	if isMC {
+		cl.mc = &mcConn{}
+		s.mcConns.Add(1)
 	}
 	cl.w.Proto = 2
 	cl.protoShared.Store(2)
@@ -129,6 +141,9 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	delete(s.clients, cl.id)
 	s.clientsMu.Unlock()
 	s.nclients.Add(-1)
+	if cl.mc != nil {
+		s.mcConns.Add(-1)
+	}
 	cl.killed.Store(true)
 	if cl.blocked != nil {
 		s.cancelWait(cl.blocked)
@@ -214,6 +229,9 @@ func (cl *Client) drainOutbox() {
 // each, append all replies to one buffer and write it once.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	cl := c.Context().(*Client)
+	if cl.mc != nil {
+		return s.mcTraffic(c, cl)
+	}
 	if s.closing.Load() {
 		return s.drainTraffic(c, cl)
 	}

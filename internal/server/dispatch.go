@@ -71,6 +71,7 @@ type cmdStat struct {
 type statShard struct {
 	cmd           []cmdStat
 	netIn, netOut atomic.Int64
+	mc            [mcNumStats]atomic.Int64 // memcached command counters (memcache_conn.go)
 }
 
 func newStatShard() *statShard {

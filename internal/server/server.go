@@ -33,6 +33,7 @@ import (
 
 	"shoal/internal/config"
 	"shoal/internal/engine"
+	"shoal/internal/memcache"
 	"shoal/internal/resp"
 )
 
@@ -84,6 +85,10 @@ type Server struct {
 	shutOnce sync.Once
 
 	admin adminState // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
+
+	mcPort    int          // memcached-port (0 = off), fixed at New
+	mcConns   atomic.Int64 // open memcached connections
+	mcFlushAt atomic.Int64 // unix ms of a delayed flush_all; 0 = none (run by cron)
 }
 
 // runtimeLimits is the hot-path copy of limits that CONFIG SET may change.
@@ -98,6 +103,7 @@ type runtimeLimits struct {
 	outPubsub     config.OutputLimit
 	slowerThan    int64
 	slowMax       int
+	mc            memcache.Limits
 }
 
 // New builds a server; it starts nothing.
@@ -119,6 +125,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.hub = newPubsubHub()
 	s.slow = &slowlog{}
 	s.shards = make(map[gnet.EventLoop]*statShard)
+	cfg.Read(func(c *config.Config) { s.mcPort = c.MemcachedPort })
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
@@ -135,6 +142,8 @@ func (s *Server) applyConfig() {
 			requirePass: c.RequirePass, maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
 			protectedMode: c.ProtectedMode, outNormal: c.OutputNormal, outPubsub: c.OutputPubsub,
 			slowerThan: c.SlowlogSlower, slowMax: c.SlowlogMaxLen,
+			mc: memcache.Limits{MaxLine: memcache.DefaultLimits.MaxLine, MaxGetLine: memcache.DefaultLimits.MaxGetLine,
+				MaxItemSize: int(c.MemcachedMaxItem)},
 		}
 		s.limits.Store(l)
 		s.db.SetMaxMemory(c.MaxMemory, engine.PolicyNames[c.MaxMemoryPolicy], c.MaxMemorySamples)
@@ -151,6 +160,21 @@ func (s *Server) applyConfig() {
 
 // Addrs returns the listen addresses derived from bind and port.
 func (s *Server) Addrs() []string {
+	var port int
+	s.cfg.Read(func(c *config.Config) { port = c.Port })
+	return s.addrsFor(port)
+}
+
+// MemcachedAddrs returns the memcached listen addresses (the same bind
+// addresses on memcached-port), none when it is 0.
+func (s *Server) MemcachedAddrs() []string {
+	if s.mcPort == 0 {
+		return nil
+	}
+	return s.addrsFor(s.mcPort)
+}
+
+func (s *Server) addrsFor(port int) []string {
 	var out []string
 	s.cfg.Read(func(c *config.Config) {
 		for _, b := range c.Bind {
@@ -164,7 +188,7 @@ func (s *Server) Addrs() []string {
 			if b == "*" {
 				b = "0.0.0.0"
 			}
-			out = append(out, "tcp://"+net.JoinHostPort(b, strconv.Itoa(c.Port)))
+			out = append(out, "tcp://"+net.JoinHostPort(b, strconv.Itoa(port)))
 		}
 	})
 	return out
@@ -185,6 +209,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if len(addrs) == 0 {
 		return errors.New("no address to listen on (check bind)")
 	}
+	// The memcached listeners share the event loops (and the keyspace):
+	// OnOpen tells the protocols apart by the local port.
+	addrs = append(addrs, s.MemcachedAddrs()...)
 	var loops int
 	s.cfg.Read(func(c *config.Config) { loops = c.IOThreads })
 	opts := []gnet.Option{
@@ -276,6 +303,7 @@ func (s *Server) cron() {
 		case <-t.C:
 		}
 		s.db.Tick()
+		s.mcCron()
 		// Active expiry: at most a quarter of each period, as Redis's 25%.
 		if !s.admin.noActiveExpire.Load() {
 			s.db.ActiveExpireCycle(period / 4)
