@@ -7,6 +7,7 @@
 //     the connections they own. A command runs on its connection's loop.
 //   - cron: refreshes the clock, runs active expiry, enforces idle
 //     timeouts and output-buffer soft limits.
+//   - a BGSAVE goroutine while a background snapshot runs (persist.go).
 //   - timers for blocked clients (time.AfterFunc), which only hand a reply
 //     to the client's outbox and wake its loop.
 //
@@ -83,7 +84,8 @@ type Server struct {
 	shutdown chan struct{} // closed by SHUTDOWN
 	shutOnce sync.Once
 
-	admin adminState // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
+	admin   adminState   // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
+	persist persistState // snapshots and loading (persist.go)
 }
 
 // runtimeLimits is the hot-path copy of limits that CONFIG SET may change.
@@ -119,6 +121,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.hub = newPubsubHub()
 	s.slow = &slowlog{}
 	s.shards = make(map[gnet.EventLoop]*statShard)
+	s.persist.lastSave.Store(s.startTime.Unix())
+	s.persist.lastBgSecs.Store(-1)
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
@@ -139,6 +143,7 @@ func (s *Server) applyConfig() {
 		s.limits.Store(l)
 		s.db.SetMaxMemory(c.MaxMemory, engine.PolicyNames[c.MaxMemoryPolicy], c.MaxMemorySamples)
 		s.db.SetLFU(c.LFULogFactor, c.LFUDecayTime)
+		s.persist.keyDelay.Store(int64(c.KeyLoadDelay))
 		// The keyspace is one large, long-lived heap: Go's default GOGC=100
 		// lets the heap reach twice the live data before collecting. A
 		// lower target trades some GC CPU on allocation-heavy loads for
@@ -179,7 +184,10 @@ func canBind(host string) bool {
 	return true
 }
 
-// Start begins serving and returns once the listeners are up (or failed).
+// Start begins serving and returns once the listeners are up and the
+// snapshot, if there is one, is loaded. Clients connecting during the
+// load get -LOADING. A snapshot that cannot be loaded stops the server:
+// the error names the file and the offset of the damage.
 func (s *Server) Start(ctx context.Context) error {
 	addrs := s.Addrs()
 	if len(addrs) == 0 {
@@ -200,6 +208,9 @@ func (s *Server) Start(ctx context.Context) error {
 		loops = max(1, runtime.NumCPU()-1)
 	}
 	opts = append(opts, gnet.WithNumEventLoop(loops))
+	snapPath := s.snapshotPath()
+	load := snapshotExists(snapPath)
+	s.persist.loading.Store(load) // before the first OnOpen
 	go func() {
 		var err error
 		if len(addrs) == 1 {
@@ -216,6 +227,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen %v: %w", addrs, s.runErr)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if load {
+		if err := s.loadAtStart(snapPath); err != nil {
+			s.abortStart()
+			return err
+		}
 	}
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
@@ -242,6 +259,7 @@ func (s *Server) Close() error {
 	<-s.done
 	close(s.cronStop)
 	<-s.cronDone
+	s.persist.bgWG.Wait()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -284,6 +302,7 @@ func (s *Server) cron() {
 			lastClients = time.Now()
 			s.clientsCron()
 			s.adminCron()
+			s.persistCron()
 		}
 	}
 }
