@@ -178,6 +178,7 @@ func Load(db *engine.DB, r io.Reader, opt LoadOptions) (LoadStats, error) {
 		}
 		sl := db.Slot(sec.Slot)
 		db.Lock(sec.Slot)
+		db.Reserve(sl, sec.Count)
 		if opt.OnSection != nil {
 			opt.OnSection(sec.Slot, sec.Mark)
 		}
