@@ -3,6 +3,7 @@ module shoal
 go 1.26.8
 
 require (
+	github.com/klauspost/compress v1.20.3
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/redis/go-redis/v9 v9.23.0
 )

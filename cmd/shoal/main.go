@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"shoal/internal/config"
+	"shoal/internal/engine"
+	"shoal/internal/persist"
 	"shoal/internal/server"
 )
 
@@ -24,6 +26,10 @@ commands:
   server [config-file] [--directive value ...]
              run a storage node (standalone: a drop-in for redis-server);
              directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb
+  check-snapshot [-q] FILE
+             verify a snapshot (checksums, every entry) and print per-slot
+             and total counts; exit status 1 if it is damaged (the error
+             gives the offset)
   version    print the version
 
 planned (not built yet): manager, migrator, proxy, ctl, dev
@@ -38,6 +44,8 @@ func main() {
 	switch os.Args[1] {
 	case "server":
 		err = runServer(os.Args[2:])
+	case "check-snapshot":
+		err = checkSnapshot(os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
 	case "help", "-h", "--help":
@@ -102,6 +110,9 @@ func runServer(args []string) error {
 	select {
 	case <-ctx.Done():
 		log.Info("received signal, shutting down")
+		if err := srv.SaveOnExit(); err != nil {
+			log.Error("could not save the snapshot on exit", "err", err)
+		}
 	case <-srv.ShutdownRequested():
 		log.Info("SHUTDOWN requested, shutting down")
 	}
@@ -109,5 +120,31 @@ func runServer(args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("bye")
+	return nil
+}
+
+// checkSnapshot is `shoal check-snapshot [-q] FILE`.
+func checkSnapshot(args []string, out io.Writer) error {
+	quiet := false
+	if len(args) > 0 && args[0] == "-q" {
+		quiet, args = true, args[1:]
+	}
+	if len(args) != 1 {
+		return fmt.Errorf("usage: shoal check-snapshot [-q] FILE")
+	}
+	rep, err := persist.CheckFile(args[0])
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		for _, sl := range rep.Slots {
+			fmt.Fprintf(out, "slot %5d  mark %d  keys %d  bytes %d\n", sl.Slot, sl.Mark, sl.Keys, sl.Bytes)
+		}
+	}
+	fmt.Fprintf(out, "%s: ok, format version %d, created %s\n", args[0], rep.Header.Version, rep.Header.Created.UTC().Format("2006-01-02T15:04:05.000Z"))
+	fmt.Fprintf(out, "sections %d, keys %d (volatile %d), bytes %d\n", rep.Sections, rep.Keys, rep.Volatile, rep.Bytes)
+	for t, n := range rep.ByType {
+		fmt.Fprintf(out, "  %-6s %d\n", engine.TypeName(uint8(t)), n)
+	}
 	return nil
 }

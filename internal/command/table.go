@@ -320,6 +320,8 @@ func init() {
 	add("command", -1, Loading, 0, 0, 0, "connection")
 	add("time", 1, Fast|Loading, 0, 0, 0, "fast")
 	add("lastsave", 1, Fast|Loading, 0, 0, 0, "admin")
+	add("save", 1, Admin|NoMulti, 0, 0, 0, "admin")
+	add("bgsave", -1, Admin, 0, 0, 0, "admin")
 	add("slowlog", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("latency", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("debug", -2, Admin|Loading, 0, 0, 0, "admin")

@@ -54,7 +54,10 @@ type Config struct {
 	LogLevel         string
 	LogFile          string
 	PidFile          string
-	Save             string
+	Save             string      // save policy as given ("900 1 300 10"; "" = off)
+	SavePoints       []SavePoint // Save parsed
+	DBFilename       string      // snapshot file name inside Dir
+	KeyLoadDelay     int         // key-load-delay: microseconds to sleep per key loaded (test hook, as Redis)
 	AppendOnly       bool
 	MemcachedPort    int
 	MemcachedMaxItem int64 // memcached-max-item-size: largest memcached item value (memcached -I)
@@ -76,7 +79,7 @@ func Default() *Config {
 		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
 		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
-		Save: "", AppendOnly: false, GCPercent: 30, MemcachedMaxItem: 1 << 20,
+		Save: "", DBFilename: "dump.shoal", AppendOnly: false, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 	}
 }
 
@@ -202,12 +205,26 @@ func init() {
 	stringDir("logfile", false, func(c *Config) *string { return &c.LogFile })
 	stringDir("pidfile", false, func(c *Config) *string { return &c.PidFile })
 	def("save", true, func(c *Config) string { return c.Save }, func(c *Config, v string) error {
-		if strings.TrimSpace(v) != "" {
-			return errors.New("snapshots are not implemented yet: only save \"\" is accepted")
+		pts, err := ParseSavePolicy(v)
+		if err != nil {
+			return err
 		}
-		c.Save = ""
+		c.SavePoints = pts
+		parts := make([]string, 0, 2*len(pts))
+		for _, p := range pts {
+			parts = append(parts, strconv.FormatInt(p.Seconds, 10), strconv.FormatInt(p.Changes, 10))
+		}
+		c.Save = strings.Join(parts, " ")
 		return nil
 	})
+	def("dbfilename", true, func(c *Config) string { return c.DBFilename }, func(c *Config, v string) error {
+		if v == "" || strings.ContainsRune(v, '/') || v == "." || v == ".." {
+			return errors.New("dbfilename can't be a path, just a filename")
+		}
+		c.DBFilename = v
+		return nil
+	})
+	intDir("key-load-delay", true, 0, 1e6, func(c *Config) *int { return &c.KeyLoadDelay })
 	def("appendonly", true, func(c *Config) string { return "no" }, func(c *Config, v string) error {
 		if strings.ToLower(v) != "no" {
 			return errors.New("the append-only file is not implemented yet: only appendonly no is accepted")
@@ -224,6 +241,37 @@ func init() {
 	bytesDir("memcached-max-item-size", true, 1024, func(c *Config) *int64 { return &c.MemcachedMaxItem })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
 	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
+}
+
+// SavePoint is one "seconds changes" pair of the save policy: snapshot
+// when at least Changes writes happened and Seconds passed since the
+// last successful save.
+type SavePoint struct{ Seconds, Changes int64 }
+
+// ParseSavePolicy parses "900 1 300 10" (pairs); "" (or only spaces)
+// turns automatic snapshots off.
+func ParseSavePolicy(v string) ([]SavePoint, error) {
+	f := strings.Fields(v)
+	if len(f)%2 != 0 {
+		return nil, errors.New("Invalid save parameters")
+	}
+	var pts []SavePoint
+	for i := 0; i < len(f); i += 2 {
+		secs, err1 := strconv.ParseInt(f[i], 10, 64)
+		changes, err2 := strconv.ParseInt(f[i+1], 10, 64)
+		if err1 != nil || err2 != nil || secs < 0 || changes < 0 {
+			return nil, errors.New("Invalid save parameters")
+		}
+		pts = append(pts, SavePoint{Seconds: secs, Changes: changes})
+	}
+	return pts, nil
+}
+
+// SnapshotPath is Dir/DBFilename.
+func (c *Config) SnapshotPath() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return filepath.Join(c.Dir, c.DBFilename)
 }
 
 func setOutputLimits(c *Config, v string) error {

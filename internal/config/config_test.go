@@ -39,7 +39,7 @@ func TestParseArgsRedisStyle(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--port", "70000"}, {"--nosuch", "1"}, {"port", "1"}, {"--maxmemory-policy", "lru"},
-		{"--appendonly", "yes"}, {"--save", "900 1"}, {"--proto-max-bulk-len", "3gb"},
+		{"--appendonly", "yes"}, {"--save", "900"}, {"--save", "900 x"}, {"--dbfilename", "a/b"}, {"--proto-max-bulk-len", "3gb"},
 	} {
 		if err := Default().ParseArgs(bad); err == nil {
 			t.Errorf("ParseArgs(%q) accepted", bad)
@@ -71,5 +71,21 @@ func TestConfigFileAndRuntimeSet(t *testing.T) {
 	}
 	if err := Default().LoadFile(filepath.Join(t.TempDir(), "missing.conf")); err == nil {
 		t.Fatal("missing file accepted")
+	}
+}
+
+func TestSavePolicy(t *testing.T) {
+	c := Default()
+	if err := c.ParseArgs([]string{"--save", " 900 1  300 10 ", "--dbfilename", "x.shoal", "--dir", "/tmp"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Save != "900 1 300 10" || len(c.SavePoints) != 2 || c.SavePoints[1] != (SavePoint{300, 10}) {
+		t.Fatalf("save %q %v", c.Save, c.SavePoints)
+	}
+	if c.SnapshotPath() != "/tmp/x.shoal" {
+		t.Fatal(c.SnapshotPath())
+	}
+	if err := c.Set("save", "", true); err != nil || c.Save != "" || c.SavePoints != nil {
+		t.Fatalf("save off: %v %q %v", err, c.Save, c.SavePoints)
 	}
 }

@@ -172,6 +172,14 @@ func (db *DB) UnlockAll() {
 	}
 }
 
+// Reserve makes room for n keys in an empty slot (snapshot load: a map
+// grown key by key rehashes about log2(n) times).
+func (db *DB) Reserve(s *Slot, n int) {
+	if len(s.keys) == 0 && n > 8 {
+		s.keys = make(map[string]*Entry, n)
+	}
+}
+
 // Len is the number of keys in the slot (expired ones included).
 func (s *Slot) Len() int { return len(s.keys) }
 

@@ -12,6 +12,9 @@ const hashFieldOverhead = 48
 
 func NewHash() *Hash { return &Hash{M: make(map[string][]byte)} }
 
+// NewHashSize returns an empty hash with room for n fields (snapshot load).
+func NewHashSize(n int) *Hash { return &Hash{M: make(map[string][]byte, n)} }
+
 func (h *Hash) Len() int       { return len(h.M) }
 func (h *Hash) MemSize() int64 { return h.bytes + 48 }
 func (h *Hash) Get(f []byte) ([]byte, bool) {

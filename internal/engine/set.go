@@ -13,6 +13,9 @@ const setMemberOverhead = 32
 
 func NewSet() *Set { return &Set{M: make(map[string]struct{})} }
 
+// NewSetSize returns an empty set with room for n members (snapshot load).
+func NewSetSize(n int) *Set { return &Set{M: make(map[string]struct{}, n)} }
+
 func (s *Set) Len() int       { return len(s.M) }
 func (s *Set) MemSize() int64 { return s.bytes + 48 }
 

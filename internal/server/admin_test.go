@@ -442,7 +442,8 @@ func TestServerMisc(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	n := tu.StartServer(t)
+	// A missing dir: SHUTDOWN SAVE fails and the server keeps running.
+	n := tu.StartServer(t, "dir", filepath.Join(t.TempDir(), "missing"))
 	c := tu.Dial(t, n.Addr)
 	steps(t, c, "MULTI", "OK", "SHUTDOWN", "(error) ERR Command not allowed inside a transaction", "DISCARD", "OK")
 	steps(t, c, "SHUTDOWN SAVE", "(error) ERR Errors trying to SHUTDOWN. Check logs.")

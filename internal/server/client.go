@@ -34,6 +34,7 @@ type Client struct {
 	proto           int
 	protoShared     atomic.Int32 // proto, for other goroutines (publishers, pushers)
 	authed          bool
+	loadGate        bool // connected while the snapshot was loading: check before each command (persist.go)
 	w               resp.Writer
 	args            [][]byte
 	need            int // bytes the inbound buffer must hold before re-parsing
@@ -102,7 +103,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	now := time.Now().UnixMilli()
 	cl := &Client{
 		id: s.nextID.Add(1), conn: c, srv: s, created: now,
-		proto: 2, authed: lim.requirePass == "",
+		proto: 2, authed: lim.requirePass == "", loadGate: s.persist.loading.Load(),
 		shard: s.shardFor(c.EventLoop()),
 	}
 	if a := c.RemoteAddr(); a != nil {

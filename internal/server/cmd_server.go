@@ -31,7 +31,7 @@ func init() {
 	register("debug", cmdDebug)
 	register("shutdown", cmdShutdown)
 	register("latency", cmdLatency)
-	register("lastsave", func(c *Ctx) { c.w.Int(c.srv.startTime.Unix()) })
+	register("lastsave", func(c *Ctx) { c.w.Int(c.srv.persist.lastSave.Load()) })
 	register("role", cmdRole)
 	register("memory", cmdMemory)
 }
@@ -314,25 +314,7 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		line("mem_allocator", "go")
 		line("lazyfree_pending_objects", 0)
 	case "persistence":
-		// Persistence is not implemented yet: nothing is ever saved.
-		b.WriteString("# Persistence\r\n")
-		line("loading", 0)
-		line("async_loading", 0)
-		line("rdb_changes_since_last_save", s.writeCalls())
-		line("rdb_bgsave_in_progress", 0)
-		line("rdb_last_save_time", s.startTime.Unix())
-		line("rdb_last_bgsave_status", "ok")
-		line("rdb_last_bgsave_time_sec", -1)
-		line("rdb_current_bgsave_time_sec", -1)
-		line("rdb_saves", 0)
-		line("aof_enabled", 0)
-		line("aof_rewrite_in_progress", 0)
-		line("aof_rewrite_scheduled", 0)
-		line("aof_last_rewrite_time_sec", -1)
-		line("aof_current_rewrite_time_sec", -1)
-		line("aof_last_bgrewrite_status", "ok")
-		line("aof_rewrites", 0)
-		line("aof_last_write_status", "ok")
+		s.infoPersistence(b, line)
 	case "stats":
 		s.admin.mu.Lock()
 		ops, in, out := s.admin.ops.avg(), s.admin.netIn.avg(), s.admin.netOut.avg()
@@ -595,8 +577,16 @@ func cmdDebug(c *Ctx) {
 		c.srv.admin.noActiveExpire.Store(v == 0)
 		c.w.OK()
 		return
+	case "reload":
+		if len(c.args) != 2 {
+			break
+		}
+		debugReload(c)
+		return
 	case "help":
 		helpReply(c.w, "DEBUG", []string{
+			"RELOAD",
+			"    Save the RDB on disk and reload it back to memory.",
 			"SET-ACTIVE-EXPIRE <0|1>",
 			"    Setting it to 0 disables expiring keys in background when they are not accessed.",
 			"SLEEP <seconds>",
@@ -640,11 +630,16 @@ func cmdShutdown(c *Ctx) {
 		c.w.Error("ERR No shutdown in progress.")
 		return
 	}
-	if save && !force {
-		// There is no persistence yet: a requested save cannot happen.
-		c.srv.log.Warn("SHUTDOWN SAVE refused: snapshots are not implemented")
-		c.w.Error("ERR Errors trying to SHUTDOWN. Check logs.")
-		return
+	// As Redis: save when asked to, or by default when a save policy is
+	// configured; NOSAVE never saves. FORCE shuts down even if it fails.
+	var policy bool
+	c.srv.cfg.Read(func(cf *config.Config) { policy = len(cf.SavePoints) > 0 })
+	if save || (policy && !nosave) {
+		if err := c.srv.save("SHUTDOWN"); err != nil && !force {
+			c.srv.log.Warn("SHUTDOWN aborted: the snapshot could not be saved", "err", err)
+			c.w.Error("ERR Errors trying to SHUTDOWN. Check logs.")
+			return
+		}
 	}
 	c.srv.requestShutdown()
 	// Redis sends no reply: the connection just closes.

@@ -272,6 +272,9 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 		cl.flagMultiError()
 		return
 	}
+	if cl.loadGate && s.refuseWhileLoading(cl, spec) {
+		return
+	}
 	if cl.nsubs.Load() > 0 && cl.proto == 2 && spec.Flags&command.SubscribeOK == 0 {
 		w.Error("ERR Can't execute '" + spec.Name + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 		return

@@ -7,6 +7,7 @@
 //     the connections they own. A command runs on its connection's loop.
 //   - cron: refreshes the clock, runs active expiry, enforces idle
 //     timeouts and output-buffer soft limits.
+//   - a BGSAVE goroutine while a background snapshot runs (persist.go).
 //   - timers for blocked clients (time.AfterFunc), which only hand a reply
 //     to the client's outbox and wake its loop.
 //
@@ -84,7 +85,8 @@ type Server struct {
 	shutdown chan struct{} // closed by SHUTDOWN
 	shutOnce sync.Once
 
-	admin adminState // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
+	admin   adminState   // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
+	persist persistState // snapshots and loading (persist.go)
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
@@ -126,6 +128,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.slow = &slowlog{}
 	s.shards = make(map[gnet.EventLoop]*statShard)
 	cfg.Read(func(c *config.Config) { s.mcPort = c.MemcachedPort })
+	s.persist.lastSave.Store(s.startTime.Unix())
+	s.persist.lastBgSecs.Store(-1)
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
@@ -148,6 +152,7 @@ func (s *Server) applyConfig() {
 		s.limits.Store(l)
 		s.db.SetMaxMemory(c.MaxMemory, engine.PolicyNames[c.MaxMemoryPolicy], c.MaxMemorySamples)
 		s.db.SetLFU(c.LFULogFactor, c.LFUDecayTime)
+		s.persist.keyDelay.Store(int64(c.KeyLoadDelay))
 		// The keyspace is one large, long-lived heap: Go's default GOGC=100
 		// lets the heap reach twice the live data before collecting. A
 		// lower target trades some GC CPU on allocation-heavy loads for
@@ -203,7 +208,10 @@ func canBind(host string) bool {
 	return true
 }
 
-// Start begins serving and returns once the listeners are up (or failed).
+// Start begins serving and returns once the listeners are up and the
+// snapshot, if there is one, is loaded. Clients connecting during the
+// load get -LOADING. A snapshot that cannot be loaded stops the server:
+// the error names the file and the offset of the damage.
 func (s *Server) Start(ctx context.Context) error {
 	addrs := s.Addrs()
 	if len(addrs) == 0 {
@@ -227,6 +235,9 @@ func (s *Server) Start(ctx context.Context) error {
 		loops = max(1, runtime.NumCPU()-1)
 	}
 	opts = append(opts, gnet.WithNumEventLoop(loops))
+	snapPath := s.snapshotPath()
+	load := snapshotExists(snapPath)
+	s.persist.loading.Store(load) // before the first OnOpen
 	go func() {
 		var err error
 		if len(addrs) == 1 {
@@ -243,6 +254,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen %v: %w", addrs, s.runErr)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if load {
+		if err := s.loadAtStart(snapPath); err != nil {
+			s.abortStart()
+			return err
+		}
 	}
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
@@ -269,6 +286,7 @@ func (s *Server) Close() error {
 	<-s.done
 	close(s.cronStop)
 	<-s.cronDone
+	s.persist.bgWG.Wait()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -312,6 +330,7 @@ func (s *Server) cron() {
 			lastClients = time.Now()
 			s.clientsCron()
 			s.adminCron()
+			s.persistCron()
 		}
 	}
 }

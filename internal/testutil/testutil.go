@@ -46,12 +46,15 @@ type Node struct {
 
 // StartServer starts a server on a free loopback port with extra
 // directives ("maxmemory", "1mb", ...) and stops it when the test ends.
+// Its dir is a fresh temporary directory unless directives set one, so
+// snapshots never land in (or load from) the package's directory.
 func StartServer(t testing.TB, directives ...string) *Node {
 	t.Helper()
+	dir := t.TempDir()
 	for attempt := 0; ; attempt++ {
 		port := FreePort(t)
 		cfg := config.Default()
-		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1"}
+		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir}
 		for i := 0; i+1 < len(directives); i += 2 {
 			args = append(args, "--"+directives[i], directives[i+1])
 		}

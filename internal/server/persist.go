@@ -1,0 +1,375 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/command"
+	"shoal/internal/config"
+	"shoal/internal/engine"
+	"shoal/internal/persist"
+)
+
+// Snapshots: SAVE, BGSAVE, the save policy (evaluated by the cron), the
+// load at start-up (clients get -LOADING meanwhile), DEBUG RELOAD and the
+// INFO persistence fields. The format and the dump itself are in
+// internal/persist.
+//
+// Goroutines: a BGSAVE runs on its own goroutine (at most one, tracked by
+// bgWG and waited for by Close). SAVE runs on the caller's event loop.
+// Saves of any kind are serialised by saveMu, so a SHUTDOWN save waits
+// for a running BGSAVE instead of racing it to the rename.
+
+func init() {
+	register("save", cmdSave)
+	register("bgsave", cmdBgsave)
+}
+
+const errLoading = "LOADING Redis is loading the dataset in memory"
+
+// bgsaveRetryDelay is how long the policy waits after a failed save
+// before trying again (Redis's CONFIG_BGSAVE_RETRY_DELAY).
+const bgsaveRetryDelay = 5 * time.Second
+
+type persistState struct {
+	saveMu sync.Mutex // held for the whole of any save
+
+	bgRunning   atomic.Bool
+	bgScheduled atomic.Bool  // BGSAVE SCHEDULE while one was running
+	bgStart     atomic.Int64 // unix ms the running BGSAVE started
+	bgWG        sync.WaitGroup
+
+	lastSave     atomic.Int64 // unix s of the last successful save (or start-up)
+	lastTry      atomic.Int64 // unix ms of the last save attempt
+	lastFailed   atomic.Bool
+	lastBgSecs   atomic.Int64 // duration of the last BGSAVE, -1 = none yet
+	saves        atomic.Int64
+	dirtyBase    atomic.Int64 // write-command count when the last successful save started
+	lastLoadKeys atomic.Int64
+	lastLoadExp  atomic.Int64
+
+	loading     atomic.Bool
+	loadStart   atomic.Int64 // unix s
+	loadTotal   atomic.Int64 // file size
+	loadedBytes atomic.Int64
+	keyDelay    atomic.Int64 // key-load-delay in µs (test hook)
+
+	writeIdxOnce sync.Once
+	writeIdx     []int // indexes into the stat shards of write commands
+}
+
+// refuseWhileLoading is the dispatcher's check for a client that connected
+// during the start-up load. Clients connected afterwards never get here:
+// the hot path only tests the client's own flag.
+func (s *Server) refuseWhileLoading(cl *Client, spec *command.Spec) bool {
+	if !s.persist.loading.Load() {
+		cl.loadGate = false
+		return false
+	}
+	if spec.Flags&command.Loading != 0 {
+		return false
+	}
+	cl.w.Error(errLoading)
+	cl.flagMultiError()
+	return true
+}
+
+// dirty is rdb_changes_since_last_save: write commands run since the last
+// successful save started. It reads the per-loop command counters (no
+// extra work on the command path).
+func (s *Server) dirty() int64 { return s.rawWrites() - s.persist.dirtyBase.Load() }
+
+func (s *Server) rawWrites() int64 {
+	p := &s.persist
+	p.writeIdxOnce.Do(func() {
+		initDefs()
+		for _, d := range defs {
+			if d.spec.Flags&command.Write != 0 {
+				p.writeIdx = append(p.writeIdx, d.idx)
+			}
+		}
+	})
+	var n int64
+	s.shardsMu.Lock()
+	for _, sh := range s.shards {
+		for _, i := range p.writeIdx {
+			n += sh.cmd[i].calls.Load()
+		}
+	}
+	s.shardsMu.Unlock()
+	return n
+}
+
+// snapshotPath is dir/dbfilename.
+func (s *Server) snapshotPath() string { return s.cfg.SnapshotPath() }
+
+// save writes a snapshot now (waiting for a running one to finish first).
+func (s *Server) save(why string) error {
+	p := &s.persist
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	path := s.snapshotPath()
+	base := s.rawWrites()
+	p.lastTry.Store(time.Now().UnixMilli())
+	st, err := persist.SaveFile(s.db, path, persist.DumpOptions{})
+	if err != nil {
+		p.lastFailed.Store(true)
+		s.log.Error("snapshot failed", "why", why, "path", path, "err", err)
+		return err
+	}
+	p.lastFailed.Store(false)
+	p.lastSave.Store(time.Now().Unix())
+	p.dirtyBase.Store(base)
+	p.saves.Add(1)
+	s.log.Info("DB saved on disk", "why", why, "path", path, "keys", st.Keys, "bytes", st.Bytes, "duration", st.Duration)
+	return nil
+}
+
+// startBgsave starts a background save unless one is running.
+func (s *Server) startBgsave(why string) bool {
+	p := &s.persist
+	if !p.bgRunning.CompareAndSwap(false, true) {
+		return false
+	}
+	start := time.Now()
+	p.bgStart.Store(start.UnixMilli())
+	p.bgWG.Add(1)
+	go func() {
+		defer p.bgWG.Done()
+		_ = s.save(why)
+		p.lastBgSecs.Store(int64(time.Since(start).Seconds() + 0.5))
+		p.bgRunning.Store(false)
+	}()
+	return true
+}
+
+// persistCron runs the save policy; the cron calls it every 100 ms.
+func (s *Server) persistCron() {
+	p := &s.persist
+	if p.loading.Load() || p.bgRunning.Load() {
+		return
+	}
+	if p.bgScheduled.Swap(false) {
+		s.startBgsave("scheduled BGSAVE")
+		return
+	}
+	var pts []config.SavePoint
+	s.cfg.Read(func(c *config.Config) { pts = c.SavePoints })
+	if len(pts) == 0 {
+		return
+	}
+	now := time.Now()
+	if p.lastFailed.Load() && now.UnixMilli()-p.lastTry.Load() < bgsaveRetryDelay.Milliseconds() {
+		return
+	}
+	dirty := s.dirty()
+	since := now.Unix() - p.lastSave.Load()
+	for _, pt := range pts {
+		if dirty >= pt.Changes && since > pt.Seconds {
+			s.log.Info("save policy reached, saving", "changes", dirty, "seconds", since)
+			s.startBgsave("save policy")
+			return
+		}
+	}
+}
+
+// loadAtStart loads the snapshot if there is one; clients connecting
+// meanwhile are answered -LOADING. A corrupt or unreadable file is an
+// error naming the file and the offset.
+func (s *Server) loadAtStart(path string) error {
+	p := &s.persist
+	defer p.loading.Store(false)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	p.loadTotal.Store(fi.Size())
+	p.loadedBytes.Store(0)
+	p.loadStart.Store(time.Now().Unix())
+	opt := persist.LoadOptions{Progress: &p.loadedBytes}
+	if p.keyDelay.Load() > 0 {
+		opt.KeyDelay = func() {
+			if d := p.keyDelay.Load(); d > 0 {
+				time.Sleep(time.Duration(d) * time.Microsecond)
+			}
+		}
+	}
+	s.log.Info("loading snapshot", "path", path, "bytes", fi.Size())
+	// A load allocates almost only what it keeps: with the collector on,
+	// the heap growing from nothing triggers a cycle every gc-percent of
+	// growth, each marking everything loaded so far (about 3x the load's
+	// own CPU at gc-percent 30). It resumes, with its setting, after.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	st, err := persist.LoadFile(s.db, path, opt)
+	if err != nil {
+		return err
+	}
+	p.lastLoadKeys.Store(int64(st.Keys))
+	p.lastLoadExp.Store(int64(st.Expired))
+	p.lastSave.Store(time.Now().Unix())
+	p.dirtyBase.Store(s.rawWrites())
+	s.log.Info("DB loaded from disk", "path", path, "keys", st.Keys, "expired_skipped", st.Expired,
+		"bytes", st.Bytes, "seconds", st.Duration.Seconds())
+	return nil
+}
+
+// snapshotExists reports whether a snapshot should be loaded at start:
+// any error but "does not exist" counts as yes (loading then reports it).
+func snapshotExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// abortStart stops the listeners after a failed start-up load.
+func (s *Server) abortStart() {
+	s.closing.Store(true)
+	s.engMu.Lock()
+	eng := s.eng
+	s.engMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = eng.Stop(ctx)
+	<-s.done
+}
+
+// SaveOnExit saves a snapshot if a save policy is configured, as Redis
+// does on SIGTERM. SHUTDOWN saves in its handler instead.
+func (s *Server) SaveOnExit() error {
+	var policy bool
+	s.cfg.Read(func(c *config.Config) { policy = len(c.SavePoints) > 0 })
+	if !policy {
+		return nil
+	}
+	return s.save("shutdown")
+}
+
+func cmdSave(c *Ctx) {
+	if c.cl.inMulti {
+		c.w.Error("ERR Command not allowed inside a transaction")
+		c.cl.flagMultiError()
+		return
+	}
+	if c.srv.persist.bgRunning.Load() {
+		c.w.Error("ERR Background save already in progress")
+		return
+	}
+	if err := c.srv.save("SAVE"); err != nil {
+		c.w.Error("ERR")
+		return
+	}
+	c.w.OK()
+}
+
+func cmdBgsave(c *Ctx) {
+	schedule := false
+	if len(c.args) > 1 {
+		if len(c.args) != 2 || !eq(c.args[1], "schedule") {
+			c.w.Error(errSyntax)
+			return
+		}
+		schedule = true
+	}
+	p := &c.srv.persist
+	if c.srv.startBgsave("BGSAVE") {
+		c.w.Simple("Background saving started")
+		return
+	}
+	if schedule {
+		p.bgScheduled.Store(true)
+		c.w.Simple("Background saving scheduled")
+		return
+	}
+	c.w.Error("ERR Background save already in progress")
+}
+
+// debugReload is DEBUG RELOAD: save, flush, load back (a test hook for the
+// snapshot round trip).
+func debugReload(c *Ctx) {
+	s := c.srv
+	if err := s.save("DEBUG RELOAD"); err != nil {
+		c.w.Error("ERR Error trying to save the DB, aborting")
+		return
+	}
+	c.forEachSlot(func(i int, sl *engine.Slot) bool {
+		c.db.Flush(sl)
+		return true
+	})
+	if _, err := persist.LoadFile(s.db, s.snapshotPath(), persist.LoadOptions{}); err != nil {
+		s.log.Error("DEBUG RELOAD: load failed", "err", err)
+		c.w.Error("ERR Error trying to load the RDB dump, check server logs.")
+		return
+	}
+	c.w.OK()
+}
+
+// infoPersistence renders INFO's persistence section (Redis's fields).
+func (s *Server) infoPersistence(b *strings.Builder, line func(string, any)) {
+	p := &s.persist
+	b.WriteString("# Persistence\r\n")
+	loading := p.loading.Load()
+	line("loading", b2i(loading))
+	line("async_loading", 0)
+	line("current_cow_peak", 0)
+	line("current_cow_size", 0)
+	line("current_cow_size_age", 0)
+	line("current_fork_perc", "0.00")
+	line("current_save_keys_processed", 0)
+	line("current_save_keys_total", 0)
+	if loading {
+		total, done := p.loadTotal.Load(), p.loadedBytes.Load()
+		elapsed := time.Now().Unix() - p.loadStart.Load()
+		perc := 0.0
+		if total > 0 {
+			perc = float64(done) * 100 / float64(total)
+		}
+		eta := 1
+		if done > 0 && elapsed > 0 {
+			eta = int(float64(total-done) / (float64(done) / float64(elapsed)))
+		}
+		line("loading_start_time", p.loadStart.Load())
+		line("loading_total_bytes", total)
+		line("loading_rdb_used_mem", 0)
+		line("loading_loaded_bytes", done)
+		line("loading_loaded_perc", fmt.Sprintf("%.2f", perc))
+		line("loading_eta_seconds", eta)
+	}
+	line("rdb_changes_since_last_save", s.dirty())
+	running := p.bgRunning.Load()
+	line("rdb_bgsave_in_progress", b2i(running))
+	line("rdb_last_save_time", p.lastSave.Load())
+	status := "ok"
+	if p.lastFailed.Load() {
+		status = "err"
+	}
+	line("rdb_last_bgsave_status", status)
+	line("rdb_last_bgsave_time_sec", p.lastBgSecs.Load())
+	cur := int64(-1)
+	if running {
+		cur = (time.Now().UnixMilli() - p.bgStart.Load()) / 1000
+	}
+	line("rdb_current_bgsave_time_sec", cur)
+	line("rdb_saves", p.saves.Load())
+	line("rdb_last_cow_size", 0)
+	line("rdb_last_load_keys_expired", p.lastLoadExp.Load())
+	line("rdb_last_load_keys_loaded", p.lastLoadKeys.Load())
+	line("aof_enabled", 0)
+	line("aof_rewrite_in_progress", 0)
+	line("aof_rewrite_scheduled", 0)
+	line("aof_last_rewrite_time_sec", -1)
+	line("aof_current_rewrite_time_sec", -1)
+	line("aof_last_bgrewrite_status", "ok")
+	line("aof_rewrites", 0)
+	line("aof_rewrites_consecutive_failures", 0)
+	line("aof_last_write_status", "ok")
+	line("aof_last_cow_size", 0)
+	line("module_fork_in_progress", 0)
+	line("module_fork_last_cow_size", 0)
+}
