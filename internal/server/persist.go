@@ -103,6 +103,10 @@ func (s *Server) rawWrites() int64 {
 		for _, i := range p.writeIdx {
 			n += sh.cmd[i].calls.Load()
 		}
+		// Memcached writes count as changes too.
+		for _, i := range []int{mcCmdSet, mcCmdTouch, mcCmdFlush, mcDeleteHits, mcIncrHits, mcDecrHits, mcCasHits} {
+			n += sh.mc[i].Load()
+		}
 	}
 	s.shardsMu.Unlock()
 	return n
