@@ -3,96 +3,96 @@
 package glob
 
 // Match reports whether s matches pattern.
-func Match(pattern, s string) bool { return match(pattern, s, 0) }
-
-// maxDepth bounds recursion on pathological patterns ("*a*a*a*...").
-const maxDepth = 1000
-
-func match(p, s string, depth int) bool {
-	if depth > maxDepth {
-		return false
-	}
-	for len(p) > 0 {
-		switch p[0] {
-		case '*':
-			for len(p) > 1 && p[1] == '*' {
-				p = p[1:]
-			}
-			if len(p) == 1 {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if match(p[1:], s[i:], depth+1) {
+//
+// It uses the classic single-backtrack-point algorithm: on a mismatch it
+// resumes after the last '*' one character further into s. That is
+// O(len(pattern)·len(s)) in the worst case, where a naive recursive matcher
+// is exponential on patterns like "*a*a*a*a*b" (a stalled event loop).
+func Match(pattern, s string) bool {
+	p, i := 0, 0
+	starP, starI := -1, 0
+	for i < len(s) {
+		if p < len(pattern) {
+			switch pattern[p] {
+			case '*':
+				for p < len(pattern) && pattern[p] == '*' {
+					p++
+				}
+				if p == len(pattern) {
 					return true
 				}
-			}
-			return false
-		case '?':
-			if len(s) == 0 {
-				return false
-			}
-			s = s[1:]
-			p = p[1:]
-		case '[':
-			if len(s) == 0 {
-				return false
-			}
-			p = p[1:]
-			not := false
-			if len(p) > 0 && p[0] == '^' {
-				not = true
-				p = p[1:]
-			}
-			matched := false
-			for {
-				if len(p) == 0 {
-					break
-				}
-				if p[0] == '\\' && len(p) >= 2 {
-					if p[1] == s[0] {
-						matched = true
-					}
-					p = p[2:]
-				} else if p[0] == ']' {
-					break
-				} else if len(p) >= 3 && p[1] == '-' {
-					lo, hi := p[0], p[2]
-					if lo > hi {
-						lo, hi = hi, lo
-					}
-					if s[0] >= lo && s[0] <= hi {
-						matched = true
-					}
-					p = p[3:]
-				} else {
-					if p[0] == s[0] {
-						matched = true
-					}
-					p = p[1:]
+				starP, starI = p, i
+				continue
+			case '?':
+				p++
+				i++
+				continue
+			default:
+				if n, ok := matchOne(pattern, p, s[i]); ok {
+					p = n
+					i++
+					continue
 				}
 			}
-			if len(p) > 0 {
-				p = p[1:] // the ']'
-			}
-			if not {
-				matched = !matched
-			}
-			if !matched {
-				return false
-			}
-			s = s[1:]
-		case '\\':
-			if len(p) >= 2 {
-				p = p[1:]
-			}
-			fallthrough
-		default:
-			if len(s) == 0 || p[0] != s[0] {
-				return false
-			}
-			s = s[1:]
-			p = p[1:]
 		}
+		if starP < 0 {
+			return false
+		}
+		starI++
+		p, i = starP, starI
 	}
-	return len(s) == 0
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// matchOne matches the single-character element of pattern at p (a
+// literal, an escaped literal or a [class]) against c and returns the index
+// after the element.
+func matchOne(pattern string, p int, c byte) (int, bool) {
+	switch pattern[p] {
+	case '\\':
+		if p+1 < len(pattern) {
+			return p + 2, pattern[p+1] == c
+		}
+		return p + 1, c == '\\'
+	case '[':
+		q := p + 1
+		not := false
+		if q < len(pattern) && pattern[q] == '^' {
+			not = true
+			q++
+		}
+		matched := false
+		for q < len(pattern) && pattern[q] != ']' {
+			switch {
+			case pattern[q] == '\\' && q+1 < len(pattern):
+				if pattern[q+1] == c {
+					matched = true
+				}
+				q += 2
+			case q+2 < len(pattern) && pattern[q+1] == '-' && pattern[q+2] != ']':
+				lo, hi := pattern[q], pattern[q+2]
+				if lo > hi {
+					lo, hi = hi, lo
+				}
+				if c >= lo && c <= hi {
+					matched = true
+				}
+				q += 3
+			default:
+				if pattern[q] == c {
+					matched = true
+				}
+				q++
+			}
+		}
+		if q < len(pattern) {
+			q++ // the ']'
+		}
+		return q, matched != not
+	default:
+		return p + 1, pattern[p] == c
+	}
 }

@@ -1,6 +1,10 @@
 package glob
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestMatch(t *testing.T) {
 	cases := []struct {
@@ -25,5 +29,64 @@ func FuzzMatch(f *testing.F) {
 	f.Add("a*[b-c]?\\x", "abbx")
 	f.Fuzz(func(t *testing.T, p, s string) {
 		Match(p, s) // must not panic or hang
+	})
+}
+
+func TestMatchPathologicalIsFast(t *testing.T) {
+	p := strings.Repeat("*a", 40) + "*b"
+	s := strings.Repeat("a", 5000)
+	start := time.Now()
+	if Match(p, s) {
+		t.Fatal("matched")
+	}
+	// Not a timing assertion on speed: an exponential matcher would not
+	// finish at all; this one is quadratic.
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("took %v", d)
+	}
+}
+
+// Reference recursive matcher (the previous implementation) to compare
+// against on small inputs.
+func naive(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for i := 0; i <= len(s); i++ {
+				if naive(p[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		default:
+			if len(s) == 0 {
+				return false
+			}
+			n, ok := matchOne(p, 0, s[0])
+			if !ok {
+				return false
+			}
+			p, s = p[n:], s[1:]
+		}
+	}
+	return len(s) == 0
+}
+
+func FuzzMatchAgreesWithNaive(f *testing.F) {
+	for _, c := range [][2]string{{"a*b?c", "axxbyc"}, {"[a-c]*\\*", "b*"}, {"*[^x]", "xy"}, {"h[", "h["}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, p, s string) {
+		if len(p) > 12 || len(s) > 24 {
+			return // keep the exponential reference cheap
+		}
+		if got, want := Match(p, s), naive(p, s); got != want {
+			t.Fatalf("Match(%q, %q) = %v, naive %v", p, s, got, want)
+		}
 	})
 }
