@@ -378,7 +378,8 @@ func TestCommand(t *testing.T) {
 	}
 	// DOCS: a map per command, RESP3 too.
 	c.Do("HELLO", "3")
-	if got := c.Do("COMMAND", "DOCS", "get"); got != `{"get":{"summary":"GET command" "since":"1.0.0" "group":"string"}}` {
+	if got := c.Do("COMMAND", "DOCS", "get"); got != `{"get":{"summary":"Get the value of a key" "since":"1.0.0" "group":"string" "complexity":"O(1)" `+
+		`"arguments":[{"name":"key" "type":"key" "key_spec_index":(integer) 0}]}}` {
 		t.Errorf("COMMAND DOCS get = %s", got)
 	}
 	if r, _ := c.DoReply("COMMAND", "INFO", "set"); r.Elems[0].Elems[2].Kind != '~' {

@@ -78,11 +78,17 @@ func cmdCommand(c *Ctx) {
 			for _, a := range c.args[2:] {
 				if d := c.srv.lookup(a); d != nil {
 					names = append(names, d.spec.Name)
+				} else if sub := subcommandName(a); sub != "" {
+					names = append(names, sub)
 				}
 			}
 		}
 		c.w.Map(len(names))
 		for _, n := range names {
+			if parent, sub, ok := strings.Cut(n, "|"); ok {
+				writeSubcommandDocs(c.w, defs[parent].spec, sub)
+				continue
+			}
 			c.w.BulkString(n)
 			writeCommandDocs(c.w, defs[n].spec)
 		}
@@ -133,6 +139,21 @@ func cmdCommand(c *Ctx) {
 	default:
 		unknownSubcommand(c)
 	}
+}
+
+// subcommandName returns "container|sub" for an implemented subcommand
+// named that way (any case), "" otherwise.
+func subcommandName(b []byte) string {
+	parent, sub, ok := strings.Cut(strings.ToLower(string(b)), "|")
+	if !ok || defs[parent] == nil {
+		return ""
+	}
+	for _, s := range subcommands[parent] {
+		if s.name == sub {
+			return parent + "|" + sub
+		}
+	}
+	return ""
 }
 
 // implementedCommands are the commands with a handler, sorted.
@@ -374,39 +395,131 @@ func writeKeySpecBody(w *resp.Writer, flags []string, index, last, step int) {
 	w.Int(0)
 }
 
-// writeCommandDocs writes a minimal COMMAND DOCS entry: summary, since,
-// group, and the subcommands of containers.
+// writeCommandDocs writes one COMMAND DOCS entry as Redis 7 does:
+// summary, since, group, complexity, deprecation, the argument tree
+// (redis-cli builds its input hints from it) and the subcommands of
+// containers.
 func writeCommandDocs(w *resp.Writer, sp *command.Spec) {
-	group := "server"
-	if len(sp.Categories) > 0 {
-		if g, ok := groups[sp.Categories[0]]; ok {
-			group = g
+	subs := subcommands[sp.Name]
+	var subDocs []string
+	for _, s := range subs {
+		if command.Docs[sp.Name+"|"+s.name] != nil {
+			subDocs = append(subDocs, s.name)
 		}
 	}
-	subs := subcommands[sp.Name]
-	n := 3
-	if len(subs) > 0 {
-		n++
+	// Shoal's COMMAND INFO reports one key spec covering every key
+	// argument of the simple commands.
+	keySpec := sp.Keys == nil && sp.FirstKey != 0
+	extra := 0
+	if len(subDocs) > 0 {
+		extra = 1
+	}
+	writeDoc(w, sp.Name, keySpec, extra)
+	if len(subDocs) > 0 {
+		w.BulkString("subcommands")
+		w.Map(len(subDocs))
+		for _, s := range subDocs {
+			writeSubcommandDocs(w, sp, s)
+		}
+	}
+}
+
+// writeSubcommandDocs writes "container|sub" and its docs.
+func writeSubcommandDocs(w *resp.Writer, parent *command.Spec, sub string) {
+	full := parent.Name + "|" + sub
+	w.BulkString(full)
+	keySpec := parent.Name == "memory" && sub == "usage" || parent.Name == "object" && sub != "help"
+	writeDoc(w, full, keySpec, 0)
+}
+
+// writeDoc writes the documentation map of a command or subcommand;
+// extra counts fields the caller appends.
+func writeDoc(w *resp.Writer, name string, keySpec bool, extra int) {
+	d := command.Docs[name]
+	if d == nil {
+		d = &command.Doc{Summary: strings.ToUpper(strings.ReplaceAll(name, "|", " ")) + " command", Since: "1.0.0", Group: "server"}
+	}
+	args := command.DocArgs(name)
+	docFlags := d.DocFlags
+	if d.DeprecatedSince != "" {
+		docFlags = append([]string{"deprecated"}, docFlags...)
+	}
+	n := 3 + extra
+	for _, present := range []bool{d.Complexity != "", len(docFlags) > 0, d.DeprecatedSince != "", d.ReplacedBy != "", len(args) > 0} {
+		if present {
+			n++
+		}
 	}
 	w.Map(n)
 	w.BulkString("summary")
-	w.BulkString(strings.ToUpper(sp.Name) + " command")
+	w.BulkString(d.Summary)
 	w.BulkString("since")
-	w.BulkString("1.0.0")
+	w.BulkString(d.Since)
 	w.BulkString("group")
-	w.BulkString(group)
-	if len(subs) > 0 {
-		w.BulkString("subcommands")
-		w.Map(len(subs))
-		for _, s := range subs {
-			w.BulkString(sp.Name + "|" + s.name)
-			w.Map(3)
-			w.BulkString("summary")
-			w.BulkString(strings.ToUpper(sp.Name) + " " + strings.ToUpper(s.name))
-			w.BulkString("since")
-			w.BulkString("1.0.0")
-			w.BulkString("group")
-			w.BulkString(group)
+	w.BulkString(d.Group)
+	if d.Complexity != "" {
+		w.BulkString("complexity")
+		w.BulkString(d.Complexity)
+	}
+	if len(docFlags) > 0 {
+		w.BulkString("doc_flags")
+		w.Set(len(docFlags))
+		for _, f := range docFlags {
+			w.Simple(f)
+		}
+	}
+	if d.DeprecatedSince != "" {
+		w.BulkString("deprecated_since")
+		w.BulkString(d.DeprecatedSince)
+	}
+	if d.ReplacedBy != "" {
+		w.BulkString("replaced_by")
+		w.BulkString(d.ReplacedBy)
+	}
+	if len(args) > 0 {
+		w.BulkString("arguments")
+		writeDocArgs(w, args, keySpec)
+	}
+}
+
+// writeDocArgs writes an argument list: each argument a map of name,
+// type, key_spec_index (keys covered by the command's key spec), token,
+// flags and the nested arguments of oneof and block.
+func writeDocArgs(w *resp.Writer, args []*command.Arg, keySpec bool) {
+	w.Array(len(args))
+	for _, a := range args {
+		isKey := keySpec && a.Type == command.ArgKey
+		flags := a.Flags()
+		nested := a.Type == command.ArgOneof || a.Type == command.ArgBlock
+		n := 2
+		for _, present := range []bool{isKey, a.Token != "", len(flags) > 0, nested} {
+			if present {
+				n++
+			}
+		}
+		w.Map(n)
+		w.BulkString("name")
+		w.BulkString(a.Name)
+		w.BulkString("type")
+		w.BulkString(a.Type)
+		if isKey {
+			w.BulkString("key_spec_index")
+			w.Int(0)
+		}
+		if a.Token != "" {
+			w.BulkString("token")
+			w.BulkString(a.Token)
+		}
+		if len(flags) > 0 {
+			w.BulkString("flags")
+			w.Set(len(flags))
+			for _, f := range flags {
+				w.Simple(f)
+			}
+		}
+		if nested {
+			w.BulkString("arguments")
+			writeDocArgs(w, a.Args, keySpec)
 		}
 	}
 }
