@@ -1055,6 +1055,19 @@ var Docs = map[string]*Doc{
 		Complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
 		Syntax:     "pattern",
 	},
+	"save": {
+		Summary:    "Synchronously saves the database(s) to disk",
+		Since:      "1.0.0",
+		Group:      "server",
+		Complexity: "O(N) where N is the total number of keys in all databases",
+	},
+	"bgsave": {
+		Summary:    "Asynchronously saves the database(s) to disk",
+		Since:      "1.0.0",
+		Group:      "server",
+		Complexity: "O(1)",
+		Syntax:     "[SCHEDULE]",
+	},
 	"lastsave": {
 		Summary:    "Get the UNIX time stamp of the last successful save to disk",
 		Since:      "1.0.0",
