@@ -321,16 +321,6 @@ func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
 // value of any type. keepTTL keeps an existing expiry; otherwise expireAt
 // (0 = none) is set. It reuses the old entry and buffer where it can.
 func (db *DB) SetString(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
-	return db.setString(s, key, v, expireAt, keepTTL, false)
-}
-
-// SetStringOwned is SetString for a value buffer the caller hands over
-// (it must not be used afterwards): large values are stored without a copy.
-func (db *DB) SetStringOwned(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
-	return db.setString(s, key, v, expireAt, keepTTL, true)
-}
-
-func (db *DB) setString(s *Slot, key, v []byte, expireAt int64, keepTTL, owned bool) *Entry {
 	e := s.keys[string(key)]
 	if e != nil && expired(e, db.Now()) {
 		db.expireKey(s, string(key), e)
@@ -338,17 +328,11 @@ func (db *DB) setString(s *Slot, key, v []byte, expireAt int64, keepTTL, owned b
 	}
 	if e == nil {
 		ne := &Entry{Type: TypeString, ExpireAt: expireAt}
-		if owned {
-			ne.SetBytes(v)
-		} else {
-			ne.SetBytes(append([]byte(nil), v...)) // append rounds cap up to the allocation's size class
-		}
+		ne.SetBytes(append([]byte(nil), v...)) // append rounds cap up to the allocation's size class
 		return db.Add(s, key, ne)
 	}
 	old := e.MemSize()
-	if owned {
-		e.SetBytes(v)
-	} else if e.Type == TypeString && cap(e.Bytes()) >= len(v) && cap(e.Bytes()) <= 2*len(v)+16 {
+	if e.Type == TypeString && cap(e.Bytes()) >= len(v) && cap(e.Bytes()) <= 2*len(v)+16 {
 		e.SetBytes(append(e.Bytes()[:0], v...))
 	} else {
 		e.SetBytes(append([]byte(nil), v...))
@@ -363,6 +347,18 @@ func (db *DB) setString(s *Slot, key, v []byte, expireAt int64, keepTTL, owned b
 	s.casSeq++
 	e.CAS = s.casSeq
 	db.touchAccess(e, db.Now())
+	db.Resized(s, old, e)
+	return e
+}
+
+// SetStringOwned is SetString for a value buffer the caller hands over
+// (it must not be used afterwards): large values are stored without a
+// copy. It is built on SetString with an empty value so that SetString's
+// value never escapes (callers pass it stack buffers).
+func (db *DB) SetStringOwned(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
+	e := db.SetString(s, key, nil, expireAt, keepTTL)
+	old := e.MemSize()
+	e.SetBytes(v)
 	db.Resized(s, old, e)
 	return e
 }

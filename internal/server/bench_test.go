@@ -87,3 +87,19 @@ func BenchmarkParseDispatchGetP16(b *testing.B) {
 		cl.w.B = cl.w.B[:0]
 	}
 }
+
+func BenchmarkDispatchIncr(b *testing.B) {
+	s, cl := benchClient(b)
+	keys := benchKeys(100000)
+	for _, k := range keys {
+		s.dispatch(cl, [][]byte{[]byte("SET"), k, []byte("1")})
+	}
+	cl.w.B = cl.w.B[:0]
+	args := [][]byte{[]byte("INCR"), nil}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		s.dispatch(cl, args)
+		cl.w.B = cl.w.B[:0]
+	}
+}
