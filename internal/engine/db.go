@@ -73,6 +73,7 @@ type DB struct {
 	Stats   Stats
 	hooks   Hooks
 	start   time.Time
+	startMs int64 // start in unix ms, for the LRU clock
 	clockMs atomic.Int64 // cached unix ms, refreshed by the server per batch and by the cron
 
 	maxmemory atomic.Int64
@@ -87,6 +88,7 @@ type DB struct {
 // New returns an empty keyspace.
 func New(h Hooks) *DB {
 	db := &DB{hooks: h, start: time.Now()}
+	db.startMs = db.start.UnixMilli()
 	for i := range db.slots {
 		db.slots[i].keys = make(map[string]*Entry)
 	}
@@ -183,7 +185,7 @@ func (db *DB) Reserve(s *Slot, n int) {
 // Len is the number of keys in the slot (expired ones included).
 func (s *Slot) Len() int { return len(s.keys) }
 
-func (db *DB) lruClock(now int64) uint32 { return uint32((now - db.start.UnixMilli()) / 1000) }
+func (db *DB) lruClock(now int64) uint32 { return uint32((now - db.startMs) / 1000) }
 
 // touchAccess updates LRU/LFU metadata on access.
 func (db *DB) touchAccess(e *Entry, now int64) {
