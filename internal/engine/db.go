@@ -73,7 +73,7 @@ type DB struct {
 	Stats   Stats
 	hooks   Hooks
 	start   time.Time
-	startMs int64 // start in unix ms, for the LRU clock
+	startMs int64        // start in unix ms, for the LRU clock
 	clockMs atomic.Int64 // cached unix ms, refreshed by the server per batch and by the cron
 
 	maxmemory atomic.Int64
