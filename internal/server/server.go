@@ -224,6 +224,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.cfg.Read(func(c *config.Config) { loops = c.IOThreads })
 	opts := []gnet.Option{
 		gnet.WithMulticore(true), gnet.WithReuseAddr(true), gnet.WithTicker(false),
+		// Each loop keeps its OS thread: measured 5-15% less server CPU per
+		// request at P16 (no thread hand-offs around epoll_wait).
+		gnet.WithLockOSThread(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(gnetLogger{s.log}),
 		gnet.WithReadBufferCap(64 << 10), gnet.WithTCPKeepAlive(300 * time.Second),
 	}
