@@ -367,6 +367,7 @@ func Parse(buf []byte, c *Command, lim Limits) int {
 
 func (c *Command) fail(n int, msg string, close bool) int {
 	c.Op, c.Err, c.Close = OpError, msg, close
+	c.keys = nil // a failed command has no keys to serve (NextKey returns nil)
 	return n
 }
 
