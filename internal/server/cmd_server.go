@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"shoal/internal/command"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/glob"
@@ -412,19 +411,6 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 			fmt.Fprintf(b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", n, s.db.VolatileCount())
 		}
 	}
-}
-
-// writeCalls counts write commands run since start (or CONFIG
-// RESETSTAT): the changes no snapshot has saved, as nothing is saved yet.
-func (s *Server) writeCalls() int64 {
-	var n int64
-	totals := s.cmdTotals()
-	for _, d := range defs {
-		if d.spec.Flags&command.Write != 0 {
-			n += totals[d.idx].Calls
-		}
-	}
-	return n
 }
 
 func (s *Server) clientOutputBytes() int64 {

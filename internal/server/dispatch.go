@@ -92,19 +92,6 @@ func (s *Server) shardFor(el any) *statShard {
 	return sh
 }
 
-// CommandStats returns per-command totals by command name (commands
-// never called are left out).
-func (s *Server) CommandStats() map[string]CmdStat {
-	totals := s.cmdTotals()
-	out := make(map[string]CmdStat)
-	for _, d := range defs {
-		if t := totals[d.idx]; t.Calls+t.Rejected+t.Failed > 0 {
-			out[d.spec.Name] = t
-		}
-	}
-	return out
-}
-
 // cmdTotals sums per-command counters over all loops, indexed like defs,
 // less the baseline of the last CONFIG RESETSTAT.
 func (s *Server) cmdTotals() []CmdStat {
