@@ -40,6 +40,9 @@ func corrupt(off int64, format string, a ...any) error {
 type Header struct {
 	Version int
 	Created time.Time
+	// Base is the log sequence number when the dump started: every
+	// record up to it is in every slot's image (0 in version 1 files).
+	Base uint64
 }
 
 // Section is one slot section read and checksum-verified; Body is valid
@@ -84,21 +87,32 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	rd := &Reader{r: br, prevSlot: -1, MaxValue: math.MaxUint32}
 	var h [headerLen]byte
-	if err := rd.readFull(h[:], "header"); err != nil {
+	if err := rd.readFull(h[:12], "header"); err != nil {
 		return nil, err
 	}
 	if string(h[:8]) != Magic {
 		return nil, corrupt(0, "bad magic %q: not a Shoal snapshot", h[:8])
 	}
-	c := crc32.Checksum(h[:20], castagnoli)
-	if c != binary.LittleEndian.Uint32(h[20:]) {
+	v := binary.LittleEndian.Uint32(h[8:])
+	hl := headerLen
+	switch v {
+	case 1:
+		hl = headerLenV1
+	case Version:
+	default:
+		return nil, corrupt(8, "unsupported format version %d (this build reads versions 1 and %d)", v, Version)
+	}
+	if err := rd.readFull(h[12:hl], "header"); err != nil {
+		return nil, err
+	}
+	c := crc32.Checksum(h[:hl-4], castagnoli)
+	if c != binary.LittleEndian.Uint32(h[hl-4:]) {
 		return nil, corrupt(0, "header checksum mismatch")
 	}
-	v := binary.LittleEndian.Uint32(h[8:])
-	if v != Version {
-		return nil, corrupt(8, "unsupported format version %d (this build reads version %d)", v, Version)
-	}
 	rd.hdr = Header{Version: int(v), Created: time.UnixMilli(int64(binary.LittleEndian.Uint64(h[12:])))}
+	if v >= 2 {
+		rd.hdr.Base = binary.LittleEndian.Uint64(h[20:])
+	}
 	rd.chainAdd(c)
 	return rd, nil
 }
@@ -162,7 +176,8 @@ func (r *Reader) Next() (*Section, error) {
 	if slot < r.prevSlot {
 		return nil, corrupt(start+1, "slot %d after slot %d: sections out of order", slot, r.prevSlot)
 	}
-	if count == 0 || uint64(count) > uint64(blen) {
+	empty := count == 0 && blen == 0 && r.hdr.Version >= 2 // a mark-only section
+	if !empty && (count == 0 || uint64(count) > uint64(blen)) {
 		return nil, corrupt(start+11, "section of slot %d: bad entry count %d for %d body bytes", slot, count, blen)
 	}
 	bodyAt := r.off

@@ -24,9 +24,17 @@ type DumpStats struct {
 
 // DumpOptions tune Dump. The zero value is ready to use.
 type DumpOptions struct {
-	// Mark returns the sequence number slot i is dumped at; it is called
-	// with the slot locked. nil records 0 (there is no log yet).
+	// Base is the log's last sequence number when the dump starts (read
+	// before the first slot is locked): every record up to it is in the
+	// image of every slot.
+	Base uint64
+	// Mark returns the sequence number of the last record applied to
+	// slot i; it is called with the slot locked. nil records Base. An
+	// empty slot whose mark is above Base gets an empty section carrying
+	// the mark, so recovery does not replay records its image holds.
 	Mark func(slot int) uint64
+	// FS is the file system SaveFile writes through (nil: the real one).
+	FS FS
 }
 
 // Dump writes a snapshot of db to w without stopping writes: each slot is
@@ -34,7 +42,7 @@ type DumpOptions struct {
 // happens with no lock held.
 func Dump(db *engine.DB, w io.Writer, opt DumpOptions) (DumpStats, error) {
 	start := time.Now()
-	wr, err := NewWriter(w, start)
+	wr, err := NewWriter(w, start, opt.Base)
 	if err != nil {
 		return DumpStats{}, err
 	}
@@ -42,13 +50,20 @@ func Dump(db *engine.DB, w io.Writer, opt DumpOptions) (DumpStats, error) {
 	for i := 0; i < cluster.NumSlots; i++ {
 		sl := db.Slot(i)
 		db.Lock(i)
+		mark := opt.Base
+		if opt.Mark != nil {
+			mark = max(opt.Mark(i), opt.Base)
+		}
 		if sl.Len() == 0 {
 			db.Unlock(i)
+			if mark > opt.Base {
+				enc.Reset(i, mark)
+				enc.keepEmpty = true
+				if err := wr.WriteSection(&enc); err != nil {
+					return DumpStats{}, err
+				}
+			}
 			continue
-		}
-		var mark uint64
-		if opt.Mark != nil {
-			mark = opt.Mark(i)
 		}
 		enc.Reset(i, mark)
 		db.ForEach(sl, func(k string, e *engine.Entry) bool {
@@ -72,9 +87,13 @@ var tempSeq atomic.Int64
 // the same directory, fsyncs it, renames it over path and fsyncs the
 // directory, so path is always either the old snapshot or the new one.
 func SaveFile(db *engine.DB, path string, opt DumpOptions) (DumpStats, error) {
+	fsys := opt.FS
+	if fsys == nil {
+		fsys = OS
+	}
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, fmt.Sprintf("temp-%d-%d.shoal", os.Getpid(), tempSeq.Add(1)))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := fsys.Create(tmp)
 	if err != nil {
 		return DumpStats{}, fmt.Errorf("create %q: %w", tmp, err)
 	}
@@ -82,7 +101,7 @@ func SaveFile(db *engine.DB, path string, opt DumpOptions) (DumpStats, error) {
 	defer func() {
 		if !ok {
 			f.Close()
-			os.Remove(tmp)
+			fsys.Remove(tmp)
 		}
 	}()
 	st, err := Dump(db, bufio.NewWriterSize(f, 1<<20), opt)
@@ -95,23 +114,14 @@ func SaveFile(db *engine.DB, path string, opt DumpOptions) (DumpStats, error) {
 	if err := f.Close(); err != nil {
 		return st, fmt.Errorf("close %q: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsys.Rename(tmp, path); err != nil {
 		return st, fmt.Errorf("rename %q to %q: %w", tmp, path, err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := fsys.SyncDir(dir); err != nil {
 		return st, fmt.Errorf("fsync directory %q: %w", dir, err)
 	}
 	return st, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // LoadStats describe a finished load.
@@ -121,6 +131,7 @@ type LoadStats struct {
 	Sections uint32
 	Bytes    int64
 	Created  time.Time
+	Base     uint64 // the log sequence number the dump started at
 	Duration time.Duration
 }
 
@@ -137,6 +148,12 @@ type LoadOptions struct {
 	// OnSection, if set, is called for each verified section before its
 	// entries are loaded (the slot is locked).
 	OnSection func(slot int, mark uint64)
+	// KeepExpired loads keys whose expiry has passed: needed when a log
+	// is replayed on top (a record may still change such a key; the log
+	// holds the delete that expired it, if it happened before the crash).
+	KeepExpired bool
+	// FS is the file system LoadFile reads through (nil: the real one).
+	FS FS
 }
 
 type countingReader struct {
@@ -167,7 +184,7 @@ func Load(db *engine.DB, r io.Reader, opt LoadOptions) (LoadStats, error) {
 	if now == 0 {
 		now = time.Now().UnixMilli()
 	}
-	st := LoadStats{Created: rd.Header().Created}
+	st := LoadStats{Created: rd.Header().Created, Base: rd.Header().Base}
 	for {
 		sec, err := rd.Next()
 		if err == io.EOF {
@@ -178,7 +195,9 @@ func Load(db *engine.DB, r io.Reader, opt LoadOptions) (LoadStats, error) {
 		}
 		sl := db.Slot(sec.Slot)
 		db.Lock(sec.Slot)
-		db.Reserve(sl, sec.Count)
+		if sec.Count > 0 {
+			db.Reserve(sl, sec.Count)
+		}
 		if opt.OnSection != nil {
 			opt.OnSection(sec.Slot, sec.Mark)
 		}
@@ -186,7 +205,7 @@ func Load(db *engine.DB, r io.Reader, opt LoadOptions) (LoadStats, error) {
 			if cluster.Slot(key) != sec.Slot {
 				return fmt.Errorf("key %q belongs to slot %d, found in slot %d", trunc(key), cluster.Slot(key), sec.Slot)
 			}
-			if e.ExpireAt != 0 && e.ExpireAt <= now {
+			if !opt.KeepExpired && e.ExpireAt != 0 && e.ExpireAt <= now {
 				st.Expired++
 				return nil
 			}
@@ -213,7 +232,11 @@ func Load(db *engine.DB, r io.Reader, opt LoadOptions) (LoadStats, error) {
 
 // LoadFile loads the snapshot at path; errors name the file.
 func LoadFile(db *engine.DB, path string, opt LoadOptions) (LoadStats, error) {
-	f, err := os.Open(path)
+	fsys := opt.FS
+	if fsys == nil {
+		fsys = OS
+	}
+	f, err := fsys.Open(path)
 	if err != nil {
 		return LoadStats{}, fmt.Errorf("open snapshot %q: %w", path, err)
 	}

@@ -253,10 +253,15 @@ func goldenDB() *engine.DB {
 func TestGolden(t *testing.T) {
 	db := goldenDB()
 	var buf bytes.Buffer
-	wr, _ := NewWriter(&buf, time.UnixMilli(1700000000000))
+	wr, _ := NewWriter(&buf, time.UnixMilli(1700000000000), 7)
 	var enc SectionEncoder
 	for i := 0; i < cluster.NumSlots; i++ {
 		if db.Slot(i).Len() == 0 {
+			if i == 9 { // a mark-only section of an empty slot
+				enc.Reset(i, 9)
+				enc.keepEmpty = true
+				wr.WriteSection(&enc)
+			}
 			continue
 		}
 		enc.Reset(i, uint64(i)) // nonzero marks, to pin their position
@@ -266,7 +271,7 @@ func TestGolden(t *testing.T) {
 	if err := wr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "golden-v1.shoal")
+	path := filepath.Join("testdata", "golden-v2.shoal")
 	if *update {
 		os.WriteFile(path, buf.Bytes(), 0o644)
 	}
@@ -296,6 +301,25 @@ func TestGolden(t *testing.T) {
 		if sec.Mark != uint64(sec.Slot) {
 			t.Fatalf("slot %d mark %d", sec.Slot, sec.Mark)
 		}
+	}
+	if rd.Header().Base != 7 || rd.Header().Version != 2 {
+		t.Fatalf("header %+v", rd.Header())
+	}
+}
+
+// TestReadsVersion1 keeps files written before the log existed loadable.
+func TestReadsVersion1(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", "golden-v1.shoal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := engine.New(engine.Hooks{})
+	st, err := Load(dst, bytes.NewReader(want), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if canon(dst) != canon(goldenDB()) || st.Base != 0 {
+		t.Fatalf("version 1 file loads as\n%s", canon(dst))
 	}
 }
 
@@ -335,7 +359,7 @@ func TestCorruptionDetected(t *testing.T) {
 // (a writer bug) is reported at the entry's offset.
 func TestBadEntryOffset(t *testing.T) {
 	var buf bytes.Buffer
-	wr, _ := NewWriter(&buf, time.Now())
+	wr, _ := NewWriter(&buf, time.Now(), 0)
 	enc := SectionEncoder{}
 	enc.Reset(0, 0)
 	enc.body = append(enc.body, 0x07) // unknown type

@@ -16,9 +16,10 @@ import (
 // Format constants; see doc.go.
 const (
 	Magic   = "SHOALSNP"
-	Version = 1
+	Version = 2
 
-	headerLen        = 8 + 4 + 8 + 4
+	headerLenV1      = 8 + 4 + 8 + 4
+	headerLen        = 8 + 4 + 8 + 8 + 4
 	sectionHeaderLen = 1 + 2 + 8 + 4 + 4
 	trailerLen       = 1 + 4 + 8 + 4
 
@@ -46,20 +47,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // fills it while holding the slot's lock and writes it out after
 // releasing the lock. Reuse it across slots: its buffers are kept.
 type SectionEncoder struct {
-	slot   int
-	mark   uint64
-	body   []byte
-	chunks []chunk // entry-boundary split points of body
-	count  int     // entries in the current chunk
-	plain  []byte  // scratch: a collection's plain encoding before compression
-	comp   []byte  // scratch: compressed bytes
+	slot      int
+	mark      uint64
+	keepEmpty bool // write an empty section if no entry is added
+	body      []byte
+	chunks    []chunk // entry-boundary split points of body
+	count     int     // entries in the current chunk
+	plain     []byte  // scratch: a collection's plain encoding before compression
+	comp      []byte  // scratch: compressed bytes
 }
 
 type chunk struct{ end, count int }
 
 // Reset starts a section for slot with sequence mark mark.
 func (e *SectionEncoder) Reset(slot int, mark uint64) {
-	e.slot, e.mark = slot, mark
+	e.slot, e.mark, e.keepEmpty = slot, mark, false
 	e.body = e.body[:0]
 	e.chunks = e.chunks[:0]
 	e.count = 0
@@ -217,8 +219,9 @@ type Writer struct {
 	err      error
 }
 
-// NewWriter writes the header for a dump started at created.
-func NewWriter(w io.Writer, created time.Time) (*Writer, error) {
+// NewWriter writes the header for a dump started at created, when the
+// log's last sequence number was base.
+func NewWriter(w io.Writer, created time.Time, base uint64) (*Writer, error) {
 	bw, ok := w.(*bufio.Writer)
 	if !ok {
 		bw = bufio.NewWriterSize(w, 1<<20)
@@ -228,8 +231,9 @@ func NewWriter(w io.Writer, created time.Time) (*Writer, error) {
 	copy(h[:], Magic)
 	binary.LittleEndian.PutUint32(h[8:], Version)
 	binary.LittleEndian.PutUint64(h[12:], uint64(created.UnixMilli()))
-	c := crc32.Checksum(h[:20], castagnoli)
-	binary.LittleEndian.PutUint32(h[20:], c)
+	binary.LittleEndian.PutUint64(h[20:], base)
+	c := crc32.Checksum(h[:28], castagnoli)
+	binary.LittleEndian.PutUint32(h[28:], c)
 	wr.chainAdd(c)
 	wr.write(h[:])
 	return wr, wr.err
@@ -250,8 +254,14 @@ func (w *Writer) write(b []byte) {
 	w.err = err
 }
 
-// WriteSection writes what e holds (nothing if it is empty).
+// WriteSection writes what e holds. An empty encoder writes nothing,
+// unless it was Reset with keepEmpty: then an empty section records the
+// slot's mark.
 func (w *Writer) WriteSection(e *SectionEncoder) error {
+	if e.keepEmpty && e.count == 0 && len(e.chunks) == 0 {
+		w.writeChunk(e, nil, 0)
+		return w.err
+	}
 	start := 0
 	for _, c := range e.chunks {
 		w.writeChunk(e, e.body[start:c.end], c.count)

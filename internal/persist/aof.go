@@ -1,0 +1,527 @@
+package persist
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The append-only log.
+//
+// A record is one atomic unit of change (a command, a transaction, an
+// expiry) as a list of effects, each bound to one slot:
+//
+//	segment = header record*
+//	header  = magic "SHOALAOF" (8) | version uint32 | first LSN uint64 |
+//	          crc uint32 (of the 20 bytes before)
+//	record  = length uint32 (of payload) | crc uint32 (of lsn and payload) |
+//	          lsn uint64 | payload
+//	payload = uvarint n | n × effect
+//	effect  = uvarint slot+1 (0: every slot) | uvarint nargs |
+//	          nargs × (uvarint len, bytes)
+//
+// Sequence numbers (LSNs) are consecutive within and across segments.
+// Segments are named <base>.<6-digit index> in the log directory; a new
+// one starts at every snapshot (and at every start-up), and the ones
+// before it are removed once the snapshot is durable.
+
+// Fsync policies (appendfsync).
+const (
+	FsyncAlways = iota
+	FsyncEverySec
+	FsyncNo
+)
+
+// ParseFsync maps appendfsync's values to a policy.
+func ParseFsync(s string) (int, bool) {
+	switch strings.ToLower(s) {
+	case "always":
+		return FsyncAlways, true
+	case "everysec":
+		return FsyncEverySec, true
+	case "no":
+		return FsyncNo, true
+	}
+	return 0, false
+}
+
+const (
+	logMagic        = "SHOALAOF"
+	LogVersion      = 1
+	logHeaderLen    = 8 + 4 + 8 + 4
+	recordHeaderLen = 4 + 4 + 8
+	// MaxRecord bounds one record's payload (a transaction of huge values
+	// may approach it; the reader refuses larger lengths as corruption).
+	MaxRecord = 1<<32 - 1
+)
+
+// SegmentName is the file name of segment index idx.
+func SegmentName(base string, idx int) string { return fmt.Sprintf("%s.%06d", base, idx) }
+
+// ParseSegmentName returns the index of a segment file name of base.
+func ParseSegmentName(base, name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, base+".")
+	if !ok || len(rest) < 6 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// Segments lists the segment indexes of base in dir, ascending.
+func Segments(fsys FS, dir, base string) ([]int, error) {
+	names, err := fsys.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, n := range names {
+		if i, ok := ParseSegmentName(base, n); ok {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// AppendEffect appends one effect to a payload under construction.
+func AppendEffect(b []byte, slot int, args ...[]byte) []byte {
+	b = binary.AppendUvarint(b, uint64(slot+1))
+	b = binary.AppendUvarint(b, uint64(len(args)))
+	for _, a := range args {
+		b = binary.AppendUvarint(b, uint64(len(a)))
+		b = append(b, a...)
+	}
+	return b
+}
+
+// AllSlots is the slot of an effect on the whole keyspace (FLUSHALL).
+const AllSlots = -1
+
+// Log writes records to the current segment. Append is called by the
+// writers (with their slots locked, so the LSN order of the records of
+// one slot is the order their effects were applied); a flusher goroutine
+// writes the buffered records and fsyncs as the policy says.
+//
+// Disk errors: a failed write or fsync sets Err (the server then refuses
+// writes) and keeps every byte not known to be durable in memory; the
+// flusher retries, truncating the segment back to its last durable size
+// and writing those bytes again, so nothing that was reported written is
+// ever lost to a failed fsync, and Err clears once the disk works again.
+type ctlReq struct {
+	rotate bool
+	reply  chan error
+}
+
+type Log struct {
+	fsys FS
+	dir  string
+	base string
+
+	policy atomic.Int32
+
+	mu      sync.Mutex
+	buf     []byte // records not yet taken by the flusher
+	bufHi   uint64 // last LSN in buf
+	bufLo   uint64 // first LSN in buf
+	next    uint64 // next LSN to assign
+	closed  bool
+	pending atomic.Bool
+	kick    chan struct{}
+
+	written atomic.Uint64 // highest LSN handed to the OS (write returned)
+	durable atomic.Uint64 // highest LSN fsynced
+	err     atomic.Pointer[error]
+	size    atomic.Int64 // bytes of the current segment, as written
+	total   atomic.Int64 // bytes of all segments
+	seg     atomic.Int64 // current segment index
+	errs    atomic.Int64 // failed writes / fsyncs so far
+
+	// OnProgress is called (from the flusher) after written or durable
+	// advanced; the server wakes clients waiting for their records.
+	OnProgress func()
+
+	// Flusher-owned state.
+	f         File
+	fileOff   int64  // bytes of the segment known good (durable for always/everysec, written for no)
+	unsure    []byte // bytes after fileOff: written but not yet fsynced, or not yet written
+	unsureHi  uint64 // last LSN in unsure
+	dirtyFile bool   // the file may hold bytes past fileOff that must be cut
+	lastSync  time.Time
+	spare     []byte
+
+	ctl  chan ctlReq
+	stop chan struct{}
+	done chan struct{}
+}
+
+// OpenLog starts a new segment (index after every existing one) whose
+// first record will get sequence number next, and starts the flusher.
+func OpenLog(fsys FS, dir, base string, next uint64, policy int) (*Log, error) {
+	if fsys == nil {
+		fsys = OS
+	}
+	if err := fsys.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("create log directory %q: %w", dir, err)
+	}
+	segs, err := Segments(fsys, dir, base)
+	if err != nil {
+		return nil, fmt.Errorf("list log directory %q: %w", dir, err)
+	}
+	l := &Log{fsys: fsys, dir: dir, base: base, next: next, kick: make(chan struct{}, 1),
+		ctl: make(chan ctlReq), stop: make(chan struct{}), done: make(chan struct{})}
+	l.policy.Store(int32(policy))
+	l.written.Store(next - 1)
+	l.durable.Store(next - 1)
+	idx := 1
+	var total int64
+	for _, s := range segs {
+		idx = s + 1
+		if n, err := fsys.Size(filepath.Join(dir, SegmentName(base, s))); err == nil {
+			total += n
+		}
+	}
+	if err := l.startSegment(idx); err != nil {
+		return nil, err
+	}
+	l.total.Store(total + logHeaderLen)
+	l.lastSync = time.Now()
+	go l.flusher()
+	return l, nil
+}
+
+// startSegment creates segment idx with its header, durably.
+func (l *Log) startSegment(idx int) error {
+	path := filepath.Join(l.dir, SegmentName(l.base, idx))
+	f, err := l.fsys.Create(path)
+	if err != nil {
+		return fmt.Errorf("create log segment %q: %w", path, err)
+	}
+	var h [logHeaderLen]byte
+	copy(h[:], logMagic)
+	binary.LittleEndian.PutUint32(h[8:], LogVersion)
+	l.mu.Lock()
+	first := l.next
+	if len(l.buf) > 0 {
+		first = l.bufLo // appended after the old segment's last flush
+	}
+	l.mu.Unlock()
+	binary.LittleEndian.PutUint64(h[12:], first)
+	binary.LittleEndian.PutUint32(h[20:], crc32.Checksum(h[:20], castagnoli))
+	if _, err := f.Write(h[:]); err != nil {
+		f.Close()
+		l.fsys.Remove(path)
+		return fmt.Errorf("write log segment %q: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		l.fsys.Remove(path)
+		return fmt.Errorf("fsync log segment %q: %w", path, err)
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync log directory %q: %w", l.dir, err)
+	}
+	l.f = f
+	l.fileOff = logHeaderLen
+	l.dirtyFile = false
+	l.seg.Store(int64(idx))
+	l.size.Store(logHeaderLen)
+	return nil
+}
+
+// Append adds a record with the given payload and returns its LSN.
+func (l *Log) Append(payload []byte) uint64 {
+	l.mu.Lock()
+	lsn := l.next
+	l.next++
+	n := len(l.buf)
+	if n == 0 {
+		l.bufLo = lsn
+	}
+	l.buf = append(l.buf, make([]byte, recordHeaderLen)...)
+	l.buf = append(l.buf, payload...)
+	h := l.buf[n:]
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:], lsn)
+	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, payload))
+	l.bufHi = lsn
+	l.mu.Unlock()
+	if !l.pending.Load() && l.pending.CompareAndSwap(false, true) {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return lsn
+}
+
+// Last is the LSN of the last record appended.
+func (l *Log) Last() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.next - 1
+}
+
+// Acked is the highest LSN a client may be told is persisted: fsynced
+// under always, handed to the OS otherwise.
+func (l *Log) Acked() uint64 {
+	if l.policy.Load() == FsyncAlways {
+		return l.durable.Load()
+	}
+	return l.written.Load()
+}
+
+// Written and Durable are the highest LSNs written and fsynced.
+func (l *Log) Written() uint64 { return l.written.Load() }
+func (l *Log) Durable() uint64 { return l.durable.Load() }
+
+// Err is the last disk error, nil once writing works again.
+func (l *Log) Err() error {
+	if p := l.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SetPolicy changes appendfsync.
+func (l *Log) SetPolicy(p int) { l.policy.Store(int32(p)); l.wake() }
+
+// Size is the size of the current segment; TotalSize of all segments.
+func (l *Log) Size() int64      { return l.size.Load() }
+func (l *Log) TotalSize() int64 { return l.total.Load() }
+
+// Segment is the current segment index.
+func (l *Log) Segment() int { return int(l.seg.Load()) }
+
+// Buffered is the number of bytes appended but not yet written.
+func (l *Log) Buffered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buf)
+}
+
+// Errors counts failed writes and fsyncs.
+func (l *Log) Errors() int64 { return l.errs.Load() }
+
+func (l *Log) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Log) flusher() {
+	defer close(l.done)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.kick:
+		case <-tick.C:
+		case req := <-l.ctl:
+			if req.rotate {
+				req.reply <- l.doRotate()
+			} else {
+				l.flush(true)
+				req.reply <- l.Err()
+			}
+			continue
+		case <-l.stop:
+			l.flush(true)
+			return
+		}
+		l.flush(false)
+	}
+}
+
+// flush writes what was appended and fsyncs as the policy (or final)
+// says; on error it records it and leaves everything to the next try.
+func (l *Log) flush(final bool) {
+	l.pending.Store(false)
+	l.mu.Lock()
+	batch, hi := l.buf, l.bufHi
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	if len(batch) > 0 {
+		l.unsure = append(l.unsure, batch...)
+		l.unsureHi = hi
+	}
+	l.spare = batch[:0]
+	if cap(l.spare) > 8<<20 {
+		l.spare = nil
+	}
+	if len(l.unsure) == 0 && l.written.Load() == l.durable.Load() {
+		return
+	}
+	policy := int(l.policy.Load())
+	progressed := false
+	if len(l.unsure) > 0 && l.written.Load() < l.unsureHi || l.dirtyFile {
+		if err := l.writeUnsure(); err != nil {
+			l.fail(err)
+			return
+		}
+		progressed = true
+	}
+	needSync := final || policy == FsyncAlways ||
+		policy == FsyncEverySec && time.Since(l.lastSync) >= time.Second
+	if needSync && l.durable.Load() < l.written.Load() {
+		if err := l.f.Sync(); err != nil {
+			// After a failed fsync the kernel may have dropped the dirty
+			// pages: the bytes since the last good fsync are written again.
+			l.dirtyFile = true
+			l.written.Store(l.durable.Load())
+			l.fail(fmt.Errorf("fsync %s: %w", SegmentName(l.base, l.Segment()), err))
+			return
+		}
+		l.lastSync = time.Now()
+		l.fileOff += int64(len(l.unsure))
+		l.unsure = l.unsure[:0]
+		l.durable.Store(l.written.Load())
+		progressed = true
+	} else if policy == FsyncNo {
+		// Nothing is kept for a later fsync under "no".
+		l.fileOff += int64(len(l.unsure))
+		l.unsure = l.unsure[:0]
+	}
+	if cap(l.unsure) > 64<<20 && len(l.unsure) == 0 {
+		l.unsure = nil
+	}
+	if l.err.Load() != nil {
+		l.err.Store(nil)
+	}
+	if progressed && l.OnProgress != nil {
+		l.OnProgress()
+	}
+}
+
+// writeUnsure writes the bytes after fileOff: only the new ones normally,
+// all of them (after cutting the file back) following an error.
+func (l *Log) writeUnsure() error {
+	name := SegmentName(l.base, l.Segment())
+	from := 0
+	if l.dirtyFile {
+		if err := l.f.Truncate(l.fileOff); err != nil {
+			return fmt.Errorf("truncate %s: %w", name, err)
+		}
+		l.dirtyFile = false
+		l.total.Add(l.fileOff - l.size.Load())
+		l.size.Store(l.fileOff)
+	} else {
+		from = int(l.size.Load() - l.fileOff)
+	}
+	n, err := l.f.Write(l.unsure[from:])
+	if err != nil || n < len(l.unsure)-from {
+		l.dirtyFile = true
+		if err == nil {
+			err = errors.New("short write")
+		}
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	grow := l.fileOff + int64(len(l.unsure)) - l.size.Load()
+	l.size.Add(grow)
+	l.total.Add(grow)
+	l.written.Store(l.unsureHi)
+	return nil
+}
+
+func (l *Log) fail(err error) {
+	l.errs.Add(1)
+	l.err.Store(&err)
+}
+
+// Rotate finishes the current segment (written and fsynced) and starts
+// the next; it returns the new segment's index. Every record appended
+// before Rotate was called is in an older segment.
+func (l *Log) Rotate() (int, error) {
+	reply := make(chan error, 1)
+	select {
+	case l.ctl <- ctlReq{rotate: true, reply: reply}:
+	case <-l.done:
+		return 0, errors.New("log closed")
+	}
+	if err := <-reply; err != nil {
+		return 0, err
+	}
+	return l.Segment(), nil
+}
+
+func (l *Log) doRotate() error {
+	l.flush(true)
+	if l.Err() != nil || len(l.unsure) > 0 {
+		return fmt.Errorf("cannot finish log segment: %w", l.Err())
+	}
+	old := l.f
+	if err := l.startSegment(l.Segment() + 1); err != nil {
+		l.fail(err)
+		return err
+	}
+	l.total.Add(logHeaderLen)
+	old.Close()
+	return nil
+}
+
+// RemoveBefore deletes the segments with an index below idx (their
+// records are all in a durable snapshot).
+func (l *Log) RemoveBefore(idx int) error {
+	segs, err := Segments(l.fsys, l.dir, l.base)
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, s := range segs {
+		if s >= idx {
+			continue
+		}
+		path := filepath.Join(l.dir, SegmentName(l.base, s))
+		n, _ := l.fsys.Size(path)
+		if err := l.fsys.Remove(path); err != nil && firstErr == nil {
+			firstErr = err
+			continue
+		}
+		l.total.Add(-n)
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	return firstErr
+}
+
+// Close writes and fsyncs everything appended, stops the flusher and
+// closes the segment. It returns the disk error, if writing failed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	err := l.Err()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Sync flushes and fsyncs now (SHUTDOWN, tests); it returns the disk error.
+func (l *Log) Sync() error {
+	reply := make(chan error, 1)
+	select {
+	case l.ctl <- ctlReq{reply: reply}:
+	case <-l.done:
+		return errors.New("log closed")
+	}
+	return <-reply
+}
