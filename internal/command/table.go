@@ -322,6 +322,7 @@ func init() {
 	add("lastsave", 1, Fast|Loading, 0, 0, 0, "admin")
 	add("save", 1, Admin|NoMulti, 0, 0, 0, "admin")
 	add("bgsave", -1, Admin, 0, 0, 0, "admin")
+	add("bgrewriteaof", 1, Admin|NoMulti, 0, 0, 0, "admin")
 	add("slowlog", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("latency", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("debug", -2, Admin|Loading, 0, 0, 0, "admin")

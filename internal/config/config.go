@@ -27,42 +27,48 @@ type OutputLimit struct {
 type Config struct {
 	mu sync.RWMutex
 
-	Port             int
-	Bind             []string
-	ProtectedMode    bool
-	Dir              string
-	RequirePass      string
-	MaxClients       int
-	Timeout          int // seconds an idle client is kept; 0 = forever
-	TCPKeepAlive     int
-	Databases        int
-	MaxMemory        int64
-	MaxMemoryPolicy  string
-	MaxMemorySamples int
-	LFULogFactor     int
-	LFUDecayTime     int
-	ProtoMaxBulkLen  int64
-	MaxMultibulkLen  int64 // proto-max-multibulk-len (Shoal's own)
-	MaxInlineLen     int64 // proto-max-inline-len (Shoal's own; redis hard-codes 64k)
-	QueryBufferLimit int64 // client-query-buffer-limit
-	OutputNormal     OutputLimit
-	OutputPubsub     OutputLimit
-	OutputReplica    OutputLimit
-	Hz               int
-	SlowlogSlower    int64 // microseconds; <0 disables
-	SlowlogMaxLen    int
-	LogLevel         string
-	LogFile          string
-	PidFile          string
-	Save             string      // save policy as given ("900 1 300 10"; "" = off)
-	SavePoints       []SavePoint // Save parsed
-	DBFilename       string      // snapshot file name inside Dir
-	KeyLoadDelay     int         // key-load-delay: microseconds to sleep per key loaded (test hook, as Redis)
-	AppendOnly       bool
-	MemcachedPort    int
-	MemcachedMaxItem int64 // memcached-max-item-size: largest memcached item value (memcached -I)
-	IOThreads        int   // event loops; 0 = one per core
-	GCPercent        int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
+	Port                    int
+	Bind                    []string
+	ProtectedMode           bool
+	Dir                     string
+	RequirePass             string
+	MaxClients              int
+	Timeout                 int // seconds an idle client is kept; 0 = forever
+	TCPKeepAlive            int
+	Databases               int
+	MaxMemory               int64
+	MaxMemoryPolicy         string
+	MaxMemorySamples        int
+	LFULogFactor            int
+	LFUDecayTime            int
+	ProtoMaxBulkLen         int64
+	MaxMultibulkLen         int64 // proto-max-multibulk-len (Shoal's own)
+	MaxInlineLen            int64 // proto-max-inline-len (Shoal's own; redis hard-codes 64k)
+	QueryBufferLimit        int64 // client-query-buffer-limit
+	OutputNormal            OutputLimit
+	OutputPubsub            OutputLimit
+	OutputReplica           OutputLimit
+	Hz                      int
+	SlowlogSlower           int64 // microseconds; <0 disables
+	SlowlogMaxLen           int
+	LogLevel                string
+	LogFile                 string
+	PidFile                 string
+	Save                    string      // save policy as given ("900 1 300 10"; "" = off)
+	SavePoints              []SavePoint // Save parsed
+	DBFilename              string      // snapshot file name inside Dir
+	KeyLoadDelay            int         // key-load-delay: microseconds to sleep per key loaded (test hook, as Redis)
+	AppendOnly              bool
+	AppendFsync             string // always | everysec | no
+	AppendFilename          string // log segment base name
+	AppendDirname           string // log directory inside Dir
+	AutoAOFRewritePct       int    // auto-aof-rewrite-percentage (0 = off)
+	AutoAOFRewriteMin       int64  // auto-aof-rewrite-min-size
+	StopWritesOnBgsaveError bool
+	MemcachedPort           int
+	MemcachedMaxItem        int64 // memcached-max-item-size: largest memcached item value (memcached -I)
+	IOThreads               int   // event loops; 0 = one per core
+	GCPercent               int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -79,7 +85,9 @@ func Default() *Config {
 		OutputPubsub:  OutputLimit{Hard: 32 << 20, Soft: 8 << 20, SoftSeconds: 60},
 		OutputReplica: OutputLimit{Hard: 256 << 20, Soft: 64 << 20, SoftSeconds: 60},
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
-		Save: "", DBFilename: "dump.shoal", AppendOnly: false, GCPercent: 30, MemcachedMaxItem: 1 << 20,
+		Save: "", DBFilename: "dump.shoal", AppendOnly: false, AppendFsync: "everysec",
+		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
+		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 	}
 }
 
@@ -225,12 +233,22 @@ func init() {
 		return nil
 	})
 	intDir("key-load-delay", true, 0, 1e6, func(c *Config) *int { return &c.KeyLoadDelay })
-	def("appendonly", true, func(c *Config) string { return "no" }, func(c *Config, v string) error {
-		if strings.ToLower(v) != "no" {
-			return errors.New("the append-only file is not implemented yet: only appendonly no is accepted")
-		}
-		return nil
-	})
+	boolDir("appendonly", false, func(c *Config) *bool { return &c.AppendOnly })
+	enumDir("appendfsync", true, []string{"always", "everysec", "no"}, func(c *Config) *string { return &c.AppendFsync })
+	fileName := func(name string, f func(c *Config) *string) {
+		def(name, false, func(c *Config) string { return *f(c) }, func(c *Config, v string) error {
+			if v == "" || strings.ContainsRune(v, '/') || v == "." || v == ".." {
+				return errors.New(name + " can't be a path, just a name")
+			}
+			*f(c) = v
+			return nil
+		})
+	}
+	fileName("appendfilename", func(c *Config) *string { return &c.AppendFilename })
+	fileName("appenddirname", func(c *Config) *string { return &c.AppendDirname })
+	intDir("auto-aof-rewrite-percentage", true, 0, math.MaxInt32, func(c *Config) *int { return &c.AutoAOFRewritePct })
+	bytesDir("auto-aof-rewrite-min-size", true, 0, func(c *Config) *int64 { return &c.AutoAOFRewriteMin })
+	boolDir("stop-writes-on-bgsave-error", true, func(c *Config) *bool { return &c.StopWritesOnBgsaveError })
 	def("daemonize", false, func(c *Config) string { return "no" }, func(c *Config, v string) error {
 		if strings.ToLower(v) != "no" {
 			return errors.New("daemonize is not supported: run shoal under a supervisor")
@@ -265,6 +283,13 @@ func ParseSavePolicy(v string) ([]SavePoint, error) {
 		pts = append(pts, SavePoint{Seconds: secs, Changes: changes})
 	}
 	return pts, nil
+}
+
+// LogDir is Dir/AppendDirname, where the log segments live.
+func (c *Config) LogDir() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return filepath.Join(c.Dir, c.AppendDirname)
 }
 
 // SnapshotPath is Dir/DBFilename.

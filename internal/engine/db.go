@@ -48,6 +48,10 @@ type Slot struct {
 	// NoTouch is set by the server while a CLIENT NO-TOUCH client's
 	// command holds the slot: reads then leave LRU/LFU metadata alone.
 	NoTouch bool
+
+	// LSN is the sequence number of the last log record that changed
+	// the slot (set by the server under the lock; a snapshot's mark).
+	LSN uint64
 }
 
 // Hooks let the server observe deletions the engine makes by itself
@@ -55,6 +59,10 @@ type Slot struct {
 type Hooks struct {
 	// KeyDeleted is called with the slot lock held.
 	KeyDeleted func(s *Slot, key string)
+	// KeyDropped is called, with the slot lock held, when the engine
+	// itself removes a key: it expired or was evicted (the log records
+	// the delete). Not called by Flush or Delete.
+	KeyDropped func(s *Slot, key string)
 }
 
 // Stats are the keyspace counters INFO reports.
@@ -75,6 +83,7 @@ type DB struct {
 	start   time.Time
 	startMs int64        // start in unix ms, for the LRU clock
 	clockMs atomic.Int64 // cached unix ms, refreshed by the server per batch and by the cron
+	frozen  atomic.Bool  // FreezeClock
 
 	maxmemory atomic.Int64
 	policy    atomic.Int32
@@ -119,6 +128,9 @@ func (db *DB) Policy() int      { return int(db.policy.Load()) }
 
 // Tick refreshes the cached clock; call it at least once per read batch.
 func (db *DB) Tick() int64 {
+	if db.frozen.Load() {
+		return db.clockMs.Load()
+	}
 	now := time.Now().UnixMilli()
 	// Store only on change: every loop ticks per batch, and a store on
 	// every tick would bounce the line between cores (readers are hot).
@@ -126,6 +138,19 @@ func (db *DB) Tick() int64 {
 		db.clockMs.Store(now)
 	}
 	return now
+}
+
+// FreezeClock stops (true) or restarts (false) the clock. While it is
+// stopped the time is 0, so no key expires: log replay applies effects to
+// keys exactly as they were when the effects were logged (the deletes of
+// expired keys are in the log).
+func (db *DB) FreezeClock(on bool) {
+	db.frozen.Store(on)
+	if on {
+		db.clockMs.Store(0)
+	} else {
+		db.clockMs.Store(time.Now().UnixMilli())
+	}
 }
 
 // Now is the cached unix time in ms.
@@ -419,6 +444,9 @@ func (db *DB) expireKey(s *Slot, k string, e *Entry) {
 	db.Stats.Expired.Add(1)
 	if db.hooks.KeyDeleted != nil {
 		db.hooks.KeyDeleted(s, k)
+	}
+	if db.hooks.KeyDropped != nil {
+		db.hooks.KeyDropped(s, k)
 	}
 }
 

@@ -133,6 +133,9 @@ func (db *DB) evictOne(pol int) bool {
 		if db.hooks.KeyDeleted != nil {
 			db.hooks.KeyDeleted(s, best.key)
 		}
+		if db.hooks.KeyDropped != nil {
+			db.hooks.KeyDropped(s, best.key)
+		}
 	}
 	s.mu.Unlock()
 	return true

@@ -138,6 +138,7 @@ type Log struct {
 	pending atomic.Bool
 	kick    chan struct{}
 
+	last    atomic.Uint64 // last LSN assigned
 	written atomic.Uint64 // highest LSN handed to the OS (write returned)
 	durable atomic.Uint64 // highest LSN fsynced
 	err     atomic.Pointer[error]
@@ -181,6 +182,7 @@ func OpenLog(fsys FS, dir, base string, next uint64, policy int) (*Log, error) {
 		ctl: make(chan ctlReq), stop: make(chan struct{}), done: make(chan struct{})}
 	l.policy.Store(int32(policy))
 	l.written.Store(next - 1)
+	l.last.Store(next - 1)
 	l.durable.Store(next - 1)
 	idx := 1
 	var total int64
@@ -239,38 +241,37 @@ func (l *Log) startSegment(idx int) error {
 	return nil
 }
 
-// Append adds a record with the given payload and returns its LSN.
-func (l *Log) Append(payload []byte) uint64 {
+// Append adds a record of n effects (encoded with AppendEffect, back to
+// back) and returns its LSN.
+func (l *Log) Append(n int, effects []byte) uint64 {
+	var cnt [binary.MaxVarintLen64]byte
+	cn := binary.PutUvarint(cnt[:], uint64(n))
+	plen := cn + len(effects)
 	l.mu.Lock()
 	lsn := l.next
 	l.next++
-	n := len(l.buf)
-	if n == 0 {
+	at := len(l.buf)
+	if at == 0 {
 		l.bufLo = lsn
 	}
 	l.buf = append(l.buf, make([]byte, recordHeaderLen)...)
-	l.buf = append(l.buf, payload...)
-	h := l.buf[n:]
-	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
+	l.buf = append(l.buf, cnt[:cn]...)
+	l.buf = append(l.buf, effects...)
+	h := l.buf[at:]
+	binary.LittleEndian.PutUint32(h[0:], uint32(plen))
 	binary.LittleEndian.PutUint64(h[8:], lsn)
-	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, payload))
+	binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(h[8:recordHeaderLen+plen], castagnoli))
 	l.bufHi = lsn
+	l.last.Store(lsn)
 	l.mu.Unlock()
 	if !l.pending.Load() && l.pending.CompareAndSwap(false, true) {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
+		l.wake()
 	}
 	return lsn
 }
 
 // Last is the LSN of the last record appended.
-func (l *Log) Last() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.next - 1
-}
+func (l *Log) Last() uint64 { return l.last.Load() }
 
 // Acked is the highest LSN a client may be told is persisted: fsynced
 // under always, handed to the OS otherwise.

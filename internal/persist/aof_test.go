@@ -11,8 +11,8 @@ import (
 	"shoal/internal/persist/faultfs"
 )
 
-func payload(i int) []byte {
-	return persist.AppendEffect([]byte{1}, i%16384, []byte("set"), []byte(fmt.Sprintf("key:%d", i)), []byte(fmt.Sprint(i)))
+func payload(i int) (int, []byte) {
+	return 1, persist.AppendEffect(nil, i%16384, []byte("set"), []byte(fmt.Sprintf("key:%d", i)), []byte(fmt.Sprint(i)))
 }
 
 func readAll(t *testing.T, fsys persist.FS, dir string) (persist.LogInfo, []string, error) {

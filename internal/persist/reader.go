@@ -489,3 +489,17 @@ func (d *decoder) collection(e *engine.Entry, key []byte) error {
 	}
 	return nil
 }
+
+// DecodeEntry decodes what EncodeEntry produced; the key aliases b, the
+// entry owns its value.
+func DecodeEntry(b []byte) ([]byte, *engine.Entry, error) {
+	d := decoder{b: b, maxValue: math.MaxUint32}
+	key, e, err := d.entry()
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.pos != len(b) {
+		return nil, nil, fmt.Errorf("%d stray bytes after the entry", len(b)-d.pos)
+	}
+	return key, e, nil
+}

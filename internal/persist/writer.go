@@ -315,3 +315,12 @@ func (w *Writer) Sections() uint32 { return w.sections }
 
 // Size is the number of bytes written so far (buffered ones included).
 func (w *Writer) Size() int64 { return w.n }
+
+// EncodeEntry returns one entry's encoding (the snapshot's, key included),
+// valid until the encoder is used again: the log's "put" effect.
+func (e *SectionEncoder) EncodeEntry(key string, en *engine.Entry) []byte {
+	e.Reset(0, 0)
+	e.Add(key, en)
+	e.trimScratch()
+	return e.body
+}

@@ -137,8 +137,25 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 		}
 		rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
 		old := e.MemSize()
-		wc := Ctx{srv: c.srv, db: c.db, cl: w.cl, w: &rw, inExec: true}
+		wc := Ctx{srv: c.srv, db: c.db, cl: w.cl, w: &rw, inExec: true, slot1: -1}
+		var sink *effSink
+		if c.srv.aof.Load() != nil {
+			sink = new(effSink)
+			wc.sink = sink
+		}
 		w.serve(&wc, key, e, &rw)
+		if sink != nil {
+			// The pop is logged after the push that fed it; the served
+			// client's reply waits for its record like any write's.
+			if lsn := c.srv.emit(sink); lsn > 0 {
+				for {
+					old := w.cl.extLSN.Load()
+					if old >= lsn || w.cl.extLSN.CompareAndSwap(old, lsn) {
+						break
+					}
+				}
+			}
+		}
 		if e2 := c.db.Peek(sl, key); e2 == e {
 			if e.Len() == 0 {
 				c.db.Delete(sl, key)

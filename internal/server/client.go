@@ -72,6 +72,15 @@ type Client struct {
 	outBytes   atomic.Int64 // len(outbox) + what gnet still buffers
 	softSince  atomic.Int64 // unix ms since the output went over the soft limit; 0 = under
 	killed     atomic.Bool
+
+	// The log (aof.go): effects of the running command or transaction,
+	// the last record this client's commands produced, one produced for
+	// it by another client (a served blocking pop), and replies held
+	// until those records are persisted.
+	sink   effSink
+	walLSN uint64
+	extLSN atomic.Uint64
+	held   []byte
 }
 
 type queued struct {
@@ -360,6 +369,9 @@ func (s *Server) processInput(cl *Client, buf []byte, lim *runtimeLimits) int {
 }
 
 func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
+	if (cl.walLSN > 0 || len(cl.held) > 0 || cl.extLSN.Load() > 0) && s.holdReplies(cl) {
+		return gnet.None // written when the log has the records (logProgress wakes the loop)
+	}
 	if len(cl.w.B) > 0 {
 		inc(&cl.shard.netOut, int64(len(cl.w.B)))
 		_, _ = c.Write(cl.w.B)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/glob"
 )
@@ -273,6 +274,7 @@ func cmdHIncrBy(c *Ctx) {
 	cur += by
 	var buf [24]byte
 	c.setHashFields(sl, key, e, [][]byte{c.args[2], strconv.AppendInt(buf[:0], cur, 10)})
+	c.effect(cluster.Slot(key), []byte("hset"), key, c.args[2], strconv.AppendInt(buf[:0], cur, 10))
 	c.w.Int(cur)
 }
 
@@ -311,6 +313,7 @@ func cmdHIncrByFloat(c *Ctx) {
 	}
 	b := formatLongDouble(cur)
 	c.setHashFields(sl, key, e, [][]byte{c.args[2], b})
+	c.effect(cluster.Slot(key), []byte("hset"), key, c.args[2], b)
 	c.w.Bulk(b)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/engine"
+	"shoal/internal/persist"
 	"shoal/internal/glob"
 )
 
@@ -351,6 +352,25 @@ func cmdRandomKey(c *Ctx) {
 func cmdFlush(c *Ctx) {
 	if len(c.args) > 2 || (len(c.args) == 2 && !eq(c.args[1], "async") && !eq(c.args[1], "sync")) {
 		c.w.Error(errSyntax)
+		return
+	}
+	if c.sink != nil {
+		// Logged as one effect on every slot: all slots are locked so
+		// that no write lands in a flushed slot before the record.
+		if !c.allLocked {
+			c.db.LockAll()
+		}
+		for i := 0; i < cluster.NumSlots; i++ {
+			c.db.Flush(c.db.Slot(i))
+		}
+		c.effect(persist.AllSlots, opFlush)
+		if !c.allLocked {
+			if lsn := c.srv.emit(c.sink); lsn > 0 {
+				c.cl.walLSN = lsn
+			}
+			c.db.UnlockAll()
+		}
+		c.w.OK()
 		return
 	}
 	c.forEachSlot(func(_ int, sl *engine.Slot) bool {

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"math"
+	"strconv"
 	"time"
 
+	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/resp"
 )
@@ -437,6 +439,7 @@ func cmdLPos(c *Ctx) {
 // lmove pops from src and pushes onto dst (the slots of both locked). It
 // replies with the element, or a null when src is missing.
 func (c *Ctx) lmove(src, dst []byte, fromFront, toFront bool) {
+	c.effectNone()
 	ssl := c.slot(src)
 	se, ok := c.writeList(src)
 	if !ok {
@@ -454,6 +457,8 @@ func (c *Ctx) lmove(src, dst []byte, fromFront, toFront bool) {
 	sl := listOf(se)
 	old := se.MemSize()
 	v := sl.Pop(fromFront)
+	c.effect(cluster.Slot(src), popName(fromFront), src)
+	c.effect(cluster.Slot(dst), pushName(toFront), dst, v)
 	if de == se {
 		sl.Push(v, toFront)
 		c.db.Resized(ssl, old, se)
@@ -497,9 +502,25 @@ func popRangeReply(w *resp.Writer, key []byte, l *engine.List, front bool, count
 	}
 }
 
+// popName and pushName are the commands a pop or push is logged as.
+func popName(front bool) []byte {
+	if front {
+		return []byte("lpop")
+	}
+	return []byte("rpop")
+}
+
+func pushName(front bool) []byte {
+	if front {
+		return []byte("lpush")
+	}
+	return []byte("rpush")
+}
+
 // cmdMPop is LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count] and,
 // with block, BLMPOP timeout numkeys ... (numkeys at args[nkIdx]).
 func cmdMPop(c *Ctx, nkIdx int, block bool) {
+	c.effectNone()
 	numkeys, ok := parseInt(c.args[nkIdx])
 	if !ok || numkeys <= 0 {
 		c.w.Error("ERR numkeys should be greater than 0")
@@ -552,6 +573,7 @@ func cmdMPop(c *Ctx, nkIdx int, block bool) {
 			continue
 		}
 		old := e.MemSize()
+		c.effect(cluster.Slot(key), popName(front), key, strconv.AppendInt(nil, min(count, int64(listOf(e).Len())), 10))
 		popRangeReply(c.w, key, listOf(e), front, count)
 		c.listChanged(c.slot(key), key, e, old)
 		return
@@ -561,7 +583,8 @@ func cmdMPop(c *Ctx, nkIdx int, block bool) {
 		return
 	}
 	c.block(keys, engine.TypeList, timeout,
-		func(_ *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
+		func(wc *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
+			wc.effect(cluster.Slot(key), popName(front), key, strconv.AppendInt(nil, min(count, int64(listOf(e).Len())), 10))
 			popRangeReply(w, key, listOf(e), front, count)
 		},
 		func(w *resp.Writer) { w.NullArray() })
@@ -569,6 +592,7 @@ func cmdMPop(c *Ctx, nkIdx int, block bool) {
 
 // cmdBPop is BLPOP/BRPOP key [key ...] timeout.
 func cmdBPop(c *Ctx, front bool) {
+	c.effectNone()
 	d, msg := parseTimeout(c.args[len(c.args)-1])
 	if msg != "" {
 		c.w.Error(msg)
@@ -584,6 +608,7 @@ func cmdBPop(c *Ctx, front bool) {
 			continue
 		}
 		old := e.MemSize()
+		c.effect(cluster.Slot(key), popName(front), key)
 		c.w.Array(2)
 		c.w.Bulk(key)
 		c.w.Bulk(listOf(e).Pop(front))
@@ -595,7 +620,8 @@ func cmdBPop(c *Ctx, front bool) {
 		return
 	}
 	c.block(keys, engine.TypeList, d,
-		func(_ *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
+		func(wc *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
+			wc.effect(cluster.Slot(key), popName(front), key)
 			w.Array(2)
 			w.Bulk(key)
 			w.Bulk(listOf(e).Pop(front))

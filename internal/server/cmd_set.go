@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/glob"
 )
@@ -172,6 +173,7 @@ func cmdSCard(c *Ctx) {
 }
 
 func cmdSPop(c *Ctx) {
+	c.effectNone()
 	key := c.args[1]
 	if len(c.args) > 3 {
 		c.w.Error(errSyntax)
@@ -187,6 +189,7 @@ func cmdSPop(c *Ctx) {
 			return
 		}
 		m := e.Obj.(*engine.Set).Random()
+		c.effect(cluster.Slot(key), []byte("srem"), key, []byte(m))
 		c.removeMembers(sl, key, e, []string{m})
 		c.w.BulkString(m)
 		return
@@ -209,8 +212,18 @@ func cmdSPop(c *Ctx) {
 	if l >= int64(s.Len()) {
 		popped = s.Members()
 		c.db.Delete(sl, key)
+		c.effect(cluster.Slot(key), opDel, key)
 	} else {
 		popped = s.RandomDistinct(int(l))
+		if c.sink != nil {
+			// The members removed, not the random draw.
+			args := make([][]byte, 0, len(popped)+2)
+			args = append(args, []byte("srem"), key)
+			for _, m := range popped {
+				args = append(args, []byte(m))
+			}
+			c.effect(cluster.Slot(key), args...)
+		}
 		c.removeMembers(sl, key, e, popped)
 	}
 	c.w.Set(len(popped))
@@ -268,6 +281,7 @@ func cmdSRandMember(c *Ctx) {
 }
 
 func cmdSMove(c *Ctx) {
+	c.effectNone()
 	src, dst, m := c.args[1], c.args[2], c.args[3]
 	ssl, dsl := c.slot(src), c.slot(dst)
 	se := c.db.LookupWrite(ssl, src)
@@ -289,6 +303,8 @@ func cmdSMove(c *Ctx) {
 		c.w.Int(1)
 		return
 	}
+	c.effect(cluster.Slot(src), []byte("srem"), src, m)
+	c.effect(cluster.Slot(dst), []byte("sadd"), dst, m)
 	c.removeMembers(ssl, src, se, []string{string(m)})
 	if de == nil {
 		ns := engine.NewSet()

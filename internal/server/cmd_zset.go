@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/glob"
 	"shoal/internal/resp"
@@ -264,6 +265,7 @@ func cmdZIncrBy(c *Ctx) {
 		z := engine.NewZSet()
 		z.Add(m, incr)
 		c.db.Add(c.slot(key), key, &engine.Entry{Type: engine.TypeZSet, Obj: z})
+		c.effect(cluster.Slot(key), []byte("zadd"), key, logScore(incr), m)
 		c.w.Double(incr)
 		return
 	}
@@ -277,6 +279,7 @@ func cmdZIncrBy(c *Ctx) {
 	old := e.MemSize()
 	z.Add(m, ns)
 	c.db.Resized(c.slot(key), old, e)
+	c.effect(cluster.Slot(key), []byte("zadd"), key, logScore(ns), m)
 	c.w.Double(ns)
 }
 
@@ -783,6 +786,7 @@ func cmdZPop(c *Ctx, max bool) {
 // bzpopServe pops one element for a client blocked in BZPOPMIN/MAX.
 func bzpopServe(max bool) serveFunc {
 	return func(c *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
+		c.effect(cluster.Slot(key), zpopName(max), key)
 		m, s := e.Obj.(*engine.ZSet).Pop(max)
 		w.Array(3)
 		w.Bulk(key)
@@ -791,7 +795,16 @@ func bzpopServe(max bool) serveFunc {
 	}
 }
 
+// zpopName is the command a pop is logged as.
+func zpopName(max bool) []byte {
+	if max {
+		return []byte("zpopmax")
+	}
+	return []byte("zpopmin")
+}
+
 func cmdBZPop(c *Ctx, max bool) {
+	c.effectNone()
 	timeout, msg := parseTimeout(c.args[len(c.args)-1])
 	if msg != "" {
 		c.w.Error(msg)
@@ -823,6 +836,7 @@ func zmpopServe(max bool, count int64) serveFunc {
 	return func(c *Ctx, key []byte, e *engine.Entry, w *resp.Writer) {
 		z := e.Obj.(*engine.ZSet)
 		n := int(min(count, int64(z.Len())))
+		c.effect(cluster.Slot(key), zpopName(max), key, strconv.AppendInt(nil, int64(n), 10))
 		w.Array(2)
 		w.Bulk(key)
 		w.Array(n)
@@ -836,6 +850,7 @@ func zmpopServe(max bool, count int64) serveFunc {
 // cmdZMPop runs ZMPOP numkeys key... MIN|MAX [COUNT n] and BZMPOP, which
 // has a timeout first. The timeout is parsed last, as Redis does.
 func cmdZMPop(c *Ctx, blocking bool) {
+	c.effectNone()
 	at := 1
 	if blocking {
 		at = 2

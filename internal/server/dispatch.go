@@ -34,15 +34,20 @@ type Ctx struct {
 	// slot1 caches the slot of args[1] when it is a key (-1 otherwise):
 	// single-key commands then hash their key once.
 	slot1 int
+
+	// sink collects the command's log effects; nil when the log is off
+	// or the command is not a write (aof.go).
+	sink *effSink
 }
 
 type handlerFunc func(c *Ctx)
 
 // cmdDef binds a spec to its handler.
 type cmdDef struct {
-	spec *command.Spec
-	fn   handlerFunc
-	idx  int // index into Server.cmdStats
+	spec    *command.Spec
+	fn      handlerFunc
+	idx     int // index into Server.cmdStats
+	logRule int // how the log records it (aof.go)
 }
 
 var handlers = map[string]handlerFunc{}
@@ -176,7 +181,7 @@ func initDefs() {
 		}
 		slices.Sort(names)
 		for i, n := range names {
-			defs[n] = &cmdDef{spec: command.Table[n], fn: handlers[n], idx: i}
+			defs[n] = &cmdDef{spec: command.Table[n], fn: handlers[n], idx: i, logRule: logRules[n]}
 		}
 	})
 }
@@ -290,6 +295,14 @@ func (cl *Client) flagMultiError() {
 // when EXEC already holds the locks.
 func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bool) {
 	spec := d.spec
+	write := spec.Flags&command.Write != 0
+	if write {
+		if msg := s.writeRefusal(); msg != "" {
+			cl.w.Error(msg)
+			inc(&cl.shard.cmd[d.idx].rejected, 1)
+			return
+		}
+	}
 	if spec.Flags&command.DenyOOM != 0 && s.db.OverLimit() && !inExec {
 		if !s.db.Evict() {
 			cl.w.Error(errOOM)
@@ -338,6 +351,10 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		c = new(Ctx)
 	}
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
+	if write && s.aof.Load() != nil {
+		c.sink = &cl.sink
+		c.sink.explicit = false
+	}
 	if cl.lastCmdName.Load() != &spec.Name {
 		cl.lastCmdName.Store(&spec.Name)
 	}
@@ -346,7 +363,15 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	d.fn(c)
 	cl.ctxDepth--
 	failed := len(cl.w.B) > replyAt && cl.w.B[replyAt] == '-'
-	if spec.Flags&command.Write != 0 {
+	if c.sink != nil {
+		s.commandEffects(c, d, keys, failed)
+		if !inExec {
+			if lsn := s.emit(c.sink); lsn > 0 {
+				cl.walLSN = lsn
+			}
+		}
+	}
+	if write {
 		for _, k := range keys {
 			if k < len(args) {
 				sl := c.slot(args[k])

@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
+	"shoal/internal/persist"
 )
 
 // MemcachedVersion is the memcached protocol level Shoal implements (the
@@ -78,11 +80,33 @@ func mcTTL(e *engine.Entry, now int64) int64 {
 
 func isString(e *engine.Entry) bool { return e != nil && e.Type == engine.TypeString }
 
-// mcWrote lets WATCH see a memcached write (the key's slot is locked).
+// mcWrote lets WATCH see a memcached write and logs the key's resulting
+// value (the key's slot is locked).
 func (s *Server) mcWrote(sl *engine.Slot, key []byte) {
 	if len(sl.Watchers) > 0 {
 		s.signalModified(key)
 	}
+	if s.aof.Load() != nil {
+		k := sinkPool.Get().(*effSink)
+		c := Ctx{srv: s, db: s.db, sink: k}
+		c.addValue(key)
+		s.emit(k)
+		sinkPool.Put(k)
+	}
+}
+
+var sinkPool = sync.Pool{New: func() any { return new(effSink) }}
+
+// mcWriteOp reports the memcached commands that change data (refused
+// while the node cannot persist).
+func mcWriteOp(op memcache.Op) bool {
+	switch op {
+	case memcache.OpTouch, memcache.OpSet, memcache.OpAdd, memcache.OpReplace, memcache.OpAppend,
+		memcache.OpPrepend, memcache.OpCas, memcache.OpDelete, memcache.OpIncr, memcache.OpDecr,
+		memcache.OpFlushAll, memcache.OpMetaSet, memcache.OpMetaDelete, memcache.OpMetaArith:
+		return true
+	}
+	return false
 }
 
 func (cl *Client) mcReply(line string) {
@@ -92,6 +116,12 @@ func (cl *Client) mcReply(line string) {
 // mcExec runs one parsed command, appending its reply to cl.w.B.
 func (s *Server) mcExec(cl *Client, cmd *memcache.Command) {
 	st := &cl.shard.mc
+	if mcWriteOp(cmd.Op) {
+		if msg := s.writeRefusal(); msg != "" {
+			cl.mcReply("SERVER_ERROR " + msg)
+			return
+		}
+	}
 	switch cmd.Op {
 	case memcache.OpError:
 		if cmd.DeleteKey {
@@ -419,8 +449,20 @@ func (s *Server) mcIncr(cl *Client, cmd *memcache.Command) {
 	}
 }
 
-// mcFlushAll empties the keyspace, one slot at a time.
-func (s *Server) mcFlushAll() {
+// mcFlushAll empties the keyspace, one slot at a time (all at once, and
+// logged, with the log on). It returns the record's LSN.
+func (s *Server) mcFlushAll() uint64 {
+	if s.aof.Load() != nil {
+		s.db.LockAll()
+		for i := 0; i < cluster.NumSlots; i++ {
+			s.db.Flush(s.db.Slot(i))
+		}
+		var k effSink
+		k.add(persist.AllSlots, opFlush)
+		lsn := s.emit(&k)
+		s.db.UnlockAll()
+		return lsn
+	}
 	for i := 0; i < cluster.NumSlots; i++ {
 		s.db.Lock(i)
 		sl := s.db.Slot(i)
@@ -429,6 +471,7 @@ func (s *Server) mcFlushAll() {
 		}
 		s.db.Unlock(i)
 	}
+	return 0
 }
 
 // mcCron runs a delayed flush_all once its time has come.

@@ -118,7 +118,17 @@ func (s *Server) mcProcess(cl *Client, buf []byte, lim *runtimeLimits) int {
 		}
 		cl.need = 0
 		consumed += n
-		s.mcExec(cl, &m.cmd)
+		if lg := s.aof.Load(); lg != nil {
+			before := lg.Last()
+			s.mcExec(cl, &m.cmd)
+			// The records of this command, if any, are at most Last:
+			// its reply waits until the log has them.
+			if last := lg.Last(); last != before {
+				cl.walLSN = last
+			}
+		} else {
+			s.mcExec(cl, &m.cmd)
+		}
 		if sw := m.cmd.Swallow; sw > 0 {
 			k := min(sw, len(buf)-consumed)
 			consumed += k

@@ -181,6 +181,10 @@ func cmdExec(c *Ctx) {
 		for _, q := range queue {
 			s.call(cl, q.spec, q.args, true, all)
 		}
+		// The transaction is one log record: replayed whole or not at all.
+		if lsn := s.emit(&cl.sink); lsn > 0 {
+			cl.walLSN = lsn
+		}
 		for _, k := range cl.readyKeys {
 			c.serveWaiters(c.slot(k), k)
 		}

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/cluster"
 	"shoal/internal/command"
 	"shoal/internal/config"
 	"shoal/internal/engine"
@@ -31,6 +32,23 @@ import (
 func init() {
 	register("save", cmdSave)
 	register("bgsave", cmdBgsave)
+	register("bgrewriteaof", cmdBgrewriteaof)
+}
+
+// cmdBgrewriteaof is BGREWRITEAOF: a snapshot, after which the log is
+// truncated (the log's records before it are in the snapshot).
+func cmdBgrewriteaof(c *Ctx) {
+	if c.srv.aof.Load() == nil {
+		// Redis rewrites even with appendonly off; here the snapshot is
+		// the whole state, so this is a BGSAVE.
+		c.srv.log.Info("BGREWRITEAOF with appendonly off: taking a snapshot")
+	}
+	if c.srv.startBgsave("BGREWRITEAOF") {
+		c.w.Simple("Background append only file rewriting started")
+		return
+	}
+	c.srv.persist.rewriteScheduled.Store(true)
+	c.w.Simple("Background append only file rewriting scheduled")
 }
 
 const errLoading = "LOADING Redis is loading the dataset in memory"
@@ -61,6 +79,12 @@ type persistState struct {
 	loadTotal   atomic.Int64 // file size
 	loadedBytes atomic.Int64
 	keyDelay    atomic.Int64 // key-load-delay in µs (test hook)
+
+	stopWrites       atomic.Bool   // stop-writes-on-bgsave-error is refusing writes
+	lastLSN          atomic.Uint64 // last log sequence number at recovery (the snapshot base with the log off)
+	rewriteBase      atomic.Int64  // log + snapshot bytes after the last rewrite
+	rewrites         atomic.Int64
+	rewriteScheduled atomic.Bool
 
 	writeIdxOnce sync.Once
 	writeIdx     []int // indexes into the stat shards of write commands
@@ -116,6 +140,9 @@ func (s *Server) rawWrites() int64 {
 func (s *Server) snapshotPath() string { return s.cfg.SnapshotPath() }
 
 // save writes a snapshot now (waiting for a running one to finish first).
+// With the log on it first starts a new log segment; once the snapshot is
+// durable, the older segments (all their records are in it) are removed.
+// With the log off every segment is removed (the snapshot has it all).
 func (s *Server) save(why string) error {
 	p := &s.persist
 	p.saveMu.Lock()
@@ -123,18 +150,55 @@ func (s *Server) save(why string) error {
 	path := s.snapshotPath()
 	base := s.rawWrites()
 	p.lastTry.Store(time.Now().UnixMilli())
-	st, err := persist.SaveFile(s.db, path, persist.DumpOptions{})
-	if err != nil {
+	fail := func(err error) error {
 		p.lastFailed.Store(true)
+		s.updateStopWrites()
 		s.log.Error("snapshot failed", "why", why, "path", path, "err", err)
 		return err
 	}
+	lg := s.aof.Load()
+	logBase := p.lastLSN.Load()
+	seg := 0
+	if lg != nil {
+		var err error
+		if seg, err = lg.Rotate(); err != nil {
+			return fail(fmt.Errorf("start a new log segment: %w", err))
+		}
+		logBase = lg.Last()
+	}
+	st, err := persist.SaveFile(s.db, path, persist.DumpOptions{Base: logBase, FS: s.fsys,
+		Mark: func(i int) uint64 { return s.db.Slot(i).LSN }})
+	if err != nil {
+		return fail(err)
+	}
 	p.lastFailed.Store(false)
+	s.updateStopWrites()
 	p.lastSave.Store(time.Now().Unix())
 	p.dirtyBase.Store(base)
 	p.saves.Add(1)
-	s.log.Info("DB saved on disk", "why", why, "path", path, "keys", st.Keys, "bytes", st.Bytes, "duration", st.Duration)
+	if lg != nil {
+		if err := lg.RemoveBefore(seg); err != nil {
+			s.log.Warn("could not remove old log segments", "err", err)
+		}
+		p.rewriteBase.Store(lg.TotalSize() + st.Bytes)
+		p.rewrites.Add(1)
+	} else {
+		dir, name := s.logPaths()
+		segs, _ := persist.Segments(s.fsys, dir, name)
+		for _, i := range segs {
+			_ = s.fsys.Remove(filepath.Join(dir, persist.SegmentName(name, i)))
+		}
+	}
+	s.log.Info("DB saved on disk", "why", why, "path", path, "keys", st.Keys, "bytes", st.Bytes,
+		"duration", st.Duration, "log_base", logBase)
 	return nil
+}
+
+// updateStopWrites refreshes the stop-writes-on-bgsave-error refusal.
+func (s *Server) updateStopWrites() {
+	var on bool
+	s.cfg.Read(func(c *config.Config) { on = c.StopWritesOnBgsaveError && len(c.SavePoints) > 0 })
+	s.persist.stopWrites.Store(on && s.persist.lastFailed.Load())
 }
 
 // startBgsave starts a background save unless one is running.
@@ -166,12 +230,30 @@ func (s *Server) persistCron() {
 		return
 	}
 	var pts []config.SavePoint
-	s.cfg.Read(func(c *config.Config) { pts = c.SavePoints })
-	if len(pts) == 0 {
-		return
-	}
+	var pct int
+	var minSize int64
+	s.cfg.Read(func(c *config.Config) { pts, pct, minSize = c.SavePoints, c.AutoAOFRewritePct, c.AutoAOFRewriteMin })
 	now := time.Now()
 	if p.lastFailed.Load() && now.UnixMilli()-p.lastTry.Load() < bgsaveRetryDelay.Milliseconds() {
+		return
+	}
+	if lg := s.aof.Load(); lg != nil && pct > 0 {
+		// auto-aof-rewrite: the log grew past min-size and by pct percent
+		// of the data's size at the last rewrite.
+		size := lg.TotalSize()
+		base := p.rewriteBase.Load()
+		if size >= minSize && size+s.snapshotSize() >= base+base*int64(pct)/100 {
+			s.log.Info("log grew past auto-aof-rewrite limits, snapshotting to truncate it", "log_bytes", size, "base_bytes", base)
+			p.rewriteScheduled.Store(false)
+			s.startBgsave("auto-aof-rewrite")
+			return
+		}
+	}
+	if p.rewriteScheduled.Swap(false) {
+		s.startBgsave("BGREWRITEAOF")
+		return
+	}
+	if len(pts) == 0 {
 		return
 	}
 	dirty := s.dirty()
@@ -185,50 +267,125 @@ func (s *Server) persistCron() {
 	}
 }
 
-// loadAtStart loads the snapshot if there is one; clients connecting
-// meanwhile are answered -LOADING. A corrupt or unreadable file is an
-// error naming the file and the offset.
-func (s *Server) loadAtStart(path string) error {
+// recoverAtStart loads the snapshot if there is one, then replays the log
+// records newer than each slot's mark, cuts a torn last record, and opens
+// a new log segment when appendonly is on. Clients connecting meanwhile
+// are answered -LOADING. A corrupt or unreadable file is an error naming
+// the file and the offset.
+func (s *Server) recoverAtStart() error {
 	p := &s.persist
 	defer p.loading.Store(false)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	p.loadTotal.Store(fi.Size())
-	p.loadedBytes.Store(0)
-	p.loadStart.Store(time.Now().Unix())
-	opt := persist.LoadOptions{Progress: &p.loadedBytes}
-	if p.keyDelay.Load() > 0 {
-		opt.KeyDelay = func() {
-			if d := p.keyDelay.Load(); d > 0 {
-				time.Sleep(time.Duration(d) * time.Microsecond)
-			}
+	path := s.snapshotPath()
+	logDir, logBase := s.logPaths()
+	segs, _ := persist.Segments(s.fsys, logDir, logBase)
+	var total int64
+	snap := s.snapshotExistsAt(path)
+	if snap {
+		if n, err := s.fsys.Size(path); err == nil {
+			total += n
 		}
 	}
-	s.log.Info("loading snapshot", "path", path, "bytes", fi.Size())
+	for _, i := range segs {
+		if n, err := s.fsys.Size(filepath.Join(logDir, persist.SegmentName(logBase, i))); err == nil {
+			total += n
+		}
+	}
+	p.loadTotal.Store(total)
+	p.loadedBytes.Store(0)
+	p.loadStart.Store(time.Now().Unix())
 	// A load allocates almost only what it keeps: with the collector on,
 	// the heap growing from nothing triggers a cycle every gc-percent of
 	// growth, each marking everything loaded so far (about 3x the load's
 	// own CPU at gc-percent 30). It resumes, with its setting, after.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	st, err := persist.LoadFile(s.db, path, opt)
+	marks := make([]uint64, cluster.NumSlots)
+	var base uint64
+	if snap {
+		opt := persist.LoadOptions{Progress: &p.loadedBytes, KeepExpired: len(segs) > 0, FS: s.fsys,
+			OnSection: func(slot int, mark uint64) { marks[slot] = mark }}
+		if p.keyDelay.Load() > 0 {
+			opt.KeyDelay = func() {
+				if d := p.keyDelay.Load(); d > 0 {
+					time.Sleep(time.Duration(d) * time.Microsecond)
+				}
+			}
+		}
+		s.log.Info("loading snapshot", "path", path)
+		st, err := persist.LoadFile(s.db, path, opt)
+		if err != nil {
+			return err
+		}
+		base = st.Base
+		p.lastLoadKeys.Store(int64(st.Keys))
+		p.lastLoadExp.Store(int64(st.Expired))
+		s.log.Info("DB loaded from disk", "path", path, "keys", st.Keys, "expired_skipped", st.Expired,
+			"bytes", st.Bytes, "seconds", st.Duration.Seconds(), "log_base", st.Base)
+	}
+	last := base
+	for i := range marks {
+		marks[i] = max(marks[i], base)
+		last = max(last, marks[i])
+	}
+	if len(segs) > 0 {
+		start := time.Now()
+		info, err := s.replayLog(logDir, logBase, marks)
+		if err != nil {
+			return fmt.Errorf("replay log: %w", err)
+		}
+		if info.Records > 0 && info.First > base+1 {
+			return fmt.Errorf("replay log: the log in %q starts at record %d but the snapshot %q covers records up to %d only: records are missing",
+				logDir, info.First, path, base)
+		}
+		if t := info.Torn; t != nil {
+			s.log.Warn("log ends with an incomplete record (crash while writing it): cutting it off",
+				"file", t.Path, "offset", t.Offset, "bytes_cut", t.Size-t.Offset)
+			if err := persist.CutTorn(s.fsys, t); err != nil {
+				return fmt.Errorf("cut the torn end of %q: %w", t.Path, err)
+			}
+		}
+		if info.Next > 0 {
+			last = max(last, info.Next-1)
+		}
+		s.log.Info("log replayed", "dir", logDir, "segments", len(info.Segments), "records", info.Records,
+			"last", info.Last, "seconds", time.Since(start).Seconds())
+	}
+	p.lastLSN.Store(last)
+	p.lastSave.Store(time.Now().Unix())
+	p.dirtyBase.Store(s.rawWrites())
+	return nil
+}
+
+// logPaths returns the log directory and the segments' base name.
+func (s *Server) logPaths() (dir, base string) {
+	s.cfg.Read(func(c *config.Config) { base = c.AppendFilename })
+	return s.cfg.LogDir(), base
+}
+
+// openLog starts the log after recovery (appendonly yes).
+func (s *Server) openLog() error {
+	var policy string
+	s.cfg.Read(func(c *config.Config) { policy = c.AppendFsync })
+	pol, _ := persist.ParseFsync(policy)
+	dir, base := s.logPaths()
+	lg, err := persist.OpenLog(s.fsys, dir, base, s.persist.lastLSN.Load()+1, pol)
 	if err != nil {
 		return err
 	}
-	p.lastLoadKeys.Store(int64(st.Keys))
-	p.lastLoadExp.Store(int64(st.Expired))
-	p.lastSave.Store(time.Now().Unix())
-	p.dirtyBase.Store(s.rawWrites())
-	s.log.Info("DB loaded from disk", "path", path, "keys", st.Keys, "expired_skipped", st.Expired,
-		"bytes", st.Bytes, "seconds", st.Duration.Seconds())
+	lg.OnProgress = s.logProgress
+	s.aof.Store(lg)
+	s.persist.rewriteBase.Store(lg.TotalSize() + s.snapshotSize())
 	return nil
+}
+
+func (s *Server) snapshotSize() int64 {
+	n, _ := s.fsys.Size(s.snapshotPath())
+	return n
 }
 
 // snapshotExists reports whether a snapshot should be loaded at start:
 // any error but "does not exist" counts as yes (loading then reports it).
-func snapshotExists(path string) bool {
-	_, err := os.Stat(path)
+func (s *Server) snapshotExistsAt(path string) bool {
+	_, err := s.fsys.Size(path)
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
@@ -306,7 +463,7 @@ func debugReload(c *Ctx) {
 		c.db.Flush(sl)
 		return true
 	})
-	if _, err := persist.LoadFile(s.db, s.snapshotPath(), persist.LoadOptions{}); err != nil {
+	if _, err := persist.LoadFile(s.db, s.snapshotPath(), persist.LoadOptions{FS: s.fsys}); err != nil {
 		s.log.Error("DEBUG RELOAD: load failed", "err", err)
 		c.w.Error("ERR Error trying to load the RDB dump, check server logs.")
 		return
@@ -364,16 +521,34 @@ func (s *Server) infoPersistence(b *strings.Builder, line func(string, any)) {
 	line("rdb_last_cow_size", 0)
 	line("rdb_last_load_keys_expired", p.lastLoadExp.Load())
 	line("rdb_last_load_keys_loaded", p.lastLoadKeys.Load())
-	line("aof_enabled", 0)
-	line("aof_rewrite_in_progress", 0)
-	line("aof_rewrite_scheduled", 0)
-	line("aof_last_rewrite_time_sec", -1)
-	line("aof_current_rewrite_time_sec", -1)
-	line("aof_last_bgrewrite_status", "ok")
-	line("aof_rewrites", 0)
+	lg := s.aof.Load()
+	line("aof_enabled", b2i(lg != nil))
+	rewriting := running && lg != nil
+	line("aof_rewrite_in_progress", b2i(rewriting))
+	line("aof_rewrite_scheduled", b2i(p.rewriteScheduled.Load()))
+	line("aof_last_rewrite_time_sec", p.lastBgSecs.Load())
+	line("aof_current_rewrite_time_sec", map[bool]int64{true: cur, false: -1}[rewriting])
+	line("aof_last_bgrewrite_status", status)
+	line("aof_rewrites", p.rewrites.Load())
 	line("aof_rewrites_consecutive_failures", 0)
-	line("aof_last_write_status", "ok")
+	wstatus := "ok"
+	if lg != nil && lg.Err() != nil {
+		wstatus = "err"
+	}
+	line("aof_last_write_status", wstatus)
 	line("aof_last_cow_size", 0)
+	if lg != nil {
+		line("aof_current_size", lg.TotalSize())
+		line("aof_base_size", p.rewriteBase.Load())
+		line("aof_pending_rewrite", 0)
+		line("aof_buffer_length", lg.Buffered())
+		line("aof_pending_bio_fsync", 0)
+		line("aof_delayed_fsync", 0)
+		line("aof_last_lsn", lg.Last())
+		line("aof_written_lsn", lg.Written())
+		line("aof_fsynced_lsn", lg.Durable())
+		line("aof_write_errors", lg.Errors())
+	}
 	line("module_fork_in_progress", 0)
 	line("module_fork_last_cow_size", 0)
 }

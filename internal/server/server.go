@@ -35,6 +35,7 @@ import (
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
+	"shoal/internal/persist"
 	"shoal/internal/resp"
 )
 
@@ -88,6 +89,10 @@ type Server struct {
 	admin   adminState   // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
 	persist persistState // snapshots and loading (persist.go)
 
+	fsys    persist.FS                   // where snapshots and the log are written
+	aof     atomic.Pointer[persist.Log] // the append-only log; nil when appendonly is off (aof.go)
+	durWait durWaitList                  // clients whose replies wait for their records
+
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
 	mcFlushAt atomic.Int64 // unix ms of a delayed flush_all; 0 = none (run by cron)
@@ -108,8 +113,19 @@ type runtimeLimits struct {
 	mc            memcache.Limits
 }
 
+// Options are test hooks of New.
+type Options struct {
+	// FS replaces the real file system for snapshots and the log.
+	FS persist.FS
+}
+
 // New builds a server; it starts nothing.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	return NewWithOptions(cfg, log, Options{})
+}
+
+// NewWithOptions is New with test hooks.
+func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -123,7 +139,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		cronStop: make(chan struct{}), cronDone: make(chan struct{}),
 		shutdown: make(chan struct{}),
 	}
-	s.db = engine.New(engine.Hooks{KeyDeleted: s.keyDeleted})
+	s.fsys = opt.FS
+	if s.fsys == nil {
+		s.fsys = persist.OS
+	}
+	s.db = engine.New(engine.Hooks{KeyDeleted: s.keyDeleted, KeyDropped: s.keyDropped})
 	s.hub = newPubsubHub()
 	s.slow = &slowlog{}
 	s.shards = make(map[gnet.EventLoop]*statShard)
@@ -239,7 +259,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	opts = append(opts, gnet.WithNumEventLoop(loops))
 	snapPath := s.snapshotPath()
-	load := snapshotExists(snapPath)
+	logDir, logBase := s.logPaths()
+	segs, _ := persist.Segments(s.fsys, logDir, logBase)
+	load := s.snapshotExistsAt(snapPath) || len(segs) > 0
 	s.persist.loading.Store(load) // before the first OnOpen
 	go func() {
 		var err error
@@ -258,12 +280,21 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	var aofOn bool
+	s.cfg.Read(func(c *config.Config) { aofOn = c.AppendOnly })
 	if load {
-		if err := s.loadAtStart(snapPath); err != nil {
+		if err := s.recoverAtStart(); err != nil {
 			s.abortStart()
 			return err
 		}
 	}
+	if aofOn {
+		if err := s.openLog(); err != nil {
+			s.abortStart()
+			return fmt.Errorf("open the append-only log: %w", err)
+		}
+	}
+	s.updateStopWrites()
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
 	return nil
@@ -282,6 +313,14 @@ func (s *Server) Close() error {
 	s.engMu.Lock()
 	eng := s.eng
 	s.engMu.Unlock()
+	lg := s.aof.Load()
+	if lg != nil {
+		// Everything acknowledged so far goes to disk before the replies
+		// held for it are flushed.
+		if err := lg.Sync(); err != nil {
+			s.log.Error("the log could not be written at shutdown", "err", err)
+		}
+	}
 	s.drainClients(drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -290,6 +329,13 @@ func (s *Server) Close() error {
 	close(s.cronStop)
 	<-s.cronDone
 	s.persist.bgWG.Wait()
+	if lg != nil {
+		if cerr := lg.Close(); cerr != nil {
+			s.log.Error("closing the log", "err", cerr)
+		} else {
+			s.log.Info("log fsynced and closed", "last", lg.Last())
+		}
+	}
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

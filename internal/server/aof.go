@@ -1,0 +1,495 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+
+	"shoal/internal/cluster"
+	"shoal/internal/command"
+	"shoal/internal/engine"
+	"shoal/internal/persist"
+)
+
+// The append-only log: every write becomes a deterministic effect record
+// (internal/persist/aof.go has the format).
+//
+// Effects are bound to one slot each, so recovery can replay a record's
+// effect on slot s only if the record is newer than s's snapshot mark.
+// A command's effects are one of:
+//   - the command itself, for single-key commands whose result depends
+//     only on the key's value (LPUSH, HSET, ZADD, SETRANGE...);
+//   - the key's resulting value ("put": the snapshot encoding of the
+//     entry, absolute expiry included) or DEL when it is gone: the
+//     default, used for INCR (the resulting value), MSET, RENAME, the
+//     *STORE commands, memcached writes, and any write command without a
+//     rule of its own;
+//   - what the handler states (c.effect): a pop for blocking pops and
+//     SPOP (the members removed), HSET for HINCRBY, ZADD for ZINCRBY,
+//     pop + push for LMOVE, SREM + SADD for SMOVE, PEXPIREAT for EXPIRE
+//     (an absolute time), FLUSH for FLUSHALL.
+//
+// Expiries and evictions log a DEL of their own (KeyDropped hook).
+// A command's (or transaction's) effects are appended as one record while
+// its slots are still locked, so the records of a slot are in the order
+// their effects were applied, and the slot's LSN is set.
+//
+// Acknowledgement: a client's replies are held until the log has its
+// last record written (everysec, no) or fsynced (always); the flusher
+// then wakes the client (many clients share one write and one fsync:
+// group commit).
+
+// Internal effect names (not reachable as commands: they start with 0).
+var (
+	opPut   = []byte("\x00put")
+	opFlush = []byte("\x00flush")
+	opDel   = []byte("del")
+)
+
+// effSink collects the effects of a command or a transaction.
+type effSink struct {
+	buf      []byte
+	n        int
+	slots    []int
+	all      bool
+	explicit bool // the handler stated the command's effects
+	enc      persist.SectionEncoder
+}
+
+func (k *effSink) add(slot int, args ...[]byte) {
+	k.buf = persist.AppendEffect(k.buf, slot, args...)
+	k.n++
+	if slot == persist.AllSlots {
+		k.all = true
+	} else {
+		k.slots = append(k.slots, slot)
+	}
+}
+
+func (k *effSink) reset() {
+	k.n = 0
+	k.all = false
+	k.slots = k.slots[:0]
+	if cap(k.buf) > 1<<20 {
+		k.buf = nil
+	} else {
+		k.buf = k.buf[:0]
+	}
+}
+
+// effect records an effect stated by the handler (no-op when the log is off).
+func (c *Ctx) effect(slot int, args ...[]byte) {
+	if c.sink == nil {
+		return
+	}
+	c.sink.explicit = true
+	c.sink.add(slot, args...)
+}
+
+// effectNone states that the command changed nothing.
+func (c *Ctx) effectNone() {
+	if c.sink != nil {
+		c.sink.explicit = true
+	}
+}
+
+// effectValue states key's resulting value (or its deletion).
+func (c *Ctx) effectValue(key []byte) {
+	if c.sink == nil {
+		return
+	}
+	c.sink.explicit = true
+	c.addValue(key)
+}
+
+func (c *Ctx) addValue(key []byte) {
+	k := c.sink
+	slot := cluster.Slot(key)
+	sl := c.db.Slot(slot)
+	e := c.db.Peek(sl, key)
+	if e == nil || (e.Type != engine.TypeString && e.Len() == 0) {
+		k.add(slot, opDel, key)
+		return
+	}
+	k.add(slot, opPut, k.enc.EncodeEntry(string(key), e))
+}
+
+// effectTTL states key's resulting expiry (or its deletion).
+func (c *Ctx) effectTTL(key []byte) {
+	if c.sink == nil {
+		return
+	}
+	c.sink.explicit = true
+	slot := cluster.Slot(key)
+	e := c.db.Peek(c.db.Slot(slot), key)
+	switch {
+	case e == nil:
+		c.sink.add(slot, opDel, key)
+	case e.ExpireAt != 0:
+		c.sink.add(slot, []byte("pexpireat"), key, strconv.AppendInt(nil, e.ExpireAt, 10))
+	default:
+		c.sink.add(slot, []byte("persist"), key)
+	}
+}
+
+// Log rules per command (see the comment at the top).
+const (
+	logValue   = iota // resulting value of every key (default)
+	logVerbat         // the command as it is
+	logTTL            // resulting expiry of args[1]
+	logSet            // SET: as it is unless it has a relative expiry
+	logDstOnly        // resulting value of the first key only (the destination)
+	logCopy           // resulting value of the second key
+)
+
+var logRules = func() map[string]int {
+	m := map[string]int{}
+	for _, n := range []string{"setnx", "getset", "getdel", "append", "setrange", "setbit",
+		"hset", "hmset", "hsetnx", "hdel", "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop",
+		"lset", "linsert", "lrem", "ltrim", "sadd", "srem", "zadd", "zrem", "zpopmin", "zpopmax",
+		"zremrangebyscore", "zremrangebyrank", "zremrangebylex", "persist"} {
+		m[n] = logVerbat
+	}
+	for _, n := range []string{"expire", "pexpire", "expireat", "pexpireat", "getex"} {
+		m[n] = logTTL
+	}
+	for _, n := range []string{"bitop", "sinterstore", "sunionstore", "sdiffstore", "zunionstore",
+		"zinterstore", "zdiffstore", "zrangestore"} {
+		m[n] = logDstOnly
+	}
+	m["set"] = logSet
+	m["copy"] = logCopy
+	return m
+}()
+
+// commandEffects adds the effects of the command that just ran, unless its
+// handler stated them.
+func (s *Server) commandEffects(c *Ctx, d *cmdDef, keys []int, failed bool) {
+	k := c.sink
+	if k.explicit {
+		return
+	}
+	if failed {
+		return
+	}
+	args := c.args
+	switch d.logRule {
+	case logVerbat:
+		k.add(cluster.Slot(args[1]), args...)
+	case logTTL:
+		c.effectTTL(args[1])
+	case logSet:
+		for _, a := range args[3:] {
+			if len(a) == 2 && (eq(a, "ex") || eq(a, "px")) || len(a) == 4 && (eq(a, "exat") || eq(a, "pxat")) {
+				c.addValue(args[1])
+				return
+			}
+		}
+		k.add(cluster.Slot(args[1]), args...)
+	case logDstOnly:
+		if len(keys) > 0 {
+			c.addValue(args[keys[0]])
+		}
+	case logCopy:
+		if len(keys) > 1 {
+			c.addValue(args[keys[1]])
+		}
+	default:
+		for _, i := range keys {
+			if i < len(args) {
+				c.addValue(args[i])
+			}
+		}
+	}
+}
+
+// emit appends the sink's effects as one record (the slots locked) and
+// returns its LSN (0 if there was nothing to log).
+func (s *Server) emit(k *effSink) uint64 {
+	lg := s.aof.Load()
+	if k.n == 0 || lg == nil {
+		k.reset()
+		return 0
+	}
+	lsn := lg.Append(k.n, k.buf)
+	if k.all {
+		for i := 0; i < cluster.NumSlots; i++ {
+			s.db.Slot(i).LSN = lsn
+		}
+	} else {
+		for _, i := range k.slots {
+			s.db.Slot(i).LSN = lsn
+		}
+	}
+	k.reset()
+	return lsn
+}
+
+// keyDropped logs the delete of a key the engine expired or evicted.
+func (s *Server) keyDropped(sl *engine.Slot, key string) {
+	lg := s.aof.Load()
+	if lg == nil {
+		return
+	}
+	slot := cluster.Slot([]byte(key))
+	lsn := lg.Append(1, persist.AppendEffect(nil, slot, opDel, []byte(key)))
+	sl.LSN = lsn
+}
+
+// logWrite logs a memcached write of key (its slot locked): the value.
+func (s *Server) logWrite(cl *Client, key []byte) {
+	if s.aof.Load() == nil {
+		return
+	}
+	k := &cl.sink
+	c := Ctx{srv: s, db: s.db, cl: cl, sink: k}
+	c.addValue(key)
+	if lsn := s.emit(k); lsn > cl.walLSN {
+		cl.walLSN = lsn
+	}
+}
+
+// writeRefusal is the error a write command gets while the node cannot
+// persist ("" = writes allowed).
+func (s *Server) writeRefusal() string {
+	if lg := s.aof.Load(); lg != nil {
+		if err := lg.Err(); err != nil {
+			return "MISCONF Errors writing to the AOF file: " + errText(err)
+		}
+	}
+	if s.persist.stopWrites.Load() {
+		return "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. " +
+			"Commands that may modify the data set are disabled, because this instance is configured to report errors " +
+			"during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."
+	}
+	return ""
+}
+
+// errText is the innermost error's text ("No space left on device").
+func errText(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err = u
+	}
+	t := err.Error()
+	if t != "" {
+		t = string(bytes.ToUpper([]byte(t[:1]))) + t[1:]
+	}
+	return t
+}
+
+// Holding replies until their records are persisted.
+
+type durWaiter struct {
+	cl   *Client
+	need uint64
+}
+
+type durWaitList struct {
+	mu   sync.Mutex
+	list []durWaiter
+}
+
+// holdReplies decides at the end of a batch whether the client's replies
+// may go out: they wait while a record they depend on is not yet written
+// (fsynced under always). It returns true if they are held.
+func (s *Server) holdReplies(cl *Client) bool {
+	lg := s.aof.Load()
+	need := cl.walLSN
+	if ext := cl.extLSN.Load(); ext > need {
+		need = ext
+	}
+	if lg == nil || need <= lg.Acked() {
+		cl.walLSN = 0
+		if need > 0 {
+			cl.extLSN.CompareAndSwap(need, 0)
+		}
+		if len(cl.held) > 0 {
+			cl.held = append(cl.held, cl.w.B...)
+			cl.w.B, cl.held = cl.held, cl.w.B[:0]
+		}
+		return false
+	}
+	if len(cl.held) == 0 {
+		cl.held, cl.w.B = cl.w.B, cl.held[:0]
+	} else {
+		cl.held = append(cl.held, cl.w.B...)
+		cl.w.B = cl.w.B[:0]
+	}
+	w := &s.durWait
+	w.mu.Lock()
+	w.list = append(w.list, durWaiter{cl, need})
+	w.mu.Unlock()
+	if need <= lg.Acked() {
+		// The flusher advanced between the check and the registration.
+		_ = cl.conn.Wake(nil)
+	}
+	return true
+}
+
+// logProgress wakes the clients whose records are now persisted (called
+// by the log's flusher).
+func (s *Server) logProgress() {
+	lg := s.aof.Load()
+	if lg == nil {
+		return
+	}
+	acked := lg.Acked()
+	w := &s.durWait
+	w.mu.Lock()
+	keep := w.list[:0]
+	var wake []*Client
+	for _, x := range w.list {
+		if x.need <= acked {
+			wake = append(wake, x.cl)
+		} else {
+			keep = append(keep, x)
+		}
+	}
+	clear(w.list[len(keep):])
+	w.list = keep
+	w.mu.Unlock()
+	for _, cl := range wake {
+		_ = cl.conn.Wake(nil)
+	}
+}
+
+// Recovery.
+
+// replayState is the recovery's view: each slot's snapshot mark.
+type replayState struct {
+	marks []uint64
+	cl    *Client
+	args  [][]byte
+	warns int
+}
+
+// replayLog applies the log records newer than each slot's mark.
+func (s *Server) replayLog(dir, base string, marks []uint64) (persist.LogInfo, error) {
+	rs := &replayState{marks: marks, cl: s.replayClient()}
+	s.db.FreezeClock(true)
+	defer s.db.FreezeClock(false)
+	info, err := persist.ReadLog(s.fsys, dir, base, func(lsn uint64, p []byte) error {
+		err := persist.ForEachEffect(p, rs.args, func(slot int, args [][]byte) error {
+			return s.replayEffect(rs, lsn, slot, args)
+		})
+		s.persist.loadedBytes.Add(int64(len(p)) + 16)
+		return err
+	})
+	if rs.warns > 0 {
+		s.log.Warn("log replay: some records failed as commands (see above)", "count", rs.warns)
+	}
+	return info, err
+}
+
+func (s *Server) replayClient() *Client {
+	cl := &Client{srv: s, authed: true, proto: 2, shard: newStatShard()}
+	cl.w.Proto = 2
+	return cl
+}
+
+func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]byte) error {
+	if slot == persist.AllSlots {
+		if !bytes.Equal(args[0], opFlush) {
+			return fmt.Errorf("effect %q on every slot", args[0])
+		}
+		for i := 0; i < cluster.NumSlots; i++ {
+			if lsn > rs.marks[i] {
+				s.db.Lock(i)
+				s.db.Flush(s.db.Slot(i))
+				s.db.Unlock(i)
+			}
+		}
+		return nil
+	}
+	if lsn <= rs.marks[slot] {
+		return nil // in the snapshot's image of the slot already
+	}
+	if bytes.Equal(args[0], opPut) {
+		if len(args) != 2 {
+			return errors.New("put effect with wrong arguments")
+		}
+		key, e, err := persist.DecodeEntry(args[1])
+		if err != nil {
+			return fmt.Errorf("put effect: %w", err)
+		}
+		if cluster.Slot(key) != slot {
+			return fmt.Errorf("put effect for key %q in slot %d", key, slot)
+		}
+		sl := s.db.Slot(slot)
+		s.db.Lock(slot)
+		s.db.Delete(sl, key)
+		exp := e.ExpireAt
+		e.ExpireAt = 0
+		s.db.Add(sl, key, e)
+		if exp != 0 {
+			s.db.SetExpire(sl, key, e, exp)
+		}
+		s.db.Unlock(slot)
+		return nil
+	}
+	d := s.lookup(args[0])
+	if d == nil || d.spec.Flags&command.Write == 0 || !d.spec.ArityOK(len(args)) {
+		return fmt.Errorf("not a write command: %q with %d arguments", args[0], len(args))
+	}
+	keys := d.spec.KeyIndexes(args, nil)
+	var slots []int
+	for _, i := range keys {
+		if i < len(args) {
+			slots = append(slots, cluster.Slot(args[i]))
+		}
+	}
+	if len(slots) == 0 || slots[0] != slot {
+		return fmt.Errorf("effect %q in slot %d for a key of another slot", args[0], slot)
+	}
+	s.db.LockSlots(dedupSorted(slots))
+	cl := rs.cl
+	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: -1}
+	d.fn(&c)
+	s.db.UnlockSlots(dedupSorted(slots))
+	if len(cl.w.B) > 0 && cl.w.B[0] == '-' {
+		rs.warns++
+		if rs.warns <= 10 {
+			s.log.Warn("log replay: record failed", "lsn", lsn, "command", string(args[0]),
+				"reply", string(bytes.TrimSpace(cl.w.B)))
+		}
+	}
+	cl.w.B = cl.w.B[:0]
+	return nil
+}
+
+func dedupSorted(s []int) []int {
+	for i := 1; i < len(s); i++ {
+		if s[i] < s[i-1] {
+			// tiny lists: insertion sort
+			for j := i; j > 0 && s[j] < s[j-1]; j-- {
+				s[j], s[j-1] = s[j-1], s[j]
+			}
+		}
+	}
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+
+// logScore formats a score so that ZADD parses back the same float64.
+func logScore(f float64) []byte {
+	switch {
+	case math.IsInf(f, 1):
+		return []byte("+inf")
+	case math.IsInf(f, -1):
+		return []byte("-inf")
+	}
+	return strconv.AppendFloat(nil, f, 'g', -1, 64)
+}
