@@ -1061,6 +1061,12 @@ var Docs = map[string]*Doc{
 		Group:      "server",
 		Complexity: "O(N) where N is the total number of keys in all databases",
 	},
+	"bgrewriteaof": {
+		Summary:    "Asynchronously rewrites the append-only file to disk",
+		Since:      "1.0.0",
+		Group:      "server",
+		Complexity: "O(1)",
+	},
 	"bgsave": {
 		Summary:    "Asynchronously saves the database(s) to disk",
 		Since:      "1.0.0",

@@ -80,6 +80,9 @@ func ParseSegmentName(base, name string) (int, bool) {
 
 // Segments lists the segment indexes of base in dir, ascending.
 func Segments(fsys FS, dir, base string) ([]int, error) {
+	if fsys == nil {
+		fsys = OS
+	}
 	names, err := fsys.List(dir)
 	if err != nil {
 		return nil, err
