@@ -80,6 +80,16 @@ type node struct {
 
 func startNode(t *testing.T, dir string, fsys persist.FS, directives ...string) *node {
 	t.Helper()
+	n, err := startNodeErr(t, dir, fsys, directives...)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return n
+}
+
+// startNodeErr is startNode returning the start-up error.
+func startNodeErr(t *testing.T, dir string, fsys persist.FS, directives ...string) (*node, error) {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
 		port := tu.FreePort(t)
 		cfg := config.Default()
@@ -102,9 +112,9 @@ func startNode(t *testing.T, dir string, fsys persist.FS, directives ...string) 
 			if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
 				continue
 			}
-			t.Fatalf("start: %v", err)
+			return nil, err
 		}
-		return &node{srv: srv, addr: "127.0.0.1:" + strconv.Itoa(port)}
+		return &node{srv: srv, addr: "127.0.0.1:" + strconv.Itoa(port)}, nil
 	}
 }
 

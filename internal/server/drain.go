@@ -41,6 +41,15 @@ func (s *Server) drainTraffic(c gnet.Conn, cl *Client) gnet.Action {
 	if n := c.InboundBuffered(); n > 0 {
 		_, _ = c.Discard(n)
 	}
+	if len(cl.held) > 0 || cl.walLSN > 0 {
+		// Replies held for the log go out only if their records made it
+		// to disk (Close synced the log first); otherwise they are
+		// dropped: a write that was not persisted is never acknowledged.
+		if s.holdReplies(cl) {
+			cl.held = nil
+			return gnet.Close
+		}
+	}
 	if len(cl.w.B) > 0 {
 		_, _ = c.Write(cl.w.B)
 		cl.w.B = cl.w.B[:0]

@@ -40,6 +40,7 @@ type FS struct {
 	ops     int               // writes and fsyncs so far
 	crashAt int               // 0 = never
 	crashed bool
+	crashCh chan struct{}
 	full    bool
 	// Trace, if set, is called with every counted operation.
 	Trace func(op int, what, name string)
@@ -47,7 +48,7 @@ type FS struct {
 
 // New returns an empty file system.
 func New() *FS {
-	return &FS{names: map[string]*inode{}, durable: map[string]*inode{}}
+	return &FS{names: map[string]*inode{}, durable: map[string]*inode{}, crashCh: make(chan struct{})}
 }
 
 // CrashAt makes the n-th counted operation (write or fsync, from 1) and
@@ -72,6 +73,9 @@ func (f *FS) Crashed() bool {
 	return f.crashed
 }
 
+// CrashedCh is closed when the crash point is reached.
+func (f *FS) CrashedCh() <-chan struct{} { return f.crashCh }
+
 // SetFull makes writes fail with ENOSPC (true) or work again (false).
 func (f *FS) SetFull(full bool) {
 	f.mu.Lock()
@@ -90,6 +94,7 @@ func (f *FS) count(what, name string) error {
 	}
 	if f.crashAt > 0 && f.ops >= f.crashAt {
 		f.crashed = true
+		close(f.crashCh)
 		return ErrCrashed
 	}
 	return nil
