@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -26,6 +28,14 @@ commands:
   server [config-file] [--directive value ...]
              run a storage node (standalone: a drop-in for redis-server);
              directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb
+  check-aof [--fix] PATH
+             verify the append-only log: PATH is the log directory
+             (dir/appendonlydir: every segment, in order) or one segment
+             file. A torn last record (crash while writing) is reported
+             and, with --fix, cut off (start-up does that too); damage in
+             the middle is reported with file and offset, exit status 1;
+             --fix then truncates at the bad record and removes the later
+             segments (their records are lost)
   check-snapshot [-q] FILE
              verify a snapshot (checksums, every entry) and print per-slot
              and total counts; exit status 1 if it is damaged (the error
@@ -46,6 +56,8 @@ func main() {
 		err = runServer(os.Args[2:])
 	case "check-snapshot":
 		err = checkSnapshot(os.Args[2:], os.Stdout)
+	case "check-aof":
+		err = checkAOF(os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
 	case "help", "-h", "--help":
@@ -120,6 +132,66 @@ func runServer(args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("bye")
+	return nil
+}
+
+// checkAOF is `shoal check-aof [--fix] PATH`.
+func checkAOF(args []string, out io.Writer) error {
+	fix := false
+	if len(args) > 0 && (args[0] == "--fix" || args[0] == "-fix") {
+		fix, args = true, args[1:]
+	}
+	if len(args) != 1 {
+		return fmt.Errorf("usage: shoal check-aof [--fix] PATH (the log directory or one segment)")
+	}
+	path := args[0]
+	base := "appendonly.aof"
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		// A segment's base is its name without the index.
+		if i := strings.LastIndexByte(filepath.Base(path), '.'); i > 0 {
+			base = filepath.Base(path)[:i]
+		}
+	}
+	info, err := persist.CheckLog(nil, path, base)
+	var ce *persist.LogCorruptError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(out, "%v\n", err)
+		if !fix {
+			return fmt.Errorf("the log is damaged; records up to %d are valid (run with --fix to cut it there)", info.Last)
+		}
+		dir := path
+		if fi, serr := os.Stat(path); serr == nil && !fi.IsDir() {
+			dir = filepath.Dir(path)
+		}
+		removed, rerr := persist.RepairLog(nil, dir, base, ce)
+		if rerr != nil {
+			return fmt.Errorf("repair: %w", rerr)
+		}
+		fmt.Fprintf(out, "truncated %s at offset %d", ce.Path, ce.Offset)
+		if len(removed) > 0 {
+			fmt.Fprintf(out, "; removed the later segments %s", strings.Join(removed, " "))
+		}
+		fmt.Fprintf(out, "\nthe log now ends at record %d\n", info.Last)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "segments: %d, records: %d (sequence numbers %d..%d), %d bytes\n",
+		max(len(info.Segments), 1), info.Records, info.First, info.Last, info.Bytes)
+	if t := info.Torn; t != nil {
+		fmt.Fprintf(out, "incomplete last record at offset %d of %s (%d bytes after it)\n", t.Offset, t.Path, t.Size-t.Offset)
+		if !fix {
+			fmt.Fprintln(out, "start-up cuts it off; run with --fix to cut it now")
+			return nil
+		}
+		if err := persist.CutTorn(nil, t); err != nil {
+			return fmt.Errorf("cut: %w", err)
+		}
+		fmt.Fprintln(out, "cut")
+		return nil
+	}
+	fmt.Fprintln(out, "OK")
 	return nil
 }
 

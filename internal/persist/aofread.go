@@ -68,6 +68,9 @@ func ReadLog(fsys FS, dir, base string, fn func(lsn uint64, payload []byte) erro
 		info.Records += st.records
 		expect = st.next
 		if err != nil {
+			if info.Records > 0 {
+				info.Last = expect - 1
+			}
 			return info, err
 		}
 		if st.torn != nil {
@@ -279,4 +282,52 @@ func CutTorn(fsys FS, t *TornTail) error {
 		return err
 	}
 	return fsys.SyncDir(filepath.Dir(t.Path))
+}
+
+// CheckLog verifies a log: path is the log directory (every segment of
+// base, in order) or one segment file (checked on its own). It reports
+// what a start-up would see: a torn tail in Torn, damage as a
+// *LogCorruptError.
+func CheckLog(fsys FS, path, base string) (LogInfo, error) {
+	if fsys == nil {
+		fsys = OS
+	}
+	if _, err := fsys.List(path); err == nil {
+		return ReadLog(fsys, path, base, func(uint64, []byte) error { return nil })
+	}
+	st, err := readSegment(fsys, path, 0, true, func(uint64, []byte) error { return nil })
+	info := LogInfo{Records: st.records, Bytes: st.valid, Torn: st.torn, Next: st.next}
+	if st.records > 0 {
+		info.First, info.Last = st.first, st.next-1
+	}
+	return info, err
+}
+
+// RepairLog cuts the log at a damage: the damaged segment is truncated at
+// the bad record and every later segment is removed (their records would
+// follow a gap). It returns the files removed. Records after the damage
+// are lost: this is the operator's explicit choice (check-aof --fix).
+func RepairLog(fsys FS, dir, base string, ce *LogCorruptError) ([]string, error) {
+	if fsys == nil {
+		fsys = OS
+	}
+	if err := fsys.Truncate(ce.Path, ce.Offset); err != nil {
+		return nil, err
+	}
+	segs, err := Segments(fsys, dir, base)
+	if err != nil {
+		return nil, err
+	}
+	idx, _ := ParseSegmentName(base, filepath.Base(ce.Path))
+	var removed []string
+	for _, s := range segs {
+		if s > idx && idx > 0 {
+			p := filepath.Join(dir, SegmentName(base, s))
+			if err := fsys.Remove(p); err != nil {
+				return removed, err
+			}
+			removed = append(removed, p)
+		}
+	}
+	return removed, fsys.SyncDir(dir)
 }

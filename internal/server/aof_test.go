@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -423,5 +424,37 @@ func TestDiskFullRefusesWrites(t *testing.T) {
 		if r := c2.Do("GET", k); r != `"1"` {
 			t.Fatalf("%s after crash: %q", k, r)
 		}
+	}
+}
+
+// TestLogDamageAtStart: a torn last record is cut and start-up goes on; a
+// damaged record before the end stops start-up with the file and offset.
+func TestLogDamageAtStart(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, nil, "appendonly", "yes", "appendfsync", "always")
+	c := tu.Dial(t, n.addr)
+	for i := 0; i < 5; i++ {
+		c.Do("SET", fmt.Sprint("k", i), "v")
+	}
+	n.srv.Close()
+	seg := filepath.Join(dir, "appendonlydir", persist.SegmentName("appendonly.aof", 1))
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(seg, append(bytes.Clone(data), 40, 0, 0, 0, 7, 7), 0o644) // a record cut short
+	n2 := startNode(t, dir, nil, "appendonly", "yes")
+	if r := tu.Dial(t, n2.addr).Do("DBSIZE"); r != "(integer) 5" {
+		t.Fatalf("after a torn tail: %s", r)
+	}
+	n2.srv.Close()
+	if fi, _ := os.Stat(seg); fi.Size() != int64(len(data)) {
+		t.Fatalf("torn tail not cut: %d bytes, want %d", fi.Size(), len(data))
+	}
+	data[40] ^= 0xff // inside the second record
+	os.WriteFile(seg, data, 0o644)
+	_, err = startNodeErr(t, dir, nil, "appendonly", "yes")
+	if err == nil || !strings.Contains(err.Error(), seg) || !strings.Contains(err.Error(), "offset") {
+		t.Fatalf("start on a damaged log: %v", err)
 	}
 }
