@@ -482,7 +482,6 @@ func dedupSorted(s []int) []int {
 	return out
 }
 
-
 // logScore formats a score so that ZADD parses back the same float64.
 func logScore(f float64) []byte {
 	switch {

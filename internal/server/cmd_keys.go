@@ -8,8 +8,8 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/engine"
-	"shoal/internal/persist"
 	"shoal/internal/glob"
+	"shoal/internal/persist"
 )
 
 func init() {

@@ -207,4 +207,3 @@ func TestCrashAtEveryWriteAndFsync(t *testing.T) {
 		})
 	}
 }
-

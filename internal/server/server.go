@@ -89,9 +89,9 @@ type Server struct {
 	admin   adminState   // INFO sampling, peak memory, DEBUG switches (cmd_server.go)
 	persist persistState // snapshots and loading (persist.go)
 
-	fsys    persist.FS                   // where snapshots and the log are written
+	fsys    persist.FS                  // where snapshots and the log are written
 	aof     atomic.Pointer[persist.Log] // the append-only log; nil when appendonly is off (aof.go)
-	durWait durWaitList                  // clients whose replies wait for their records
+	durWait durWaitList                 // clients whose replies wait for their records
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
