@@ -38,12 +38,17 @@ free_port() {
 # pipelined runs are whole batches)
 n() { awk -v a="$1" -v s="${SCALE:-1}" 'BEGIN{x=int(a*s/16)*16; if(x<1024)x=1024; printf "%d", x}'; }
 
-# start_server NAME CMDLINE PORT — CMDLINE may contain {port}; it is run with
+# start_server NAME CMDLINE PORT — CMDLINE may contain {port} and {dir} (a
+# fresh directory $TMP/NAME.dir, for persistence files); it is run with
 # `bash -c "exec CMDLINE"` so the pid we get is the server's own (needed for
 # /proc/PID/stat). Sets SERVER_PID. Output goes to $TMP/NAME.log.
 start_server() {
   local name=$1 cmd=$2 port=$3
   cmd=${cmd//\{port\}/$port}
+  if [[ $cmd == *"{dir}"* ]]; then
+    rm -rf "$TMP/$name.dir"; mkdir -p "$TMP/$name.dir"
+    cmd=${cmd//\{dir\}/$TMP/$name.dir}
+  fi
   echo "# start $name: $cmd" >&2
   bash -c "exec $cmd" >"$TMP/$name.log" 2>&1 &
   SERVER_PID=$!

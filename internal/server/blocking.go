@@ -61,6 +61,7 @@ func parseTimeout(b []byte) (time.Duration, string) {
 // the dispatcher). timeout 0 blocks forever. serve nil means "retry the
 // command when one of the keys gets a value".
 func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve serveFunc, onTimeout func(w *resp.Writer)) {
+	c.effectNone() // blocking changes nothing (the pop is logged when it happens)
 	cl := c.cl
 	w := &waiter{cl: cl, wantType: wantType, serve: serve, onTimeout: onTimeout, retry: serve == nil}
 	for _, k := range keys {
