@@ -274,7 +274,6 @@ func (s *Server) persistCron() {
 // the file and the offset.
 func (s *Server) recoverAtStart() error {
 	p := &s.persist
-	defer p.loading.Store(false)
 	path := s.snapshotPath()
 	logDir, logBase := s.logPaths()
 	segs, _ := persist.Segments(s.fsys, logDir, logBase)

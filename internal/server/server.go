@@ -262,7 +262,12 @@ func (s *Server) Start(ctx context.Context) error {
 	logDir, logBase := s.logPaths()
 	segs, _ := persist.Segments(s.fsys, logDir, logBase)
 	load := s.snapshotExistsAt(snapPath) || len(segs) > 0
-	s.persist.loading.Store(load) // before the first OnOpen
+	var aofOn bool
+	s.cfg.Read(func(c *config.Config) { aofOn = c.AppendOnly })
+	// Clients are answered -LOADING until the data is loaded and, with
+	// appendonly, the log is open: a write accepted before that would be
+	// acknowledged without being logged.
+	s.persist.loading.Store(load || aofOn) // before the first OnOpen
 	go func() {
 		var err error
 		if len(addrs) == 1 {
@@ -280,8 +285,6 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	var aofOn bool
-	s.cfg.Read(func(c *config.Config) { aofOn = c.AppendOnly })
 	if load {
 		if err := s.recoverAtStart(); err != nil {
 			s.abortStart()
@@ -295,6 +298,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	s.updateStopWrites()
+	s.persist.loading.Store(false)
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
 	return nil
