@@ -368,7 +368,10 @@ func waitLoaded(t *testing.T, rdb *redis.Client) {
 // and returns what each saw.
 func crashRound(t *testing.T, p *proc, round int, kill func(prog *progress, killed func())) []*writerResult {
 	t.Helper()
+	// Writes are refused with -LOADING until the data is loaded and the
+	// log is open; writers start once the server is ready, as clients do.
 	rdb := crashClient(t, p, crashWriters)
+	waitLoaded(t, rdb)
 	prog := &progress{}
 	var mu sync.Mutex
 	isKilled := false
