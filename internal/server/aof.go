@@ -296,6 +296,12 @@ type durWaitList struct {
 	list []durWaiter
 }
 
+// maxHeld is how many reply bytes a client may have held for the log
+// before its further input waits (in the input buffer, bounded by
+// client-query-buffer-limit): while the disk fails, a pipelining client
+// cannot grow the server's memory without bound.
+const maxHeld = 4 << 20
+
 // holdReplies decides at the end of a batch whether the client's replies
 // may go out: they wait while a record they depend on is not yet written
 // (fsynced under always). It returns true if they are held.
@@ -322,10 +328,15 @@ func (s *Server) holdReplies(cl *Client) bool {
 		cl.held = append(cl.held, cl.w.B...)
 		cl.w.B = cl.w.B[:0]
 	}
-	w := &s.durWait
-	w.mu.Lock()
-	w.list = append(w.list, durWaiter{cl, need})
-	w.mu.Unlock()
+	if !cl.inDurWait.Swap(true) {
+		// One entry per client: a client that keeps sending while held
+		// does not grow the list (its entry may name an older record;
+		// woken early, it registers again).
+		w := &s.durWait
+		w.mu.Lock()
+		w.list = append(w.list, durWaiter{cl, need})
+		w.mu.Unlock()
+	}
 	if need <= lg.Acked() {
 		// The flusher advanced between the check and the registration.
 		_ = cl.conn.Wake(nil)
@@ -356,6 +367,7 @@ func (s *Server) logProgress() {
 	w.list = keep
 	w.mu.Unlock()
 	for _, cl := range wake {
+		cl.inDurWait.Store(false)
 		_ = cl.conn.Wake(nil)
 	}
 }

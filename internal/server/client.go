@@ -77,10 +77,11 @@ type Client struct {
 	// the last record this client's commands produced, one produced for
 	// it by another client (a served blocking pop), and replies held
 	// until those records are persisted.
-	sink   effSink
-	walLSN uint64
-	extLSN atomic.Uint64
-	held   []byte
+	sink      effSink
+	walLSN    uint64
+	extLSN    atomic.Uint64
+	held      []byte
+	inDurWait atomic.Bool // registered in Server.durWait
 }
 
 type queued struct {
@@ -261,6 +262,19 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		cl.drainOutbox()
 	}
 	lim := s.limits.Load()
+	if len(cl.held) > maxHeld {
+		// Replies are held for the log (a failing disk): leave the input
+		// where it is until they go out.
+		if int64(c.InboundBuffered()) > lim.queryBuf {
+			s.log.Warn("closing client that exceeded client-query-buffer-limit", "addr", cl.addr, "id", cl.id)
+			cl.closeAfterReply = true
+		}
+		act := s.finishTraffic(c, cl)
+		if act == gnet.None && len(cl.held) == 0 && c.InboundBuffered() > 0 {
+			_ = c.Wake(nil) // released: process the input that waited
+		}
+		return act
+	}
 	if cl.inbuf != nil {
 		// Large-request mode: a request bigger than bigRequest is gathered
 		// in the client's own buffer, grown geometrically but never past
