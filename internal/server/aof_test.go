@@ -368,9 +368,18 @@ func TestDiskFullRefusesWrites(t *testing.T) {
 	if r := c.Do("SET", "before", "1"); r != "OK" {
 		t.Fatal(r)
 	}
+	big := strings.Repeat("b", 4096)
+	c.Do("SET", "big", big)
 	ffs.SetFull(true)
 	held := tu.Dial(t, n.addr)
 	held.Send(resp.AppendCommand(nil, "SET", "during", "1"))
+	// Pipelined reads behind the held write: their replies wait too, and
+	// past 4 MiB of them the input waits (memory stays bounded).
+	var gets []byte
+	for range 2000 {
+		gets = resp.AppendCommand(gets, "GET", "big")
+	}
+	go held.C.Write(gets)
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(c.Do("INFO", "persistence"), "aof_last_write_status:err") {
 		if time.Now().After(deadline) {
@@ -403,6 +412,11 @@ func TestDiskFullRefusesWrites(t *testing.T) {
 	ffs.SetFull(false)
 	if r, err := held.Read(); err != nil || r.String() != "OK" {
 		t.Fatalf("held write after recovery: %v %v", r, err)
+	}
+	for i := range 2000 {
+		if r, err := held.Read(); err != nil || r.Str != big {
+			t.Fatalf("pipelined GET %d after recovery: %v", i, err)
+		}
 	}
 	for {
 		r := c.Do("SET", "after", "1")
