@@ -104,7 +104,9 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 		return st, err
 	}
 	defer rc.Close()
-	r := bufio.NewReaderSize(rc, 1<<20)
+	// The buffer is no larger than the segment: reading many small
+	// segments (or a short damaged one) costs what they hold.
+	r := bufio.NewReaderSize(rc, int(min(size, 1<<20)))
 	bad := func(off int64, format string, a ...any) error {
 		return &LogCorruptError{Path: path, Offset: off, Reason: fmt.Sprintf(format, a...)}
 	}

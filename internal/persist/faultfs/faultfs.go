@@ -229,6 +229,10 @@ func (f *FS) List(dir string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dir = filepath.Clean(dir)
+	if _, ok := f.names[dir]; ok {
+		// A file, not a directory (as os.ReadDir fails on one).
+		return nil, &fs.PathError{Op: "readdirent", Path: dir, Err: syscall.ENOTDIR}
+	}
 	var out []string
 	for name := range f.names {
 		if filepath.Dir(name) == dir {
