@@ -81,6 +81,7 @@ type persistState struct {
 	keyDelay    atomic.Int64 // key-load-delay in µs (test hook)
 
 	stopWrites       atomic.Bool   // stop-writes-on-bgsave-error is refusing writes
+	stopMu           sync.Mutex    // serialises updateStopWrites (saves, CONFIG SET)
 	lastLSN          atomic.Uint64 // last log sequence number at recovery (the snapshot base with the log off)
 	rewriteBase      atomic.Int64  // log + snapshot bytes after the last rewrite
 	rewrites         atomic.Int64
@@ -196,6 +197,8 @@ func (s *Server) save(why string) error {
 
 // updateStopWrites refreshes the stop-writes-on-bgsave-error refusal.
 func (s *Server) updateStopWrites() {
+	s.persist.stopMu.Lock()
+	defer s.persist.stopMu.Unlock()
 	var on bool
 	s.cfg.Read(func(c *config.Config) { on = c.StopWritesOnBgsaveError && len(c.SavePoints) > 0 })
 	s.persist.stopWrites.Store(on && s.persist.lastFailed.Load())

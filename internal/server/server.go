@@ -159,6 +159,7 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server,
 func (s *Server) DB() *engine.DB { return s.db }
 
 func (s *Server) applyConfig() {
+	var fsync string
 	s.cfg.Read(func(c *config.Config) {
 		l := &runtimeLimits{
 			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
@@ -180,7 +181,16 @@ func (s *Server) applyConfig() {
 		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(c.GCPercent)
 		}
+		fsync = c.AppendFsync
 	})
+	// appendfsync applies to the running log; stop-writes-on-bgsave-error
+	// and save are re-evaluated at once (not only at the next save).
+	if lg := s.aof.Load(); lg != nil {
+		if p, ok := persist.ParseFsync(fsync); ok {
+			lg.SetPolicy(p)
+		}
+	}
+	s.updateStopWrites()
 }
 
 // Addrs returns the listen addresses derived from bind and port.
