@@ -185,3 +185,25 @@ func TestLogFsyncFailureRewrites(t *testing.T) {
 		t.Fatalf("acked %d after a failed fsync", l.Acked())
 	}
 }
+
+// A damaged length field in the last segment is not mistaken for a torn
+// tail when valid records follow it.
+func TestLogDamagedLengthIsNotTorn(t *testing.T) {
+	fsys := faultfs.New()
+	l, _ := persist.OpenLog(fsys, "/d", "appendonly.aof", 1, persist.FsyncAlways)
+	for i := 1; i <= 5; i++ {
+		l.Append(payload(i))
+	}
+	l.Close()
+	name := filepath.Join("/d", persist.SegmentName("appendonly.aof", 1))
+	data, _ := fsys.ReadFile(name)
+	// The second record starts after the header (24) and the first record.
+	first := 24 + 16 + int(data[24])
+	data[first+3] = 0x7f // its length now runs past the end
+	fsys.WriteFile(name, data)
+	info, _, err := readAll(t, fsys, "/d")
+	var ce *persist.LogCorruptError
+	if !errors.As(err, &ce) || ce.Offset != int64(first) || info.Torn != nil {
+		t.Fatalf("err %v torn %+v", err, info.Torn)
+	}
+}

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -159,6 +160,18 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 			if zeros(rh[:]) {
 				return torn("zero-filled tail")
 			}
+			// A damaged length field also runs past the end: if a valid
+			// record with the next sequence number follows, this is damage
+			// in the middle, and cutting here would drop records that were
+			// on disk (and acknowledged).
+			rest, err := io.ReadAll(io.LimitReader(r, size-off-recordHeaderLen))
+			if err != nil {
+				return st, fmt.Errorf("read %q: %w", path, err)
+			}
+			if at := findRecord(rest, st.next+1); at >= 0 {
+				return st, bad(off, "record length %d runs past the end of the file, but a valid record %d follows at offset %d: the length is damaged",
+					plen, st.next+1, off+recordHeaderLen+int64(at))
+			}
 			return torn("record runs past the end of the file")
 		}
 		// Read the payload in steps: a garbage length cannot make the
@@ -199,6 +212,28 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 		st.valid = off
 	}
 	return st, nil
+}
+
+// findRecord returns the offset in b of a complete record with sequence
+// number lsn and a valid checksum, or -1.
+func findRecord(b []byte, lsn uint64) int {
+	var want [8]byte
+	binary.LittleEndian.PutUint64(want[:], lsn)
+	for p := 0; p+recordHeaderLen <= len(b); p++ {
+		i := bytes.Index(b[p+8:], want[:])
+		if i < 0 {
+			return -1
+		}
+		p += i
+		plen := int(binary.LittleEndian.Uint32(b[p:]))
+		if end := p + recordHeaderLen + plen; end <= len(b) && end >= p {
+			c := crc32.Checksum(b[p+8:end], castagnoli)
+			if c == binary.LittleEndian.Uint32(b[p+4:]) {
+				return p
+			}
+		}
+	}
+	return -1
 }
 
 func zeros(b []byte) bool {
