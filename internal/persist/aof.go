@@ -154,14 +154,20 @@ type Log struct {
 	// advanced; the server wakes clients waiting for their records.
 	OnProgress func()
 
-	// Flusher-owned state.
+	// State guarded by wmu (the flusher, and event loops in WriteNow).
+	// The batches taken from buf are kept, not
+	// copied, until they are durable (fsynced; written under "no"), so a
+	// failed write or fsync can write them again.
+	wmu       sync.Mutex
 	f         File
-	fileOff   int64  // bytes of the segment known good (durable for always/everysec, written for no)
-	unsure    []byte // bytes after fileOff: written but not yet fsynced, or not yet written
-	unsureHi  uint64 // last LSN in unsure
-	dirtyFile bool   // the file may hold bytes past fileOff that must be cut
+	fileOff   int64    // bytes of the segment known good (durable for always/everysec, written for no)
+	pend      blockBuf // the bytes after fileOff, not known durable (written or not)
+	pendHi    uint64   // LSN of the last record in pend
+	nWrit     int      // bytes of pend written to the file (valid unless dirtyFile)
+	dirtyFile bool     // the file may hold bytes past fileOff that must be cut
+	gen       int      // bumped when the file is cut back
 	lastSync  time.Time
-	spare     []byte
+	spare     []byte // the other half of the Append double buffer
 
 	ctl  chan ctlReq
 	stop chan struct{}
@@ -267,7 +273,10 @@ func (l *Log) Append(n int, effects []byte) uint64 {
 	l.bufHi = lsn
 	l.last.Store(lsn)
 	l.mu.Unlock()
-	if !l.pending.Load() && l.pending.CompareAndSwap(false, true) {
+	// Under always the flusher writes and fsyncs at once (group commit);
+	// otherwise the event loops write with WriteNow before they answer
+	// and the flusher only fsyncs and catches up every 100 ms.
+	if l.policy.Load() == FsyncAlways && !l.pending.Load() && l.pending.CompareAndSwap(false, true) {
 		l.wake()
 	}
 	return lsn
@@ -296,6 +305,9 @@ func (l *Log) Err() error {
 	}
 	return nil
 }
+
+// Policy is the current appendfsync policy.
+func (l *Log) Policy() int { return int(l.policy.Load()) }
 
 // SetPolicy changes appendfsync.
 func (l *Log) SetPolicy(p int) { l.policy.Store(int32(p)); l.wake() }
@@ -352,25 +364,17 @@ func (l *Log) flusher() {
 // says; on error it records it and leaves everything to the next try.
 func (l *Log) flush(final bool) {
 	l.pending.Store(false)
-	l.mu.Lock()
-	batch, hi := l.buf, l.bufHi
-	l.buf = l.spare[:0]
-	l.mu.Unlock()
-	if len(batch) > 0 {
-		l.unsure = append(l.unsure, batch...)
-		l.unsureHi = hi
-	}
-	l.spare = batch[:0]
-	if cap(l.spare) > 8<<20 {
-		l.spare = nil
-	}
-	if len(l.unsure) == 0 && l.written.Load() == l.durable.Load() {
+	l.wmu.Lock()
+	l.takeBatch()
+	if l.pend.len() == 0 && l.written.Load() == l.durable.Load() {
+		l.wmu.Unlock()
 		return
 	}
 	policy := int(l.policy.Load())
 	progressed := false
-	if len(l.unsure) > 0 && l.written.Load() < l.unsureHi || l.dirtyFile {
+	if l.nWrit < l.pend.len() || l.dirtyFile {
 		if err := l.writeUnsure(); err != nil {
+			l.wmu.Unlock()
 			l.fail(err)
 			return
 		}
@@ -379,27 +383,32 @@ func (l *Log) flush(final bool) {
 	needSync := final || policy == FsyncAlways ||
 		policy == FsyncEverySec && time.Since(l.lastSync) >= time.Second
 	if needSync && l.durable.Load() < l.written.Load() {
-		if err := l.f.Sync(); err != nil {
+		// The fsync runs without wmu: event loops keep writing (WriteNow)
+		// meanwhile; it covers what was written before it started.
+		hi, n, f, gen := l.written.Load(), l.nWrit, l.f, l.gen
+		l.wmu.Unlock()
+		err := f.Sync()
+		l.wmu.Lock()
+		if err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: the bytes since the last good fsync are written again.
 			l.dirtyFile = true
 			l.written.Store(l.durable.Load())
+			l.wmu.Unlock()
 			l.fail(fmt.Errorf("fsync %s: %w", SegmentName(l.base, l.Segment()), err))
 			return
 		}
 		l.lastSync = time.Now()
-		l.fileOff += int64(len(l.unsure))
-		l.unsure = l.unsure[:0]
-		l.durable.Store(l.written.Load())
+		if !l.dirtyFile && l.gen == gen {
+			l.settle(n)
+			l.durable.Store(hi)
+		}
 		progressed = true
 	} else if policy == FsyncNo {
 		// Nothing is kept for a later fsync under "no".
-		l.fileOff += int64(len(l.unsure))
-		l.unsure = l.unsure[:0]
+		l.settle(l.nWrit)
 	}
-	if cap(l.unsure) > 64<<20 && len(l.unsure) == 0 {
-		l.unsure = nil
-	}
+	l.wmu.Unlock()
 	if l.err.Load() != nil {
 		l.err.Store(nil)
 	}
@@ -408,33 +417,84 @@ func (l *Log) flush(final bool) {
 	}
 }
 
-// writeUnsure writes the bytes after fileOff: only the new ones normally,
-// all of them (after cutting the file back) following an error.
+// WriteNow writes every record appended so far to the OS, on the
+// caller's goroutine (an event loop, before it answers: one write for
+// the records of a whole read batch, no hand-off to the flusher). The
+// flusher still fsyncs (everysec) and retries after errors.
+func (l *Log) WriteNow() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.takeBatch()
+	if l.nWrit < l.pend.len() || l.dirtyFile {
+		if err := l.writeUnsure(); err != nil {
+			l.fail(err)
+			return err
+		}
+		if l.policy.Load() == FsyncNo {
+			l.settle(l.nWrit)
+		}
+	}
+	return nil
+}
+
+// takeBatch moves the appended records to pend (wmu held): the Append
+// buffer is swapped with a spare, both keep their capacity, and the
+// records are copied once into pend, which keeps its capacity too.
+func (l *Log) takeBatch() {
+	l.mu.Lock()
+	batch, hi := l.buf, l.bufHi
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	if len(batch) > 0 {
+		l.pend.append(batch)
+		l.pendHi = hi
+	}
+	l.spare = batch[:0]
+	if cap(l.spare) > 8<<20 {
+		l.spare = nil
+	}
+}
+
+// settle makes the first n written bytes of pend part of the known-good
+// file (wmu held).
+func (l *Log) settle(n int) {
+	l.fileOff += int64(n)
+	l.pend.drop(n)
+	l.nWrit -= n
+}
+
+// writeUnsure writes the bytes of pend not yet written: only the new ones
+// normally, all of them (after cutting the file back) following an error.
 func (l *Log) writeUnsure() error {
 	name := SegmentName(l.base, l.Segment())
-	from := 0
 	if l.dirtyFile {
 		if err := l.f.Truncate(l.fileOff); err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
 		l.dirtyFile = false
+		l.gen++ // an fsync running now does not cover what is written next
 		l.total.Add(l.fileOff - l.size.Load())
 		l.size.Store(l.fileOff)
-	} else {
-		from = int(l.size.Load() - l.fileOff)
+		l.nWrit = 0
 	}
-	n, err := l.f.Write(l.unsure[from:])
-	if err != nil || n < len(l.unsure)-from {
-		l.dirtyFile = true
-		if err == nil {
+	if l.nWrit == l.pend.len() {
+		return nil
+	}
+	err := l.pend.each(l.nWrit, func(b []byte) error {
+		n, err := l.f.Write(b)
+		l.size.Add(int64(n))
+		l.total.Add(int64(n))
+		if err == nil && n < len(b) {
 			err = errors.New("short write")
 		}
+		return err
+	})
+	if err != nil {
+		l.dirtyFile = true
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	grow := l.fileOff + int64(len(l.unsure)) - l.size.Load()
-	l.size.Add(grow)
-	l.total.Add(grow)
-	l.written.Store(l.unsureHi)
+	l.nWrit = l.pend.len()
+	l.written.Store(l.pendHi)
 	return nil
 }
 
@@ -461,8 +521,28 @@ func (l *Log) Rotate() (int, error) {
 
 func (l *Log) doRotate() error {
 	l.flush(true)
-	if l.Err() != nil || len(l.unsure) > 0 {
-		return fmt.Errorf("cannot finish log segment: %w", l.Err())
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.Err() != nil || l.pend.len() > 0 {
+		// Records appended during the final flush's fsync belong to the
+		// old segment too: they must be durable before it is closed.
+		if l.Err() == nil {
+			if err := l.writeUnsure(); err != nil {
+				l.fail(err)
+				return err
+			}
+			if err := l.f.Sync(); err != nil {
+				l.dirtyFile = true
+				l.written.Store(l.durable.Load())
+				l.fail(err)
+				return err
+			}
+			l.settle(l.nWrit)
+			l.durable.Store(l.written.Load())
+		}
+		if l.Err() != nil || l.pend.len() > 0 {
+			return fmt.Errorf("cannot finish log segment: %w", l.Err())
+		}
 	}
 	old := l.f
 	if err := l.startSegment(l.Segment() + 1); err != nil {

@@ -311,6 +311,12 @@ func (s *Server) holdReplies(cl *Client) bool {
 	if ext := cl.extLSN.Load(); ext > need {
 		need = ext
 	}
+	if lg != nil && need > lg.Written() && lg.Policy() != persist.FsyncAlways {
+		// everysec / no: write the records of this batch now, on the
+		// loop (the fsync stays with the flusher); on a disk error the
+		// replies are held until the flusher's retry succeeds.
+		_ = lg.WriteNow()
+	}
 	if lg == nil || need <= lg.Acked() {
 		cl.walLSN = 0
 		if need > 0 {
