@@ -310,7 +310,15 @@ func (l *Log) Err() error {
 func (l *Log) Policy() int { return int(l.policy.Load()) }
 
 // SetPolicy changes appendfsync.
-func (l *Log) SetPolicy(p int) { l.policy.Store(int32(p)); l.wake() }
+func (l *Log) SetPolicy(p int) {
+	l.policy.Store(int32(p))
+	l.wake()
+	if l.OnProgress != nil {
+		// What may be acknowledged changed (always -> everysec: written
+		// records no longer wait for their fsync).
+		l.OnProgress()
+	}
+}
 
 // Size is the size of the current segment; TotalSize of all segments.
 func (l *Log) Size() int64      { return l.size.Load() }
