@@ -145,6 +145,29 @@ const (
 	logCopy           // resulting value of the second key
 )
 
+// logNoop marks verbatim commands whose reply shows they changed nothing
+// (an integer 0, a null or an empty array): those are not logged, as
+// Redis does not propagate them (an SADD of a member already there costs
+// no log write, and no fsync under always).
+var logNoop = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range []string{"sadd", "srem", "hdel", "zrem", "lrem", "lpushx", "rpushx", "hsetnx",
+		"setnx", "persist", "zremrangebyscore", "zremrangebyrank", "zremrangebylex", "lpop", "rpop",
+		"getdel", "zpopmin", "zpopmax"} {
+		m[n] = true
+	}
+	return m
+}()
+
+// noopReply reports a reply that means "nothing changed".
+func noopReply(b []byte) bool {
+	switch string(b) {
+	case ":0\r\n", "$-1\r\n", "*-1\r\n", "_\r\n", "*0\r\n":
+		return true
+	}
+	return false
+}
+
 var logRules = func() map[string]int {
 	m := map[string]int{}
 	for _, n := range []string{"setnx", "getset", "getdel", "append", "setrange", "setbit",
@@ -167,7 +190,7 @@ var logRules = func() map[string]int {
 
 // commandEffects adds the effects of the command that just ran, unless its
 // handler stated them.
-func (s *Server) commandEffects(c *Ctx, d *cmdDef, keys []int, failed bool) {
+func (s *Server) commandEffects(c *Ctx, d *cmdDef, keys []int, failed bool, reply []byte) {
 	k := c.sink
 	if k.explicit {
 		return
@@ -178,6 +201,9 @@ func (s *Server) commandEffects(c *Ctx, d *cmdDef, keys []int, failed bool) {
 	args := c.args
 	switch d.logRule {
 	case logVerbat:
+		if d.logNoop && noopReply(reply) {
+			return
+		}
 		k.add(cluster.Slot(args[1]), args...)
 	case logTTL:
 		c.effectTTL(args[1])

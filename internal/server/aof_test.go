@@ -472,3 +472,31 @@ func TestLogDamageAtStart(t *testing.T) {
 		t.Fatalf("start on a damaged log: %v", err)
 	}
 }
+
+// A write that changes nothing (SADD of a member already there, LPOP of
+// a missing key) is not logged.
+func TestNoopWritesNotLogged(t *testing.T) {
+	n := startNode(t, t.TempDir(), nil, "appendonly", "yes")
+	defer n.srv.Close()
+	c := tu.Dial(t, n.addr)
+	lsn := func() string {
+		for _, l := range strings.Split(c.Do("INFO", "persistence"), "\r\n") {
+			if strings.HasPrefix(l, "aof_last_lsn:") {
+				return l
+			}
+		}
+		return ""
+	}
+	c.Do("SADD", "s", "a")
+	before := lsn()
+	for _, cmd := range [][]string{{"SADD", "s", "a"}, {"SREM", "s", "zz"}, {"LPOP", "nolist"}, {"HDEL", "h", "f"}, {"SETNX", "s", "x"}} {
+		c.Do(cmd...)
+	}
+	if after := lsn(); after != before || before == "" {
+		t.Fatalf("no-op writes were logged: %s -> %s", before, after)
+	}
+	c.Do("SADD", "s", "b")
+	if lsn() == before {
+		t.Fatal("a real SADD was not logged")
+	}
+}

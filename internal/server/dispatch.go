@@ -47,7 +47,8 @@ type cmdDef struct {
 	spec    *command.Spec
 	fn      handlerFunc
 	idx     int // index into Server.cmdStats
-	logRule int // how the log records it (aof.go)
+	logRule int  // how the log records it (aof.go)
+	logNoop bool // a "nothing changed" reply means nothing to log
 }
 
 var handlers = map[string]handlerFunc{}
@@ -181,7 +182,7 @@ func initDefs() {
 		}
 		slices.Sort(names)
 		for i, n := range names {
-			defs[n] = &cmdDef{spec: command.Table[n], fn: handlers[n], idx: i, logRule: logRules[n]}
+			defs[n] = &cmdDef{spec: command.Table[n], fn: handlers[n], idx: i, logRule: logRules[n], logNoop: logNoop[n]}
 		}
 	})
 }
@@ -364,7 +365,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	cl.ctxDepth--
 	failed := len(cl.w.B) > replyAt && cl.w.B[replyAt] == '-'
 	if c.sink != nil {
-		s.commandEffects(c, d, keys, failed)
+		s.commandEffects(c, d, keys, failed, cl.w.B[replyAt:])
 		if !inExec {
 			if lsn := s.emit(c.sink); lsn > 0 {
 				cl.walLSN = lsn
