@@ -479,14 +479,7 @@ func TestNoopWritesNotLogged(t *testing.T) {
 	n := startNode(t, t.TempDir(), nil, "appendonly", "yes")
 	defer n.srv.Close()
 	c := tu.Dial(t, n.addr)
-	lsn := func() string {
-		for _, l := range strings.Split(c.Do("INFO", "persistence"), "\r\n") {
-			if strings.HasPrefix(l, "aof_last_lsn:") {
-				return l
-			}
-		}
-		return ""
-	}
+	lsn := func() string { return infoField(t, c, "persistence", "aof_last_lsn") }
 	c.Do("SADD", "s", "a")
 	before := lsn()
 	for _, cmd := range [][]string{{"SADD", "s", "a"}, {"SREM", "s", "zz"}, {"LPOP", "nolist"}, {"HDEL", "h", "f"}, {"SETNX", "s", "x"}} {
