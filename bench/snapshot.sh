@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # bench/snapshot.sh — snapshot save and load time, Shoal vs redis-server.
 #
-# Usage: bench/snapshot.sh [-s SHOAL_BIN] [-o OUTFILE] [-k KEYS] [-d VALUE_BYTES]
+# Usage: bench/snapshot.sh [-s SHOAL_BIN] [-o OUTFILE] [-k KEYS] [-d VALUE_BYTES] [-a]
 #   -k KEYS      distinct keys (default 1000000, times SCALE); -d value size (default 10)
+#   -a           append-only log instead of a snapshot: both servers run with
+#                --appendonly yes --appendfsync everysec, no BGSAVE; the file size
+#                is the log directory's, the load time is the log replay's
 # Environment: SCALE, LOADGEN, KEEP_TMP as in compare.sh.
 #
 # Per server, one at a time, in its own fresh directory:
@@ -21,12 +24,14 @@ SHOAL_BIN=""
 OUTFILE=""
 KEYS=1000000
 VSIZE=10
-while getopts "s:o:k:d:h" o; do
+AOF=0
+while getopts "s:o:k:d:ah" o; do
   case $o in
     s) SHOAL_BIN=$OPTARG ;;
     o) OUTFILE=$OPTARG ;;
     k) KEYS=$OPTARG ;;
     d) VSIZE=$OPTARG ;;
+    a) AOF=1 ;;
     *) sed -n '2,16p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -88,8 +93,13 @@ run() {
   out=$(GOMAXPROCS=2 "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -op set -seq -n "$NKEYS" \
           -size "$VSIZE" -c 10 -P 16 </dev/null 2>&1 | tail -1)
   case "$out" in *errors=0*) ;; *) echo "# $name load: $out" >&2 ;; esac
-  save=$(poll "$port" bgsave)
-  size=$(stat -c %s "$dir/$file")
+  if [ "$AOF" = 1 ]; then
+    save=-
+    size=$(du -sb "$dir/appendonlydir" | cut -f1)
+  else
+    save=$(poll "$port" bgsave)
+    size=$(stat -c %s "$dir/$file")
+  fi
   stop_server "$pid"
   port=$(free_port) || exit 1
   cmd=${cmd//--port [0-9]*/}
@@ -97,15 +107,20 @@ run() {
   bash -c "exec ${cmd//\{port\}/$port}" >"$TMP/$name-load.log" 2>&1 &
   pid=$!; BENCH_PIDS="$BENCH_PIDS $pid"
   load=$(SPAWN=$SPAWN poll "$port" load)
-  grep -hE "DB loaded|loaded from disk" "$TMP/$name-load.log" | tail -1 | sed "s/^/# $name: /" >&2
+  grep -hE "DB loaded|loaded from disk|log replayed|AOF loaded|Done loading" "$TMP/$name-load.log" | tail -2 | sed "s/^/# $name: /" >&2
   stop_server "$pid"
   RESULT="$save $size $load"
 }
 
 echo "# $NKEYS keys, ${VSIZE}-byte values" >&2
-run shoal "$SHOAL_BIN server --port {port} --bind 127.0.0.1 --save '' --dir {dir}" dump.shoal; S=$RESULT
-run redis "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dbfilename dump.rdb --dir {dir}" dump.rdb; R=$RESULT
-META="keys=$NKEYS value=${VSIZE}B $(redis-server --version | awk '{print $3}') commit=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo none) cpus=$(nproc) date=$(date -u +%Y-%m-%dT%H:%MZ)"
+if [ "$AOF" = 1 ]; then
+  run shoal "$SHOAL_BIN server --port {port} --bind 127.0.0.1 --save '' --dir {dir} --appendonly yes --appendfsync everysec" -; S=$RESULT
+  run redis "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec --dbfilename dump.rdb --dir {dir}" -; R=$RESULT
+else
+  run shoal "$SHOAL_BIN server --port {port} --bind 127.0.0.1 --save '' --dir {dir}" dump.shoal; S=$RESULT
+  run redis "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dbfilename dump.rdb --dir {dir}" dump.rdb; R=$RESULT
+fi
+META="keys=$NKEYS value=${VSIZE}B aof=$AOF $(redis-server --version | awk '{print $3}') commit=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo none) cpus=$(nproc) date=$(date -u +%Y-%m-%dT%H:%MZ)"
 python3 - "$S" "$R" "$OUTFILE" "$META" <<'EOF'
 import sys
 s, r = sys.argv[1].split(), sys.argv[2].split()

@@ -337,11 +337,29 @@ func (s *Server) holdReplies(cl *Client) bool {
 	if ext := cl.extLSN.Load(); ext > need {
 		need = ext
 	}
-	if lg != nil && need > lg.Written() && lg.Policy() != persist.FsyncAlways {
-		// everysec / no: write the records of this batch now, on the
-		// loop (the fsync stays with the flusher); on a disk error the
-		// replies are held until the flusher's retry succeeds.
-		_ = lg.WriteNow()
+	if lg != nil && need > lg.Written() && lg.Policy() != persist.FsyncAlways && lg.Err() == nil {
+		// everysec / no: the loop writes the records itself, once per
+		// event-loop iteration: the replies wait in held, and a wake
+		// queued on this connection runs after the iteration's I/O
+		// events (loopFlush), so one write covers every connection that
+		// had input. The fsync stays with the flusher.
+		if len(cl.held) == 0 {
+			cl.held, cl.w.B = cl.w.B, cl.held[:0]
+		} else {
+			cl.held = append(cl.held, cl.w.B...)
+			cl.w.B = cl.w.B[:0]
+		}
+		sh := cl.shard
+		if !cl.inLoopHeld {
+			cl.inLoopHeld = true
+			sh.loopHeld = append(sh.loopHeld, cl)
+		}
+		if !sh.flushArmed {
+			sh.flushArmed = true
+			sh.flushArmer = cl
+			_ = cl.conn.Wake(nil)
+		}
+		return true
 	}
 	if lg == nil || need <= lg.Acked() {
 		cl.walLSN = 0
@@ -374,6 +392,55 @@ func (s *Server) holdReplies(cl *Client) bool {
 		_ = cl.conn.Wake(nil)
 	}
 	return true
+}
+
+// loopFlush writes the log records of this loop's iteration and sends
+// the replies held for them (loop goroutine; from OnTraffic of the
+// connection that queued the wake, or from OnClose if it closed first).
+func (s *Server) loopFlush(sh *statShard) {
+	sh.flushArmed = false
+	sh.flushArmer = nil
+	lg := s.aof.Load()
+	if lg != nil {
+		_ = lg.WriteNow()
+	}
+	var acked uint64
+	if lg != nil {
+		acked = lg.Acked()
+	}
+	for i, cl := range sh.loopHeld {
+		sh.loopHeld[i] = nil
+		cl.inLoopHeld = false
+		if cl.killed.Load() {
+			cl.held = cl.held[:0]
+			continue
+		}
+		need := cl.walLSN
+		if ext := cl.extLSN.Load(); ext > need {
+			need = ext
+		}
+		if need > acked || len(cl.w.B) > 0 || cl.blocked != nil {
+			// Not written (a disk error) or not idle: finishTraffic on
+			// its own turn releases or registers it.
+			_ = cl.conn.Wake(nil)
+			continue
+		}
+		cl.walLSN = 0
+		if need > 0 {
+			cl.extLSN.CompareAndSwap(need, 0)
+		}
+		inc(&cl.shard.netOut, int64(len(cl.held)))
+		_, _ = cl.conn.Write(cl.held)
+		if cap(cl.held) > 1<<20 {
+			cl.held = nil
+		} else {
+			cl.held = cl.held[:0]
+		}
+		if cl.closeAfterReply {
+			_ = cl.conn.Close()
+		}
+	}
+	sh.loopHeld = sh.loopHeld[:0]
 }
 
 // logProgress wakes the clients whose records are now persisted (called

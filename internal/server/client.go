@@ -81,7 +81,8 @@ type Client struct {
 	walLSN    uint64
 	extLSN    atomic.Uint64
 	held      []byte
-	inDurWait atomic.Bool // registered in Server.durWait
+	inDurWait  atomic.Bool // registered in Server.durWait
+	inLoopHeld bool        // in its loop's loopHeld list
 }
 
 type queued struct {
@@ -156,6 +157,9 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		s.mcConns.Add(-1)
 	}
 	cl.killed.Store(true)
+	if cl.shard.flushArmed && cl.shard.flushArmer == cl {
+		s.loopFlush(cl.shard) // its queued wake will not run
+	}
 	if cl.blocked != nil {
 		s.cancelWait(cl.blocked)
 		cl.blocked = nil
@@ -240,6 +244,9 @@ func (cl *Client) drainOutbox() {
 // each, append all replies to one buffer and write it once.
 func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	cl := c.Context().(*Client)
+	if cl.shard.flushArmed && cl.shard.flushArmer == cl {
+		s.loopFlush(cl.shard)
+	}
 	if cl.mc != nil {
 		return s.mcTraffic(c, cl)
 	}

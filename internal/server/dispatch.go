@@ -78,6 +78,12 @@ type statShard struct {
 	cmd           []cmdStat
 	netIn, netOut atomic.Int64
 	mc            [mcNumStats]atomic.Int64 // memcached command counters (memcache_conn.go)
+
+	// Loop-owned (aof.go): clients whose replies wait for this
+	// iteration's log write, and the wake that will do it.
+	loopHeld   []*Client
+	flushArmed bool
+	flushArmer *Client
 }
 
 func newStatShard() *statShard {
