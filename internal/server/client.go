@@ -77,10 +77,10 @@ type Client struct {
 	// the last record this client's commands produced, one produced for
 	// it by another client (a served blocking pop), and replies held
 	// until those records are persisted.
-	sink      effSink
-	walLSN    uint64
-	extLSN    atomic.Uint64
-	held      []byte
+	sink       effSink
+	walLSN     uint64
+	extLSN     atomic.Uint64
+	held       []byte
 	inDurWait  atomic.Bool // registered in Server.durWait
 	inLoopHeld bool        // in its loop's loopHeld list
 }

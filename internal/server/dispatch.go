@@ -46,7 +46,7 @@ type handlerFunc func(c *Ctx)
 type cmdDef struct {
 	spec    *command.Spec
 	fn      handlerFunc
-	idx     int // index into Server.cmdStats
+	idx     int  // index into Server.cmdStats
 	logRule int  // how the log records it (aof.go)
 	logNoop bool // a "nothing changed" reply means nothing to log
 }
