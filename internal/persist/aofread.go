@@ -140,6 +140,7 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 	off := int64(logHeaderLen)
 	st.valid = off
 	var buf []byte
+	var scratch [][]byte
 	for off < size {
 		torn := func(why string) (segStats, error) {
 			if !last {
@@ -200,7 +201,7 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 		if lsn != st.next {
 			return st, bad(off, "sequence number %d where %d was expected", lsn, st.next)
 		}
-		if err := checkPayload(buf); err != nil {
+		if err := checkPayload(buf, &scratch); err != nil {
 			return st, bad(off, "record %d: %v", lsn, err)
 		}
 		if err := fn(lsn, buf); err != nil {
@@ -259,14 +260,23 @@ func restZero(r *bufio.Reader) bool {
 }
 
 // checkPayload verifies a payload's structure.
-func checkPayload(p []byte) error {
-	return ForEachEffect(p, nil, func(int, [][]byte) error { return nil })
+func checkPayload(p []byte, scratch *[][]byte) error {
+	return ForEachEffectBuf(p, scratch, func(int, [][]byte) error { return nil })
 }
 
 // ForEachEffect decodes a payload and calls fn with each effect's slot
 // (AllSlots for the whole keyspace) and arguments, which alias p and are
 // collected in args (reused).
 func ForEachEffect(p []byte, args [][]byte, fn func(slot int, args [][]byte) error) error {
+	return ForEachEffectBuf(p, &args, fn)
+}
+
+// ForEachEffectBuf is ForEachEffect collecting the arguments in *scratch,
+// which keeps its grown capacity for the next call (replay of millions of
+// records without an allocation each).
+func ForEachEffectBuf(p []byte, scratch *[][]byte, fn func(slot int, args [][]byte) error) error {
+	args := (*scratch)[:0]
+	defer func() { *scratch = args[:0] }()
 	n, k := binary.Uvarint(p)
 	if k <= 0 {
 		return errors.New("bad effect count")

@@ -487,7 +487,7 @@ func (s *Server) replayLog(dir, base string, marks []uint64) (persist.LogInfo, e
 	s.db.FreezeClock(true)
 	defer s.db.FreezeClock(false)
 	info, err := persist.ReadLog(s.fsys, dir, base, func(lsn uint64, p []byte) error {
-		err := persist.ForEachEffect(p, rs.args, func(slot int, args [][]byte) error {
+		err := persist.ForEachEffectBuf(p, &rs.args, func(slot int, args [][]byte) error {
 			return s.replayEffect(rs, lsn, slot, args)
 		})
 		s.persist.loadedBytes.Add(int64(len(p)) + 16)
@@ -549,8 +549,9 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	if d == nil || d.spec.Flags&command.Write == 0 || !d.spec.ArityOK(len(args)) {
 		return fmt.Errorf("not a write command: %q with %d arguments", args[0], len(args))
 	}
-	keys := d.spec.KeyIndexes(args, nil)
-	var slots []int
+	var keyBuf, slotBuf [8]int
+	keys := d.spec.KeyIndexes(args, keyBuf[:0])
+	slots := slotBuf[:0]
 	for _, i := range keys {
 		if i < len(args) {
 			slots = append(slots, cluster.Slot(args[i]))
@@ -559,11 +560,12 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	if len(slots) == 0 || slots[0] != slot {
 		return fmt.Errorf("effect %q in slot %d for a key of another slot", args[0], slot)
 	}
-	s.db.LockSlots(dedupSorted(slots))
+	slots = dedupSorted(slots)
+	s.db.LockSlots(slots)
 	cl := rs.cl
 	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: -1}
 	d.fn(&c)
-	s.db.UnlockSlots(dedupSorted(slots))
+	s.db.UnlockSlots(slots)
 	if len(cl.w.B) > 0 && cl.w.B[0] == '-' {
 		rs.warns++
 		if rs.warns <= 10 {
