@@ -65,6 +65,7 @@ type Config struct {
 	AutoAOFRewritePct       int    // auto-aof-rewrite-percentage (0 = off)
 	AutoAOFRewriteMin       int64  // auto-aof-rewrite-min-size
 	StopWritesOnBgsaveError bool
+	AOFGroupCommitDelay     int // appendfsync-always-delay: µs the log waits to gather writers into one fsync (always)
 	MemcachedPort           int
 	MemcachedMaxItem        int64 // memcached-max-item-size: largest memcached item value (memcached -I)
 	IOThreads               int   // event loops; 0 = one per core
@@ -87,7 +88,7 @@ func Default() *Config {
 		Hz:            10, SlowlogSlower: 10000, SlowlogMaxLen: 128, LogLevel: "notice",
 		Save: "", DBFilename: "dump.shoal", AppendOnly: false, AppendFsync: "everysec",
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
-		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, GCPercent: 30, MemcachedMaxItem: 1 << 20,
+		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 	}
 }
 
@@ -249,6 +250,7 @@ func init() {
 	intDir("auto-aof-rewrite-percentage", true, 0, math.MaxInt32, func(c *Config) *int { return &c.AutoAOFRewritePct })
 	bytesDir("auto-aof-rewrite-min-size", true, 0, func(c *Config) *int64 { return &c.AutoAOFRewriteMin })
 	boolDir("stop-writes-on-bgsave-error", true, func(c *Config) *bool { return &c.StopWritesOnBgsaveError })
+	intDir("appendfsync-always-delay", true, 0, 100000, func(c *Config) *int { return &c.AOFGroupCommitDelay })
 	def("daemonize", false, func(c *Config) string { return "no" }, func(c *Config, v string) error {
 		if strings.ToLower(v) != "no" {
 			return errors.New("daemonize is not supported: run shoal under a supervisor")

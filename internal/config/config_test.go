@@ -39,7 +39,7 @@ func TestParseArgsRedisStyle(t *testing.T) {
 	}
 	for _, bad := range [][]string{
 		{"--port", "70000"}, {"--nosuch", "1"}, {"port", "1"}, {"--maxmemory-policy", "lru"},
-		{"--appendonly", "maybe"}, {"--appendfsync", "sometimes"}, {"--appenddirname", "a/b"}, {"--save", "900"}, {"--save", "900 x"}, {"--dbfilename", "a/b"}, {"--proto-max-bulk-len", "3gb"},
+		{"--appendonly", "maybe"}, {"--appendfsync-always-delay", "-1"}, {"--appendfsync-always-delay", "100001"}, {"--appendfsync", "sometimes"}, {"--appenddirname", "a/b"}, {"--save", "900"}, {"--save", "900 x"}, {"--dbfilename", "a/b"}, {"--proto-max-bulk-len", "3gb"},
 	} {
 		if err := Default().ParseArgs(bad); err == nil {
 			t.Errorf("ParseArgs(%q) accepted", bad)

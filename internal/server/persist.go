@@ -374,6 +374,9 @@ func (s *Server) openLog() error {
 		return err
 	}
 	lg.OnProgress = s.logProgress
+	var delay int
+	s.cfg.Read(func(c *config.Config) { delay = c.AOFGroupCommitDelay })
+	lg.SetGroupCommitDelay(time.Duration(delay) * time.Microsecond)
 	s.aof.Store(lg)
 	s.persist.rewriteBase.Store(lg.TotalSize() + s.snapshotSize())
 	return nil

@@ -160,6 +160,7 @@ func (s *Server) DB() *engine.DB { return s.db }
 
 func (s *Server) applyConfig() {
 	var fsync string
+	var groupDelay time.Duration
 	s.cfg.Read(func(c *config.Config) {
 		l := &runtimeLimits{
 			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
@@ -182,6 +183,7 @@ func (s *Server) applyConfig() {
 			debug.SetGCPercent(c.GCPercent)
 		}
 		fsync = c.AppendFsync
+		groupDelay = time.Duration(c.AOFGroupCommitDelay) * time.Microsecond
 	})
 	// appendfsync applies to the running log; stop-writes-on-bgsave-error
 	// and save are re-evaluated at once (not only at the next save).
@@ -189,6 +191,7 @@ func (s *Server) applyConfig() {
 		if p, ok := persist.ParseFsync(fsync); ok {
 			lg.SetPolicy(p)
 		}
+		lg.SetGroupCommitDelay(groupDelay)
 	}
 	s.updateStopWrites()
 }
