@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,49 +20,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // canon renders the whole keyspace canonically (sorted), for comparisons.
-func canon(db *engine.DB) string {
-	var lines []string
-	for i := 0; i < cluster.NumSlots; i++ {
-		db.Lock(i)
-		db.ForEach(db.Slot(i), func(k string, e *engine.Entry) bool {
-			lines = append(lines, fmt.Sprintf("%q %s exp=%d flags=%d %s", k, engine.TypeName(e.Type), e.ExpireAt, e.Flags, canonValue(e)))
-			return true
-		})
-		db.Unlock(i)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
-
-func canonValue(e *engine.Entry) string {
-	var parts []string
-	switch e.Type {
-	case engine.TypeString:
-		return fmt.Sprintf("%q", e.Bytes())
-	case engine.TypeList:
-		l := e.Obj.(*engine.List)
-		for i := 0; i < l.Len(); i++ {
-			parts = append(parts, fmt.Sprintf("%q", l.At(i)))
-		}
-		return "[" + strings.Join(parts, " ") + "]"
-	case engine.TypeHash:
-		for f, v := range e.Obj.(*engine.Hash).M {
-			parts = append(parts, fmt.Sprintf("%q=%q", f, v))
-		}
-	case engine.TypeSet:
-		for m := range e.Obj.(*engine.Set).M {
-			parts = append(parts, fmt.Sprintf("%q", m))
-		}
-	case engine.TypeZSet:
-		e.Obj.(*engine.ZSet).Iter(0, false, func(m string, s float64) bool {
-			parts = append(parts, fmt.Sprintf("%q:%v", m, s))
-			return true
-		})
-		return "[" + strings.Join(parts, " ") + "]"
-	}
-	sort.Strings(parts)
-	return "{" + strings.Join(parts, " ") + "}"
-}
+func canon(db *engine.DB) string { return db.Canonical() }
 
 func add(db *engine.DB, key string, e *engine.Entry) {
 	k := []byte(key)
