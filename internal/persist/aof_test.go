@@ -116,16 +116,27 @@ func TestLogTornTail(t *testing.T) {
 	}
 }
 
-// Damage before the end of the log stops replay with the file and offset.
-func TestLogCorruptMiddle(t *testing.T) {
+// fiveRecords writes a segment of five records on a fault-injecting FS
+// and returns it, the segment's path and its bytes.
+func fiveRecords(t *testing.T) (*faultfs.FS, string, []byte) {
+	t.Helper()
 	fsys := faultfs.New()
-	l, _ := persist.OpenLog(fsys, "/d", "appendonly.aof", 1, persist.FsyncAlways)
+	l, err := persist.OpenLog(fsys, "/d", "appendonly.aof", 1, persist.FsyncAlways)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= 5; i++ {
 		l.Append(payload(i))
 	}
 	l.Close()
 	name := filepath.Join("/d", persist.SegmentName("appendonly.aof", 1))
 	data, _ := fsys.ReadFile(name)
+	return fsys, name, data
+}
+
+// Damage before the end of the log stops replay with the file and offset.
+func TestLogCorruptMiddle(t *testing.T) {
+	fsys, name, data := fiveRecords(t)
 	data[60] ^= 0xff // inside the second record
 	fsys.WriteFile(name, data)
 	_, _, err := readAll(t, fsys, "/d")
@@ -189,14 +200,7 @@ func TestLogFsyncFailureRewrites(t *testing.T) {
 // A damaged length field in the last segment is not mistaken for a torn
 // tail when valid records follow it.
 func TestLogDamagedLengthIsNotTorn(t *testing.T) {
-	fsys := faultfs.New()
-	l, _ := persist.OpenLog(fsys, "/d", "appendonly.aof", 1, persist.FsyncAlways)
-	for i := 1; i <= 5; i++ {
-		l.Append(payload(i))
-	}
-	l.Close()
-	name := filepath.Join("/d", persist.SegmentName("appendonly.aof", 1))
-	data, _ := fsys.ReadFile(name)
+	fsys, name, data := fiveRecords(t)
 	// The second record starts after the header (24) and the first record.
 	first := 24 + 16 + int(data[24])
 	data[first+3] = 0x7f // its length now runs past the end
