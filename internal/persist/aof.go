@@ -167,6 +167,7 @@ type Log struct {
 	nWrit     int      // bytes of pend written to the file (valid unless dirtyFile)
 	dirtyFile bool     // the file may hold bytes past fileOff that must be cut
 	gen       int      // bumped when the file is cut back
+	settles   int      // bumped by every settle
 	lastSync  time.Time
 	spare     []byte // the other half of the Append double buffer
 
@@ -404,7 +405,7 @@ func (l *Log) flush(final bool) {
 	if needSync && l.durable.Load() < l.written.Load() {
 		// The fsync runs without wmu: event loops keep writing (WriteNow)
 		// meanwhile; it covers what was written before it started.
-		hi, n, f, gen := l.written.Load(), l.nWrit, l.f, l.gen
+		hi, n, f, gen, settles := l.written.Load(), l.nWrit, l.f, l.gen, l.settles
 		l.wmu.Unlock()
 		err := f.Sync()
 		l.wmu.Lock()
@@ -419,8 +420,15 @@ func (l *Log) flush(final bool) {
 		}
 		l.lastSync = time.Now()
 		if !l.dirtyFile && l.gen == gen {
-			l.settle(n)
-			l.durable.Store(hi)
+			// A settle meanwhile (SyncNow on a loop: it fsynced all it
+			// had written, which includes these n bytes) already moved
+			// them out of pend.
+			if l.settles == settles {
+				l.settle(n)
+			}
+			if l.durable.Load() < hi {
+				l.durable.Store(hi)
+			}
 		}
 		progressed = true
 	} else if policy == FsyncNo {
@@ -456,6 +464,43 @@ func (l *Log) WriteNow() error {
 	return nil
 }
 
+// SyncNow writes and fsyncs every record appended so far on the caller's
+// goroutine (an event loop under always, once per loop iteration: the
+// fsync covers every connection of the iteration, as redis-server does in
+// its event loop). It returns the disk error, if any.
+func (l *Log) SyncNow() error {
+	l.wmu.Lock()
+	l.takeBatch()
+	if l.nWrit < l.pend.len() || l.dirtyFile {
+		if err := l.writeUnsure(); err != nil {
+			l.wmu.Unlock()
+			l.fail(err)
+			return err
+		}
+	}
+	if l.durable.Load() < l.written.Load() {
+		hi, n := l.written.Load(), l.nWrit
+		if err := l.f.Sync(); err != nil {
+			l.dirtyFile = true
+			l.written.Store(l.durable.Load())
+			l.wmu.Unlock()
+			err = fmt.Errorf("fsync %s: %w", SegmentName(l.base, l.Segment()), err)
+			l.fail(err)
+			return err
+		}
+		l.lastSync = time.Now()
+		l.settle(n)
+		if l.durable.Load() < hi {
+			l.durable.Store(hi)
+		}
+	}
+	l.wmu.Unlock()
+	if l.OnProgress != nil {
+		l.OnProgress() // clients of other loops waiting (served pops)
+	}
+	return nil
+}
+
 // takeBatch moves the appended records to pend (wmu held): the Append
 // buffer is swapped with a spare, both keep their capacity, and the
 // records are copied once into pend, which keeps its capacity too.
@@ -477,6 +522,7 @@ func (l *Log) takeBatch() {
 // settle makes the first n written bytes of pend part of the known-good
 // file (wmu held).
 func (l *Log) settle(n int) {
+	l.settles++
 	l.fileOff += int64(n)
 	l.pend.drop(n)
 	l.nWrit -= n

@@ -337,7 +337,7 @@ func (s *Server) holdReplies(cl *Client) bool {
 	if ext := cl.extLSN.Load(); ext > need {
 		need = ext
 	}
-	if lg != nil && need > lg.Written() && lg.Policy() != persist.FsyncAlways && lg.Err() == nil {
+	if lg != nil && need > lg.Acked() && lg.Err() == nil {
 		// everysec / no: the loop writes the records itself, once per
 		// event-loop iteration: the replies wait in held, and a wake
 		// queued on this connection runs after the iteration's I/O
@@ -402,7 +402,11 @@ func (s *Server) loopFlush(sh *statShard) {
 	sh.flushArmer = nil
 	lg := s.aof.Load()
 	if lg != nil {
-		_ = lg.WriteNow()
+		if lg.Policy() == persist.FsyncAlways {
+			_ = lg.SyncNow()
+		} else {
+			_ = lg.WriteNow()
+		}
 	}
 	var acked uint64
 	if lg != nil {
