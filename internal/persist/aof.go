@@ -275,12 +275,12 @@ func (l *Log) Append(n int, effects []byte) uint64 {
 	l.bufHi = lsn
 	l.last.Store(lsn)
 	l.mu.Unlock()
-	// Under always the flusher writes and fsyncs at once (group commit);
-	// otherwise the event loops write with WriteNow before they answer
-	// and the flusher only fsyncs and catches up every 100 ms.
-	if l.policy.Load() == FsyncAlways && !l.pending.Load() && l.pending.CompareAndSwap(false, true) {
-		l.wake()
-	}
+	// The flusher is not woken here: the event loops write (WriteNow) or
+	// write and fsync (SyncNow, under always) the records of each loop
+	// iteration before they answer; the flusher fsyncs every second,
+	// retries after errors and catches up records no client waits for
+	// (expiries) every 100 ms. (Waking it per record as well cost 6-22%
+	// of throughput under always: its fsyncs competed with the loops'.)
 	return lsn
 }
 
