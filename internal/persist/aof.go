@@ -133,14 +133,13 @@ type Log struct {
 	policy     atomic.Int32
 	groupDelay atomic.Int64 // ns the flusher waits before an always-fsync (SetGroupCommitDelay)
 
-	mu      sync.Mutex
-	buf     []byte // records not yet taken by the flusher
-	bufHi   uint64 // last LSN in buf
-	bufLo   uint64 // first LSN in buf
-	next    uint64 // next LSN to assign
-	closed  bool
-	pending atomic.Bool
-	kick    chan struct{}
+	mu     sync.Mutex
+	buf    []byte // records not yet taken by the flusher
+	bufHi  uint64 // last LSN in buf
+	bufLo  uint64 // first LSN in buf
+	next   uint64 // next LSN to assign
+	closed bool
+	kick   chan struct{}
 
 	last    atomic.Uint64 // last LSN assigned
 	written atomic.Uint64 // highest LSN handed to the OS (write returned)
@@ -383,7 +382,6 @@ func (l *Log) flush(final bool) {
 		// half the p99 at 50 clients with 100 µs, fsync ~0.5 ms here).
 		time.Sleep(time.Duration(d))
 	}
-	l.pending.Store(false)
 	l.wmu.Lock()
 	l.takeBatch()
 	if l.pend.len() == 0 && l.written.Load() == l.durable.Load() {
@@ -471,32 +469,42 @@ func (l *Log) WriteNow() error {
 func (l *Log) SyncNow() error {
 	l.wmu.Lock()
 	l.takeBatch()
-	if l.nWrit < l.pend.len() || l.dirtyFile {
-		if err := l.writeUnsure(); err != nil {
-			l.wmu.Unlock()
-			l.fail(err)
-			return err
-		}
-	}
-	if l.durable.Load() < l.written.Load() {
-		hi, n := l.written.Load(), l.nWrit
-		if err := l.f.Sync(); err != nil {
-			l.dirtyFile = true
-			l.written.Store(l.durable.Load())
-			l.wmu.Unlock()
-			err = fmt.Errorf("fsync %s: %w", SegmentName(l.base, l.Segment()), err)
-			l.fail(err)
-			return err
-		}
-		l.lastSync = time.Now()
-		l.settle(n)
-		if l.durable.Load() < hi {
-			l.durable.Store(hi)
-		}
-	}
+	err := l.syncLocked()
 	l.wmu.Unlock()
+	if err != nil {
+		return err
+	}
 	if l.OnProgress != nil {
 		l.OnProgress() // clients of other loops waiting (served pops)
+	}
+	return nil
+}
+
+// syncLocked writes what pend holds unwritten and fsyncs it, with wmu
+// held (SyncNow, and doRotate before it closes a segment). A failed fsync
+// makes the bytes since the last good one be written again.
+func (l *Log) syncLocked() error {
+	if l.nWrit < l.pend.len() || l.dirtyFile {
+		if err := l.writeUnsure(); err != nil {
+			l.fail(err)
+			return err
+		}
+	}
+	if l.durable.Load() >= l.written.Load() {
+		return nil
+	}
+	hi, n := l.written.Load(), l.nWrit
+	if err := l.f.Sync(); err != nil {
+		l.dirtyFile = true
+		l.written.Store(l.durable.Load())
+		err = fmt.Errorf("fsync %s: %w", SegmentName(l.base, l.Segment()), err)
+		l.fail(err)
+		return err
+	}
+	l.lastSync = time.Now()
+	l.settle(n)
+	if l.durable.Load() < hi {
+		l.durable.Store(hi)
 	}
 	return nil
 }
@@ -588,26 +596,15 @@ func (l *Log) doRotate() error {
 	l.flush(true)
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	// Records a loop wrote during the final flush's fsync belong to the
+	// old segment too: they must be durable before it is closed.
+	if l.Err() == nil && l.pend.len() > 0 {
+		if err := l.syncLocked(); err != nil {
+			return err
+		}
+	}
 	if l.Err() != nil || l.pend.len() > 0 {
-		// Records appended during the final flush's fsync belong to the
-		// old segment too: they must be durable before it is closed.
-		if l.Err() == nil {
-			if err := l.writeUnsure(); err != nil {
-				l.fail(err)
-				return err
-			}
-			if err := l.f.Sync(); err != nil {
-				l.dirtyFile = true
-				l.written.Store(l.durable.Load())
-				l.fail(err)
-				return err
-			}
-			l.settle(l.nWrit)
-			l.durable.Store(l.written.Load())
-		}
-		if l.Err() != nil || l.pend.len() > 0 {
-			return fmt.Errorf("cannot finish log segment: %w", l.Err())
-		}
+		return fmt.Errorf("cannot finish log segment: %w", l.Err())
 	}
 	old := l.f
 	if err := l.startSegment(l.Segment() + 1); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -564,7 +565,8 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	if len(slots) == 0 || slots[0] != slot {
 		return fmt.Errorf("effect %q in slot %d for a key of another slot", args[0], slot)
 	}
-	slots = dedupSorted(slots)
+	slices.Sort(slots)
+	slots = slices.Compact(slots)
 	s.db.LockSlots(slots)
 	cl := rs.cl
 	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: -1}
@@ -579,24 +581,6 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	}
 	cl.w.B = cl.w.B[:0]
 	return nil
-}
-
-func dedupSorted(s []int) []int {
-	for i := 1; i < len(s); i++ {
-		if s[i] < s[i-1] {
-			// tiny lists: insertion sort
-			for j := i; j > 0 && s[j] < s[j-1]; j-- {
-				s[j], s[j-1] = s[j-1], s[j]
-			}
-		}
-	}
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != out[len(out)-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // logScore formats a score so that ZADD parses back the same float64.
