@@ -328,4 +328,10 @@ func init() {
 	add("debug", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("shutdown", -1, Admin|Loading|NoMulti, 0, 0, 0, "admin")
 	add("role", 1, Fast|Loading, 0, 0, 0, "admin")
+	add("replicaof", 3, Admin|NoMulti|Loading, 0, 0, 0, "admin")
+	add("slaveof", 3, Admin|NoMulti|Loading, 0, 0, 0, "admin")
+	add("wait", 3, 0, 0, 0, 0, "connection")
+	add("replconf", -1, Admin|Loading, 0, 0, 0, "admin")
+	add("psync", -3, Admin|NoMulti, 0, 0, 0, "admin")
+	add("sync", 1, Admin|NoMulti, 0, 0, 0, "admin")
 }

@@ -71,6 +71,17 @@ type Config struct {
 	IOThreads               int   // event loops; 0 = one per core
 	GCPercent               int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
 
+	// Replication (docs/replication.md).
+	ReplicaOf         string // "host port" of the primary; "" = this node is a primary
+	MasterAuth        string // password sent to the primary (masterauth)
+	ReplBacklogSize   int64  // repl-backlog-size
+	ReplTimeout       int    // repl-timeout, seconds
+	ReplPingPeriod    int    // repl-ping-replica-period, seconds
+	ReplFullSyncAfter int    // repl-full-sync-after: seconds a replica may be away and still resync incrementally; 0 = no limit
+	ReplInSyncLag     int    // repl-in-sync-lag: ms a replica may trail its primary and still count as in sync
+	SyncReplicas      int    // sync-replicas: replicas that must have a write before it is acknowledged (0 = async)
+	SyncTimeout       int    // sync-timeout: ms a write waits for sync-replicas before failing
+
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
 	file     string // absolute path of the config file loaded at start, for CONFIG REWRITE
@@ -89,6 +100,7 @@ func Default() *Config {
 		Save: "", DBFilename: "dump.shoal", AppendOnly: false, AppendFsync: "everysec",
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
 		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
+		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000,
 	}
 }
 
@@ -261,6 +273,30 @@ func init() {
 	bytesDir("memcached-max-item-size", true, 1024, func(c *Config) *int64 { return &c.MemcachedMaxItem })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
 	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
+	def("replicaof", false, func(c *Config) string { return c.ReplicaOf }, func(c *Config, v string) error {
+		f := strings.Fields(v)
+		switch {
+		case len(f) == 0 || len(f) == 2 && strings.EqualFold(f[0], "no") && strings.EqualFold(f[1], "one"):
+			c.ReplicaOf = ""
+			return nil
+		case len(f) != 2:
+			return errors.New("argument must be 'host port' or 'no one'")
+		}
+		if p, err := strconv.Atoi(f[1]); err != nil || p <= 0 || p > 65535 {
+			return errors.New("invalid primary port")
+		}
+		c.ReplicaOf = f[0] + " " + f[1]
+		return nil
+	})
+	directives["slaveof"] = directives["replicaof"]
+	stringDir("masterauth", true, func(c *Config) *string { return &c.MasterAuth })
+	bytesDir("repl-backlog-size", true, 16<<10, func(c *Config) *int64 { return &c.ReplBacklogSize })
+	intDir("repl-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplTimeout })
+	intDir("repl-ping-replica-period", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplPingPeriod })
+	intDir("repl-full-sync-after", true, 0, math.MaxInt32, func(c *Config) *int { return &c.ReplFullSyncAfter })
+	intDir("repl-in-sync-lag", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplInSyncLag })
+	intDir("sync-replicas", true, 0, 1000, func(c *Config) *int { return &c.SyncReplicas })
+	intDir("sync-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.SyncTimeout })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot

@@ -52,6 +52,11 @@ type Slot struct {
 	// LSN is the sequence number of the last log record that changed
 	// the slot (set by the server under the lock; a snapshot's mark).
 	LSN uint64
+
+	// NoExpire is set by a replica while it applies its primary's
+	// records to the slot: keys past their expiry are still live for
+	// them (the primary's DEL comes in the stream).
+	NoExpire bool
 }
 
 // Hooks let the server observe deletions the engine makes by itself
@@ -84,6 +89,7 @@ type DB struct {
 	startMs int64        // start in unix ms, for the LRU clock
 	clockMs atomic.Int64 // cached unix ms, refreshed by the server per batch and by the cron
 	frozen  atomic.Bool  // FreezeClock
+	keepExp atomic.Bool  // SetReplicaMode
 
 	maxmemory atomic.Int64
 	policy    atomic.Int32
@@ -151,6 +157,28 @@ func (db *DB) FreezeClock(on bool) {
 	} else {
 		db.clockMs.Store(time.Now().UnixMilli())
 	}
+}
+
+// SetReplicaMode makes lookups report keys past their expiry as missing
+// without deleting them (on a replica the primary's stream deletes them;
+// a replica's own delete would diverge from the stream).
+func (db *DB) SetReplicaMode(on bool) { db.keepExp.Store(on) }
+
+// ReplicaMode reports SetReplicaMode.
+func (db *DB) ReplicaMode() bool { return db.keepExp.Load() }
+
+// gone reports whether e (key k of s) must be treated as missing at now:
+// past its expiry, it is deleted, unless the slot is being applied from
+// a primary's stream (live) or the node is a replica (missing, kept).
+func (db *DB) gone(s *Slot, k string, e *Entry, now int64) bool {
+	if !expired(e, now) || s.NoExpire {
+		return false
+	}
+	if db.keepExp.Load() {
+		return true
+	}
+	db.expireKey(s, k, e)
+	return true
 }
 
 // Now is the cached unix time in ms.
@@ -268,8 +296,7 @@ func (db *DB) Peek(s *Slot, key []byte) *Entry {
 	if e == nil {
 		return nil
 	}
-	if expired(e, db.Now()) {
-		db.expireKey(s, string(key), e)
+	if db.gone(s, string(key), e, db.Now()) {
 		return nil
 	}
 	return e
@@ -284,8 +311,7 @@ func (db *DB) Lookup(s *Slot, key []byte) *Entry {
 		return nil
 	}
 	now := db.Now()
-	if expired(e, now) {
-		db.expireKey(s, string(key), e)
+	if db.gone(s, string(key), e, now) {
 		s.misses++
 		return nil
 	}
@@ -304,8 +330,7 @@ func (db *DB) LookupWrite(s *Slot, key []byte) *Entry {
 		return nil
 	}
 	now := db.Now()
-	if expired(e, now) {
-		db.expireKey(s, string(key), e)
+	if db.gone(s, string(key), e, now) {
 		return nil
 	}
 	s.casSeq++
@@ -349,7 +374,7 @@ func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
 // (0 = none) is set. It reuses the old entry and buffer where it can.
 func (db *DB) SetString(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
 	e := s.keys[string(key)]
-	if e != nil && expired(e, db.Now()) {
+	if e != nil && expired(e, db.Now()) && !s.NoExpire {
 		db.expireKey(s, string(key), e)
 		e = nil
 	}
@@ -419,7 +444,7 @@ func (db *DB) Delete(s *Slot, key []byte) bool {
 	if e == nil {
 		return false
 	}
-	if expired(e, db.Now()) {
+	if expired(e, db.Now()) && !s.NoExpire {
 		db.expireKey(s, string(key), e)
 		return false
 	}
@@ -471,9 +496,18 @@ func (db *DB) Rename(ss *Slot, src []byte, ds *Slot, dst []byte) {
 func (db *DB) ForEach(s *Slot, fn func(key string, e *Entry) bool) {
 	now := db.Now()
 	for k, e := range s.keys {
-		if expired(e, now) {
+		if expired(e, now) && !s.NoExpire {
 			continue
 		}
+		if !fn(k, e) {
+			return
+		}
+	}
+}
+
+// ForEachHeld is ForEach including keys past their expiry not yet deleted.
+func (db *DB) ForEachHeld(s *Slot, fn func(key string, e *Entry) bool) {
+	for k, e := range s.keys {
 		if !fn(k, e) {
 			return
 		}

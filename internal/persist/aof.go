@@ -56,7 +56,7 @@ const (
 	logMagic        = "SHOALAOF"
 	LogVersion      = 1
 	logHeaderLen    = 8 + 4 + 8 + 4
-	recordHeaderLen = 4 + 4 + 8
+	RecordHeaderLen = 4 + 4 + 8
 	// MaxRecord bounds one record's payload (a transaction of huge values
 	// may approach it; the reader refuses larger lengths as corruption).
 	MaxRecord = 1<<32 - 1
@@ -140,6 +140,7 @@ type Log struct {
 	next   uint64 // next LSN to assign
 	closed bool
 	kick   chan struct{}
+	tee    func(rec []byte) // SetTee
 
 	last    atomic.Uint64 // last LSN assigned
 	written atomic.Uint64 // highest LSN handed to the OS (write returned)
@@ -254,9 +255,6 @@ func (l *Log) startSegment(idx int) error {
 // Append adds a record of n effects (encoded with AppendEffect, back to
 // back) and returns its LSN.
 func (l *Log) Append(n int, effects []byte) uint64 {
-	var cnt [binary.MaxVarintLen64]byte
-	cn := binary.PutUvarint(cnt[:], uint64(n))
-	plen := cn + len(effects)
 	l.mu.Lock()
 	lsn := l.next
 	l.next++
@@ -264,15 +262,12 @@ func (l *Log) Append(n int, effects []byte) uint64 {
 	if at == 0 {
 		l.bufLo = lsn
 	}
-	l.buf = append(l.buf, make([]byte, recordHeaderLen)...)
-	l.buf = append(l.buf, cnt[:cn]...)
-	l.buf = append(l.buf, effects...)
-	h := l.buf[at:]
-	binary.LittleEndian.PutUint32(h[0:], uint32(plen))
-	binary.LittleEndian.PutUint64(h[8:], lsn)
-	binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(h[8:recordHeaderLen+plen], castagnoli))
+	l.buf = AppendRecord(l.buf, lsn, n, effects)
 	l.bufHi = lsn
 	l.last.Store(lsn)
+	if l.tee != nil {
+		l.tee(l.buf[at:])
+	}
 	l.mu.Unlock()
 	// The flusher is not woken here: the event loops write (WriteNow) or
 	// write and fsync (SyncNow, under always) the records of each loop
@@ -281,6 +276,84 @@ func (l *Log) Append(n int, effects []byte) uint64 {
 	// (expiries) every 100 ms. (Waking it per record as well cost 6-22%
 	// of throughput under always: its fsyncs competed with the loops'.)
 	return lsn
+}
+
+// AppendEncoded appends a record encoded elsewhere (a replica logging
+// its primary's records as received): its LSN must be the next one.
+func (l *Log) AppendEncoded(rec []byte) (uint64, error) {
+	lsn := RecordLSN(rec)
+	l.mu.Lock()
+	if lsn != l.next {
+		next := l.next
+		l.mu.Unlock()
+		return 0, fmt.Errorf("record %d appended where record %d is next", lsn, next)
+	}
+	l.next++
+	if len(l.buf) == 0 {
+		l.bufLo = lsn
+	}
+	at := len(l.buf)
+	l.buf = append(l.buf, rec...)
+	l.bufHi = lsn
+	l.last.Store(lsn)
+	if l.tee != nil {
+		l.tee(l.buf[at:])
+	}
+	l.mu.Unlock()
+	return lsn, nil
+}
+
+// SetTee makes every appended record also go to fn (called with the
+// log's lock held, in LSN order; fn must copy what it keeps). onSet, if
+// not nil, is called under the same lock with the LSN of the last record
+// appended before fn was set. A nil fn removes the tee.
+func (l *Log) SetTee(fn func(rec []byte), onSet func(last uint64)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tee = fn
+	if onSet != nil {
+		onSet(l.next - 1)
+	}
+}
+
+// AppendRecord appends one encoded record (header and payload) to b.
+func AppendRecord(b []byte, lsn uint64, n int, effects []byte) []byte {
+	var cnt [binary.MaxVarintLen64]byte
+	cn := binary.PutUvarint(cnt[:], uint64(n))
+	plen := cn + len(effects)
+	at := len(b)
+	b = append(b, make([]byte, RecordHeaderLen)...)
+	b = append(b, cnt[:cn]...)
+	b = append(b, effects...)
+	h := b[at:]
+	binary.LittleEndian.PutUint32(h[0:], uint32(plen))
+	binary.LittleEndian.PutUint64(h[8:], lsn)
+	binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(h[8:RecordHeaderLen+plen], castagnoli))
+	return b
+}
+
+// RecordLSN is the LSN in an encoded record's header.
+func RecordLSN(rec []byte) uint64 { return binary.LittleEndian.Uint64(rec[8:]) }
+
+// RecordLen is the total length of the encoded record at the start of
+// b (header included), or 0 if b does not hold a whole header.
+func RecordLen(b []byte) int {
+	if len(b) < RecordHeaderLen {
+		return 0
+	}
+	return RecordHeaderLen + int(binary.LittleEndian.Uint32(b))
+}
+
+// CheckRecord verifies a whole encoded record's checksum and returns its
+// LSN and payload.
+func CheckRecord(rec []byte) (uint64, []byte, error) {
+	if len(rec) < RecordHeaderLen || RecordLen(rec) != len(rec) {
+		return 0, nil, errors.New("short record")
+	}
+	if crc32.Checksum(rec[8:], castagnoli) != binary.LittleEndian.Uint32(rec[4:]) {
+		return 0, nil, fmt.Errorf("record %d: checksum mismatch", RecordLSN(rec))
+	}
+	return RecordLSN(rec), rec[RecordHeaderLen:], nil
 }
 
 // Last is the LSN of the last record appended.

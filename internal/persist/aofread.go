@@ -149,15 +149,15 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 			st.torn = &TornTail{Path: path, Offset: off, Size: size}
 			return st, nil
 		}
-		if size-off < recordHeaderLen {
+		if size-off < RecordHeaderLen {
 			return torn("incomplete record header")
 		}
-		var rh [recordHeaderLen]byte
+		var rh [RecordHeaderLen]byte
 		if _, err := io.ReadFull(r, rh[:]); err != nil {
 			return st, fmt.Errorf("read %q: %w", path, err)
 		}
 		plen := int64(binary.LittleEndian.Uint32(rh[0:]))
-		if off+recordHeaderLen+plen > size {
+		if off+RecordHeaderLen+plen > size {
 			if zeros(rh[:]) {
 				return torn("zero-filled tail")
 			}
@@ -165,13 +165,13 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 			// record with the next sequence number follows, this is damage
 			// in the middle, and cutting here would drop records that were
 			// on disk (and acknowledged).
-			rest, err := io.ReadAll(io.LimitReader(r, size-off-recordHeaderLen))
+			rest, err := io.ReadAll(io.LimitReader(r, size-off-RecordHeaderLen))
 			if err != nil {
 				return st, fmt.Errorf("read %q: %w", path, err)
 			}
 			if at := findRecord(rest, st.next+1); at >= 0 {
 				return st, bad(off, "record length %d runs past the end of the file, but a valid record %d follows at offset %d: the length is damaged",
-					plen, st.next+1, off+recordHeaderLen+int64(at))
+					plen, st.next+1, off+RecordHeaderLen+int64(at))
 			}
 			return torn("record runs past the end of the file")
 		}
@@ -189,7 +189,7 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 		lsn := binary.LittleEndian.Uint64(rh[8:])
 		c := crc32.Update(crc32.Checksum(rh[8:16], castagnoli), castagnoli, buf)
 		if c != binary.LittleEndian.Uint32(rh[4:]) {
-			end := off + recordHeaderLen + plen
+			end := off + RecordHeaderLen + plen
 			if end == size {
 				return torn("checksum mismatch in the last record")
 			}
@@ -209,7 +209,7 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 		}
 		st.next++
 		st.records++
-		off += recordHeaderLen + plen
+		off += RecordHeaderLen + plen
 		st.valid = off
 	}
 	return st, nil
@@ -220,14 +220,14 @@ func readSegment(fsys FS, path string, expect uint64, last bool, fn func(uint64,
 func findRecord(b []byte, lsn uint64) int {
 	var want [8]byte
 	binary.LittleEndian.PutUint64(want[:], lsn)
-	for p := 0; p+recordHeaderLen <= len(b); p++ {
+	for p := 0; p+RecordHeaderLen <= len(b); p++ {
 		i := bytes.Index(b[p+8:], want[:])
 		if i < 0 {
 			return -1
 		}
 		p += i
 		plen := int(binary.LittleEndian.Uint32(b[p:]))
-		if end := p + recordHeaderLen + plen; end <= len(b) && end >= p {
+		if end := p + RecordHeaderLen + plen; end <= len(b) && end >= p {
 			c := crc32.Checksum(b[p+8:end], castagnoli)
 			if c == binary.LittleEndian.Uint32(b[p+4:]) {
 				return p

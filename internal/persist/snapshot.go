@@ -35,6 +35,10 @@ type DumpOptions struct {
 	Mark func(slot int) uint64
 	// FS is the file system SaveFile writes through (nil: the real one).
 	FS FS
+	// All includes keys past their expiry that are still held (a full
+	// copy for a replica: the stream's DELs remove them, and the
+	// replica's clock must not decide which keys exist).
+	All bool
 }
 
 // Dump writes a snapshot of db to w without stopping writes: each slot is
@@ -66,7 +70,11 @@ func Dump(db *engine.DB, w io.Writer, opt DumpOptions) (DumpStats, error) {
 			continue
 		}
 		enc.Reset(i, mark)
-		db.ForEach(sl, func(k string, e *engine.Entry) bool {
+		each := db.ForEach
+		if opt.All {
+			each = db.ForEachHeld
+		}
+		each(sl, func(k string, e *engine.Entry) bool {
 			enc.Add(k, e)
 			return true
 		})

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"shoal/internal/cluster"
 	"shoal/internal/command"
@@ -236,12 +237,15 @@ func (s *Server) commandEffects(c *Ctx, d *cmdDef, keys []int, failed bool, repl
 // emit appends the sink's effects as one record (the slots locked) and
 // returns its LSN (0 if there was nothing to log).
 func (s *Server) emit(k *effSink) uint64 {
-	lg := s.aof.Load()
-	if k.n == 0 || lg == nil {
+	if k.n == 0 {
 		k.reset()
 		return 0
 	}
-	lsn := lg.Append(k.n, k.buf)
+	lsn := s.journal(k.n, k.buf)
+	if lsn == 0 {
+		k.reset()
+		return 0
+	}
 	if k.all {
 		for i := 0; i < cluster.NumSlots; i++ {
 			s.db.Slot(i).LSN = lsn
@@ -257,18 +261,18 @@ func (s *Server) emit(k *effSink) uint64 {
 
 // keyDropped logs the delete of a key the engine expired or evicted.
 func (s *Server) keyDropped(sl *engine.Slot, key string) {
-	lg := s.aof.Load()
-	if lg == nil {
+	if !s.journaling() {
 		return
 	}
 	slot := cluster.Slot([]byte(key))
-	lsn := lg.Append(1, persist.AppendEffect(nil, slot, opDel, []byte(key)))
-	sl.LSN = lsn
+	if lsn := s.journal(1, persist.AppendEffect(nil, slot, opDel, []byte(key))); lsn > 0 {
+		sl.LSN = lsn
+	}
 }
 
 // logWrite logs a memcached write of key (its slot locked): the value.
 func (s *Server) logWrite(cl *Client, key []byte) {
-	if s.aof.Load() == nil {
+	if !s.journaling() {
 		return
 	}
 	k := &cl.sink
@@ -282,6 +286,9 @@ func (s *Server) logWrite(cl *Client, key []byte) {
 // writeRefusal is the error a write command gets while the node cannot
 // persist ("" = writes allowed).
 func (s *Server) writeRefusal() string {
+	if s.repl.isReplica.Load() {
+		return "READONLY You can't write against a read only replica."
+	}
 	if lg := s.aof.Load(); lg != nil {
 		if err := lg.Err(); err != nil {
 			return "MISCONF Errors writing to the AOF file: " + errText(err)
@@ -314,8 +321,9 @@ func errText(err error) string {
 // Holding replies until their records are persisted.
 
 type durWaiter struct {
-	cl   *Client
-	need uint64
+	cl    *Client
+	need  uint64
+	since int64 // unix ms registered (sync-timeout)
 }
 
 type durWaitList struct {
@@ -337,6 +345,19 @@ func (s *Server) holdReplies(cl *Client) bool {
 	need := cl.walLSN
 	if ext := cl.extLSN.Load(); ext > need {
 		need = ext
+	}
+	if need > cl.lastWrite {
+		cl.lastWrite = need
+	}
+	if cl.syncFailed.Swap(false) {
+		// sync-replicas did not confirm in time: every held reply (and
+		// this batch's, which waits behind them) becomes an error.
+		cl.held = append(cl.held, cl.w.B...)
+		cl.w.B = append(cl.w.B[:0], failHeld(cl.held)...)
+		cl.held = cl.held[:0]
+		cl.walLSN = 0
+		cl.extLSN.CompareAndSwap(need, 0)
+		return false
 	}
 	if lg != nil && need > lg.Acked() && lg.Err() == nil {
 		// everysec / no: the loop writes the records itself, once per
@@ -362,7 +383,7 @@ func (s *Server) holdReplies(cl *Client) bool {
 		}
 		return true
 	}
-	if lg == nil || need <= lg.Acked() {
+	if need <= s.ackedLSN() {
 		cl.walLSN = 0
 		if need > 0 {
 			cl.extLSN.CompareAndSwap(need, 0)
@@ -385,11 +406,12 @@ func (s *Server) holdReplies(cl *Client) bool {
 		// woken early, it registers again).
 		w := &s.durWait
 		w.mu.Lock()
-		w.list = append(w.list, durWaiter{cl, need})
+		w.list = append(w.list, durWaiter{cl, need, time.Now().UnixMilli()})
 		w.mu.Unlock()
 	}
-	if need <= lg.Acked() {
-		// The flusher advanced between the check and the registration.
+	if need <= s.ackedLSN() {
+		// The log or the replicas advanced between the check and the
+		// registration.
 		_ = cl.conn.Wake(nil)
 	}
 	return true
@@ -409,10 +431,7 @@ func (s *Server) loopFlush(sh *statShard) {
 			_ = lg.WriteNow()
 		}
 	}
-	var acked uint64
-	if lg != nil {
-		acked = lg.Acked()
-	}
+	acked := s.ackedLSN()
 	for i, cl := range sh.loopHeld {
 		sh.loopHeld[i] = nil
 		cl.inLoopHeld = false
@@ -451,11 +470,7 @@ func (s *Server) loopFlush(sh *statShard) {
 // logProgress wakes the clients whose records are now persisted (called
 // by the log's flusher).
 func (s *Server) logProgress() {
-	lg := s.aof.Load()
-	if lg == nil {
-		return
-	}
-	acked := lg.Acked()
+	acked := s.ackedLSN()
 	w := &s.durWait
 	w.mu.Lock()
 	keep := w.list[:0]
@@ -480,10 +495,16 @@ func (s *Server) logProgress() {
 
 // replayState is the recovery's view: each slot's snapshot mark.
 type replayState struct {
-	marks []uint64
+	marks []uint64 // nil: apply every record
 	cl    *Client
 	args  [][]byte
 	warns int
+	live  bool // a replica applying its primary's stream: set slot LSNs, keep expired keys live
+}
+
+// skip reports whether slot's image already has record lsn.
+func (rs *replayState) skip(slot int, lsn uint64) bool {
+	return rs.marks != nil && lsn <= rs.marks[slot]
 }
 
 // replayLog applies the log records newer than each slot's mark.
@@ -516,15 +537,18 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 			return fmt.Errorf("effect %q on every slot", args[0])
 		}
 		for i := 0; i < cluster.NumSlots; i++ {
-			if lsn > rs.marks[i] {
+			if !rs.skip(i, lsn) {
 				s.db.Lock(i)
 				s.db.Flush(s.db.Slot(i))
+				if rs.live {
+					s.db.Slot(i).LSN = lsn
+				}
 				s.db.Unlock(i)
 			}
 		}
 		return nil
 	}
-	if lsn <= rs.marks[slot] {
+	if rs.skip(slot, lsn) {
 		return nil // in the snapshot's image of the slot already
 	}
 	if bytes.Equal(args[0], opPut) {
@@ -540,12 +564,20 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		}
 		sl := s.db.Slot(slot)
 		s.db.Lock(slot)
+		sl.NoExpire = true
 		s.db.Delete(sl, key)
 		exp := e.ExpireAt
 		e.ExpireAt = 0
 		s.db.Add(sl, key, e)
 		if exp != 0 {
 			s.db.SetExpire(sl, key, e, exp)
+		}
+		sl.NoExpire = false
+		if rs.live {
+			sl.LSN = lsn
+		}
+		if len(sl.Watchers) > 0 {
+			s.signalModified(key)
 		}
 		s.db.Unlock(slot)
 		return nil
@@ -568,9 +600,24 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	slices.Sort(slots)
 	slots = slices.Compact(slots)
 	s.db.LockSlots(slots)
+	for _, i := range slots {
+		s.db.Slot(i).NoExpire = true
+	}
 	cl := rs.cl
 	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: -1}
 	d.fn(&c)
+	for _, i := range slots {
+		sl := s.db.Slot(i)
+		sl.NoExpire = false
+		if rs.live {
+			sl.LSN = lsn
+		}
+	}
+	for _, i := range keys {
+		if i < len(args) && len(s.db.Slot(cluster.Slot(args[i])).Watchers) > 0 {
+			s.signalModified(args[i])
+		}
+	}
 	s.db.UnlockSlots(slots)
 	if len(cl.w.B) > 0 && cl.w.B[0] == '-' {
 		rs.warns++

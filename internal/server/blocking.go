@@ -37,6 +37,10 @@ type waiter struct {
 	delivered atomic.Bool
 	timedOut  bool // set by the timer before delivered; a timed-out retry waiter is not retried
 	retry     bool
+
+	// WAIT: the record the client's writes reached and the replicas asked for.
+	waitLSN uint64
+	waitN   int
 }
 
 // canBlock reports whether the command may block: not inside EXEC.
@@ -140,7 +144,7 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 		old := e.MemSize()
 		wc := Ctx{srv: c.srv, db: c.db, cl: w.cl, w: &rw, inExec: true, slot1: -1}
 		var sink *effSink
-		if c.srv.aof.Load() != nil {
+		if c.srv.journaling() {
 			sink = new(effSink)
 			wc.sink = sink
 		}

@@ -83,6 +83,12 @@ type Client struct {
 	held       []byte
 	inDurWait  atomic.Bool // registered in Server.durWait
 	inLoopHeld bool        // in its loop's loopHeld list
+	lastWrite  uint64      // LSN of the client's last write (WAIT)
+	syncFailed atomic.Bool // its held replies waited for sync-replicas past sync-timeout
+
+	// REPLCONF before PSYNC (repl_primary.go).
+	replPort int
+	replIP   string
 }
 
 type queued struct {

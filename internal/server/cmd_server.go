@@ -235,7 +235,7 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		cf.port, cf.hz, cf.maxClients, cf.maxmem, cf.policy = c.Port, c.Hz, c.MaxClients, c.MaxMemory, c.MaxMemoryPolicy
 	})
 	now := time.Now()
-	runID, replID := s.admin.ids()
+	runID, _ := s.admin.ids()
 	switch sec {
 	case "server":
 		b.WriteString("# Server\r\n")
@@ -357,17 +357,7 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		line("total_error_replies", failed+rejected)
 	case "replication":
 		b.WriteString("# Replication\r\n")
-		line("role", "master")
-		line("connected_slaves", 0)
-		line("master_failover_state", "no-failover")
-		line("master_replid", replID)
-		line("master_replid2", strings.Repeat("0", 40))
-		line("master_repl_offset", 0)
-		line("second_repl_offset", -1)
-		line("repl_backlog_active", 0)
-		line("repl_backlog_size", 1048576)
-		line("repl_backlog_first_byte_offset", 0)
-		line("repl_backlog_histlen", 0)
+		s.infoReplication(line)
 	case "cpu":
 		var self, children syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
@@ -569,8 +559,21 @@ func cmdDebug(c *Ctx) {
 		}
 		debugReload(c)
 		return
+	case "digest-slot":
+		debugDigestSlot(c)
+		return
+	case "digest":
+		if len(c.args) != 2 {
+			break
+		}
+		debugDigest(c)
+		return
 	case "help":
 		helpReply(c.w, "DEBUG", []string{
+			"DIGEST",
+			"    Output a hex signature representing the current DB content.",
+			"DIGEST-SLOT <slot>",
+			"    Output a hex signature of one slot's content (equal on a primary and its in-sync replicas).",
 			"RELOAD",
 			"    Save the RDB on disk and reload it back to memory.",
 			"SET-ACTIVE-EXPIRE <0|1>",
@@ -696,10 +699,37 @@ func cmdLatency(c *Ctx) {
 }
 
 func cmdRole(c *Ctx) {
+	s := c.srv
+	if s.repl.isReplica.Load() {
+		s.repl.mu.Lock()
+		l := s.repl.link
+		s.repl.mu.Unlock()
+		c.w.Array(5)
+		c.w.BulkString("slave")
+		if l == nil {
+			c.w.BulkString("")
+			c.w.Int(0)
+			c.w.BulkString("connect")
+			c.w.Int(-1)
+			return
+		}
+		c.w.BulkString(l.host)
+		c.w.Int(int64(l.port))
+		c.w.BulkString(*l.state.Load())
+		c.w.Int(int64(s.lastLSN()))
+		return
+	}
+	reps := s.replicaList()
 	c.w.Array(3)
 	c.w.BulkString("master")
-	c.w.Int(0)
-	c.w.Array(0)
+	c.w.Int(int64(s.lastLSN()))
+	c.w.Array(len(reps))
+	for _, r := range reps {
+		c.w.Array(3)
+		c.w.BulkString(r.ip)
+		c.w.BulkString(strconv.Itoa(r.port))
+		c.w.BulkString(strconv.FormatUint(r.ack.Load(), 10))
+	}
 }
 
 // ---------------------------------------------------------------- MEMORY

@@ -271,7 +271,7 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 		cl.flagMultiError()
 		return
 	}
-	if cl.loadGate && s.refuseWhileLoading(cl, spec) {
+	if (cl.loadGate || s.persist.loading.Load()) && s.refuseWhileLoading(cl, spec) {
 		return
 	}
 	if cl.nsubs.Load() > 0 && cl.proto == 2 && spec.Flags&command.SubscribeOK == 0 {
@@ -358,7 +358,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		c = new(Ctx)
 	}
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: spec, inExec: inExec, allLocked: allLocked, slot1: slot1}
-	if write && s.aof.Load() != nil {
+	if write && s.journaling() {
 		c.sink = &cl.sink
 		c.sink.explicit = false
 	}

@@ -86,7 +86,7 @@ func (s *Server) mcWrote(sl *engine.Slot, key []byte) {
 	if len(sl.Watchers) > 0 {
 		s.signalModified(key)
 	}
-	if s.aof.Load() != nil {
+	if s.journaling() {
 		k := sinkPool.Get().(*effSink)
 		c := Ctx{srv: s, db: s.db, sink: k}
 		c.addValue(key)
@@ -452,7 +452,7 @@ func (s *Server) mcIncr(cl *Client, cmd *memcache.Command) {
 // mcFlushAll empties the keyspace, one slot at a time (all at once, and
 // logged, with the log on). It returns the record's LSN.
 func (s *Server) mcFlushAll() uint64 {
-	if s.aof.Load() != nil {
+	if s.journaling() {
 		s.db.LockAll()
 		for i := 0; i < cluster.NumSlots; i++ {
 			s.db.Flush(s.db.Slot(i))

@@ -83,6 +83,7 @@ type persistState struct {
 	stopWrites       atomic.Bool   // stop-writes-on-bgsave-error is refusing writes
 	stopMu           sync.Mutex    // serialises updateStopWrites (saves, CONFIG SET)
 	lastLSN          atomic.Uint64 // last log sequence number at recovery (the snapshot base with the log off)
+	exact            atomic.Bool   // every slot holds exactly the records up to lastLSN (a replica can resume from it)
 	rewriteBase      atomic.Int64  // log + snapshot bytes after the last rewrite
 	rewrites         atomic.Int64
 	rewriteScheduled atomic.Bool
@@ -158,7 +159,7 @@ func (s *Server) save(why string) error {
 		return err
 	}
 	lg := s.aof.Load()
-	logBase := p.lastLSN.Load()
+	logBase := s.lastLSN()
 	seg := 0
 	if lg != nil {
 		var err error
@@ -328,6 +329,7 @@ func (s *Server) recoverAtStart() error {
 		marks[i] = max(marks[i], base)
 		last = max(last, marks[i])
 	}
+	maxMark := last
 	if len(segs) > 0 {
 		start := time.Now()
 		info, err := s.replayLog(logDir, logBase, marks)
@@ -348,10 +350,14 @@ func (s *Server) recoverAtStart() error {
 		if info.Next > 0 {
 			last = max(last, info.Next-1)
 		}
+		if info.Records > 0 && info.Last >= maxMark {
+			maxMark = base // every slot was brought up to the log's end
+		}
 		s.log.Info("log replayed", "dir", logDir, "segments", len(info.Segments), "records", info.Records,
 			"last", info.Last, "seconds", time.Since(start).Seconds())
 	}
 	p.lastLSN.Store(last)
+	p.exact.Store(maxMark == base)
 	p.lastSave.Store(time.Now().Unix())
 	p.dirtyBase.Store(s.rawWrites())
 	return nil
@@ -374,6 +380,9 @@ func (s *Server) openLog() error {
 		return err
 	}
 	lg.OnProgress = s.logProgress
+	if bl := s.repl.backlog.Load(); bl != nil {
+		lg.SetTee(bl.Tee, func(last uint64) { bl.Reset(last + 1) })
+	}
 	var delay int
 	s.cfg.Read(func(c *config.Config) { delay = c.AOFGroupCommitDelay })
 	lg.SetGroupCommitDelay(time.Duration(delay) * time.Microsecond)

@@ -92,6 +92,7 @@ type Server struct {
 	fsys    persist.FS                  // where snapshots and the log are written
 	aof     atomic.Pointer[persist.Log] // the append-only log; nil when appendonly is off (aof.go)
 	durWait durWaitList                 // clients whose replies wait for their records
+	repl    replState                   // replication (repl.go)
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
@@ -182,6 +183,7 @@ func (s *Server) applyConfig() {
 		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(c.GCPercent)
 		}
+		s.replApplyConfig(c)
 		fsync = c.AppendFsync
 		groupDelay = time.Duration(c.AOFGroupCommitDelay) * time.Microsecond
 	})
@@ -281,6 +283,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// appendonly, the log is open: a write accepted before that would be
 	// acknowledged without being logged.
 	s.persist.loading.Store(load || aofOn) // before the first OnOpen
+	s.persist.exact.Store(true)
 	go func() {
 		var err error
 		if len(addrs) == 1 {
@@ -312,6 +315,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.updateStopWrites()
 	s.persist.loading.Store(false)
+	s.replStart()
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
 	return nil
@@ -338,6 +342,15 @@ func (s *Server) Close() error {
 			s.log.Error("the log could not be written at shutdown", "err", err)
 		}
 	}
+	s.repl.mu.Lock()
+	link := s.repl.link
+	s.repl.link = nil
+	s.repl.mu.Unlock()
+	if link != nil {
+		link.stop()
+	}
+	s.dropReplicas("shutting down")
+	s.repl.wg.Wait()
 	s.drainClients(drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -389,7 +402,7 @@ func (s *Server) cron() {
 		s.db.Tick()
 		s.mcCron()
 		// Active expiry: at most a quarter of each period, as Redis's 25%.
-		if !s.admin.noActiveExpire.Load() {
+		if !s.admin.noActiveExpire.Load() && !s.db.ReplicaMode() {
 			s.db.ActiveExpireCycle(period / 4)
 		}
 		if time.Since(lastClients) >= 100*time.Millisecond {
@@ -397,6 +410,7 @@ func (s *Server) cron() {
 			s.clientsCron()
 			s.adminCron()
 			s.persistCron()
+			s.replCron()
 		}
 	}
 }

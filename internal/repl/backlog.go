@@ -1,0 +1,312 @@
+// Package repl holds the pieces of primary→replica replication that do
+// not depend on the server: the backlog of encoded records that replicas
+// read from, and the framing of a full copy on the wire.
+package repl
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"shoal/internal/persist"
+)
+
+// The backlog keeps the most recent records of the replication stream,
+// encoded as in the append-only log (persist.AppendRecord), in blocks of
+// blockSize bytes. It is fed in LSN order, either by the log's tee or by
+// Append when the log is off, and read by one Cursor per replica.
+//
+// Readers get slices of blocks, which are never written again below the
+// length they were given, so a sender writes them to its socket with no
+// lock held. When the backlog holds more than its limit, the oldest
+// blocks are dropped; a cursor still inside a dropped block finishes it
+// and then finds that the next record is gone (ErrBehind): the replica
+// fell out of the backlog and needs a full copy. A replica's output
+// buffer is therefore the shared backlog itself: a slow replica costs at
+// most the one block it is reading, never a copy of the stream.
+
+const blockSize = 1 << 20
+
+// ErrBehind is returned to a cursor whose next record left the backlog.
+var ErrBehind = errors.New("the replica fell out of the backlog")
+
+type block struct {
+	first uint64 // LSN of the block's first record
+	start int64  // stream byte offset of the block's first byte
+	buf   []byte // records; bytes below n are immutable
+	n     int    // bytes in use (under Backlog.mu)
+	last  uint64 // LSN of the block's last record (under Backlog.mu)
+}
+
+// Backlog is a bounded, shared buffer of the newest records.
+type Backlog struct {
+	mu     sync.Mutex
+	blocks []*block
+	size   int64  // bytes in blocks
+	limit  int64  // repl-backlog-size
+	next   uint64 // LSN the next record must have
+	total  int64  // bytes ever appended (stream byte offset of the end)
+	subs   []chan struct{}
+	spare  []byte
+
+	last  atomic.Uint64 // LSN of the last record
+	first atomic.Uint64 // LSN of the oldest record held (0: none)
+}
+
+// New returns an empty backlog whose first record will be next.
+func New(limit int64, next uint64) *Backlog {
+	b := &Backlog{limit: max(limit, blockSize), next: next}
+	b.last.Store(next - 1)
+	return b
+}
+
+// SetLimit changes repl-backlog-size (takes effect at the next append).
+func (b *Backlog) SetLimit(limit int64) {
+	b.mu.Lock()
+	b.limit = max(limit, blockSize)
+	b.mu.Unlock()
+}
+
+// Append encodes and appends a record with the next LSN and returns it
+// (used when the append-only log is off).
+func (b *Backlog) Append(n int, effects []byte) uint64 {
+	b.mu.Lock()
+	lsn := b.next
+	b.spare = persist.AppendRecord(b.spare[:0], lsn, n, effects)
+	b.addLocked(lsn, b.spare)
+	if cap(b.spare) > 64<<10 {
+		b.spare = nil
+	}
+	b.mu.Unlock()
+	return lsn
+}
+
+// AppendEncoded appends an encoded record, whose LSN must be the next one.
+func (b *Backlog) AppendEncoded(rec []byte) error {
+	lsn := persist.RecordLSN(rec)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if lsn != b.next {
+		return fmt.Errorf("record %d appended to the backlog where %d is next", lsn, b.next)
+	}
+	b.addLocked(lsn, rec)
+	return nil
+}
+
+// Tee is the log's tee (persist.Log.SetTee): records the log numbered.
+// A record out of sequence (never expected) resets the backlog to it.
+func (b *Backlog) Tee(rec []byte) {
+	lsn := persist.RecordLSN(rec)
+	b.mu.Lock()
+	if lsn != b.next {
+		b.resetLocked(lsn)
+	}
+	b.addLocked(lsn, rec)
+	b.mu.Unlock()
+}
+
+// Reset empties the backlog; the next record will be next (a replica
+// that took a full copy continues its primary's numbering).
+func (b *Backlog) Reset(next uint64) {
+	b.mu.Lock()
+	b.resetLocked(next)
+	b.mu.Unlock()
+}
+
+func (b *Backlog) resetLocked(next uint64) {
+	b.blocks = nil
+	b.size = 0
+	b.next = next
+	b.last.Store(next - 1)
+	b.first.Store(0)
+	b.total += blockSize // cursors' byte positions can never match again
+}
+
+func (b *Backlog) addLocked(lsn uint64, rec []byte) {
+	var cur *block
+	if len(b.blocks) > 0 {
+		cur = b.blocks[len(b.blocks)-1]
+	}
+	if cur == nil || cur.n+len(rec) > len(cur.buf) {
+		cur = &block{first: lsn, start: b.total, buf: make([]byte, max(blockSize, len(rec)))}
+		b.blocks = append(b.blocks, cur)
+		b.size += int64(len(cur.buf))
+		for b.size > b.limit && len(b.blocks) > 1 {
+			old := b.blocks[0]
+			b.blocks[0] = nil
+			b.blocks = b.blocks[1:]
+			b.size -= int64(len(old.buf))
+		}
+		b.first.Store(b.blocks[0].first)
+	}
+	copy(cur.buf[cur.n:], rec)
+	cur.n += len(rec)
+	cur.last = lsn
+	b.total += int64(len(rec))
+	b.next = lsn + 1
+	b.last.Store(lsn)
+	if b.first.Load() == 0 {
+		b.first.Store(lsn)
+	}
+	for _, c := range b.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Last is the LSN of the last record (the primary's offset).
+func (b *Backlog) Last() uint64 { return b.last.Load() }
+
+// First is the LSN of the oldest record held, 0 when empty.
+func (b *Backlog) First() uint64 { return b.first.Load() }
+
+// Stats returns the bytes held, the limit and the bytes ever appended.
+func (b *Backlog) Stats() (held, limit, total int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bl := range b.blocks {
+		held += int64(bl.n)
+	}
+	return held, b.limit, b.total
+}
+
+// Has reports whether a reader wanting record from on can be served:
+// every record from `from` to the last is held (from = last+1 is a reader
+// that is up to date).
+func (b *Backlog) Has(from uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if from == b.next {
+		return true
+	}
+	return len(b.blocks) > 0 && from >= b.blocks[0].first && from < b.next
+}
+
+// Cursor reads the backlog from one position on.
+type Cursor struct {
+	b    *Backlog
+	next uint64 // LSN of the next record to read
+	blk  *block
+	off  int
+	pos  int64 // stream byte offset of the next byte to read
+	wake chan struct{}
+}
+
+// NewCursor returns a cursor whose first record is from; it fails with
+// ErrBehind if that record is no longer (or not yet) held.
+func (b *Backlog) NewCursor(from uint64) (*Cursor, error) {
+	c := &Cursor{b: b, next: from, wake: make(chan struct{}, 1)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if from > b.next {
+		return nil, fmt.Errorf("record %d is past the end of the stream (%d)", from, b.next-1)
+	}
+	if err := c.seekLocked(); err != nil {
+		return nil, err
+	}
+	b.subs = append(b.subs, c.wake)
+	return c, nil
+}
+
+// seekLocked positions blk/off on record c.next.
+func (c *Cursor) seekLocked() error {
+	b := c.b
+	if c.next == b.next {
+		c.blk, c.off, c.pos = nil, 0, b.total
+		return nil
+	}
+	if len(b.blocks) == 0 || c.next < b.blocks[0].first {
+		return ErrBehind
+	}
+	i := sort.Search(len(b.blocks), func(i int) bool { return b.blocks[i].first > c.next }) - 1
+	blk := b.blocks[i]
+	off := 0
+	for off < blk.n {
+		if persist.RecordLSN(blk.buf[off:]) == c.next {
+			c.blk, c.off, c.pos = blk, off, blk.start+int64(off)
+			return nil
+		}
+		off += persist.RecordLen(blk.buf[off:])
+	}
+	return fmt.Errorf("record %d not found in the backlog", c.next)
+}
+
+// Wait returns a channel that receives after records were appended.
+func (c *Cursor) Wait() <-chan struct{} { return c.wake }
+
+// Next returns the next run of whole records (at most max bytes unless
+// one record is larger), or nil if the cursor is at the end. The slice
+// stays valid and unchanged; the cursor moves past it.
+func (c *Cursor) Next(maxBytes int) ([]byte, error) {
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c.blk == nil || c.off >= c.blk.n {
+		if c.next == b.next {
+			return nil, nil // up to date
+		}
+		if c.blk != nil && len(b.blocks) > 0 && c.blk == b.blocks[len(b.blocks)-1] {
+			return nil, nil // the rest will be written to this block
+		}
+		if err := c.seekLocked(); err != nil {
+			return nil, err
+		}
+	}
+	blk := c.blk
+	if blk == nil || c.off >= blk.n {
+		return nil, nil
+	}
+	end := blk.n
+	if end-c.off > maxBytes {
+		// Cut at a record boundary.
+		end = c.off
+		for end < blk.n {
+			l := persist.RecordLen(blk.buf[end:])
+			if end > c.off && end+l-c.off > maxBytes {
+				break
+			}
+			end += l
+		}
+	}
+	out := blk.buf[c.off:end:end]
+	// The LSN after the run: the last record's LSN + 1.
+	last := end
+	for p := c.off; p < end; {
+		last = p
+		p += persist.RecordLen(blk.buf[p:])
+	}
+	c.next = persist.RecordLSN(blk.buf[last:]) + 1
+	c.pos += int64(end - c.off)
+	c.off = end
+	return out, nil
+}
+
+// NextLSN is the LSN of the next record the cursor will return.
+func (c *Cursor) NextLSN() uint64 { return c.next }
+
+// Lag is the bytes appended that the cursor has not read.
+func (c *Cursor) Lag() int64 {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if c.blk == nil && c.next == c.b.next {
+		return 0
+	}
+	return c.b.total - c.pos
+}
+
+// Close detaches the cursor.
+func (c *Cursor) Close() {
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, w := range b.subs {
+		if w == c.wake {
+			b.subs = append(b.subs[:i], b.subs[i+1:]...)
+			break
+		}
+	}
+}
