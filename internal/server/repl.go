@@ -62,6 +62,7 @@ type replState struct {
 
 	backlog   atomic.Pointer[repl.Backlog]
 	isReplica atomic.Bool
+	ready     atomic.Bool // replStart ran: the offset is known
 	quorum    atomic.Uint64 // highest LSN that sync-replicas replicas have
 	syncN     atomic.Int32
 	syncTO    atomic.Int64 // sync-timeout in ms
@@ -263,6 +264,7 @@ func (s *Server) replStart() {
 		r.mu.Unlock()
 		host, port, _ := strings.Cut(primary, " ")
 		p, _ := strconv.Atoi(port)
+		r.ready.Store(true)
 		s.becomeReplica(host, p)
 		return
 	}
@@ -272,6 +274,10 @@ func (s *Server) replStart() {
 	}
 	s.writeReplStateLocked()
 	r.mu.Unlock()
+	r.ready.Store(true)
+	if r.syncN.Load() > 0 {
+		s.ensureBacklog() // writes need LSNs to wait for
+	}
 }
 
 // becomeReplica turns this node into a replica of host:port (or changes

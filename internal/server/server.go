@@ -196,6 +196,9 @@ func (s *Server) applyConfig() {
 		lg.SetGroupCommitDelay(groupDelay)
 	}
 	s.updateStopWrites()
+	if s.repl.ready.Load() && s.repl.syncN.Load() > 0 {
+		s.ensureBacklog()
+	}
 }
 
 // Addrs returns the listen addresses derived from bind and port.
