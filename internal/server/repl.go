@@ -578,7 +578,7 @@ func cmdWait(c *Ctx) {
 	cl := c.cl
 	need := max(cl.lastWrite, cl.walLSN, cl.extLSN.Load())
 	have := s.replicasHaving(need)
-	if int64(have) >= n || c.inExec || need == 0 && have == int(s.repl.nOnline.Load()) {
+	if int64(have) >= n || c.inExec {
 		c.w.Int(int64(have))
 		return
 	}
