@@ -62,7 +62,7 @@ type replState struct {
 
 	backlog   atomic.Pointer[repl.Backlog]
 	isReplica atomic.Bool
-	ready     atomic.Bool // replStart ran: the offset is known
+	ready     atomic.Bool   // replStart ran: the offset is known
 	quorum    atomic.Uint64 // highest LSN that sync-replicas replicas have
 	syncN     atomic.Int32
 	syncTO    atomic.Int64 // sync-timeout in ms
@@ -346,6 +346,7 @@ func (s *Server) replCron() {
 	r.sampAt++
 	r.sampMu.Unlock()
 	s.timeoutSyncWaits(now)
+	s.checkReplicaLimits()
 	r.mu.Lock()
 	l := r.link
 	r.mu.Unlock()

@@ -43,6 +43,7 @@ type replica struct {
 	ip     string
 	port   int
 	cur    *repl.Cursor
+	curA   atomic.Pointer[repl.Cursor] // cur, for the cron's output-limit check
 	online atomic.Bool
 	state  atomic.Pointer[string]
 	ack    atomic.Uint64
@@ -146,6 +147,7 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 			s.log.Warn("full copy to replica failed", "replica", r.name(), "err", err)
 			return
 		}
+		r.curA.Store(cur)
 		s.log.Info("replica takes a full copy", "replica", r.name(), "asked_id", id, "asked_from", from, "base", base)
 		fmt.Fprintf(bw, "+FULLRESYNC %s %d\r\n", myID, base)
 		cw := &chunkWriter{w: bw, conn: r.conn, timeout: timeout, check: func() error { return r.checkLag(cur) }}
@@ -163,6 +165,7 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 			"seconds", st.Duration.Seconds())
 	}
 	r.cur = cur
+	r.curA.Store(cur)
 	defer cur.Close()
 	_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
 	if err := bw.Flush(); err != nil {
@@ -300,6 +303,19 @@ func (r *replica) close(why string) {
 		s.repl.mu.Unlock()
 		s.updateQuorum()
 	})
+}
+
+// checkReplicaLimits disconnects the replicas over their output limit
+// (cron): a sender blocked in a write to a replica that stopped reading
+// cannot check for itself.
+func (s *Server) checkReplicaLimits() {
+	for _, r := range s.replicaList() {
+		if cur := r.curA.Load(); cur != nil {
+			if err := r.checkLag(cur); err != nil {
+				r.close(err.Error())
+			}
+		}
+	}
 }
 
 // dropReplicas disconnects every replica.
