@@ -353,7 +353,14 @@ func (s *Server) holdReplies(cl *Client) bool {
 		// sync-replicas did not confirm in time: every held reply (and
 		// this batch's, which waits behind them) becomes an error.
 		cl.held = append(cl.held, cl.w.B...)
-		cl.w.B = append(cl.w.B[:0], failHeld(cl.held)...)
+		if cl.mc != nil {
+			// memcached replies cannot be told apart reliably in a
+			// pipeline: one error, then the connection closes.
+			cl.w.B = append(cl.w.B[:0], "SERVER_ERROR "+errNoReplicas+"\r\n"...)
+			cl.closeAfterReply = true
+		} else {
+			cl.w.B = append(cl.w.B[:0], failHeld(cl.held)...)
+		}
 		cl.held = cl.held[:0]
 		cl.walLSN = 0
 		cl.extLSN.CompareAndSwap(need, 0)

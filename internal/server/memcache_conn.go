@@ -118,12 +118,12 @@ func (s *Server) mcProcess(cl *Client, buf []byte, lim *runtimeLimits) int {
 		}
 		cl.need = 0
 		consumed += n
-		if lg := s.aof.Load(); lg != nil {
-			before := lg.Last()
+		if s.journaling() {
+			before := s.lastLSN()
 			s.mcExec(cl, &m.cmd)
-			// The records of this command, if any, are at most Last:
-			// its reply waits until the log has them.
-			if last := lg.Last(); last != before {
+			// The records of this command, if any, are at most the last:
+			// its reply waits until the log (and sync-replicas) have them.
+			if last := s.lastLSN(); last != before {
 				cl.walLSN = last
 			}
 		} else {

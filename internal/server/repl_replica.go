@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -261,7 +262,10 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 			cr.tee = f
 		}
 	}
-	_ = conn.SetReadDeadline(time.Time{}) // a large copy takes long; repl-timeout applies to each frame below
+	_ = conn.SetReadDeadline(time.Time{}) // a large copy takes long; repl-timeout applies to each read below
+	// As at start-up (recoverAtStart): a load allocates almost only what
+	// it keeps, so collecting during it is wasted work.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	marks := make([]uint64, cluster.NumSlots)
 	dl := &deadlineReader{r: cr, conn: conn, timeout: s.replTimeout(), n: &p.loadedBytes}
 	st, err := persist.Load(s.db, dl, persist.LoadOptions{KeepExpired: true,

@@ -370,6 +370,24 @@ func TestSyncReplicas(t *testing.T) {
 	steps(t, pc, "CONFIG SET sync-replicas 0", "OK", "SET e 1", "OK")
 }
 
+// TestSyncReplicasMemcached: a memcached write that sync-replicas could
+// not confirm gets SERVER_ERROR NOREPLICAS and the connection closes.
+func TestSyncReplicasMemcached(t *testing.T) {
+	mport := tu.FreePort(t)
+	p := startNode(t, t.TempDir(), nil, "sync-replicas", "1", "sync-timeout", "100", "memcached-port", strconv.Itoa(mport))
+	defer closeAll(p)
+	m := mcDial(t, "127.0.0.1:"+strconv.Itoa(mport))
+	m.c.SetDeadline(time.Now().Add(10 * time.Second))
+	m.c.Write([]byte("set k 0 0 1\r\nv\r\n"))
+	l, err := m.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(l, "SERVER_ERROR NOREPLICAS") {
+		t.Fatalf("memcached set without replicas: %q %v", l, err)
+	}
+	if _, err := m.r.ReadString('\n'); err == nil {
+		t.Fatal("the connection stayed open after the error")
+	}
+}
+
 // TestSyncReplicasReleasedByLateReplica: writes waiting for a replica are
 // acknowledged when one attaches within sync-timeout.
 func TestSyncReplicasReleasedByLateReplica(t *testing.T) {
