@@ -42,14 +42,15 @@ type block struct {
 
 // Backlog is a bounded, shared buffer of the newest records.
 type Backlog struct {
-	mu     sync.Mutex
-	blocks []*block
-	size   int64  // bytes in blocks
-	limit  int64  // repl-backlog-size
-	next   uint64 // LSN the next record must have
-	total  int64  // bytes ever appended (stream byte offset of the end)
-	subs   []chan struct{}
-	spare  []byte
+	mu       sync.Mutex
+	blocks   []*block
+	size     int64  // bytes in blocks
+	limit    int64  // repl-backlog-size
+	next     uint64 // LSN the next record must have
+	total    int64  // bytes ever appended (stream byte offset of the end)
+	subs     []chan struct{}
+	spare    []byte
+	notified uint64 // last LSN at the last Notify
 
 	last  atomic.Uint64 // LSN of the last record
 	first atomic.Uint64 // LSN of the oldest record held (0: none)
@@ -150,12 +151,28 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 	if b.first.Load() == 0 {
 		b.first.Store(lsn)
 	}
+}
+
+// Notify wakes every cursor's Wait channel. Appends do not: the writer
+// notifies once per batch of records (an event-loop iteration), so an
+// idle sender wakes once per batch, not once per record.
+func (b *Backlog) Notify() {
+	b.mu.Lock()
+	b.notified = b.next - 1
 	for _, c := range b.subs {
 		select {
 		case c <- struct{}{}:
 		default:
 		}
 	}
+	b.mu.Unlock()
+}
+
+// Unnotified reports whether records were appended since the last Notify.
+func (b *Backlog) Unnotified() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.notified != b.next-1
 }
 
 // Last is the LSN of the last record (the primary's offset).

@@ -331,8 +331,18 @@ func TestCursorAtEndWaits(t *testing.T) {
 		in := effectInput(uint64(i+1), 10)
 		b.Append(in.n, in.eff)
 	}
+	if isReady(c0.Wait()) {
+		t.Fatalf("Append woke a cursor by itself (writers notify once per batch)")
+	}
+	if !b.Unnotified() {
+		t.Fatalf("Unnotified false after appends")
+	}
+	b.Notify()
+	if b.Unnotified() {
+		t.Fatalf("Unnotified true after Notify")
+	}
 	if !isReady(c0.Wait()) {
-		t.Fatalf("cursor created before Append was not woken")
+		t.Fatalf("cursor created before Append was not woken by Notify")
 	}
 	if isReady(c0.Wait()) {
 		t.Fatalf("Wait channel holds more than one wake-up")
@@ -358,6 +368,7 @@ func TestCursorAtEndWaits(t *testing.T) {
 	if lsn := b.Append(in.n, in.eff); lsn != 4 {
 		t.Fatalf("Append = %d", lsn)
 	}
+	b.Notify()
 	select {
 	case <-c.Wait():
 	default:
@@ -375,6 +386,7 @@ func TestCursorAtEndWaits(t *testing.T) {
 	c.Close()
 	in = effectInput(5, 1)
 	b.Append(in.n, in.eff)
+	b.Notify()
 	if isReady(c.Wait()) {
 		t.Fatalf("closed cursor was woken")
 	}
@@ -383,6 +395,7 @@ func TestCursorAtEndWaits(t *testing.T) {
 	isReady(c0.Wait())
 	in = effectInput(6, 1)
 	b.Append(in.n, in.eff)
+	b.Notify()
 	if !isReady(c0.Wait()) {
 		t.Fatalf("remaining cursor not woken after another cursor closed")
 	}
@@ -936,6 +949,9 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 				errc <- fmt.Errorf("writer: Append = %d, want %d", got, lsn)
 				return
 			}
+			if lsn%64 == 0 || lsn == last {
+				b.Notify() // once per batch, as the event loops do
+			}
 		}
 	})
 	wg.Wait()
@@ -1019,6 +1035,9 @@ func TestConcurrentSmallBacklog(t *testing.T) {
 		for lsn := uint64(start); lsn < start+n; lsn++ {
 			in := input(lsn)
 			b.Append(in.n, in.eff)
+			if lsn%64 == 0 || lsn == start+n-1 {
+				b.Notify()
+			}
 		}
 	})
 	wg.Wait()

@@ -348,6 +348,10 @@ func (s *Server) holdReplies(cl *Client) bool {
 	}
 	if need > cl.lastWrite {
 		cl.lastWrite = need
+		if s.repl.backlog.Load() != nil {
+			// Replicas are woken once per loop iteration (loopFlush).
+			s.armLoopFlush(cl)
+		}
 	}
 	if cl.syncFailed.Swap(false) {
 		// sync-replicas did not confirm in time: every held reply (and
@@ -383,11 +387,7 @@ func (s *Server) holdReplies(cl *Client) bool {
 			cl.inLoopHeld = true
 			sh.loopHeld = append(sh.loopHeld, cl)
 		}
-		if !sh.flushArmed {
-			sh.flushArmed = true
-			sh.flushArmer = cl
-			_ = cl.conn.Wake(nil)
-		}
+		s.armLoopFlush(cl)
 		return true
 	}
 	if need <= s.ackedLSN() {
@@ -424,12 +424,27 @@ func (s *Server) holdReplies(cl *Client) bool {
 	return true
 }
 
-// loopFlush writes the log records of this loop's iteration and sends
-// the replies held for them (loop goroutine; from OnTraffic of the
-// connection that queued the wake, or from OnClose if it closed first).
+// armLoopFlush makes loopFlush run after this event-loop iteration's I/O
+// events: a wake queued on the client's connection runs after them.
+func (s *Server) armLoopFlush(cl *Client) {
+	sh := cl.shard
+	if !sh.flushArmed {
+		sh.flushArmed = true
+		sh.flushArmer = cl
+		_ = cl.conn.Wake(nil)
+	}
+}
+
+// loopFlush writes the log records of this loop's iteration, wakes the
+// replicas' senders, and sends the replies held for the log (loop
+// goroutine; from OnTraffic of the connection that queued the wake, or
+// from OnClose if it closed first).
 func (s *Server) loopFlush(sh *statShard) {
 	sh.flushArmed = false
 	sh.flushArmer = nil
+	if bl := s.repl.backlog.Load(); bl != nil {
+		bl.Notify()
+	}
 	lg := s.aof.Load()
 	if lg != nil {
 		if lg.Policy() == persist.FsyncAlways {

@@ -67,6 +67,7 @@ type replState struct {
 	syncN     atomic.Int32
 	syncTO    atomic.Int64 // sync-timeout in ms
 	nOnline   atomic.Int32
+	nWaits    atomic.Int32 // len(waits)
 
 	syncFull, syncPartialOK, syncPartialErr atomic.Int64
 
@@ -86,6 +87,7 @@ func (s *Server) replApplyConfig(c *config.Config) {
 	s.repl.syncTO.Store(int64(c.SyncTimeout))
 	if bl := s.repl.backlog.Load(); bl != nil {
 		bl.SetLimit(c.ReplBacklogSize)
+		bl.Notify() // senders re-read the ack mode (sync-replicas)
 	}
 }
 
@@ -345,6 +347,9 @@ func (s *Server) replCron() {
 	r.samples[r.sampAt%len(r.samples)] = offSample{now, s.lastLSN()}
 	r.sampAt++
 	r.sampMu.Unlock()
+	if bl := r.backlog.Load(); bl != nil && bl.Unnotified() {
+		bl.Notify() // records of the cron's own (expiries) or missed by the loops
+	}
 	s.timeoutSyncWaits(now)
 	s.checkReplicaLimits()
 	r.mu.Lock()
@@ -371,6 +376,12 @@ func (s *Server) offsetAt(t int64) uint64 {
 }
 
 // Acknowledgements.
+
+// eagerAcks reports whether replicas must acknowledge every batch they
+// apply (sync-replicas or a WAIT is pending); otherwise every 100 ms.
+func (s *Server) eagerAcks() bool {
+	return s.repl.syncN.Load() > 0 || s.repl.nWaits.Load() > 0
+}
 
 // updateQuorum recomputes the highest LSN held by sync-replicas replicas
 // and wakes what waited for it.
@@ -449,6 +460,7 @@ func (s *Server) serveWaits() {
 	if len(done) > 0 {
 		r.mu.Lock()
 		r.waits = slices.DeleteFunc(r.waits, func(w *waiter) bool { return slices.Contains(done, w) })
+		r.nWaits.Store(int32(len(r.waits)))
 		r.mu.Unlock()
 	}
 }
@@ -491,6 +503,7 @@ func (s *Server) timeoutSyncWaits(now int64) {
 	r := &s.repl
 	r.mu.Lock()
 	r.waits = slices.DeleteFunc(r.waits, func(w *waiter) bool { return w.done.Load() })
+	r.nWaits.Store(int32(len(r.waits)))
 	r.mu.Unlock()
 }
 
@@ -588,7 +601,11 @@ func cmdWait(c *Ctx) {
 	cl.blockedFlag.Store(true)
 	s.repl.mu.Lock()
 	s.repl.waits = append(s.repl.waits, w)
+	s.repl.nWaits.Store(int32(len(s.repl.waits)))
 	s.repl.mu.Unlock()
+	if bl := s.repl.backlog.Load(); bl != nil {
+		bl.Notify() // the senders ask the replicas for prompt acks
+	}
 	if ms > 0 {
 		proto := cl.proto
 		w.timer = time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {

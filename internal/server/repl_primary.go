@@ -33,9 +33,15 @@ import (
 //
 // A frame is a uint32 (little-endian) length and that many bytes of the
 // snapshot; a zero length ends it. Records are the log's (persist
-// AppendRecord: length, CRC-32C, LSN, payload); LSN 0 with an empty
-// payload is a keepalive. The replica sends REPLCONF ACK <lsn> (RESP)
-// after each batch it applied and every second.
+// AppendRecord: length, CRC-32C, LSN, payload); LSN 0 is a control
+// record: an empty payload is a keepalive, ctlEagerAcks asks the replica
+// to acknowledge every batch it applies (sync-replicas, WAIT) and at once,
+// ctlLazyAcks every 100 ms. The replica sends REPLCONF ACK <lsn> (RESP).
+
+const (
+	ctlEagerAcks = 1
+	ctlLazyAcks  = 2
+)
 
 type replica struct {
 	s      *Server
@@ -197,8 +203,22 @@ func (r *replica) stream(bw *bufio.Writer) {
 	ping := time.NewTicker(time.Duration(period) * time.Second)
 	defer ping.Stop()
 	keepalive := persist.AppendRecord(nil, 0, 0, nil)
+	eagerOn := persist.AppendRecord(nil, 0, 0, []byte{ctlEagerAcks})
+	eagerOff := persist.AppendRecord(nil, 0, 0, []byte{ctlLazyAcks})
+	eager := false
 	timeout := s.replTimeout()
 	for {
+		if want := s.eagerAcks(); want != eager {
+			eager = want
+			ctl := eagerOff
+			if want {
+				ctl = eagerOn
+			}
+			_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := bw.Write(ctl); err != nil {
+				return
+			}
+		}
 		for {
 			data, err := r.cur.Next(256 << 10)
 			if err != nil {

@@ -41,6 +41,8 @@ type replicaLink struct {
 	lastIO    atomic.Int64 // unix ms of the last bytes from the primary
 	syncing   atomic.Bool
 	applied   atomic.Uint64
+	acked     atomic.Uint64 // last offset acknowledged
+	eager     atomic.Bool   // ack every batch (the primary asked)
 	upSince   atomic.Int64 // unix ms the link came up; 0 = down
 	downSince atomic.Int64 // unix ms the link went down
 	seenSaved int64        // cron only
@@ -370,10 +372,11 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 	timeout := s.replTimeout()
 	expect := s.lastLSN() + 1
 	l.applied.Store(expect - 1)
+	l.eager.Store(false)
 	ackStop := make(chan struct{})
 	defer close(ackStop)
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -407,7 +410,14 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 			return err
 		}
 		if lsn == 0 {
-			continue // keepalive
+			// Control: keepalive, or the primary's ack mode.
+			if len(payload) == 2 {
+				l.eager.Store(payload[1] == ctlEagerAcks)
+				if payload[1] == ctlEagerAcks {
+					l.sendAck(conn, l.applied.Load())
+				}
+			}
+			continue
 		}
 		if lsn != expect {
 			return fmt.Errorf("record %d from the primary where %d was expected", lsn, expect)
@@ -428,7 +438,12 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 			s.persist.exact.Store(true)
 		}
 		if br.Buffered() == 0 {
-			l.sendAck(conn, lsn)
+			if bl := s.repl.backlog.Load(); bl != nil {
+				bl.Notify() // this replica's own replicas
+			}
+			if l.eager.Load() {
+				l.sendAck(conn, lsn)
+			}
 		}
 		if len(rec) > 1<<20 {
 			rec = nil
@@ -452,6 +467,7 @@ func growLen(b []byte, n int) []byte {
 func (l *replicaLink) sendAck(conn net.Conn, lsn uint64) {
 	var buf [64]byte
 	b := resp.AppendCommand(buf[:0], "REPLCONF", "ACK", strconv.FormatUint(lsn, 10))
+	l.acked.Store(lsn)
 	l.mu.Lock()
 	_ = conn.SetWriteDeadline(time.Now().Add(l.s.replTimeout()))
 	_, _ = conn.Write(b)
