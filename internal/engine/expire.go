@@ -17,7 +17,7 @@ func (db *DB) ActiveExpireCycle(budget time.Duration) {
 		db.expiryCursor = (db.expiryCursor + 1) % len(db.slots)
 		s := &db.slots[i]
 		s.mu.Lock()
-		for len(s.volatile) > 0 {
+		for len(s.volatile) > 0 && !db.keepExp.Load() { // a replica never expires by itself
 			now := db.Tick()
 			sampled, gone := 0, 0
 			for k := range s.volatile {

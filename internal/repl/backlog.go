@@ -27,7 +27,7 @@ import (
 // buffer is therefore the shared backlog itself: a slow replica costs at
 // most the one block it is reading, never a copy of the stream.
 
-const blockSize = 1 << 20
+const blockSize = 2 << 20
 
 // ErrBehind is returned to a cursor whose next record left the backlog.
 var ErrBehind = errors.New("the replica fell out of the backlog")
@@ -38,6 +38,13 @@ type block struct {
 	buf   []byte // records; bytes below n are immutable
 	n     int    // bytes in use (under Backlog.mu)
 	last  uint64 // LSN of the block's last record (under Backlog.mu)
+
+	// Recycling (under Backlog.mu): a block dropped from the backlog is
+	// reused (or unmapped) once no cursor is inside it; a cursor is done
+	// with the slices it got from a block when it moves to the next.
+	readers int
+	dropped bool
+	mapped  bool
 }
 
 // Backlog is a bounded, shared buffer of the newest records.
@@ -50,7 +57,8 @@ type Backlog struct {
 	total    int64  // bytes ever appended (stream byte offset of the end)
 	subs     []chan struct{}
 	spare    []byte
-	notified uint64 // last LSN at the last Notify
+	notified uint64   // last LSN at the last Notify
+	free     [][]byte // mapped block buffers ready for reuse
 
 	last  atomic.Uint64 // LSN of the last record
 	first atomic.Uint64 // LSN of the oldest record held (0: none)
@@ -117,6 +125,9 @@ func (b *Backlog) Reset(next uint64) {
 }
 
 func (b *Backlog) resetLocked(next uint64) {
+	for _, bl := range b.blocks {
+		b.dropLocked(bl)
+	}
 	b.blocks = nil
 	b.size = 0
 	b.next = next
@@ -131,7 +142,13 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 		cur = b.blocks[len(b.blocks)-1]
 	}
 	if cur == nil || cur.n+len(rec) > len(cur.buf) {
-		cur = &block{first: lsn, start: b.total, buf: make([]byte, max(blockSize, len(rec)))}
+		cur = &block{first: lsn, start: b.total}
+		if n := len(b.free); n > 0 && len(rec) <= blockSize {
+			cur.buf, cur.mapped = b.free[n-1], true
+			b.free = b.free[:n-1]
+		} else {
+			cur.buf, cur.mapped = allocBlock(max(blockSize, len(rec)))
+		}
 		b.blocks = append(b.blocks, cur)
 		b.size += int64(len(cur.buf))
 		for b.size > b.limit && len(b.blocks) > 1 {
@@ -139,6 +156,7 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 			b.blocks[0] = nil
 			b.blocks = b.blocks[1:]
 			b.size -= int64(len(old.buf))
+			b.dropLocked(old)
 		}
 		b.first.Store(b.blocks[0].first)
 	}
@@ -173,6 +191,45 @@ func (b *Backlog) Unnotified() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.notified != b.next-1
+}
+
+// dropLocked marks a block gone from the backlog and recycles it unless a
+// cursor is still inside it.
+func (b *Backlog) dropLocked(bl *block) {
+	bl.dropped = true
+	if bl.readers == 0 {
+		b.recycleLocked(bl)
+	}
+}
+
+func (b *Backlog) recycleLocked(bl *block) {
+	if !bl.mapped {
+		return // the collector takes it
+	}
+	buf := bl.buf
+	bl.buf, bl.mapped = nil, false
+	if len(b.free) < 2 {
+		b.free = append(b.free, buf)
+	} else {
+		freeBlock(buf)
+	}
+}
+
+// setBlock moves cursor c to block bl (nil: none), releasing the previous.
+func (b *Backlog) setBlockLocked(c *Cursor, bl *block) {
+	if c.blk == bl {
+		return
+	}
+	if old := c.blk; old != nil {
+		old.readers--
+		if old.dropped && old.readers == 0 {
+			b.recycleLocked(old)
+		}
+	}
+	if bl != nil {
+		bl.readers++
+	}
+	c.blk = bl
 }
 
 // Last is the LSN of the last record (the primary's offset).
@@ -233,7 +290,8 @@ func (b *Backlog) NewCursor(from uint64) (*Cursor, error) {
 func (c *Cursor) seekLocked() error {
 	b := c.b
 	if c.next == b.next {
-		c.blk, c.off, c.pos = nil, 0, b.total
+		b.setBlockLocked(c, nil)
+		c.off, c.pos = 0, b.total
 		return nil
 	}
 	if len(b.blocks) == 0 || c.next < b.blocks[0].first {
@@ -244,7 +302,8 @@ func (c *Cursor) seekLocked() error {
 	off := 0
 	for off < blk.n {
 		if persist.RecordLSN(blk.buf[off:]) == c.next {
-			c.blk, c.off, c.pos = blk, off, blk.start+int64(off)
+			b.setBlockLocked(c, blk)
+			c.off, c.pos = off, blk.start+int64(off)
 			return nil
 		}
 		off += persist.RecordLen(blk.buf[off:])
@@ -320,6 +379,7 @@ func (c *Cursor) Close() {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.setBlockLocked(c, nil)
 	for i, w := range b.subs {
 		if w == c.wake {
 			b.subs = append(b.subs[:i], b.subs[i+1:]...)

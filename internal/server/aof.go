@@ -619,14 +619,23 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	if len(slots) == 0 || slots[0] != slot {
 		return fmt.Errorf("effect %q in slot %d for a key of another slot", args[0], slot)
 	}
-	slices.Sort(slots)
-	slots = slices.Compact(slots)
+	slot1 := -1
+	if keys[0] == 1 {
+		slot1 = slot // the handler's c.slot(args[1]) skips the hash
+	}
+	watched := false
+	if len(slots) > 1 {
+		slices.Sort(slots)
+		slots = slices.Compact(slots)
+	}
 	s.db.LockSlots(slots)
 	for _, i := range slots {
-		s.db.Slot(i).NoExpire = true
+		sl := s.db.Slot(i)
+		sl.NoExpire = true
+		watched = watched || len(sl.Watchers) > 0
 	}
 	cl := rs.cl
-	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: -1}
+	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: slot1}
 	d.fn(&c)
 	for _, i := range slots {
 		sl := s.db.Slot(i)
@@ -635,9 +644,11 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 			sl.LSN = lsn
 		}
 	}
-	for _, i := range keys {
-		if i < len(args) && len(s.db.Slot(cluster.Slot(args[i])).Watchers) > 0 {
-			s.signalModified(args[i])
+	if watched {
+		for _, i := range keys {
+			if i < len(args) {
+				s.signalModified(args[i])
+			}
 		}
 	}
 	s.db.UnlockSlots(slots)

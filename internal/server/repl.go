@@ -288,6 +288,14 @@ func (s *Server) replStart() {
 func (s *Server) becomeReplica(host string, port int) {
 	r := &s.repl
 	s.ensureBacklog()
+	// No record of this node's own may follow the offset it will ask its
+	// primary for: writes are refused and expiry stops first, then every
+	// command already holding slot locks (and appending its record) is
+	// waited for.
+	r.isReplica.Store(true)
+	s.db.SetReplicaMode(true)
+	s.db.LockAll()
+	s.db.UnlockAll()
 	r.mu.Lock()
 	old := r.link
 	r.link = nil
@@ -296,8 +304,6 @@ func (s *Server) becomeReplica(host string, port int) {
 		old.stop()
 	}
 	s.dropReplicas("this node became a replica")
-	s.db.SetReplicaMode(true)
-	r.isReplica.Store(true)
 	l := newReplicaLink(s, host, port)
 	r.mu.Lock()
 	r.link = l

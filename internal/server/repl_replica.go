@@ -391,7 +391,10 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 	var hdr [persist.RecordHeaderLen]byte
 	var rec []byte
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(timeout))
+		if br.Buffered() < persist.RecordHeaderLen {
+			// About to wait for the network: repl-timeout applies.
+			_ = conn.SetReadDeadline(time.Now().Add(timeout))
+		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return err
 		}
@@ -429,6 +432,9 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 			return fmt.Errorf("record %d: %w", lsn, err)
 		}
 		if err := s.journalEncoded(rec); err != nil {
+			// The local history has a record the primary's stream does
+			// not: only a full copy can make them agree.
+			s.persist.exact.Store(false)
 			return err
 		}
 		expect++
