@@ -43,9 +43,9 @@ type replicaLink struct {
 	applied   atomic.Uint64
 	acked     atomic.Uint64 // last offset acknowledged
 	eager     atomic.Bool   // ack every batch (the primary asked)
-	upSince   atomic.Int64 // unix ms the link came up; 0 = down
-	downSince atomic.Int64 // unix ms the link went down
-	seenSaved int64        // cron only
+	upSince   atomic.Int64  // unix ms the link came up; 0 = down
+	downSince atomic.Int64  // unix ms the link went down
+	seenSaved int64         // cron only
 
 	marks   []uint64 // per-slot marks of a full copy (link goroutine only)
 	maxMark uint64

@@ -2,9 +2,9 @@ package server_test
 
 import (
 	"fmt"
-	"slices"
 	"math/rand"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
