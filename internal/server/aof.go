@@ -635,8 +635,12 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		watched = watched || len(sl.Watchers) > 0
 	}
 	cl := rs.cl
-	c := Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: slot1}
-	d.fn(&c)
+	// The Ctx lives in the client: one on the stack would escape (the
+	// handler is called through a function value), an allocation per
+	// record.
+	c := &cl.ctx
+	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: slot1}
+	d.fn(c)
 	for _, i := range slots {
 		sl := s.db.Slot(i)
 		sl.NoExpire = false

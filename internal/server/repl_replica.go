@@ -393,23 +393,14 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 	for {
 		if br.Buffered() < persist.RecordHeaderLen {
 			// About to wait for the network: repl-timeout applies.
-			_ = conn.SetReadDeadline(time.Now().Add(timeout))
+			now := time.Now()
+			l.lastIO.Store(now.UnixMilli())
+			_ = conn.SetReadDeadline(now.Add(timeout))
 		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return err
-		}
-		plen := int(binary.LittleEndian.Uint32(hdr[:]))
-		if plen > maxReplRecord {
-			return fmt.Errorf("record of %d bytes from the primary (at most %d)", plen, maxReplRecord)
-		}
-		rec = append(rec[:0], hdr[:]...)
-		rec = growLen(rec, persist.RecordHeaderLen+plen)
-		if _, err := io.ReadFull(br, rec[persist.RecordHeaderLen:]); err != nil {
-			return err
-		}
-		l.lastIO.Store(time.Now().UnixMilli())
-		lsn, payload, err := persist.CheckRecord(rec)
-		if err != nil {
+		var lsn uint64
+		var payload []byte
+		var err error
+		if rec, lsn, payload, err = readStreamRecord(br, rec, hdr[:]); err != nil {
 			return err
 		}
 		if lsn == 0 {
@@ -425,11 +416,8 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 		if lsn != expect {
 			return fmt.Errorf("record %d from the primary where %d was expected", lsn, expect)
 		}
-		err = persist.ForEachEffectBuf(payload, &rs.args, func(slot int, args [][]byte) error {
-			return s.replayEffect(rs, lsn, slot, args)
-		})
-		if err != nil {
-			return fmt.Errorf("record %d: %w", lsn, err)
+		if err := s.applyRecord(rs, lsn, payload); err != nil {
+			return err
 		}
 		if err := s.journalEncoded(rec); err != nil {
 			// The local history has a record the primary's stream does
@@ -460,6 +448,40 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 // maxReplRecord bounds one record from the primary (a transaction of
 // large values).
 const maxReplRecord = 2 << 30
+
+// readStreamRecord reads one record of the stream into rec (reused) and
+// checks it; hdr is scratch of RecordHeaderLen bytes.
+func readStreamRecord(br *bufio.Reader, rec, hdr []byte) ([]byte, uint64, []byte, error) {
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return rec, 0, nil, err
+	}
+	plen := int(binary.LittleEndian.Uint32(hdr))
+	if plen > maxReplRecord {
+		return rec, 0, nil, fmt.Errorf("record of %d bytes from the primary (at most %d)", plen, maxReplRecord)
+	}
+	rec = append(rec[:0], hdr...)
+	// Memory follows the bytes received, not the announced length.
+	for need := persist.RecordHeaderLen + plen; len(rec) < need; {
+		at := len(rec)
+		rec = growLen(rec, min(need, at+max(at, 64<<10)))
+		if _, err := io.ReadFull(br, rec[at:]); err != nil {
+			return rec, 0, nil, err
+		}
+	}
+	lsn, payload, err := persist.CheckRecord(rec)
+	return rec, lsn, payload, err
+}
+
+// applyRecord applies one record's effects (slots locked per effect).
+func (s *Server) applyRecord(rs *replayState, lsn uint64, payload []byte) error {
+	err := persist.ForEachEffectBuf(payload, &rs.args, func(slot int, args [][]byte) error {
+		return s.replayEffect(rs, lsn, slot, args)
+	})
+	if err != nil {
+		return fmt.Errorf("record %d: %w", lsn, err)
+	}
+	return nil
+}
 
 func growLen(b []byte, n int) []byte {
 	if cap(b) >= n {
