@@ -81,6 +81,7 @@ type Config struct {
 	ReplInSyncLag     int    // repl-in-sync-lag: ms a replica may trail its primary and still count as in sync
 	SyncReplicas      int    // sync-replicas: replicas that must have a write before it is acknowledged (0 = async)
 	SyncTimeout       int    // sync-timeout: ms a write waits for sync-replicas before failing
+	ReplBatchDelay    int    // repl-batch-delay: µs an async stream gathers records before a send (0 = at once)
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -100,7 +101,7 @@ func Default() *Config {
 		Save: "", DBFilename: "dump.shoal", AppendOnly: false, AppendFsync: "everysec",
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
 		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
-		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000,
+		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000, ReplBatchDelay: 1000,
 	}
 }
 
@@ -297,6 +298,7 @@ func init() {
 	intDir("repl-in-sync-lag", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplInSyncLag })
 	intDir("sync-replicas", true, 0, 1000, func(c *Config) *int { return &c.SyncReplicas })
 	intDir("sync-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.SyncTimeout })
+	intDir("repl-batch-delay", true, 0, 1000000, func(c *Config) *int { return &c.ReplBatchDelay })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot

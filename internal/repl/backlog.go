@@ -186,6 +186,22 @@ func (b *Backlog) Notify() {
 	b.mu.Unlock()
 }
 
+// MarkNotified records that every cursor was served or woken up to the
+// last record (by its owner, per cursor).
+func (b *Backlog) MarkNotified() {
+	b.mu.Lock()
+	b.notified = b.next - 1
+	b.mu.Unlock()
+}
+
+// Wake wakes this cursor's Wait channel.
+func (c *Cursor) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Unnotified reports whether records were appended since the last Notify.
 func (b *Backlog) Unnotified() bool {
 	b.mu.Lock()

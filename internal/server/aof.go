@@ -26,7 +26,7 @@ import (
 //     only on the key's value (LPUSH, HSET, ZADD, SETRANGE...);
 //   - the key's resulting value ("put": the snapshot encoding of the
 //     entry, absolute expiry included) or DEL when it is gone: the
-//     default, used for INCR (the resulting value), MSET, RENAME, the
+//     default, used for INCRBYFLOAT (the resulting value), MSET, RENAME, the
 //     *STORE commands, memcached writes, and any write command without a
 //     rule of its own;
 //   - what the handler states (c.effect): a pop for blocking pops and
@@ -175,7 +175,11 @@ var logRules = func() map[string]int {
 	for _, n := range []string{"setnx", "getset", "getdel", "append", "setrange", "setbit",
 		"hset", "hmset", "hsetnx", "hdel", "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop",
 		"lset", "linsert", "lrem", "ltrim", "sadd", "srem", "zadd", "zrem", "zpopmin", "zpopmax",
-		"zremrangebyscore", "zremrangebyrank", "zremrangebylex", "persist"} {
+		"zremrangebyscore", "zremrangebyrank", "zremrangebylex", "persist",
+		// Integer arithmetic is exact: the command is smaller to send and
+		// cheaper to apply than the resulting value (INCRBYFLOAT is not:
+		// its result is logged).
+		"incr", "decr", "incrby", "decrby"} {
 		m[n] = logVerbat
 	}
 	for _, n := range []string{"expire", "pexpire", "expireat", "pexpireat", "getex"} {
@@ -443,7 +447,7 @@ func (s *Server) loopFlush(sh *statShard) {
 	sh.flushArmed = false
 	sh.flushArmer = nil
 	if bl := s.repl.backlog.Load(); bl != nil {
-		bl.Notify()
+		s.sendInline(bl)
 	}
 	lg := s.aof.Load()
 	if lg != nil {

@@ -60,14 +60,16 @@ type replState struct {
 	wg       sync.WaitGroup // replica senders
 	seen     int64          // unix ms the link last streamed (repl-full-sync-after)
 
-	backlog   atomic.Pointer[repl.Backlog]
-	isReplica atomic.Bool
-	ready     atomic.Bool   // replStart ran: the offset is known
-	quorum    atomic.Uint64 // highest LSN that sync-replicas replicas have
-	syncN     atomic.Int32
-	syncTO    atomic.Int64 // sync-timeout in ms
-	nOnline   atomic.Int32
-	nWaits    atomic.Int32 // len(waits)
+	backlog    atomic.Pointer[repl.Backlog]
+	isReplica  atomic.Bool
+	ready      atomic.Bool   // replStart ran: the offset is known
+	quorum     atomic.Uint64 // highest LSN that sync-replicas replicas have
+	syncN      atomic.Int32
+	syncTO     atomic.Int64 // sync-timeout in ms
+	batchDelay atomic.Int64 // repl-batch-delay in ns
+	nOnline    atomic.Int32
+	nWaits     atomic.Int32               // len(waits)
+	snap       atomic.Pointer[[]*replica] // online replicas, for the event loops (sendInline)
 
 	syncFull, syncPartialOK, syncPartialErr atomic.Int64
 
@@ -85,6 +87,7 @@ type offSample struct {
 func (s *Server) replApplyConfig(c *config.Config) {
 	s.repl.syncN.Store(int32(c.SyncReplicas))
 	s.repl.syncTO.Store(int64(c.SyncTimeout))
+	s.repl.batchDelay.Store(int64(c.ReplBatchDelay) * int64(time.Microsecond))
 	if bl := s.repl.backlog.Load(); bl != nil {
 		bl.SetLimit(c.ReplBacklogSize)
 		bl.Notify() // senders re-read the ack mode (sync-replicas)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"shoal/internal/config"
@@ -56,6 +57,14 @@ type replica struct {
 	ackMs  atomic.Int64
 	since  int64 // unix ms connected
 	soft   atomic.Int64
+
+	// Sending: the sender goroutine holds sendMu while it writes (and
+	// leaves nothing buffered when it lets go); an event loop that finds
+	// it free writes the new records itself (sendInline), without a
+	// blocking write: what the socket does not take waits in pend.
+	sendMu sync.Mutex
+	pend   []byte
+	raw    syscall.RawConn
 	done   chan struct{}
 	once   sync.Once
 }
@@ -173,6 +182,9 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 	r.cur = cur
 	r.curA.Store(cur)
 	defer cur.Close()
+	if sc, ok := r.conn.(syscall.Conn); ok {
+		r.raw, _ = sc.SyscallConn()
+	}
 	_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
 	if err := bw.Flush(); err != nil {
 		return
@@ -182,8 +194,79 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 	r.state.Store(&stOnline)
 	r.online.Store(true)
 	s.updateQuorum()
+	s.refreshReplicaSnap()
 	go r.readAcks()
 	r.stream(bw)
+}
+
+// refreshReplicaSnap republishes the online replicas for the loops.
+func (s *Server) refreshReplicaSnap() {
+	s.repl.mu.Lock()
+	var list []*replica
+	for x := range s.repl.replicas {
+		if x.online.Load() {
+			list = append(list, x)
+		}
+	}
+	s.repl.mu.Unlock()
+	s.repl.snap.Store(&list)
+}
+
+// sendInline runs on an event loop after its iteration appended records:
+// each online replica whose sender is idle gets them written at once
+// (one non-blocking write); the others' senders are woken.
+func (s *Server) sendInline(bl *repl.Backlog) {
+	p := s.repl.snap.Load()
+	if p == nil || len(*p) == 0 {
+		bl.Notify()
+		return
+	}
+	// An async stream is sent in batches by the senders (repl-batch-delay);
+	// one a client waits for goes out now.
+	inline := s.repl.batchDelay.Load() == 0 || s.eagerAcks()
+	for _, r := range *p {
+		if !inline || !r.tryInlineSend() {
+			r.cur.Wake()
+		}
+	}
+	bl.MarkNotified()
+}
+
+// tryInlineSend writes the replica's new records without blocking and
+// reports whether nothing is left for its sender.
+func (r *replica) tryInlineSend() bool {
+	if !r.online.Load() || r.raw == nil || !r.sendMu.TryLock() {
+		return false
+	}
+	defer r.sendMu.Unlock()
+	if len(r.pend) > 0 {
+		return false
+	}
+	for i := 0; i < 4; i++ {
+		data, err := r.cur.Next(256 << 10)
+		if err != nil {
+			return false // the sender reports it
+		}
+		if data == nil {
+			return true
+		}
+		n := 0
+		werr := r.raw.Write(func(fd uintptr) bool {
+			for n < len(data) {
+				m, err := syscall.Write(int(fd), data[n:])
+				if m <= 0 || err != nil {
+					break
+				}
+				n += m
+			}
+			return true
+		})
+		if n < len(data) || werr != nil {
+			r.pend = append(r.pend[:0], data[n:]...)
+			return false
+		}
+	}
+	return false // a lot at once: the sender takes the rest
 }
 
 func (s *Server) replTimeout() time.Duration {
@@ -207,50 +290,85 @@ func (r *replica) stream(bw *bufio.Writer) {
 	eagerOff := persist.AppendRecord(nil, 0, 0, []byte{ctlLazyAcks})
 	eager := false
 	timeout := s.replTimeout()
-	for {
+	// send writes what is due: the ack mode if it changed, what an event
+	// loop could not write, then the backlog from the cursor on. It
+	// leaves nothing in bw.
+	send := func(extra []byte) bool {
+		r.sendMu.Lock()
+		defer r.sendMu.Unlock()
+		_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
 		if want := s.eagerAcks(); want != eager {
 			eager = want
 			ctl := eagerOff
 			if want {
 				ctl = eagerOn
 			}
-			_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
 			if _, err := bw.Write(ctl); err != nil {
-				return
+				return false
+			}
+		}
+		if len(r.pend) > 0 {
+			if _, err := bw.Write(r.pend); err != nil {
+				return false
+			}
+			r.pend = r.pend[:0]
+		}
+		if extra != nil {
+			if _, err := bw.Write(extra); err != nil {
+				return false
 			}
 		}
 		for {
 			data, err := r.cur.Next(256 << 10)
 			if err != nil {
 				s.log.Warn("replica disconnected", "replica", r.name(), "err", err)
-				return
+				return false
 			}
 			if data == nil {
 				break
 			}
 			_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
 			if _, err := bw.Write(data); err != nil {
-				return
+				return false
 			}
 			if err := r.checkLag(r.cur); err != nil {
 				s.log.Warn("replica disconnected", "replica", r.name(), "err", err)
-				return
+				return false
 			}
 		}
-		if bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
-				return
-			}
+		return bw.Flush() == nil
+	}
+	var lastSend time.Time
+	for {
+		if !send(nil) {
+			return
 		}
+		lastSend = time.Now()
 		select {
 		case <-r.cur.Wait():
 		case <-ping.C:
-			_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
-			if _, err := bw.Write(keepalive); err != nil {
+			if !send(keepalive) {
 				return
 			}
+			lastSend = time.Now()
+			continue
 		case <-r.done:
 			return
+		}
+		// Async: gather what arrives within repl-batch-delay of the last
+		// send into one write (at pipeline 1 the loops append a record
+		// or two per iteration; a send each cost the replica a wake-up,
+		// a read and the scheduler, ~10 us per record).
+		if d := s.repl.batchDelay.Load(); d > 0 && !s.eagerAcks() {
+			if wait := time.Duration(d) - time.Since(lastSend); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-r.done:
+					t.Stop()
+					return
+				}
+			}
 		}
 	}
 }
@@ -321,6 +439,7 @@ func (r *replica) close(why string) {
 		s.repl.mu.Lock()
 		delete(s.repl.replicas, r)
 		s.repl.mu.Unlock()
+		s.refreshReplicaSnap()
 		s.updateQuorum()
 	})
 }
