@@ -497,24 +497,28 @@ func (s *Server) loopFlush(sh *statShard) {
 // by the log's flusher).
 func (s *Server) logProgress() {
 	acked := s.ackedLSN()
-	w := &s.durWait
+	for _, cl := range s.durWait.take(func(x durWaiter) bool { return x.need <= acked }) {
+		cl.inDurWait.Store(false)
+		_ = cl.conn.Wake(nil)
+	}
+}
+
+// take removes the waiters that match and returns their clients.
+func (w *durWaitList) take(match func(durWaiter) bool) []*Client {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	keep := w.list[:0]
-	var wake []*Client
+	var out []*Client
 	for _, x := range w.list {
-		if x.need <= acked {
-			wake = append(wake, x.cl)
+		if match(x) {
+			out = append(out, x.cl)
 		} else {
 			keep = append(keep, x)
 		}
 	}
 	clear(w.list[len(keep):])
 	w.list = keep
-	w.mu.Unlock()
-	for _, cl := range wake {
-		cl.inDurWait.Store(false)
-		_ = cl.conn.Wake(nil)
-	}
+	return out
 }
 
 // Recovery.

@@ -485,22 +485,11 @@ func (s *Server) timeoutSyncWaits(now int64) {
 	if lg := s.aof.Load(); lg != nil {
 		logAcked = lg.Acked()
 	}
-	w := &s.durWait
-	w.mu.Lock()
-	keep := w.list[:0]
-	var fail []*Client
-	for _, x := range w.list {
-		if to > 0 && x.need <= logAcked && now-x.since > to {
-			fail = append(fail, x.cl)
-		} else if to == 0 && x.need <= logAcked {
-			fail = append(fail, x.cl) // sync-replicas was turned off: release
-		} else {
-			keep = append(keep, x)
-		}
-	}
-	clear(w.list[len(keep):])
-	w.list = keep
-	w.mu.Unlock()
+	// Waiting past sync-timeout fails; with sync-replicas turned off, the
+	// waiters the log is done with are released.
+	fail := s.durWait.take(func(x durWaiter) bool {
+		return x.need <= logAcked && (to == 0 || now-x.since > to)
+	})
 	for _, cl := range fail {
 		if to > 0 {
 			cl.syncFailed.Store(true)
