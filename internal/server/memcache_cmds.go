@@ -109,6 +109,16 @@ func mcWriteOp(op memcache.Op) bool {
 	return false
 }
 
+// mcDataOp reports the memcached commands that read or change data.
+func mcDataOp(op memcache.Op) bool {
+	switch op {
+	case memcache.OpError, memcache.OpVersion, memcache.OpVerbosity, memcache.OpQuit, memcache.OpStats,
+		memcache.OpMetaNoop, memcache.OpMetaDebug:
+		return false
+	}
+	return true
+}
+
 func (cl *Client) mcReply(line string) {
 	cl.w.B = memcache.AppendLine(cl.w.B, line)
 }
@@ -116,6 +126,11 @@ func (cl *Client) mcReply(line string) {
 // mcExec runs one parsed command, appending its reply to cl.w.B.
 func (s *Server) mcExec(cl *Client, cmd *memcache.Command) {
 	st := &cl.shard.mc
+	if s.persist.loading.Load() && mcDataOp(cmd.Op) {
+		// The dataset is being loaded (start-up, or a replica's full copy).
+		cl.mcReply("SERVER_ERROR " + errLoading)
+		return
+	}
 	if mcWriteOp(cmd.Op) {
 		if msg := s.writeRefusal(); msg != "" {
 			cl.mcReply("SERVER_ERROR " + msg)

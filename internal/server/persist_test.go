@@ -340,7 +340,8 @@ func TestLoadingReply(t *testing.T) {
 	dir := t.TempDir()
 	saveSample(t, dir, 200)
 	// 200 keys × 50 ms: far longer than the test needs; it lifts the delay.
-	srv, addr := newServer(t, "--dir", dir, "--key-load-delay", "50000")
+	mport := tu.FreePort(t)
+	srv, addr := newServer(t, "--dir", dir, "--key-load-delay", "50000", "--memcached-port", strconv.Itoa(mport))
 	started := make(chan error, 1)
 	go func() { started <- srv.Start(context.Background()) }()
 	t.Cleanup(func() { srv.Close() })
@@ -356,6 +357,12 @@ func TestLoadingReply(t *testing.T) {
 	steps(t, c, "GET key:1", "(error) LOADING Redis is loading the dataset in memory",
 		"PING", "PONG",
 		"MULTI", "OK", "SET x 1", "(error) LOADING Redis is loading the dataset in memory", "DISCARD", "OK")
+	m := mcDial(t, "127.0.0.1:"+strconv.Itoa(mport))
+	mcRun(t, m, []mcCase{
+		{"get key:1\r\n", "SERVER_ERROR LOADING Redis is loading the dataset in memory|"},
+		{"set k 0 0 1\r\nv\r\n", "SERVER_ERROR LOADING Redis is loading the dataset in memory|"},
+		{"version\r\n", "VERSION 1.6.21|"},
+	})
 	if got := infoField(t, c, "persistence", "loading"); got != "1" {
 		t.Fatalf("loading %s", got)
 	}
