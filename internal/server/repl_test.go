@@ -543,3 +543,25 @@ func TestChainedReplica(t *testing.T) {
 	waitCaughtUp(t, a, b)
 	sameData(t, p, b)
 }
+
+// TestMasterAuth: a replica of a primary with requirepass needs
+// masterauth; without it the link stays down and says why.
+func TestMasterAuth(t *testing.T) {
+	p := startNode(t, t.TempDir(), nil, "requirepass", "s3cret")
+	bad := replicaOf(t, t.TempDir(), p)
+	good := replicaOf(t, t.TempDir(), p, "masterauth", "s3cret")
+	defer func() { closeAll(p, bad, good) }()
+	pc := tu.Dial(t, p.addr)
+	steps(t, pc, "AUTH s3cret", "OK", "SET k v", "OK")
+	gc := tu.Dial(t, good.addr)
+	waitUntil(t, "the authenticated replica to sync", func() bool {
+		return infoField(t, gc, "replication", "master_link_status") == "up" && gc.Do("GET", "k") == `"v"`
+	})
+	bc := tu.Dial(t, bad.addr)
+	if got := infoField(t, bc, "replication", "master_link_status"); got != "down" {
+		t.Fatalf("a replica without masterauth: link %s", got)
+	}
+	if got := infoField(t, pc, "replication", "connected_slaves"); got != "1" {
+		t.Fatalf("connected_slaves = %s, want 1", got)
+	}
+}
