@@ -32,6 +32,8 @@ const blockSize = 2 << 20
 // ErrBehind is returned to a cursor whose next record left the backlog.
 var ErrBehind = errors.New("the replica fell out of the backlog")
 
+type freeBuf struct{ buf, mapping []byte }
+
 type block struct {
 	first uint64 // LSN of the block's first record
 	start int64  // stream byte offset of the block's first byte
@@ -44,7 +46,7 @@ type block struct {
 	// with the slices it got from a block when it moves to the next.
 	readers int
 	dropped bool
-	mapped  bool
+	mapping []byte // the mmap'd region holding buf (nil: Go heap)
 }
 
 // Backlog is a bounded, shared buffer of the newest records.
@@ -57,8 +59,8 @@ type Backlog struct {
 	total    int64  // bytes ever appended (stream byte offset of the end)
 	subs     []chan struct{}
 	spare    []byte
-	notified uint64   // last LSN at the last Notify
-	free     [][]byte // mapped block buffers ready for reuse
+	notified uint64    // last LSN at the last Notify
+	free     []freeBuf // mapped block buffers ready for reuse
 
 	last  atomic.Uint64 // LSN of the last record
 	first atomic.Uint64 // LSN of the oldest record held (0: none)
@@ -131,6 +133,7 @@ func (b *Backlog) resetLocked(next uint64) {
 	b.blocks = nil
 	b.size = 0
 	b.next = next
+	b.notified = next - 1
 	b.last.Store(next - 1)
 	b.first.Store(0)
 	b.total += blockSize // cursors' byte positions can never match again
@@ -144,10 +147,10 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 	if cur == nil || cur.n+len(rec) > len(cur.buf) {
 		cur = &block{first: lsn, start: b.total}
 		if n := len(b.free); n > 0 && len(rec) <= blockSize {
-			cur.buf, cur.mapped = b.free[n-1], true
+			cur.buf, cur.mapping = b.free[n-1].buf, b.free[n-1].mapping
 			b.free = b.free[:n-1]
 		} else {
-			cur.buf, cur.mapped = allocBlock(max(blockSize, len(rec)))
+			cur.buf, cur.mapping = allocBlock(max(blockSize, len(rec)))
 		}
 		b.blocks = append(b.blocks, cur)
 		b.size += int64(len(cur.buf))
@@ -176,7 +179,7 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 // idle sender wakes once per batch, not once per record.
 func (b *Backlog) Notify() {
 	b.mu.Lock()
-	b.notified = b.next - 1
+	b.notified = max(b.notified, b.next-1)
 	for _, c := range b.subs {
 		select {
 		case c <- struct{}{}:
@@ -186,11 +189,11 @@ func (b *Backlog) Notify() {
 	b.mu.Unlock()
 }
 
-// MarkNotified records that every cursor was served or woken up to the
-// last record (by its owner, per cursor).
-func (b *Backlog) MarkNotified() {
+// MarkNotified records that every cursor was served or woken up to
+// record upTo (by its owner, per cursor).
+func (b *Backlog) MarkNotified(upTo uint64) {
 	b.mu.Lock()
-	b.notified = b.next - 1
+	b.notified = max(b.notified, upTo)
 	b.mu.Unlock()
 }
 
@@ -219,15 +222,15 @@ func (b *Backlog) dropLocked(bl *block) {
 }
 
 func (b *Backlog) recycleLocked(bl *block) {
-	if !bl.mapped {
+	if bl.mapping == nil {
 		return // the collector takes it
 	}
-	buf := bl.buf
-	bl.buf, bl.mapped = nil, false
+	f := freeBuf{bl.buf, bl.mapping}
+	bl.buf, bl.mapping = nil, nil
 	if len(b.free) < 2 {
-		b.free = append(b.free, buf)
+		b.free = append(b.free, f)
 	} else {
-		freeBlock(buf)
+		freeBlock(f.mapping)
 	}
 }
 
@@ -284,7 +287,11 @@ type Cursor struct {
 	off  int
 	pos  int64 // stream byte offset of the next byte to read
 	wake chan struct{}
+	done bool // closed (under Backlog.mu)
 }
+
+// ErrClosed is returned by Next on a closed cursor.
+var ErrClosed = errors.New("backlog cursor closed")
 
 // NewCursor returns a cursor whose first record is from; it fails with
 // ErrBehind if that record is no longer (or not yet) held.
@@ -337,6 +344,9 @@ func (c *Cursor) Next(maxBytes int) ([]byte, error) {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if c.done {
+		return nil, ErrClosed
+	}
 	if c.blk == nil || c.off >= c.blk.n {
 		if c.next == b.next {
 			return nil, nil // up to date
@@ -395,6 +405,7 @@ func (c *Cursor) Close() {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	c.done = true
 	b.setBlockLocked(c, nil)
 	for i, w := range b.subs {
 		if w == c.wake {

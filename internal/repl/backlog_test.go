@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"syscall"
 	"testing"
 
 	"shoal/internal/persist"
@@ -1044,5 +1045,33 @@ func TestConcurrentSmallBacklog(t *testing.T) {
 	close(errc)
 	for err := range errc {
 		t.Error(err)
+	}
+}
+
+func TestClosedCursorRefusesNext(t *testing.T) {
+	b := New(1<<20, 1)
+	c := mustCursor(t, b, 1)
+	in := effectInput(1, 10)
+	b.Append(in.n, in.eff)
+	c.Close()
+	if chunk, err := c.Next(1 << 20); chunk != nil || err != ErrClosed {
+		t.Fatalf("Next after Close = %d bytes, %v; want ErrClosed", len(chunk), err)
+	}
+}
+
+func TestMappedBlocksAreFreed(t *testing.T) {
+	buf, mapping := allocBlock(blockSize)
+	if len(buf) != blockSize {
+		t.Fatalf("block of %d bytes", len(buf))
+	}
+	buf[0], buf[blockSize-1] = 1, 2
+	if mapping == nil {
+		t.Skip("no mmap here: blocks come from the Go heap")
+	}
+	if uintptrOf(buf)%blockSize != 0 {
+		t.Fatalf("block not %d-aligned", blockSize)
+	}
+	if err := syscall.Munmap(mapping); err != nil {
+		t.Fatalf("unmapping a block's mapping: %v", err)
 	}
 }

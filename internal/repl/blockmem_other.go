@@ -2,6 +2,6 @@
 
 package repl
 
-func allocBlock(n int) ([]byte, bool) { return make([]byte, n), false }
+func allocBlock(n int) (buf, mapping []byte) { return make([]byte, n), nil }
 
 func freeBlock([]byte) {}

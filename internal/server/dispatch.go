@@ -342,6 +342,14 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 			slots = slices.Compact(slots)
 		}
 		s.db.LockSlots(slots)
+		if write && s.repl.isReplica.Load() {
+			// Became a replica between the refusal check and the lock
+			// (REPLICAOF waits for commands holding slot locks).
+			s.db.UnlockSlots(slots)
+			cl.w.Error(s.writeRefusal())
+			inc(&cl.shard.cmd[d.idx].rejected, 1)
+			return
+		}
 		if cl.noTouch {
 			for _, i := range slots {
 				s.db.Slot(i).NoTouch = true

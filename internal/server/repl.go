@@ -280,8 +280,11 @@ func (s *Server) replStart() {
 	s.writeReplStateLocked()
 	r.mu.Unlock()
 	r.ready.Store(true)
-	if r.syncN.Load() > 0 {
-		s.ensureBacklog() // writes need LSNs to wait for
+	if r.syncN.Load() > 0 || id != "" {
+		// Writes need LSNs: to wait for (sync-replicas), or so that a
+		// replica of the previous run resuming from id2 gets every write
+		// made since the restart (an unrecorded write would be skipped).
+		s.ensureBacklog()
 	}
 }
 
@@ -399,6 +402,8 @@ func (s *Server) updateQuorum() {
 	n := int(r.syncN.Load())
 	var acks []uint64
 	online := 0
+	// Computed and published under one lock: two ack readers racing
+	// must not leave the older result in place.
 	r.mu.Lock()
 	for x := range r.replicas {
 		if x.online.Load() {
@@ -406,7 +411,6 @@ func (s *Server) updateQuorum() {
 			acks = append(acks, x.ack.Load())
 		}
 	}
-	r.mu.Unlock()
 	r.nOnline.Store(int32(online))
 	var q uint64
 	if n > 0 && len(acks) >= n {
@@ -414,6 +418,7 @@ func (s *Server) updateQuorum() {
 		q = acks[len(acks)-n]
 	}
 	old := r.quorum.Swap(q)
+	r.mu.Unlock()
 	if n > 0 && q > old {
 		s.logProgress()
 	}
@@ -597,13 +602,6 @@ func cmdWait(c *Ctx) {
 	w := &waiter{cl: cl, waitLSN: need, waitN: int(n)}
 	cl.blocked = w
 	cl.blockedFlag.Store(true)
-	s.repl.mu.Lock()
-	s.repl.waits = append(s.repl.waits, w)
-	s.repl.nWaits.Store(int32(len(s.repl.waits)))
-	s.repl.mu.Unlock()
-	if bl := s.repl.backlog.Load(); bl != nil {
-		bl.Notify() // the senders ask the replicas for prompt acks
-	}
 	if ms > 0 {
 		proto := cl.proto
 		w.timer = time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
@@ -616,6 +614,14 @@ func cmdWait(c *Ctx) {
 				_ = cl.conn.Wake(nil)
 			}
 		})
+	}
+	// Published once complete (its timer set): ack readers read it.
+	s.repl.mu.Lock()
+	s.repl.waits = append(s.repl.waits, w)
+	s.repl.nWaits.Store(int32(len(s.repl.waits)))
+	s.repl.mu.Unlock()
+	if bl := s.repl.backlog.Load(); bl != nil {
+		bl.Notify() // the senders ask the replicas for prompt acks
 	}
 	// An ack may have arrived between the count and the registration.
 	s.serveWaits()

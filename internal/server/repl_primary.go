@@ -146,7 +146,8 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 	bw := bufio.NewWriterSize(r.conn, 64<<10)
 	_, _ = bw.Write(pending)
 	timeout := s.replTimeout()
-	if cur != nil {
+	incremental := cur != nil
+	if incremental {
 		s.repl.syncPartialOK.Add(1)
 		s.log.Info("replica resyncs incrementally", "replica", r.name(), "from", from)
 		fmt.Fprintf(bw, "+CONTINUE %s\r\n", myID)
@@ -190,7 +191,9 @@ func (r *replica) serve(pending []byte, id string, from int64) {
 		return
 	}
 	r.ackMs.Store(time.Now().UnixMilli())
-	r.ack.Store(cur.NextLSN() - 1)
+	if incremental {
+		r.ack.Store(uint64(from) - 1) // what it told us it has
+	} // a full copy counts once the replica acks what it loaded
 	r.state.Store(&stOnline)
 	r.online.Store(true)
 	s.updateQuorum()
@@ -224,12 +227,13 @@ func (s *Server) sendInline(bl *repl.Backlog) {
 	// An async stream is sent in batches by the senders (repl-batch-delay);
 	// one a client waits for goes out now.
 	inline := s.repl.batchDelay.Load() == 0 || s.eagerAcks()
+	upTo := bl.Last()
 	for _, r := range *p {
 		if !inline || !r.tryInlineSend() {
 			r.cur.Wake()
 		}
 	}
-	bl.MarkNotified()
+	bl.MarkNotified(upTo)
 }
 
 // tryInlineSend writes the replica's new records without blocking and
@@ -297,6 +301,13 @@ func (r *replica) stream(bw *bufio.Writer) {
 		r.sendMu.Lock()
 		defer r.sendMu.Unlock()
 		_ = r.conn.SetWriteDeadline(time.Now().Add(timeout))
+		if len(r.pend) > 0 {
+			// The rest of a record an event loop began: first.
+			if _, err := bw.Write(r.pend); err != nil {
+				return false
+			}
+			r.pend = r.pend[:0]
+		}
 		if want := s.eagerAcks(); want != eager {
 			eager = want
 			ctl := eagerOff
@@ -306,12 +317,6 @@ func (r *replica) stream(bw *bufio.Writer) {
 			if _, err := bw.Write(ctl); err != nil {
 				return false
 			}
-		}
-		if len(r.pend) > 0 {
-			if _, err := bw.Write(r.pend); err != nil {
-				return false
-			}
-			r.pend = r.pend[:0]
 		}
 		if extra != nil {
 			if _, err := bw.Write(extra); err != nil {

@@ -565,3 +565,28 @@ func TestMasterAuth(t *testing.T) {
 		t.Fatalf("connected_slaves = %s, want 1", got)
 	}
 }
+
+// TestPrimaryRestartFromSnapshotKeepsReplicaWhole: a primary restarted
+// from a snapshot only (no log) offers its previous id to returning
+// replicas; writes made before they return must reach them.
+func TestPrimaryRestartFromSnapshotKeepsReplicaWhole(t *testing.T) {
+	pdir, rdir := t.TempDir(), t.TempDir()
+	p := startNode(t, pdir, nil, "save", "3600 1")
+	r := replicaOf(t, rdir, p, "appendonly", "yes")
+	pc := tu.Dial(t, p.addr)
+	steps(t, pc, "SET a 1", "OK", "SET b 2", "OK")
+	waitCaughtUp(t, p, r)
+	steps(t, pc, "SAVE", "OK")
+	port := portOf(p)
+	closeAll(r, p)
+	p = startNode(t, pdir, nil, "save", "3600 1", "port", port)
+	p.addr = "127.0.0.1:" + port // the port directive overrides the one startNode picked
+	pc = tu.Dial(t, p.addr)
+	steps(t, pc, "SET c 3", "OK", "DEL a", "(integer) 1") // before the replica is back
+	r = replicaOf(t, rdir, p, "appendonly", "yes")
+	defer func() { closeAll(p, r) }()
+	waitCaughtUp(t, p, r)
+	sameData(t, p, r)
+	rc := tu.Dial(t, r.addr)
+	steps(t, rc, "GET c", `"3"`, "EXISTS a", "(integer) 0")
+}

@@ -196,8 +196,11 @@ func (s *Server) applyConfig() {
 		lg.SetGroupCommitDelay(groupDelay)
 	}
 	s.updateStopWrites()
-	if s.repl.ready.Load() && s.repl.syncN.Load() > 0 {
-		s.ensureBacklog()
+	if s.repl.ready.Load() {
+		if s.repl.syncN.Load() > 0 {
+			s.ensureBacklog()
+		}
+		s.updateQuorum() // sync-replicas may have changed
 	}
 }
 
