@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -89,47 +88,19 @@ func Dump(db *engine.DB, w io.Writer, opt DumpOptions) (DumpStats, error) {
 	return DumpStats{Keys: wr.Keys(), Sections: wr.Sections(), Bytes: wr.Size(), Duration: time.Since(start)}, nil
 }
 
-var tempSeq atomic.Int64
-
-// SaveFile dumps db to path crash-safely: it writes a temporary file in
-// the same directory, fsyncs it, renames it over path and fsyncs the
-// directory, so path is always either the old snapshot or the new one.
+// SaveFile dumps db to path crash-safely (an AtomicFile: path is always
+// either the old snapshot or the new one).
 func SaveFile(db *engine.DB, path string, opt DumpOptions) (DumpStats, error) {
-	fsys := opt.FS
-	if fsys == nil {
-		fsys = OS
-	}
-	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, fmt.Sprintf("temp-%d-%d.shoal", os.Getpid(), tempSeq.Add(1)))
-	f, err := fsys.Create(tmp)
+	a, err := CreateAtomic(opt.FS, path)
 	if err != nil {
-		return DumpStats{}, fmt.Errorf("create %q: %w", tmp, err)
+		return DumpStats{}, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			fsys.Remove(tmp)
-		}
-	}()
-	st, err := Dump(db, bufio.NewWriterSize(f, 1<<20), opt)
+	st, err := Dump(db, bufio.NewWriterSize(a, 1<<20), opt)
 	if err != nil {
-		return st, fmt.Errorf("write %q: %w", tmp, err)
+		a.Abort()
+		return st, fmt.Errorf("write %q: %w", a.tmp, err)
 	}
-	if err := f.Sync(); err != nil {
-		return st, fmt.Errorf("fsync %q: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return st, fmt.Errorf("close %q: %w", tmp, err)
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		return st, fmt.Errorf("rename %q to %q: %w", tmp, path, err)
-	}
-	ok = true
-	if err := fsys.SyncDir(dir); err != nil {
-		return st, fmt.Errorf("fsync directory %q: %w", dir, err)
-	}
-	return st, nil
+	return st, a.Commit()
 }
 
 // LoadStats describe a finished load.

@@ -185,11 +185,7 @@ func (s *Server) save(why string) error {
 		p.rewriteBase.Store(lg.TotalSize() + st.Bytes)
 		p.rewrites.Add(1)
 	} else {
-		dir, name := s.logPaths()
-		segs, _ := persist.Segments(s.fsys, dir, name)
-		for _, i := range segs {
-			_ = s.fsys.Remove(filepath.Join(dir, persist.SegmentName(name, i)))
-		}
+		s.removeLogSegments()
 	}
 	s.log.Info("DB saved on disk", "why", why, "path", path, "keys", st.Keys, "bytes", st.Bytes,
 		"duration", st.Duration, "log_base", logBase)
@@ -361,6 +357,16 @@ func (s *Server) recoverAtStart() error {
 	p.lastSave.Store(time.Now().Unix())
 	p.dirtyBase.Store(s.rawWrites())
 	return nil
+}
+
+// removeLogSegments deletes every log segment (the snapshot holds all
+// their records, or the data they describe is being replaced).
+func (s *Server) removeLogSegments() {
+	dir, name := s.logPaths()
+	segs, _ := persist.Segments(s.fsys, dir, name)
+	for _, i := range segs {
+		_ = s.fsys.Remove(filepath.Join(dir, persist.SegmentName(name, i)))
+	}
 }
 
 // logPaths returns the log directory and the segments' base name.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/config"
+	"shoal/internal/persist"
 	"shoal/internal/repl"
 	"shoal/internal/resp"
 )
@@ -136,14 +136,12 @@ func (s *Server) ensureBacklog() *repl.Backlog {
 	}
 	var size int64
 	s.cfg.Read(func(c *config.Config) { size = c.ReplBacklogSize })
+	// Without the log, writers check for the backlog without a lock: one
+	// that read nil just before the store gets no LSN, as before the
+	// backlog existed; the records start after the last one handed out.
 	bl := repl.New(size, s.lastLSN()+1)
 	if lg := s.aof.Load(); lg != nil {
 		lg.SetTee(bl.Tee, func(last uint64) { bl.Reset(last + 1) })
-	} else {
-		// Writers check for the backlog without a lock: one that read nil
-		// just before the store has no LSN, as before it existed; the
-		// records start after the last one handed out.
-		bl.Reset(s.persist.lastLSN.Load() + 1)
 	}
 	s.repl.backlog.Store(bl)
 	return bl
@@ -187,26 +185,19 @@ func (s *Server) replStatePath() string {
 }
 
 // writeReplState stores id, id2, off2 and the last time the link streamed
-// (repl.mu held). Crash-safe: temporary file, fsync, rename.
+// (repl.mu held), crash-safely (persist.AtomicFile).
 func (s *Server) writeReplStateLocked() {
 	if !s.persistent() {
 		return
 	}
 	path := s.replStatePath()
-	data := fmt.Sprintf("%s %s %d %d\n", s.repl.id, orDash(s.repl.id2), s.repl.off2, s.repl.seen)
-	tmp := path + ".tmp"
-	f, err := s.fsys.Create(tmp)
+	a, err := persist.CreateAtomic(s.fsys, path)
 	if err == nil {
-		_, err = f.Write([]byte(data))
-		if err == nil {
-			err = f.Sync()
+		if _, err = fmt.Fprintf(a, "%s %s %d %d\n", s.repl.id, orDash(s.repl.id2), s.repl.off2, s.repl.seen); err != nil {
+			a.Abort()
+		} else {
+			err = a.Commit()
 		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = s.fsys.Rename(tmp, path)
 	}
 	if err != nil {
 		s.log.Warn("could not store the replication id", "path", path, "err", err)
@@ -687,10 +678,8 @@ func debugDigest(c *Ctx) {
 // ReplOffset is the node's replication offset (tests).
 func (s *Server) ReplOffset() uint64 { return s.lastLSN() }
 
-// errNotReplica is what a closed link reports.
+// errLinkStopped is what a link stopped while connecting reports.
 var errLinkStopped = errors.New("replication link stopped")
-
-var _ = os.Getpid
 
 // replicaList returns the connected replicas, oldest first.
 func (s *Server) replicaList() []*replica {

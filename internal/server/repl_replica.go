@@ -3,11 +3,9 @@ package server
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -242,26 +240,19 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 		if err := lg.Close(); err != nil {
 			s.log.Warn("closing the log before a full copy", "err", err)
 		}
-		dir, name := s.logPaths()
-		segs, _ := persist.Segments(s.fsys, dir, name)
-		for _, i := range segs {
-			_ = s.fsys.Remove(filepath.Join(dir, persist.SegmentName(name, i)))
-		}
+		s.removeLogSegments()
 	}
 	s.flushForSync()
 	p.exact.Store(false)
 	cr := &chunkReader{r: br}
-	var tmp persist.File
-	var tmpPath string
+	var local *persist.AtomicFile // the copy kept as this node's snapshot
 	if persistent {
-		path := s.snapshotPath()
-		tmpPath = filepath.Join(filepath.Dir(path), fmt.Sprintf("temp-sync-%d.shoal", time.Now().UnixNano()))
-		f, err := s.fsys.Create(tmpPath)
+		a, err := persist.CreateAtomic(s.fsys, s.snapshotPath())
 		if err != nil {
 			s.log.Warn("cannot store the full copy locally; a restart will need another", "err", err)
 		} else {
-			tmp = f
-			cr.tee = f
+			local = a
+			cr.tee = a
 		}
 	}
 	_ = conn.SetReadDeadline(time.Time{}) // a large copy takes long; repl-timeout applies to each read below
@@ -269,8 +260,8 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 	// it keeps, so collecting during it is wasted work.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	marks := make([]uint64, cluster.NumSlots)
-	dl := &deadlineReader{r: cr, conn: conn, timeout: s.replTimeout(), n: &p.loadedBytes}
-	st, err := persist.Load(s.db, dl, persist.LoadOptions{KeepExpired: true,
+	dl := &deadlineReader{r: cr, conn: conn, timeout: s.replTimeout()}
+	st, err := persist.Load(s.db, dl, persist.LoadOptions{KeepExpired: true, Progress: &p.loadedBytes,
 		OnSection: func(slot int, mark uint64) { marks[slot] = mark }})
 	if err == nil {
 		err = cr.drain()
@@ -279,9 +270,8 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 		err = fmt.Errorf("snapshot base %d differs from the announced %d", st.Base, base)
 	}
 	if err != nil {
-		if tmp != nil {
-			tmp.Close()
-			_ = s.fsys.Remove(tmpPath)
+		if local != nil {
+			local.Abort()
 		}
 		s.flushForSync() // no partial dataset
 		s.reopenAfterSync(aofOn, 0)
@@ -295,20 +285,9 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 		s.db.Slot(i).LSN = marks[i]
 		s.db.Unlock(i)
 	}
-	if tmp != nil {
-		serr := tmp.Sync()
-		if cerr := tmp.Close(); serr == nil {
-			serr = cerr
-		}
-		if serr == nil {
-			serr = s.fsys.Rename(tmpPath, s.snapshotPath())
-		}
-		if serr == nil {
-			serr = s.fsys.SyncDir(filepath.Dir(s.snapshotPath()))
-		}
-		if serr != nil {
-			s.log.Warn("cannot store the full copy locally; a restart will need another", "err", serr)
-			_ = s.fsys.Remove(tmpPath)
+	if local != nil {
+		if err := local.Commit(); err != nil {
+			s.log.Warn("cannot store the full copy locally; a restart will need another", "err", err)
 		}
 	}
 	p.lastLSN.Store(base)
@@ -355,14 +334,11 @@ type deadlineReader struct {
 	r       io.Reader
 	conn    net.Conn
 	timeout time.Duration
-	n       *atomic.Int64
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	_ = d.conn.SetReadDeadline(time.Now().Add(d.timeout))
-	n, err := d.r.Read(p)
-	d.n.Add(int64(n))
-	return n, err
+	return d.r.Read(p)
 }
 
 // apply reads, applies and logs the primary's records.
@@ -515,5 +491,3 @@ func (l *replicaLink) cron(now int64) {
 	s.writeReplStateLocked()
 	s.repl.mu.Unlock()
 }
-
-var _ = errors.New
