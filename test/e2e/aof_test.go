@@ -41,6 +41,36 @@ func (p *proc) kill9(t *testing.T) {
 	}
 }
 
+// checkAckedSets fails for every acknowledged SET (key → value) that rdb
+// does not hold with its value (MGET in batches of 500).
+func checkAckedSets(ctx context.Context, t *testing.T, rdb *redis.Client, where string, want map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	missing := 0
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 500)]
+		keys = keys[len(batch):]
+		vals, err := rdb.MGet(ctx, batch...).Result()
+		if err != nil {
+			t.Fatalf("%s: MGET: %v", where, err)
+		}
+		for i, v := range vals {
+			if s, _ := v.(string); s != want[batch[i]] {
+				if missing++; missing <= 10 {
+					t.Errorf("%s: acknowledged SET %s = %q, got %v", where, batch[i], want[batch[i]], v)
+				}
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%s: %d of %d acknowledged SET keys lost or wrong", where, missing, len(want))
+	}
+}
+
 // crashClient is a client that never retries: a command resent after a
 // network error could be applied twice, which the bounds below would
 // blame on the server.
@@ -231,30 +261,7 @@ func (m *crashModel) check(t *testing.T, rdb *redis.Client, round int, results [
 			doubtKeys = append(doubtKeys, r.doubtKey)
 		}
 	}
-	keys := make([]string, 0, len(m.keys))
-	for k := range m.keys {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	missing := 0
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), 500)]
-		keys = keys[len(batch):]
-		vals, err := rdb.MGet(ctx, batch...).Result()
-		if err != nil {
-			t.Fatalf("round %d: MGET: %v", round, err)
-		}
-		for i, v := range vals {
-			if s, _ := v.(string); s != m.keys[batch[i]] {
-				if missing++; missing <= 10 {
-					t.Errorf("round %d: acknowledged SET %s = %q, got %v after restart", round, batch[i], m.keys[batch[i]], v)
-				}
-			}
-		}
-	}
-	if missing > 0 {
-		t.Errorf("round %d: %d of %d acknowledged SET keys lost or wrong", round, missing, len(m.keys))
-	}
+	checkAckedSets(ctx, t, rdb, fmt.Sprintf("round %d (after restart)", round), m.keys)
 	for _, r := range results {
 		if !r.hasDoubt || r.doubt != opSet {
 			continue

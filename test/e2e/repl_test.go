@@ -283,30 +283,7 @@ func TestReplFailoverNoAckedWriteLost(t *testing.T) {
 	}
 	checkAcked := func(name string, rdb *redis.Client) {
 		t.Helper()
-		keys := make([]string, 0, len(want))
-		for k := range want {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		missing := 0
-		for len(keys) > 0 {
-			batch := keys[:min(len(keys), 500)]
-			keys = keys[len(batch):]
-			vals, err := rdb.MGet(ctx, batch...).Result()
-			if err != nil {
-				t.Fatalf("%s: MGET: %v", name, err)
-			}
-			for i, v := range vals {
-				if s, _ := v.(string); s != want[batch[i]] {
-					if missing++; missing <= 10 {
-						t.Errorf("%s: acknowledged SET %s = %q, got %v", name, batch[i], want[batch[i]], v)
-					}
-				}
-			}
-		}
-		if missing > 0 {
-			t.Errorf("%s: %d of %d acknowledged SET keys lost or wrong", name, missing, len(want))
-		}
+		checkAckedSets(ctx, t, rdb, name, want)
 		for c := range replCounters {
 			key := "rctr:" + strconv.Itoa(c)
 			got, err := rdb.Get(ctx, key).Int64()
