@@ -30,6 +30,14 @@ func steps(t *testing.T, c *tu.Conn, pairs ...string) {
 }
 
 // infoField returns one field of INFO's text.
+// wantInfo fails unless INFO section's field is want now.
+func wantInfo(t *testing.T, c *tu.Conn, section, field, want string) {
+	t.Helper()
+	if got := infoField(t, c, section, field); got != want {
+		t.Fatalf("INFO %s: %s = %s, want %s", section, field, got, want)
+	}
+}
+
 func infoField(t *testing.T, c *tu.Conn, section, field string) string {
 	t.Helper()
 	r, err := c.DoReply("INFO", section)

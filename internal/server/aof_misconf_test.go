@@ -49,9 +49,7 @@ func TestStopWritesOnBgsaveError(t *testing.T) {
 	ffs.SetFull(true)
 	steps(t, c, "BGSAVE", "Background saving started")
 	waitBgsave(t, c)
-	if got := infoField(t, c, "persistence", "rdb_last_bgsave_status"); got != "err" {
-		t.Fatalf("rdb_last_bgsave_status after a BGSAVE on a full disk: %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_last_bgsave_status", "err")
 	refused := func(when string) {
 		t.Helper()
 		for _, cmd := range [][]string{{"SET", "x", "1"}, {"DEL", "k"}, {"INCR", "n"}, {"LPUSH", "l", "a"}} {
@@ -80,9 +78,7 @@ func TestStopWritesOnBgsaveError(t *testing.T) {
 	ffs.SetFull(false)
 	steps(t, c, "BGSAVE", "Background saving started")
 	waitBgsave(t, c)
-	if got := infoField(t, c, "persistence", "rdb_last_bgsave_status"); got != "ok" {
-		t.Fatalf("rdb_last_bgsave_status after a BGSAVE with space: %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_last_bgsave_status", "ok")
 	steps(t, c, "SET x 3", "OK", "DEL k", "(integer) 1", "SET k v", "OK")
 	ffs.SetFull(true)
 	steps(t, c, "SAVE", "(error) ERR")
@@ -228,7 +224,5 @@ func TestConfigSetAppendfsync(t *testing.T) {
 	defer n3.srv.Close()
 	c3 := tu.Dial(t, n3.addr)
 	steps(t, c3, "CONFIG SET appendfsync always", "OK", "SET a 1", "OK", "CONFIG GET appendfsync", `["appendfsync" "always"]`)
-	if got := infoField(t, c3, "persistence", "aof_enabled"); got != "0" {
-		t.Fatalf("aof_enabled %s", got)
-	}
+	wantInfo(t, c3, "persistence", "aof_enabled", "0")
 }

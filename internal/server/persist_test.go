@@ -110,12 +110,8 @@ func TestSnapshotRoundTripRestart(t *testing.T) {
 	}
 	last0 := c.Do("LASTSAVE")
 	steps(t, c, "SAVE", "OK")
-	if got := infoField(t, c, "persistence", "rdb_changes_since_last_save"); got != "0" {
-		t.Fatalf("changes after SAVE: %s", got)
-	}
-	if got := infoField(t, c, "persistence", "rdb_saves"); got != "1" {
-		t.Fatalf("rdb_saves %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_changes_since_last_save", "0")
+	wantInfo(t, c, "persistence", "rdb_saves", "1")
 	if last := c.Do("LASTSAVE"); last < last0 {
 		t.Fatalf("LASTSAVE went back: %s < %s", last, last0)
 	}
@@ -126,9 +122,7 @@ func TestSnapshotRoundTripRestart(t *testing.T) {
 	if after := keyspaceDump(t, c2); after != before {
 		t.Fatalf("after restart:\n%s\nbefore:\n%s", after, before)
 	}
-	if got := infoField(t, c2, "persistence", "rdb_last_load_keys_loaded"); got != "12" {
-		t.Fatalf("rdb_last_load_keys_loaded %s", got)
-	}
+	wantInfo(t, c2, "persistence", "rdb_last_load_keys_loaded", "12")
 	// The restored keys are fully functional.
 	steps(t, c2, "INCR n", "(integer) 43", "LPUSH l z", "(integer) 5", "OBJECT ENCODING set", `"intset"`)
 
@@ -182,9 +176,7 @@ func TestBgsaveDuringWrites(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	if got := infoField(t, c, "persistence", "rdb_last_bgsave_status"); got != "ok" {
-		t.Fatalf("bgsave status %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_last_bgsave_status", "ok")
 	// The snapshot taken during writes loads and holds per-slot states.
 	n.Srv.Close()
 	n2 := tu.StartServer(t, "dir", dir)
@@ -234,9 +226,7 @@ func TestBgsaveInProgress(t *testing.T) {
 		"SAVE", "(error) ERR Background save already in progress",
 		"BGSAVE SCHEDULE", "Background saving scheduled",
 		"BGSAVE x", "(error) ERR syntax error")
-	if got := infoField(t, c, "persistence", "rdb_bgsave_in_progress"); got != "1" {
-		t.Fatalf("rdb_bgsave_in_progress %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_bgsave_in_progress", "1")
 	n.Srv.DB().Unlock(last)
 	// The scheduled one runs after: two saves in all.
 	deadline := time.Now().Add(10 * time.Second)
@@ -254,17 +244,11 @@ func TestSaveDiskError(t *testing.T) {
 	n := tu.StartServer(t, "dir", filepath.Join(t.TempDir(), "missing"))
 	c := tu.Dial(t, n.Addr)
 	steps(t, c, "SET a 1", "OK", "SAVE", "(error) ERR")
-	if got := infoField(t, c, "persistence", "rdb_last_bgsave_status"); got != "err" {
-		t.Fatalf("status after failed SAVE: %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_last_bgsave_status", "err")
 	steps(t, c, "BGSAVE", "Background saving started")
 	waitBgsave(t, c)
-	if got := infoField(t, c, "persistence", "rdb_last_bgsave_status"); got != "err" {
-		t.Fatalf("status after failed BGSAVE: %s", got)
-	}
-	if got := infoField(t, c, "persistence", "rdb_changes_since_last_save"); got != "1" {
-		t.Fatalf("changes after failed saves: %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_last_bgsave_status", "err")
+	wantInfo(t, c, "persistence", "rdb_changes_since_last_save", "1")
 	steps(t, c, "GET a", `"1"`)
 }
 
@@ -363,9 +347,7 @@ func TestLoadingReply(t *testing.T) {
 		{"set k 0 0 1\r\nv\r\n", "SERVER_ERROR LOADING Redis is loading the dataset in memory|"},
 		{"version\r\n", "VERSION 1.6.21|"},
 	})
-	if got := infoField(t, c, "persistence", "loading"); got != "1" {
-		t.Fatalf("loading %s", got)
-	}
+	wantInfo(t, c, "persistence", "loading", "1")
 	if got := infoField(t, c, "persistence", "loading_total_bytes"); got == "0" {
 		t.Fatalf("loading_total_bytes %s", got)
 	}
@@ -374,9 +356,7 @@ func TestLoadingReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps(t, c, "GET key:1", `"value-1"`, "DBSIZE", "(integer) 200")
-	if got := infoField(t, c, "persistence", "loading"); got != "0" {
-		t.Fatalf("loading %s after load", got)
-	}
+	wantInfo(t, c, "persistence", "loading", "0")
 }
 
 // The save policy triggers a background save; SHUTDOWN saves by default
@@ -386,9 +366,7 @@ func TestSavePolicyAndShutdown(t *testing.T) {
 	n := tu.StartServer(t, "dir", dir, "save", "0 3")
 	c := tu.Dial(t, n.Addr)
 	steps(t, c, "CONFIG GET save", `["save" "0 3"]`, "SET a 1", "OK", "SET b 2", "OK")
-	if got := infoField(t, c, "persistence", "rdb_saves"); got != "0" {
-		t.Fatalf("saved below the policy's change count: %s", got)
-	}
+	wantInfo(t, c, "persistence", "rdb_saves", "0")
 	steps(t, c, "SET c 3", "OK")
 	deadline := time.Now().Add(10 * time.Second)
 	for infoField(t, c, "persistence", "rdb_saves") != "1" {

@@ -176,9 +176,7 @@ func TestReplicaFullCopyWhileWriting(t *testing.T) {
 	waitCaughtUp(t, p, r)
 	sameData(t, p, r)
 	pc := tu.Dial(t, p.addr)
-	if got := infoField(t, pc, "replication", "sync_full"); got != "1" {
-		t.Fatalf("sync_full = %s, want 1", got)
-	}
+	wantInfo(t, pc, "replication", "sync_full", "1")
 	// The digests through the command agree too (expiry stopped on the
 	// primary so that nothing changes between the two reads).
 	steps(t, pc, "DEBUG SET-ACTIVE-EXPIRE 0", "OK")
@@ -214,12 +212,8 @@ func TestReplicaRestartResumesIncrementally(t *testing.T) {
 	r = replicaOf(t, rdir, p, "appendonly", "yes")
 	waitCaughtUp(t, p, r)
 	sameData(t, p, r)
-	if got := infoField(t, pc, "replication", "sync_full"); got != "1" {
-		t.Fatalf("sync_full = %s, want 1 (the first attach only)", got)
-	}
-	if got := infoField(t, pc, "replication", "sync_partial_ok"); got != "1" {
-		t.Fatalf("sync_partial_ok = %s, want 1", got)
-	}
+	wantInfo(t, pc, "replication", "sync_full", "1")
+	wantInfo(t, pc, "replication", "sync_partial_ok", "1")
 }
 
 // TestReplicaOutsideBacklogGetsFullCopy: a replica away for longer than
@@ -240,12 +234,8 @@ func TestReplicaOutsideBacklogGetsFullCopy(t *testing.T) {
 	r = replicaOf(t, rdir, p, "appendonly", "yes")
 	waitCaughtUp(t, p, r)
 	sameData(t, p, r)
-	if got := infoField(t, pc, "replication", "sync_full"); got != "2" {
-		t.Fatalf("sync_full = %s, want 2", got)
-	}
-	if got := infoField(t, pc, "replication", "sync_partial_err"); got != "1" {
-		t.Fatalf("sync_partial_err = %s, want 1", got)
-	}
+	wantInfo(t, pc, "replication", "sync_full", "2")
+	wantInfo(t, pc, "replication", "sync_partial_err", "1")
 }
 
 // TestReplFullSyncAfter: repl-full-sync-after makes a replica that was
@@ -265,9 +255,7 @@ func TestReplFullSyncAfter(t *testing.T) {
 	r = replicaOf(t, rdir, p, "appendonly", "yes", "repl-full-sync-after", "1")
 	waitCaughtUp(t, p, r)
 	sameData(t, p, r)
-	if got := infoField(t, pc, "replication", "sync_full"); got != "2" {
-		t.Fatalf("sync_full = %s, want 2", got)
-	}
+	wantInfo(t, pc, "replication", "sync_full", "2")
 }
 
 // TestPromotionOtherReplicaFollowsIncrementally: REPLICAOF NO ONE keeps
@@ -292,9 +280,7 @@ func TestPromotionOtherReplicaFollowsIncrementally(t *testing.T) {
 	ac, bc := tu.Dial(t, a.addr), tu.Dial(t, b.addr)
 	oldID := infoField(t, ac, "replication", "master_replid")
 	steps(t, ac, "REPLICAOF NO ONE", "OK")
-	if got := infoField(t, ac, "replication", "role"); got != "master" {
-		t.Fatalf("role after promotion: %s", got)
-	}
+	wantInfo(t, ac, "replication", "role", "master")
 	if got := infoField(t, ac, "replication", "master_replid2"); got != oldID {
 		t.Fatalf("master_replid2 = %s, want the old id %s", got, oldID)
 	}
@@ -311,12 +297,8 @@ func TestPromotionOtherReplicaFollowsIncrementally(t *testing.T) {
 	waitCaughtUp(t, a, p)
 	sameData(t, a, b)
 	sameData(t, a, p)
-	if got := infoField(t, ac, "replication", "sync_partial_ok"); got != "2" {
-		t.Fatalf("sync_partial_ok on the new primary = %s, want 2", got)
-	}
-	if got := infoField(t, ac, "replication", "sync_full"); got != "0" {
-		t.Fatalf("sync_full on the new primary = %s, want 0", got)
-	}
+	wantInfo(t, ac, "replication", "sync_partial_ok", "2")
+	wantInfo(t, ac, "replication", "sync_full", "0")
 	if got := bc.Do("GET", "promoted"); got != `"yes"` {
 		t.Fatalf("GET promoted on the other replica: %s", got)
 	}
@@ -558,12 +540,8 @@ func TestMasterAuth(t *testing.T) {
 		return infoField(t, gc, "replication", "master_link_status") == "up" && gc.Do("GET", "k") == `"v"`
 	})
 	bc := tu.Dial(t, bad.addr)
-	if got := infoField(t, bc, "replication", "master_link_status"); got != "down" {
-		t.Fatalf("a replica without masterauth: link %s", got)
-	}
-	if got := infoField(t, pc, "replication", "connected_slaves"); got != "1" {
-		t.Fatalf("connected_slaves = %s, want 1", got)
-	}
+	wantInfo(t, bc, "replication", "master_link_status", "down")
+	wantInfo(t, pc, "replication", "connected_slaves", "1")
 }
 
 // TestPrimaryRestartFromSnapshotKeepsReplicaWhole: a primary restarted
