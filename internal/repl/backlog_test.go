@@ -51,29 +51,41 @@ func checkChunk(t *testing.T, chunk []byte, want uint64, expect func(uint64) []b
 	if len(chunk) == 0 {
 		t.Fatalf("empty non-nil chunk at %d", want)
 	}
+	next, n, err := walkChunk(chunk, want, expect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next, n
+}
+
+// walkChunk checks that chunk is whole records want, want+1, ... with
+// good checksums and, if expect is set, exactly expect(lsn)'s bytes; it
+// returns the LSN after them and their count (usable off the test
+// goroutine: it reports instead of failing).
+func walkChunk(chunk []byte, want uint64, expect func(uint64) []byte) (uint64, int, error) {
 	n := 0
 	for off := 0; off < len(chunk); {
 		l := persist.RecordLen(chunk[off:])
 		if l == 0 || off+l > len(chunk) {
-			t.Fatalf("partial record at LSN %d: offset %d, record length %d, chunk length %d", want, off, l, len(chunk))
+			return want, n, fmt.Errorf("partial record at LSN %d: offset %d, record length %d, chunk length %d", want, off, l, len(chunk))
 		}
 		lsn, _, err := persist.CheckRecord(chunk[off : off+l])
 		if err != nil {
-			t.Fatalf("record at offset %d (want LSN %d): %v", off, want, err)
+			return want, n, fmt.Errorf("record at offset %d (want LSN %d): %v", off, want, err)
 		}
 		if lsn != want {
-			t.Fatalf("record LSN %d, want %d", lsn, want)
+			return want, n, fmt.Errorf("record LSN %d, want %d", lsn, want)
 		}
 		if expect != nil {
 			if e := expect(lsn); !bytes.Equal(chunk[off:off+l], e) {
-				t.Fatalf("record %d differs from persist.AppendRecord output (len %d vs %d)", lsn, l, len(e))
+				return want, n, fmt.Errorf("record %d differs from persist.AppendRecord output (len %d vs %d)", lsn, l, len(e))
 			}
 		}
 		off += l
 		want++
 		n++
 	}
-	return want, n
+	return want, n, nil
 }
 
 // drain reads c to the end (Next returns nil) with maxBytes, checking
@@ -876,23 +888,9 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 					<-c.Wait()
 					continue
 				}
-				for off := 0; off < len(chunk); {
-					l := persist.RecordLen(chunk[off:])
-					if l == 0 || off+l > len(chunk) {
-						errc <- fmt.Errorf("reader %d: partial record at %d", ri, want)
-						return
-					}
-					lsn, _, err := persist.CheckRecord(chunk[off : off+l])
-					if err != nil || lsn != want {
-						errc <- fmt.Errorf("reader %d: record %d (want %d): %v", ri, lsn, want, err)
-						return
-					}
-					if !bytes.Equal(chunk[off:off+l], encode(lsn, input(lsn))) {
-						errc <- fmt.Errorf("reader %d: record %d differs", ri, lsn)
-						return
-					}
-					off += l
-					want++
+				if want, _, err = walkChunk(chunk, want, func(lsn uint64) []byte { return encode(lsn, input(lsn)) }); err != nil {
+					errc <- fmt.Errorf("reader %d: %v", ri, err)
+					return
 				}
 				if len(chunk) > maxBytes && persist.RecordLen(chunk) != len(chunk) {
 					errc <- fmt.Errorf("reader %d: %d bytes > maxBytes %d", ri, len(chunk), maxBytes)
@@ -1016,18 +1014,9 @@ func TestConcurrentSmallBacklog(t *testing.T) {
 					<-c.Wait()
 					continue
 				}
-				for off := 0; off < len(chunk); {
-					l := persist.RecordLen(chunk[off:])
-					if l == 0 || off+l > len(chunk) {
-						errc <- fmt.Errorf("reader %d: partial record at %d", ri, want)
-						return
-					}
-					if !bytes.Equal(chunk[off:off+l], encode(want, input(want))) {
-						errc <- fmt.Errorf("reader %d: record at %d wrong", ri, want)
-						return
-					}
-					off += l
-					want++
+				if want, _, err = walkChunk(chunk, want, func(lsn uint64) []byte { return encode(lsn, input(lsn)) }); err != nil {
+					errc <- fmt.Errorf("reader %d: %v", ri, err)
+					return
 				}
 			}
 		})
