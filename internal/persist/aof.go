@@ -257,17 +257,9 @@ func (l *Log) startSegment(idx int) error {
 func (l *Log) Append(n int, effects []byte) uint64 {
 	l.mu.Lock()
 	lsn := l.next
-	l.next++
 	at := len(l.buf)
-	if at == 0 {
-		l.bufLo = lsn
-	}
 	l.buf = AppendRecord(l.buf, lsn, n, effects)
-	l.bufHi = lsn
-	l.last.Store(lsn)
-	if l.tee != nil {
-		l.tee(l.buf[at:])
-	}
+	l.addedLocked(lsn, at)
 	l.mu.Unlock()
 	// The flusher is not woken here: the event loops write (WriteNow) or
 	// write and fsync (SyncNow, under always) the records of each loop
@@ -288,19 +280,24 @@ func (l *Log) AppendEncoded(rec []byte) (uint64, error) {
 		l.mu.Unlock()
 		return 0, fmt.Errorf("record %d appended where record %d is next", lsn, next)
 	}
-	l.next++
-	if len(l.buf) == 0 {
-		l.bufLo = lsn
-	}
 	at := len(l.buf)
 	l.buf = append(l.buf, rec...)
+	l.addedLocked(lsn, at)
+	l.mu.Unlock()
+	return lsn, nil
+}
+
+// addedLocked accounts record lsn, just put at buf[at:] (mu held).
+func (l *Log) addedLocked(lsn uint64, at int) {
+	l.next = lsn + 1
+	if at == 0 {
+		l.bufLo = lsn
+	}
 	l.bufHi = lsn
 	l.last.Store(lsn)
 	if l.tee != nil {
 		l.tee(l.buf[at:])
 	}
-	l.mu.Unlock()
-	return lsn, nil
 }
 
 // SetTee makes every appended record also go to fn (called with the

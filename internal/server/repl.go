@@ -710,7 +710,11 @@ func (s *Server) infoReplication(line func(string, any)) {
 			line("master_host", l.host)
 			line("master_port", l.port)
 			up := l.upSince.Load() != 0
-			line("master_link_status", map[bool]string{true: "up", false: "down"}[up])
+			status := "down"
+			if up {
+				status = "up"
+			}
+			line("master_link_status", status)
 			io := int64(-1)
 			if t := l.lastIO.Load(); t > 0 {
 				io = (now - t) / 1000
