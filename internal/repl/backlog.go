@@ -58,7 +58,6 @@ type Backlog struct {
 	next     uint64 // LSN the next record must have
 	total    int64  // bytes ever appended (stream byte offset of the end)
 	subs     []chan struct{}
-	spare    []byte
 	notified uint64    // last LSN at the last Notify
 	free     []freeBuf // mapped block buffers ready for reuse
 
@@ -83,15 +82,24 @@ func (b *Backlog) SetLimit(limit int64) {
 // Append encodes and appends a record with the next LSN and returns it
 // (used when the append-only log is off).
 func (b *Backlog) Append(n int, effects []byte) uint64 {
+	size := persist.RecordHeaderLen + uvarintLen(uint64(n)) + len(effects)
 	b.mu.Lock()
 	lsn := b.next
-	b.spare = persist.AppendRecord(b.spare[:0], lsn, n, effects)
-	b.addLocked(lsn, b.spare)
-	if cap(b.spare) > 64<<10 {
-		b.spare = nil
-	}
+	cur := b.roomLocked(lsn, size)
+	// Encoded in place: the block has room for it (no intermediate copy).
+	persist.AppendRecord(cur.buf[cur.n:cur.n:cur.n+size], lsn, n, effects)
+	b.placedLocked(cur, lsn, size)
 	b.mu.Unlock()
 	return lsn
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // AppendEncoded appends an encoded record, whose LSN must be the next one.
@@ -140,17 +148,26 @@ func (b *Backlog) resetLocked(next uint64) {
 }
 
 func (b *Backlog) addLocked(lsn uint64, rec []byte) {
+	cur := b.roomLocked(lsn, len(rec))
+	copy(cur.buf[cur.n:], rec)
+	b.placedLocked(cur, lsn, len(rec))
+}
+
+// roomLocked returns the block record lsn of size bytes goes into,
+// starting a new one (and dropping the oldest past the limit) if the
+// current one lacks room.
+func (b *Backlog) roomLocked(lsn uint64, size int) *block {
 	var cur *block
 	if len(b.blocks) > 0 {
 		cur = b.blocks[len(b.blocks)-1]
 	}
-	if cur == nil || cur.n+len(rec) > len(cur.buf) {
+	if cur == nil || cur.n+size > len(cur.buf) {
 		cur = &block{first: lsn, start: b.total}
-		if n := len(b.free); n > 0 && len(rec) <= blockSize {
+		if n := len(b.free); n > 0 && size <= blockSize {
 			cur.buf, cur.mapping = b.free[n-1].buf, b.free[n-1].mapping
 			b.free = b.free[:n-1]
 		} else {
-			cur.buf, cur.mapping = allocBlock(max(blockSize, len(rec)))
+			cur.buf, cur.mapping = allocBlock(max(blockSize, size))
 		}
 		b.blocks = append(b.blocks, cur)
 		b.size += int64(len(cur.buf))
@@ -163,10 +180,14 @@ func (b *Backlog) addLocked(lsn uint64, rec []byte) {
 		}
 		b.first.Store(b.blocks[0].first)
 	}
-	copy(cur.buf[cur.n:], rec)
-	cur.n += len(rec)
+	return cur
+}
+
+// placedLocked accounts record lsn of size bytes written at cur.buf[cur.n:].
+func (b *Backlog) placedLocked(cur *block, lsn uint64, size int) {
+	cur.n += size
 	cur.last = lsn
-	b.total += int64(len(rec))
+	b.total += int64(size)
 	b.next = lsn + 1
 	b.last.Store(lsn)
 	if b.first.Load() == 0 {
