@@ -1,0 +1,373 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"shoal/internal/cluster"
+)
+
+// The HTTP JSON API (docs/manager.md). Reads of the map are served by any
+// manager; everything else runs on the leader: a follower forwards the
+// request to it.
+
+const maxBody = 1 << 20
+
+func (m *Manager) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /v1/map", m.handleMap)
+	mux.HandleFunc("POST /v1/heartbeat", m.leaderOnly(m.handleHeartbeat))
+	mux.HandleFunc("GET /v1/status", m.leaderOnly(m.handleStatus))
+	mux.HandleFunc("GET /v1/nodes", m.leaderOnly(m.handleNodes))
+	mux.HandleFunc("POST /v1/create", m.leaderOnly(m.handleCreate))
+	mux.HandleFunc("POST /v1/shards", m.leaderOnly(m.handleAddShard))
+	mux.HandleFunc("POST /v1/shards/{id}/failover", m.leaderOnly(m.handleFailover))
+	mux.HandleFunc("DELETE /v1/nodes/{id}", m.leaderOnly(m.handleRemoveNode))
+	mux.HandleFunc("GET /v1/config", m.handleConfigGet)
+	mux.HandleFunc("PUT /v1/config", m.leaderOnly(m.handleConfigSet))
+	mux.HandleFunc("POST /v1/join", m.leaderOnly(m.handleJoin))
+	return mux
+}
+
+type apiError struct {
+	Error  string `json:"error"`
+	Leader string `json:"leader,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (m *Manager) fail(w http.ResponseWriter, err error) {
+	code := http.StatusBadRequest
+	if errors.Is(err, ErrNotLeader) {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, apiError{Error: err.Error(), Leader: m.leaderHTTP()})
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		return errors.New("bad request body: " + err.Error())
+	}
+	return nil
+}
+
+// leaderOnly runs h on the leader and forwards the request to the leader
+// from a follower (once: a forwarded request is never forwarded again).
+func (m *Manager) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if m.IsLeader() {
+			h(w, r)
+			return
+		}
+		leader := m.leaderHTTP()
+		if leader == "" || r.Header.Get("X-Shoal-Forwarded") != "" {
+			m.fail(w, ErrNotLeader)
+			return
+		}
+		r.Header.Set("X-Shoal-Forwarded", m.cfg.ID)
+		u := &url.URL{Scheme: "http", Host: leader}
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeJSON(w, http.StatusBadGateway, apiError{Error: "forwarding to the leader: " + err.Error(), Leader: leader})
+		}
+		p.ServeHTTP(w, r)
+	}
+}
+
+// handleMap returns the map; with ?epoch=E&wait=SECONDS it waits until
+// the map's epoch passes E (long poll, at most 60 s).
+func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("wait") == "" {
+		writeJSON(w, http.StatusOK, m.Map())
+		return
+	}
+	after, err1 := strconv.ParseUint(q.Get("epoch"), 10, 64)
+	secs, err2 := strconv.ParseFloat(q.Get("wait"), 64)
+	if err1 != nil || err2 != nil || secs < 0 || secs > 60 {
+		m.fail(w, errors.New("wait needs epoch=N and wait=SECONDS (at most 60)"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(secs*float64(time.Second)))
+	defer cancel()
+	writeJSON(w, http.StatusOK, m.fsm.wait(ctx, after))
+}
+
+func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var hb cluster.Heartbeat
+	if err := decode(r, &hb); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if hb.Node.ID == "" || hb.Node.Addr == "" {
+		m.fail(w, errors.New("heartbeat needs node.id and node.addr"))
+		return
+	}
+	reply, err := m.heartbeat(hb)
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(reply)
+}
+
+// Status is GET /v1/status (and shoal ctl status --json).
+type Status struct {
+	Epoch     uint64            `json:"epoch"`
+	Leader    string            `json:"leader"`
+	Managers  map[string]string `json:"managers"`
+	Healthy   bool              `json:"healthy"`
+	Settings  cluster.Settings  `json:"settings"`
+	Unowned   int               `json:"unassigned_slots"`
+	Shards    []ShardStatus     `json:"shards"`
+	Nodes     []NodeStatus      `json:"nodes"`
+	Failovers []FailoverEvent   `json:"failovers"`
+}
+
+// ShardStatus is one shard in Status. Primary and Replicas are RESP
+// addresses (host:port).
+type ShardStatus struct {
+	ID         int      `json:"id"`
+	Epoch      uint64   `json:"epoch"`
+	Primary    string   `json:"primary"`
+	PrimaryID  string   `json:"primary_id"`
+	Replicas   []string `json:"replicas"`
+	ReplicaIDs []string `json:"replica_ids"`
+	Slots      int      `json:"slots"`
+	Healthy    bool     `json:"healthy"`
+	State      string   `json:"state,omitempty"`
+	Offset     uint64   `json:"offset"`
+	// Lag of each replica in records behind the primary's last reported
+	// offset, by node id (-1: not heard from).
+	Lag map[string]int64 `json:"lag"`
+}
+
+// NodeStatus is one storage node in Status.
+type NodeStatus struct {
+	cluster.Node
+	Role       string  `json:"role"`
+	Alive      bool    `json:"alive"`
+	LastSeenMs int64   `json:"last_seen_ms"` // -1: not heard from by this leader
+	Offset     uint64  `json:"offset"`
+	Synced     bool    `json:"synced"`
+	OpsPerSec  float64 `json:"ops_per_sec"`
+	UsedMemory int64   `json:"used_memory"`
+	Keys       int64   `json:"keys"`
+}
+
+// status builds the cluster's status from the map and the leader's health view.
+func (m *Manager) status() Status {
+	mp := m.Map()
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, states := Decide(mp, m.health, now, m.leaderSince)
+	st := Status{Epoch: mp.Epoch, Leader: m.cfg.ID, Managers: mp.Managers, Settings: mp.Settings, Healthy: true,
+		Shards: []ShardStatus{}, Nodes: []NodeStatus{}, Failovers: append([]FailoverEvent{}, m.failovers...)}
+	st.Unowned = mp.Slots.Count(0)
+	if len(mp.Shards) == 0 || st.Unowned > 0 {
+		st.Healthy = false
+	}
+	alive := time.Duration(mp.Settings.LeaseMs) * time.Millisecond
+	for i, id := range mp.ShardIDs() {
+		s := mp.Shards[id]
+		ss := ShardStatus{ID: id, Epoch: s.Epoch, Primary: mp.Addr(s.Primary), PrimaryID: s.Primary, Replicas: []string{}, ReplicaIDs: []string{},
+			Slots: mp.Slots.Count(id), Healthy: states[i].Healthy, State: states[i].Reason, Lag: map[string]int64{}}
+		if h := m.health[s.Primary]; h != nil {
+			ss.Offset = h.HB.Offset
+		}
+		for _, r := range s.Replicas {
+			ss.Replicas = append(ss.Replicas, mp.Addr(r))
+			ss.ReplicaIDs = append(ss.ReplicaIDs, r)
+			lag := int64(-1)
+			if h := m.health[r]; h != nil && now.Sub(h.Seen) < alive {
+				lag = max(0, int64(ss.Offset)-int64(h.HB.Offset))
+			}
+			ss.Lag[r] = lag
+		}
+		if !ss.Healthy {
+			st.Healthy = false
+		}
+		st.Shards = append(st.Shards, ss)
+	}
+	for _, n := range mp.Nodes {
+		ns := NodeStatus{Node: *n, LastSeenMs: -1}
+		ns.Role, _ = mp.Role(n.ID)
+		if h := m.health[n.ID]; h != nil {
+			ns.LastSeenMs = now.Sub(h.Seen).Milliseconds()
+			ns.Alive = now.Sub(h.Seen) < alive
+			ns.Offset, ns.Synced = h.HB.Offset, h.HB.Synced
+			ns.OpsPerSec, ns.UsedMemory, ns.Keys = h.HB.OpsPerSec, h.HB.UsedMemory, h.HB.Keys
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool {
+		a, b := st.Nodes[i], st.Nodes[j]
+		if a.Shard != b.Shard {
+			return a.Shard < b.Shard
+		}
+		if a.Role != b.Role {
+			return a.Role == cluster.RolePrimary
+		}
+		return a.ID < b.ID
+	})
+	return st
+}
+
+func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, m.status())
+}
+
+func (m *Manager) handleNodes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, m.status().Nodes)
+}
+
+func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Shards int `json:"shards"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpCreate, Shards: req.Shards}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m.status())
+}
+
+func (m *Manager) handleAddShard(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Nodes []string `json:"nodes"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	ids, err := m.resolveNodes(req.Nodes)
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpAddShard, Nodes: ids}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m.status())
+}
+
+// resolveNodes accepts node ids or RESP addresses.
+func (m *Manager) resolveNodes(names []string) ([]string, error) {
+	mp := m.Map()
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		id, err := resolveNode(mp, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func resolveNode(mp *cluster.Map, name string) (string, error) {
+	if mp.Nodes[name] != nil {
+		return name, nil
+	}
+	for _, n := range mp.Nodes {
+		if n.Addr == name {
+			return n.ID, nil
+		}
+	}
+	return "", errors.New("no node " + strconv.Quote(name) + " (give a node id or its RESP address)")
+}
+
+func (m *Manager) handleFailover(w http.ResponseWriter, r *http.Request) {
+	id, err := cluster.ParseShard(r.PathValue("id"))
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	timeout := 10 * time.Second
+	if t := r.URL.Query().Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 || d > 5*time.Minute {
+			m.fail(w, errors.New("bad timeout (a duration such as 10s, at most 5m)"))
+			return
+		}
+		timeout = d
+	}
+	to, err := m.Failover(r.Context(), id, timeout)
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"shard": id, "primary": to, "primary_addr": m.Map().Addr(to)})
+}
+
+func (m *Manager) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
+	id, err := resolveNode(m.Map(), r.PathValue("id"))
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpRemoveNode, NodeID: id}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	m.mu.Lock()
+	delete(m.health, id)
+	m.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+}
+
+func (m *Manager) handleConfigGet(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, m.Map().Settings)
+}
+
+func (m *Manager) handleConfigSet(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Key   string `json:"key"`
+		Value int    `json:"value"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpSetConfig, Key: req.Key, Value: req.Value}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m.Map().Settings)
+}
+
+func (m *Manager) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.addVoter(req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"joined": req.ID})
+}

@@ -1,0 +1,244 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"shoal/internal/cluster"
+)
+
+// Client talks to the managers' HTTP API: storage nodes' heartbeats,
+// shoal ctl and shoal dev. It tries the addresses in turn (the last one
+// that answered first) and follows a follower's hint to the leader.
+type Client struct {
+	Addrs []string     // host:port or http://host:port of one or more managers
+	HTTP  *http.Client // nil: a client with a 10 s timeout
+	// Retry is how long a call keeps retrying while no manager answers
+	// or none is leader (an election); 0: 5 s, negative: one round.
+	Retry time.Duration
+
+	mu   sync.Mutex
+	last string
+}
+
+// APIError is an error reply from a manager.
+type APIError struct {
+	Status int
+	Msg    string
+	Leader string
+}
+
+func (e *APIError) Error() string { return e.Msg }
+
+// NewClient parses a comma-separated list of manager addresses.
+func NewClient(list string) *Client {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return &Client{Addrs: addrs}
+}
+
+func hostOf(a string) string {
+	if u, err := url.Parse(a); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return a
+}
+
+func (c *Client) order() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.Addrs)+1)
+	if c.last != "" {
+		out = append(out, c.last)
+	}
+	for _, a := range c.Addrs {
+		if h := hostOf(a); h != c.last {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	budget := c.Retry
+	if budget == 0 {
+		budget = 5 * time.Second
+	}
+	deadline := time.Now().Add(budget)
+	for {
+		err, retry := c.round(ctx, method, path, body, out)
+		if !retry || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// round tries every manager once; retry reports whether trying again
+// later may help (no answer, or no leader).
+func (c *Client) round(ctx context.Context, method, path string, body []byte, out any) (error, bool) {
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	if len(c.Addrs) == 0 {
+		return errors.New("no manager address"), false
+	}
+	var last error
+	tried := map[string]bool{}
+	queue := c.order()
+	for len(queue) > 0 {
+		host := queue[0]
+		queue = queue[1:]
+		if tried[host] {
+			continue
+		}
+		tried[host] = true
+		req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, bytes.NewReader(body))
+		if err != nil {
+			return err, false
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err
+			if ctx.Err() != nil {
+				return ctx.Err(), false
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			var ae apiError
+			json.Unmarshal(data, &ae)
+			if ae.Error == "" {
+				ae.Error = fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
+			}
+			last = &APIError{Status: resp.StatusCode, Msg: ae.Error, Leader: ae.Leader}
+			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway {
+				if ae.Leader != "" && !tried[ae.Leader] {
+					queue = append([]string{ae.Leader}, queue...)
+				}
+				continue
+			}
+			return last, false
+		}
+		c.mu.Lock()
+		c.last = host
+		c.mu.Unlock()
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("%s %s: bad reply: %w", method, path, err), false
+			}
+		}
+		return nil, false
+	}
+	return last, true
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Heartbeat sends one heartbeat.
+func (c *Client) Heartbeat(ctx context.Context, hb *cluster.Heartbeat) (*cluster.HeartbeatReply, error) {
+	var r cluster.HeartbeatReply
+	if err := c.do(ctx, http.MethodPost, "/v1/heartbeat", mustJSON(hb), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Map returns the cluster map; with wait > 0 it waits (long poll) until
+// the epoch passes after.
+func (c *Client) Map(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
+	path := "/v1/map"
+	if wait > 0 {
+		path += "?epoch=" + strconv.FormatUint(after, 10) + "&wait=" + strconv.FormatFloat(wait.Seconds(), 'f', 3, 64)
+	}
+	m := cluster.NewMap()
+	if err := c.do(ctx, http.MethodGet, path, nil, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Status returns the cluster status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Create makes the first shards from the registered idle nodes.
+func (c *Client) Create(ctx context.Context, shards int) (*Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodPost, "/v1/create", mustJSON(map[string]int{"shards": shards}), &s)
+	return &s, err
+}
+
+// AddShard makes a shard of idle nodes (ids or RESP addresses).
+func (c *Client) AddShard(ctx context.Context, nodes []string) (*Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodPost, "/v1/shards", mustJSON(map[string][]string{"nodes": nodes}), &s)
+	return &s, err
+}
+
+// RemoveNode removes a node (id or RESP address) from the map.
+func (c *Client) RemoveNode(ctx context.Context, node string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(node), nil, nil)
+}
+
+// Failover runs a graceful failover of shard and returns the new primary's id.
+func (c *Client) Failover(ctx context.Context, shard int, timeout time.Duration) (string, error) {
+	var r struct {
+		Primary string `json:"primary"`
+	}
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/shards/%d/failover?timeout=%s", shard, timeout), nil, &r)
+	return r.Primary, err
+}
+
+// Config returns the cluster settings.
+func (c *Client) Config(ctx context.Context) (*cluster.Settings, error) {
+	var s cluster.Settings
+	err := c.do(ctx, http.MethodGet, "/v1/config", nil, &s)
+	return &s, err
+}
+
+// SetConfig changes one setting.
+func (c *Client) SetConfig(ctx context.Context, key string, value int) (*cluster.Settings, error) {
+	var s cluster.Settings
+	err := c.do(ctx, http.MethodPut, "/v1/config", mustJSON(map[string]any{"key": key, "value": value}), &s)
+	return &s, err
+}

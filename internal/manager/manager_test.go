@@ -1,0 +1,266 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"shoal/internal/cluster"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startManagers starts n managers: the first bootstraps, the others join it.
+func startManagers(t *testing.T, n int) []*Manager {
+	t.Helper()
+	var ms []*Manager
+	for i := 0; i < n; i++ {
+		cfg := Config{ID: fmt.Sprintf("m%d", i+1), RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(),
+			Bootstrap: i == 0}
+		if i > 0 {
+			cfg.Join = []string{ms[0].HTTPAddr()}
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		ms = append(ms, m)
+		if i == 0 {
+			waitFor(t, "first leader", func() bool { return m.IsLeader() && m.Map().Managers["m1"] != "" })
+		}
+	}
+	return ms
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func clientOf(ms ...*Manager) *Client {
+	c := &Client{}
+	for _, m := range ms {
+		c.Addrs = append(c.Addrs, m.HTTPAddr())
+	}
+	return c
+}
+
+// fakeNode heartbeats like a storage node would and keeps its lease.
+type fakeNode struct {
+	hb    cluster.Heartbeat
+	lease time.Time
+	mp    *cluster.Map
+}
+
+func (f *fakeNode) beat(ctx context.Context, c *Client) error {
+	sent := time.Now()
+	f.hb.MapEpoch = 0
+	if f.mp != nil {
+		f.hb.MapEpoch = f.mp.Epoch
+	}
+	r, err := c.Heartbeat(ctx, &f.hb)
+	if err != nil {
+		return err
+	}
+	if r.Map != nil {
+		f.mp = r.Map
+	}
+	role, s := f.mp.Role(f.hb.Node.ID)
+	f.hb.Role = role
+	if s != nil {
+		f.hb.ShardEpoch = s.Epoch
+	}
+	if r.LeaseMs > 0 && role == cluster.RolePrimary {
+		f.lease = sent.Add(time.Duration(r.LeaseMs) * time.Millisecond)
+	} else {
+		f.lease = time.Time{}
+	}
+	return nil
+}
+
+func TestManagersReplicateAndForward(t *testing.T) {
+	ms := startManagers(t, 3)
+	waitFor(t, "3 managers in the map", func() bool { return len(ms[0].Map().Managers) == 3 })
+	// A follower forwards writes to the leader.
+	follower := clientOf(ms[2])
+	nodes := []*fakeNode{}
+	for i := 0; i < 4; i++ {
+		n := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 7000+i)}}}
+		if err := n.beat(context.Background(), follower); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	for _, m := range ms {
+		t.Logf("%s leader=%v leaderHTTP=%q", m.cfg.ID, m.IsLeader(), m.leaderHTTP())
+	}
+	st, err := follower.Create(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Shards) != 2 || st.Shards[0].Slots+st.Shards[1].Slots != cluster.NumSlots || len(st.Shards[0].Replicas) != 1 {
+		t.Fatalf("status after create: %+v", st.Shards)
+	}
+	epoch := ms[0].Map().Epoch
+	for _, m := range ms {
+		waitFor(t, "map on every manager", func() bool { return m.Map().Epoch == epoch })
+	}
+	// Kill the leader: another takes over with the same map.
+	var leader *Manager
+	var rest []*Manager
+	for _, m := range ms {
+		if m.IsLeader() {
+			leader = m
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	leader.Close()
+	waitFor(t, "a new leader", func() bool { return rest[0].IsLeader() || rest[1].IsLeader() })
+	c := clientOf(rest...)
+	if _, err := c.SetConfig(context.Background(), "sync_replicas", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rest {
+		waitFor(t, "config on survivors", func() bool { return m.Map().Settings.SyncReplicas == 1 && len(m.Map().Shards) == 2 })
+	}
+	if _, err := c.SetConfig(context.Background(), "lease_ms", 1); err == nil {
+		t.Fatal("a lease shorter than two heartbeats was accepted")
+	}
+	var ae *APIError
+	if _, err := c.AddShard(context.Background(), []string{"nope"}); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Fatalf("add-shard of an unknown node: %v", err)
+	}
+}
+
+// TestHeartbeatFailover: the primary stops heartbeating; its lease ends
+// before the manager promotes the replica, and the replica then gets a
+// lease; the old primary, back, learns it is a replica and gets none.
+func TestHeartbeatFailover(t *testing.T) {
+	ms := startManagers(t, 1)
+	c := clientOf(ms[0])
+	ctx := context.Background()
+	a := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: "a", Addr: "127.0.0.1:1"}, ReplID: "r1", Offset: 10}}
+	b := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: "b", Addr: "127.0.0.1:2"}, ReplID: "r1", Offset: 10, Synced: true}}
+	for _, n := range []*fakeNode{a, b} {
+		if err := n.beat(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Create(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*fakeNode{a, b} {
+		n.beat(ctx, c)
+		n.beat(ctx, c)
+	}
+	if a.hb.Role != cluster.RolePrimary || a.lease.IsZero() || b.hb.Role != cluster.RoleReplica || !b.lease.IsZero() {
+		t.Fatalf("roles a=%s b=%s, leases %v %v", a.hb.Role, b.hb.Role, a.lease, b.lease)
+	}
+	// Stop a; keep b beating until it is primary with a lease.
+	aLease := a.lease
+	deadline := time.Now().Add(10 * time.Second)
+	for b.hb.Role != cluster.RolePrimary || b.lease.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("no failover")
+		}
+		if err := b.beat(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if b.hb.Role == cluster.RolePrimary && time.Now().Before(aLease) {
+			t.Fatalf("b promoted at %v while a's lease runs until %v", time.Now(), aLease)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, _ := c.Status(ctx)
+	if len(st.Failovers) != 1 || st.Failovers[0].ToNode != "b" || st.Shards[0].Epoch != 2 {
+		t.Fatalf("status: %+v %+v", st.Failovers, st.Shards)
+	}
+	// a returns: it is a replica now and gets no lease.
+	a.beat(ctx, c)
+	a.beat(ctx, c)
+	if a.hb.Role != cluster.RoleReplica || !a.lease.IsZero() {
+		t.Fatalf("returning old primary: role %s lease %v", a.hb.Role, a.lease)
+	}
+}
+
+// TestGracefulFailover: the primary is fenced, the replica catches up,
+// then the map flips.
+func TestGracefulFailover(t *testing.T) {
+	ms := startManagers(t, 1)
+	c := clientOf(ms[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: "a", Addr: "127.0.0.1:1"}, ReplID: "r1", Offset: 100}}
+	b := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: "b", Addr: "127.0.0.1:2"}, ReplID: "r1", Offset: 90, Synced: true}}
+	a.beat(ctx, c)
+	b.beat(ctx, c)
+	if _, err := c.Create(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		a.beat(ctx, c)
+		b.beat(ctx, c)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Failover(ctx, 1, 10*time.Second)
+		done <- err
+	}()
+	// Beat until the manager fences a; a then reports Fenced, b catches up.
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.beat(ctx, c)
+			if b.hb.Role != cluster.RolePrimary {
+				t.Fatalf("b is %s", b.hb.Role)
+			}
+			if b.hb.Offset < 101 {
+				t.Fatalf("promoted before catching up: %d", b.hb.Offset)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		r, err := c.Heartbeat(ctx, &a.hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Fence {
+			if r.LeaseMs != 0 {
+				t.Fatal("a fenced primary was granted a lease")
+			}
+			a.hb.Fenced, a.hb.Offset = true, 101
+		}
+		if a.hb.Fenced && b.hb.Offset < 101 {
+			b.hb.Offset++
+		}
+		b.beat(ctx, c)
+		if i > 500 {
+			t.Fatal("graceful failover did not finish")
+		}
+	}
+}
