@@ -40,9 +40,17 @@ commands:
              verify a snapshot (checksums, every entry) and print per-slot
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
+  manager [--id ID] [--bootstrap | --join ADDR] [--http-addr H:P] [--raft-addr H:P] [--dir DIR]
+             run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md)
+  ctl [--manager ADDR] [--json] COMMAND
+             admin CLI: status, nodes, create, add-shard, remove-node,
+             failover, config get|set, map (shoal ctl --help)
+  dev [--dir DIR] [--base-port N] [--shards 3] [--replicas 1] [--sync-replicas 0] [--restart]
+             a whole cluster on 127.0.0.1 as child processes; prints
+             "name: address" lines, then "ready"; Ctrl-C stops it
   version    print the version
 
-planned (not built yet): manager, migrator, proxy, ctl, dev
+planned (not built yet): migrator, proxy
 `
 
 func main() {
@@ -62,8 +70,14 @@ func main() {
 		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
-	case "manager", "migrator", "proxy", "ctl", "dev":
-		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the standalone storage node (shoal server)", os.Args[1])
+	case "manager":
+		err = runManager(os.Args[2:])
+	case "ctl":
+		err = runCtl(os.Args[2:], os.Stdout)
+	case "dev":
+		err = runDev(os.Args[2:], os.Stdout)
+	case "migrator", "proxy":
+		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the storage node, the manager, shoal ctl and shoal dev", os.Args[1])
 	default:
 		fmt.Fprintf(os.Stderr, "shoal: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)

@@ -218,15 +218,15 @@ func (t *SlotTable) UnmarshalJSON(b []byte) error {
 type Command struct {
 	Op string `json:"op"`
 
-	Node     *Node    `json:"node,omitempty"`     // register
-	NodeID   string   `json:"node_id,omitempty"`  // remove-node, promote
-	Nodes    []string `json:"nodes,omitempty"`    // add-shard
-	Shards   int      `json:"shards,omitempty"`   // create
-	ShardID  int      `json:"shard,omitempty"`    // promote
-	Epoch    uint64   `json:"epoch,omitempty"`    // promote: the shard epoch the decision was made at
-	Key      string   `json:"key,omitempty"`      // set-config
-	Value    int      `json:"value,omitempty"`    // set-config
-	Manager  string   `json:"manager,omitempty"`  // add-manager, remove-manager: raft id
+	Node     *Node    `json:"node,omitempty"`      // register
+	NodeID   string   `json:"node_id,omitempty"`   // remove-node, promote
+	Nodes    []string `json:"nodes,omitempty"`     // add-shard
+	Shards   int      `json:"shards,omitempty"`    // create
+	ShardID  int      `json:"shard,omitempty"`     // promote
+	Epoch    uint64   `json:"epoch,omitempty"`     // promote: the shard epoch the decision was made at
+	Key      string   `json:"key,omitempty"`       // set-config
+	Value    int      `json:"value,omitempty"`     // set-config
+	Manager  string   `json:"manager,omitempty"`   // add-manager, remove-manager: raft id
 	HTTPAddr string   `json:"http_addr,omitempty"` // add-manager
 }
 

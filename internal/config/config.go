@@ -83,6 +83,11 @@ type Config struct {
 	SyncTimeout       int    // sync-timeout: ms a write waits for sync-replicas before failing
 	ReplBatchDelay    int    // repl-batch-delay: µs an async stream gathers records before a send (0 = at once)
 
+	// Cluster membership (docs/cluster.md).
+	Manager           string // manager: comma-separated manager addresses; "" = standalone
+	ClusterAnnounceIP string // cluster-announce-ip: the host other nodes and clients reach this node at
+	ClusterWeight     int    // cluster-weight: capacity share (slots are given in proportion)
+
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
 	file     string // absolute path of the config file loaded at start, for CONFIG REWRITE
@@ -101,7 +106,7 @@ func Default() *Config {
 		Save: "", DBFilename: "dump.shoal", AppendOnly: false, AppendFsync: "everysec",
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
 		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
-		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000, ReplBatchDelay: 1000,
+		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000, ReplBatchDelay: 1000, ClusterWeight: 1,
 	}
 }
 
@@ -299,6 +304,9 @@ func init() {
 	intDir("sync-replicas", true, 0, 1000, func(c *Config) *int { return &c.SyncReplicas })
 	intDir("sync-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.SyncTimeout })
 	intDir("repl-batch-delay", true, 0, 1000000, func(c *Config) *int { return &c.ReplBatchDelay })
+	stringDir("manager", false, func(c *Config) *string { return &c.Manager })
+	stringDir("cluster-announce-ip", false, func(c *Config) *string { return &c.ClusterAnnounceIP })
+	intDir("cluster-weight", false, 1, 1000000, func(c *Config) *int { return &c.ClusterWeight })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot

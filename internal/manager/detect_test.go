@@ -79,12 +79,12 @@ func TestDecide(t *testing.T) {
 			now: 1300, want: map[int]string{},
 		},
 		{
-			name: "new leader waits a whole lease+margin before judging",
+			name:   "new leader waits a whole lease+margin before judging",
 			health: hs{"b": seen(1900, replicaHB("r1", 9)), "d": seen(1900, primaryHB("r2", 5))},
 			now:    2000, leaderSince: 1000, want: map[int]string{},
 		},
 		{
-			name: "new leader, primary never heard: promotes after lease+margin",
+			name:   "new leader, primary never heard: promotes after lease+margin",
 			health: hs{"b": seen(2200, replicaHB("r1", 9)), "d": seen(2200, primaryHB("r2", 5)), "e": seen(2200, replicaHB("r2", 5))},
 			now:    2250, leaderSince: 1000, want: map[int]string{1: "b"},
 		},

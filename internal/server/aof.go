@@ -293,6 +293,9 @@ func (s *Server) writeRefusal() string {
 	if s.repl.isReplica.Load() {
 		return "READONLY You can't write against a read only replica."
 	}
+	if msg := s.leaseRefusal(); msg != "" {
+		return msg
+	}
 	if lg := s.aof.Load(); lg != nil {
 		if err := lg.Err(); err != nil {
 			return "MISCONF Errors writing to the AOF file: " + errText(err)

@@ -247,10 +247,28 @@ func (s *Server) readReplState() (id, id2 string, off2 uint64, seen int64) {
 func (s *Server) replStart() {
 	id, id2, off2, seen := s.readReplState()
 	var primary string
-	s.cfg.Read(func(c *config.Config) { primary = c.ReplicaOf; s.replApplyConfig(c) })
+	var managed bool
+	s.cfg.Read(func(c *config.Config) { primary, managed = c.ReplicaOf, c.Manager != ""; s.replApplyConfig(c) })
 	r := &s.repl
 	r.mu.Lock()
 	r.seen = seen
+	if managed && primary == "" {
+		// A cluster node starts as a replica of nobody: no writes, no
+		// expiry, its stored id kept, until the map gives it a role.
+		// Promoted, it keeps that id as id2 (its replicas resume); made a
+		// replica, it asks its primary for what follows its own offset.
+		r.id, r.id2, r.off2 = id, id2, off2
+		if r.id == "" {
+			r.id = randomHex40()
+			r.noData = true
+		}
+		r.mu.Unlock()
+		s.ensureBacklog()
+		r.isReplica.Store(true)
+		s.db.SetReplicaMode(true)
+		r.ready.Store(true)
+		return
+	}
 	if primary != "" {
 		r.id, r.id2, r.off2 = id, id2, off2
 		if r.id == "" {

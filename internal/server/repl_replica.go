@@ -43,6 +43,10 @@ type replicaLink struct {
 	eager     atomic.Bool   // ack every batch (the primary asked)
 	upSince   atomic.Int64  // unix ms the link came up; 0 = down
 	downSince atomic.Int64  // unix ms the link went down
+	// holds: the data is a complete copy of this primary's history up to
+	// applied (a sync finished on this link and no full copy has begun
+	// since): the manager may promote this replica even with the link down.
+	holds atomic.Bool
 	seenSaved int64         // cron only
 
 	marks   []uint64 // per-slot marks of a full copy (link goroutine only)
@@ -210,6 +214,7 @@ func (l *replicaLink) session() (streamed bool, err error) {
 	}
 	l.state.Store(&lsConnected)
 	l.upSince.Store(time.Now().UnixMilli())
+	l.holds.Store(true)
 	return true, l.apply(conn, br)
 }
 
@@ -220,6 +225,7 @@ func (l *replicaLink) fullSync(conn net.Conn, br *bufio.Reader, id string, base 
 	s := l.s
 	p := &s.persist
 	l.syncing.Store(true)
+	l.holds.Store(false)
 	defer l.syncing.Store(false)
 	p.saveMu.Lock() // no local snapshot meanwhile
 	defer p.saveMu.Unlock()

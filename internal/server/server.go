@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -48,11 +49,13 @@ const (
 
 // Server is one storage node.
 type Server struct {
-	cfg  *config.Config
-	db   *engine.DB
-	log  *slog.Logger
-	hub  *pubsubHub
-	slow *slowlog
+	opts  Options
+	agent *agent // cluster agent (agent.go); nil for a standalone server
+	cfg   *config.Config
+	db    *engine.DB
+	log   *slog.Logger
+	hub   *pubsubHub
+	slow  *slowlog
 
 	eng     gnet.Engine
 	engMu   sync.Mutex
@@ -118,6 +121,9 @@ type runtimeLimits struct {
 type Options struct {
 	// FS replaces the real file system for snapshots and the log.
 	FS persist.FS
+	// ManagerHTTP, if set, carries the cluster agent's calls to the
+	// managers (tests inject network faults through it).
+	ManagerHTTP *http.Client
 }
 
 // New builds a server; it starts nothing.
@@ -140,6 +146,7 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server,
 		cronStop: make(chan struct{}), cronDone: make(chan struct{}),
 		shutdown: make(chan struct{}),
 	}
+	s.opts = opt
 	s.fsys = opt.FS
 	if s.fsys == nil {
 		s.fsys = persist.OS
@@ -322,6 +329,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.updateStopWrites()
 	s.persist.loading.Store(false)
 	s.replStart()
+	if err := s.startAgent(); err != nil {
+		s.abortStart()
+		return fmt.Errorf("cluster agent: %w", err)
+	}
 	go s.cron()
 	s.log.Info("ready to accept connections", "addrs", addrs)
 	return nil
@@ -336,6 +347,10 @@ func (s *Server) Close() error {
 	if !s.closing.CompareAndSwap(false, true) {
 		<-s.done
 		return nil
+	}
+	if s.agent != nil {
+		s.agent.stop()
+		s.agent.lease.Store(0)
 	}
 	s.engMu.Lock()
 	eng := s.eng

@@ -1,0 +1,349 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/config"
+	"shoal/internal/manager"
+	"shoal/internal/persist"
+)
+
+// The cluster agent of a storage node started with --manager: it
+// heartbeats the manager leader, installs each new cluster map (routing,
+// role: primary or replica of whom, sync-replicas), and holds the
+// primary's write lease.
+//
+// The lease is the fence of design.md: a primary accepts writes only
+// until lease (a monotonic-clock instant), set from each heartbeat reply
+// that grants one to SEND time + lease_ms. The manager counts its own
+// view of the lease from when it RECEIVED that heartbeat and promotes
+// another node only lease + margin after the last grant, so the old
+// primary has stopped writing before the new one starts: at no time do
+// two nodes of a shard accept writes. A node that cannot reach the
+// manager stops writing when its lease runs out (-TRYAGAIN), and a node
+// starting up writes nothing before its first grant.
+
+type agent struct {
+	s      *Server
+	client *manager.Client
+	self   cluster.Node
+
+	lease  atomic.Int64 // nanotime() until which this primary may write; 0: no lease
+	fenced atomic.Bool  // the manager asked this primary to stop writing (graceful failover)
+
+	mu         sync.Mutex // guards the fields below (agent goroutine + INFO)
+	mp         *cluster.Map
+	role       string
+	shardEpoch uint64
+	lastErr    string
+	lastOK     time.Time
+	beats      int
+
+	quit chan struct{}
+	done chan struct{}
+}
+
+// errLease is the reply to a write on a primary without a valid lease.
+const errLease = "TRYAGAIN Write lease expired: this primary has no contact with the cluster manager"
+
+// leaseRefusal returns the error for a write refused by the lease, or "".
+func (s *Server) leaseRefusal() string {
+	a := s.agent
+	if a == nil {
+		return ""
+	}
+	if nanotime() >= a.lease.Load() {
+		return errLease
+	}
+	return ""
+}
+
+// nodeID returns this node's cluster id, stored in dir/node.id (created
+// on first start, crash-safely).
+func (s *Server) nodeID() (string, error) {
+	var dir string
+	s.cfg.Read(func(c *config.Config) { dir = c.Dir })
+	p := filepath.Join(dir, "node.id")
+	if b, err := os.ReadFile(p); err == nil {
+		if id := strings.TrimSpace(string(b)); len(id) == 40 {
+			return id, nil
+		}
+	}
+	var raw [20]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	f, err := persist.CreateAtomic(s.fsys, p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write([]byte(id + "\n")); err != nil {
+		f.Abort()
+		return "", err
+	}
+	return id, f.Commit()
+}
+
+// startAgent starts the cluster agent when a manager is configured.
+func (s *Server) startAgent() error {
+	var mgr, announce string
+	var weight, port, mcport int
+	var bind []string
+	s.cfg.Read(func(c *config.Config) {
+		mgr, announce, weight, port, mcport, bind = c.Manager, c.ClusterAnnounceIP, c.ClusterWeight, c.Port, c.MemcachedPort, c.Bind
+	})
+	if mgr == "" {
+		return nil
+	}
+	id, err := s.nodeID()
+	if err != nil {
+		return err
+	}
+	host := announce
+	if host == "" {
+		host = "127.0.0.1"
+		for _, b := range bind {
+			if b != "" && b != "*" && b != "0.0.0.0" && b != "::" && !strings.HasPrefix(b, "-") {
+				host = strings.TrimPrefix(b, "-")
+				break
+			}
+		}
+	}
+	if ln := s.Addrs(); port == 0 && len(ln) > 0 {
+		// --port 0: the kernel chose; use what we listen on.
+		if _, p, err := net.SplitHostPort(ln[0]); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	self := cluster.Node{ID: id, Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: max(1, weight)}
+	if mcport > 0 {
+		self.MCAddr = net.JoinHostPort(host, strconv.Itoa(mcport))
+	}
+	c := manager.NewClient(mgr)
+	c.Retry = -1 // the heartbeat loop is the retry
+	c.HTTP = s.opts.ManagerHTTP
+	a := &agent{s: s, client: c, self: self, role: cluster.RoleNone, quit: make(chan struct{}), done: make(chan struct{})}
+	s.agent = a
+	go a.run()
+	s.log.Info("cluster mode", "node", id, "addr", self.Addr, "managers", mgr)
+	return nil
+}
+
+func (a *agent) stop() {
+	select {
+	case <-a.quit:
+	default:
+		close(a.quit)
+	}
+	<-a.done
+}
+
+func (a *agent) period() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mp != nil && a.mp.Settings.HeartbeatMs > 0 {
+		return time.Duration(a.mp.Settings.HeartbeatMs) * time.Millisecond
+	}
+	return 200 * time.Millisecond
+}
+
+func (a *agent) run() {
+	defer close(a.done)
+	next := time.Now()
+	for {
+		select {
+		case <-a.quit:
+			return
+		case <-time.After(time.Until(next)):
+		}
+		p := a.period()
+		next = time.Now().Add(p)
+		a.beat(p)
+	}
+}
+
+// beat sends one heartbeat and acts on the reply.
+func (a *agent) beat(period time.Duration) {
+	hb := a.collect()
+	sent := nanotime()
+	ctx, cancel := context.WithTimeout(context.Background(), max(2*period, 500*time.Millisecond))
+	reply, err := a.client.Heartbeat(ctx, hb)
+	cancel()
+	if err != nil {
+		a.mu.Lock()
+		if a.lastErr != err.Error() {
+			a.s.log.Warn("heartbeat failed", "err", err)
+		}
+		a.lastErr = err.Error()
+		a.mu.Unlock()
+		return // the lease, if any, runs out by itself
+	}
+	if reply.Map != nil {
+		a.install(reply.Map)
+	}
+	a.mu.Lock()
+	a.lastErr, a.lastOK = "", time.Now()
+	role := a.role
+	a.mu.Unlock()
+	switch {
+	case reply.Fence && role == cluster.RolePrimary:
+		if !a.fenced.Load() {
+			// Stop writing, then wait for commands already past the
+			// lease check: the next heartbeat's offset is final.
+			a.lease.Store(0)
+			a.fenced.Store(true)
+			a.s.db.LockAll()
+			a.s.db.UnlockAll()
+			a.s.log.Info("fenced by the manager (graceful failover)")
+		}
+	case reply.LeaseMs > 0 && role == cluster.RolePrimary:
+		a.fenced.Store(false)
+		a.lease.Store(sent + int64(reply.LeaseMs)*int64(time.Millisecond))
+	default:
+		a.fenced.Store(false)
+		a.lease.Store(0)
+	}
+}
+
+// collect builds the heartbeat.
+func (a *agent) collect() *cluster.Heartbeat {
+	s := a.s
+	a.mu.Lock()
+	hb := &cluster.Heartbeat{Node: a.self, ShardEpoch: a.shardEpoch}
+	if a.mp != nil {
+		hb.MapEpoch = a.mp.Epoch
+	}
+	a.beats++
+	slotKeys := a.beats%25 == 1 // every ~5 s at the default period
+	mapRole := a.role
+	a.mu.Unlock()
+	id, _, _ := s.replIDs()
+	hb.ReplID = id
+	hb.Offset = s.lastLSN()
+	switch {
+	case s.repl.isReplica.Load():
+		hb.Role = cluster.RoleReplica
+		s.repl.mu.Lock()
+		l := s.repl.link
+		s.repl.mu.Unlock()
+		// Synced: a complete copy of the primary's history, even if the
+		// link is down now (the primary died): a failover candidate.
+		hb.Synced = l != nil && l.holds.Load() && !l.syncing.Load()
+	case mapRole == cluster.RolePrimary:
+		hb.Role = cluster.RolePrimary
+		hb.Fenced = a.fenced.Load()
+		hb.InSync = int(s.repl.nOnline.Load())
+	default:
+		hb.Role = cluster.RoleNone
+	}
+	s.admin.mu.Lock()
+	hb.OpsPerSec = s.admin.ops.avg()
+	s.admin.mu.Unlock()
+	hb.UsedMemory = s.db.UsedMemory()
+	hb.Keys = s.db.KeyCount()
+	if slotKeys {
+		for i := 0; i < cluster.NumSlots; i++ {
+			sl := s.db.Slot(i)
+			s.db.Lock(i)
+			n := sl.Len()
+			s.db.Unlock(i)
+			if n > 0 {
+				hb.SlotKeys = append(hb.SlotKeys, [2]int64{int64(i), int64(n)})
+			}
+		}
+	}
+	return hb
+}
+
+// install acts on a new map: routing, then the node's role.
+func (a *agent) install(m *cluster.Map) {
+	s := a.s
+	role, shard := m.Role(a.self.ID)
+	a.mu.Lock()
+	prev := a.role
+	a.mp, a.role = m, role
+	a.shardEpoch = 0
+	if shard != nil {
+		a.shardEpoch = shard.Epoch
+	}
+	a.mu.Unlock()
+	if role != cluster.RolePrimary {
+		a.lease.Store(0) // before anything else: no write after a demotion
+	}
+	s.SetClusterMap(m, a.self.ID)
+	switch role {
+	case cluster.RolePrimary:
+		if s.repl.isReplica.Load() {
+			s.becomePrimary()
+			_ = s.cfg.Set("replicaof", "no one", false)
+		}
+	case cluster.RoleReplica:
+		host, port, err := net.SplitHostPort(m.Addr(shard.Primary))
+		p, _ := strconv.Atoi(port)
+		if err != nil || p == 0 {
+			s.log.Warn("the map names no address for this shard's primary", "shard", shard.ID)
+			break
+		}
+		s.repl.mu.Lock()
+		same := s.repl.isReplica.Load() && s.repl.link != nil && s.repl.link.host == host && s.repl.link.port == p
+		s.repl.mu.Unlock()
+		if !same {
+			s.becomeReplica(host, p)
+			_ = s.cfg.Set("replicaof", host+" "+port, false)
+		}
+	}
+	var sync int
+	s.cfg.Read(func(c *config.Config) { sync = c.SyncReplicas })
+	if sync != m.Settings.SyncReplicas {
+		_ = s.cfg.Set("sync-replicas", strconv.Itoa(m.Settings.SyncReplicas), true)
+	}
+	if prev != role {
+		s.log.Info("cluster role", "role", role, "map_epoch", m.Epoch, "shard_epoch", a.shardEpoch)
+	}
+}
+
+// clusterInfo returns the agent's state for INFO (nil outside cluster mode).
+func (s *Server) agentInfo(line func(string, any)) {
+	a := s.agent
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	line("cluster_node_id", a.self.ID)
+	line("cluster_role", a.role)
+	var epoch uint64
+	if a.mp != nil {
+		epoch = a.mp.Epoch
+	}
+	line("cluster_map_epoch", epoch)
+	line("cluster_shard_epoch", a.shardEpoch)
+	left := (a.lease.Load() - nanotime()) / int64(time.Millisecond)
+	line("cluster_lease_ms", max(0, left))
+	line("cluster_fenced", boolInt(a.fenced.Load()))
+	ago := int64(-1)
+	if !a.lastOK.IsZero() {
+		ago = time.Since(a.lastOK).Milliseconds()
+	}
+	line("cluster_manager_last_ok_ms", ago)
+	if a.lastErr != "" {
+		line("cluster_manager_error", strings.ReplaceAll(a.lastErr, "\r\n", " "))
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/redis/go-redis/v9"
+)
+
+// devCluster is a running `shoal dev`.
+type devCluster struct {
+	cmd     *exec.Cmd
+	manager string // host:port
+	nodes   []string
+	log     *syncBuffer
+}
+
+func startDev(t *testing.T, args ...string) *devCluster {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(shoalBin, append([]string{"dev", "--dir", dir, "--base-port", "0"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &devCluster{cmd: cmd, log: &syncBuffer{}}
+	cmd.Stderr = d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Error("shoal dev did not stop on SIGTERM")
+		}
+	})
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			d.log.Write([]byte(sc.Text() + "\n"))
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(90 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("shoal dev exited before ready:\n%s", d.log.String())
+			}
+			name, addr, _ := strings.Cut(l, ": ")
+			switch name {
+			case "manager":
+				d.manager = strings.TrimPrefix(addr, "http://")
+			case "node":
+				d.nodes = append(d.nodes, addr)
+			case "ready":
+				go func() {
+					for range lines {
+					}
+				}()
+				return d
+			}
+		case <-timeout:
+			t.Fatalf("shoal dev not ready:\n%s", d.log.String())
+		}
+	}
+}
+
+type ctlStatus struct {
+	Healthy bool `json:"healthy"`
+	Shards  []struct {
+		ID       int      `json:"id"`
+		Epoch    uint64   `json:"epoch"`
+		Primary  string   `json:"primary"`
+		Replicas []string `json:"replicas"`
+		Slots    int      `json:"slots"`
+	} `json:"shards"`
+}
+
+func (d *devCluster) ctl(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	return exec.Command(shoalBin, append([]string{"ctl", "--manager", d.manager}, args...)...).Output()
+}
+
+func (d *devCluster) status(t *testing.T) ctlStatus {
+	t.Helper()
+	out, err := d.ctl(t, "status", "--json")
+	if err != nil {
+		t.Fatalf("ctl status: %v", err)
+	}
+	var st ctlStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("ctl status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func pidOf(addr string) int {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "process_id:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestDevClusterChaos: shoal dev with 3 shards × (primary + replica),
+// sync-replicas 1; writers through go-redis ClusterClient record every
+// acknowledged write while a random primary is killed with kill -9 every
+// few seconds (shoal dev --restart brings it back). At the end every
+// acknowledged write is present, and the history of a few registers is
+// linearizable (porcupine).
+func TestDevClusterChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos test takes ~40 s")
+	}
+	d := startDev(t, "--shards", "3", "--replicas", "1", "--sync-replicas", "1", "--restart")
+	st := d.status(t)
+	if len(st.Shards) != 3 || len(d.nodes) != 6 {
+		t.Fatalf("status: %+v, nodes %v", st, d.nodes)
+	}
+	total := 0
+	for _, s := range st.Shards {
+		total += s.Slots
+		if len(s.Replicas) != 1 || s.Primary == "" {
+			t.Fatalf("shard %+v", s)
+		}
+	}
+	if total != 16384 {
+		t.Fatalf("slots %d", total)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: d.nodes, MaxRetries: 12, MaxRedirects: 8,
+		MinRetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 300 * time.Millisecond,
+		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
+	defer cc.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]string{}
+	var attempts, fails int
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				k, v := fmt.Sprintf("chaos:%d:%d", w, i), strconv.Itoa(i)
+				err := cc.Set(context.Background(), k, v, 0).Err()
+				mu.Lock()
+				attempts++
+				if err == nil {
+					acked[k] = v
+				} else {
+					fails++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Registers for the linearizability check: SET/GET on 3 keys.
+	var hmu sync.Mutex
+	var history []porcupine.Operation
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(w)))
+			for i := 0; ctx.Err() == nil; i++ {
+				key := fmt.Sprintf("reg{%d}", r.Intn(3))
+				in := regInput{key: key, write: r.Intn(2) == 0, value: fmt.Sprintf("%d-%d", w, i)}
+				start := time.Now().UnixNano()
+				var out regOutput
+				var err error
+				if in.write {
+					err = cc.Set(context.Background(), key, in.value, 0).Err()
+				} else {
+					var v string
+					v, err = cc.Get(context.Background(), key).Result()
+					if err == redis.Nil {
+						v, err = "", nil
+					}
+					out.value = v
+				}
+				end := time.Now().UnixNano()
+				if err != nil {
+					if !in.write {
+						continue // a failed read has no effect
+					}
+					// A failed write may or may not have happened: it
+					// stays open until the end of the history.
+					out.unknown = true
+					end = 1<<62 + int64(i)
+				}
+				hmu.Lock()
+				history = append(history, porcupine.Operation{ClientId: w, Input: in, Call: start, Output: out, Return: end})
+				hmu.Unlock()
+			}
+		}()
+	}
+
+	var failovers []time.Duration
+	for round := 0; round < 3; round++ {
+		time.Sleep(3 * time.Second)
+		st := d.status(t)
+		s := st.Shards[rand.Intn(len(st.Shards))]
+		pid := pidOf(s.Primary)
+		if pid == 0 {
+			continue
+		}
+		killed := time.Now()
+		syscall.Kill(pid, syscall.SIGKILL)
+		// Failover time: until the shard's new primary accepts a write.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			cur := d.status(t)
+			var np string
+			for _, x := range cur.Shards {
+				if x.ID == s.ID {
+					np = x.Primary
+				}
+			}
+			if np != s.Primary {
+				c := redis.NewClient(&redis.Options{Addr: np, MaxRetries: -1})
+				k := findKeyOn(cc, np)
+				ok := k != "" && c.Set(context.Background(), k, "probe", 0).Err() == nil
+				c.Close()
+				if ok {
+					failovers = append(failovers, time.Since(killed))
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("shard %d not failed over in 15 s\n%s", s.ID, d.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+
+	slices.Sort(failovers)
+	if len(failovers) > 0 {
+		t.Logf("failovers: %d, median %v, max %v; writes attempted %d, failed %d",
+			len(failovers), failovers[len(failovers)/2], failovers[len(failovers)-1], attempts, fails)
+	}
+	// Every acknowledged write is there.
+	lost := 0
+	for k, v := range acked {
+		got, err := cc.Get(context.Background(), k).Result()
+		if err != nil || got != v {
+			lost++
+			if lost < 5 {
+				t.Errorf("acknowledged %s=%s, now %q (%v)", k, v, got, err)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d acknowledged writes lost", lost, len(acked))
+	}
+	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 30*time.Second)
+	if res == porcupine.Illegal {
+		_ = info
+		t.Fatal("register history is not linearizable")
+	}
+	t.Logf("%d acknowledged writes checked, %d register operations linearizable (%v)", len(acked), len(history), res)
+}
+
+// findKeyOn returns a key that the cluster client routes to addr.
+func findKeyOn(cc *redis.ClusterClient, addr string) string {
+	for i := 0; i < 10000; i++ {
+		k := "probe:" + strconv.Itoa(i)
+		n, err := cc.MasterForKey(context.Background(), k)
+		if err == nil && n.Options().Addr == addr {
+			return k
+		}
+	}
+	return ""
+}
+
+type regInput struct {
+	key   string
+	write bool
+	value string
+}
+
+type regOutput struct {
+	value   string
+	unknown bool
+}
+
+// registerModel: a map of string registers, partitioned by key.
+var registerModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			k := op.Input.(regInput).key
+			if by[k] == nil {
+				keys = append(keys, k)
+			}
+			by[k] = append(by[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, k := range keys {
+			out = append(out, by[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		in, out := input.(regInput), output.(regOutput)
+		if in.write {
+			return true, in.value
+		}
+		return out.value == state.(string), state
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(regInput), output.(regOutput)
+		if in.write {
+			return "set " + in.key + "=" + in.value
+		}
+		return "get " + in.key + " -> " + out.value
+	},
+}
