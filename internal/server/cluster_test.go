@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"shoal/internal/cluster"
 	tu "shoal/internal/testutil"
@@ -571,4 +575,216 @@ func TestClusterMemcached(t *testing.T) {
 	m2.Epoch++
 	install(m2, a)
 	mcRun(t, ma, []mcCase{{"get " + kb + "\r\n", "SERVER_ERROR MOVED " + slotOf(kb) + " " + b.Addr + "|"}})
+}
+
+// ownerOf returns the node that is the primary of key's shard in m.
+func ownerOf(m *cluster.Map, key string, nodes []*cnode) *cnode {
+	id := m.Shards[int(m.Slots[cluster.Slot([]byte(key))])].Primary
+	for _, n := range nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// A go-redis v9 ClusterClient against three in-process shards: it reads
+// the topology with CLUSTER SLOTS and routes by slot; single-slot
+// multi-key commands (hash tags) and pipelines across shards work.
+func TestClusterGoRedisClient(t *testing.T) {
+	nodes := []*cnode{startClusterNode(t, "p1", false), startClusterNode(t, "p2", false), startClusterNode(t, "p3", false)}
+	m := buildMap(t, 3, nodes...)
+	install(m, nodes...)
+	ctx := context.Background()
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nodes[0].Addr}})
+	defer rc.Close()
+
+	const n = 300
+	for i := 0; i < n; i++ {
+		if err := rc.Set(ctx, "key:"+strconv.Itoa(i), "v"+strconv.Itoa(i), 0).Err(); err != nil {
+			t.Fatalf("SET key:%d: %v", i, err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if v, err := rc.Get(ctx, "key:"+strconv.Itoa(i)).Result(); err != nil || v != "v"+strconv.Itoa(i) {
+			t.Fatalf("GET key:%d = %q, %v", i, v, err)
+		}
+	}
+	if err := rc.MSet(ctx, "{user1}.a", "1", "{user1}.b", "2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rc.MGet(ctx, "{user1}.a", "{user1}.b", "{user1}.c").Result(); err != nil || fmt.Sprint(v) != "[1 2 <nil>]" {
+		t.Fatalf("MGET = %v, %v", v, err)
+	}
+	// a pipeline spanning the three shards, split by the client
+	var gets []*redis.StringCmd
+	cmds, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := 0; i < 100; i++ {
+			p.Set(ctx, "pipe:"+strconv.Itoa(i), i, 0)
+			gets = append(gets, p.Get(ctx, "pipe:"+strconv.Itoa(i)))
+		}
+		return nil
+	})
+	if err != nil || len(cmds) != 200 {
+		t.Fatalf("pipeline: %d commands, %v", len(cmds), err)
+	}
+	for i, g := range gets {
+		if g.Val() != strconv.Itoa(i) {
+			t.Fatalf("pipelined GET pipe:%d = %q", i, g.Val())
+		}
+	}
+	// Every key is on the primary of its slot's shard, nowhere else.
+	total := 0
+	for _, nd := range nodes {
+		total += int(nd.Srv.DB().KeyCount())
+		if nd.Srv.DB().KeyCount() == 0 {
+			t.Errorf("%s holds no key", nd.id)
+		}
+	}
+	if total != n+2+100 {
+		t.Errorf("%d keys over the nodes, want %d", total, n+2+100)
+	}
+	for i := 0; i < n; i += 17 {
+		k := "key:" + strconv.Itoa(i)
+		if got := tu.Dial(t, ownerOf(m, k, nodes).Addr).Do("EXISTS", k); got != "(integer) 1" {
+			t.Errorf("%s not on its owner: %s", k, got)
+		}
+	}
+
+	// redis-cli -c follows MOVED the same way.
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Log("redis-cli not installed: skipping its check")
+		return
+	}
+	other := keyIn(t, m, 2, "cli:")
+	_, port, _ := strings.Cut(nodes[0].Addr, ":")
+	for _, step := range [][2]string{{"SET " + other + " hello", "OK"}, {"GET " + other, "hello"}} {
+		out, err := exec.Command("redis-cli", append([]string{"-c", "-h", "127.0.0.1", "-p", port}, strings.Fields(step[0])...)...).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != step[1] {
+			t.Errorf("redis-cli -c %s: %q %v", step[0], out, err)
+		}
+	}
+	if got := tu.Dial(t, ownerOf(m, other, nodes).Addr).Do("GET", other); got != `"hello"` {
+		t.Errorf("redis-cli's SET landed elsewhere: %s", got)
+	}
+}
+
+// Three shards with a replica each (really replicating: replicaof). A
+// ReadOnly ClusterClient reads from the replicas; after shard 1's
+// replica is promoted in a new map (and the replication roles are
+// swapped, as the agent will do), a client still holding the old
+// topology follows MOVED to the new primary.
+func TestClusterGoRedisFailover(t *testing.T) {
+	var ps, rs []*cnode
+	for i := 1; i <= 3; i++ {
+		ps = append(ps, startClusterNode(t, "p"+strconv.Itoa(i), false))
+	}
+	for i, p := range ps {
+		rs = append(rs, startClusterNode(t, "r"+strconv.Itoa(i+1), false, "replicaof", "127.0.0.1 "+strings.Split(p.Addr, ":")[1]))
+	}
+	all := append(append([]*cnode{}, ps...), rs...)
+	m := buildMap(t, 3, all...) // p1..p3 primaries of shards 1..3, r1..r3 their replicas
+	for i := range ps {
+		if sh := m.Shards[i+1]; sh.Primary != ps[i].id || len(sh.Replicas) != 1 || sh.Replicas[0] != rs[i].id {
+			t.Fatalf("shard %d: %+v", i+1, sh)
+		}
+	}
+	install(m, all...)
+	for _, r := range rs {
+		rc := tu.Dial(t, r.Addr)
+		waitUntil(t, r.id+"'s link", func() bool { return infoField(t, rc, "replication", "master_link_status") == "up" })
+	}
+	ctx := context.Background()
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{ps[1].Addr}})
+	defer rc.Close()
+	const n = 200
+	for i := 0; i < n; i++ {
+		if err := rc.Set(ctx, "key:"+strconv.Itoa(i), "v"+strconv.Itoa(i), 0).Err(); err != nil {
+			t.Fatalf("SET key:%d: %v", i, err)
+		}
+	}
+	for _, p := range ps {
+		if got := tu.Dial(t, p.Addr).Do("WAIT", "1", "20000"); got != "(integer) 1" {
+			t.Fatalf("WAIT on %s = %s", p.id, got)
+		}
+	}
+
+	// Reads from the replicas (READONLY connections).
+	ro := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{ps[0].Addr}, ReadOnly: true})
+	defer ro.Close()
+	for i := 0; i < n; i++ {
+		if v, err := ro.Get(ctx, "key:"+strconv.Itoa(i)).Result(); err != nil || v != "v"+strconv.Itoa(i) {
+			t.Fatalf("ReadOnly GET key:%d = %q, %v", i, v, err)
+		}
+	}
+	replicaGets := int64(0)
+	for _, r := range rs {
+		replicaGets += cmdCalls(t, tu.Dial(t, r.Addr), "get")
+	}
+	if replicaGets == 0 { // go-redis sends them to a replica unless it marked it failing
+		t.Errorf("replicas served none of the %d ReadOnly GETs", n)
+	}
+	t.Logf("replicas served %d of the %d ReadOnly GETs", replicaGets, n)
+
+	// Fail shard 1 over to r1: the map first, then the replication roles.
+	p1, r1 := ps[0], rs[0]
+	m2 := m.Clone()
+	if err := m2.Apply(cluster.Command{Op: cluster.OpPromote, ShardID: 1, NodeID: r1.id, Epoch: m.Shards[1].Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tu.Dial(t, r1.Addr).Do("REPLICAOF", "NO", "ONE"); got != "OK" {
+		t.Fatalf("REPLICAOF NO ONE = %s", got)
+	}
+	install(m2, all...)
+	p1c := tu.Dial(t, p1.Addr)
+	if got := p1c.Do("REPLICAOF", "127.0.0.1", strings.Split(r1.Addr, ":")[1]); got != "OK" {
+		t.Fatalf("REPLICAOF = %s", got)
+	}
+	k1 := keyIn(t, m, 1, "after:")
+	if err := rc.Set(ctx, k1, "new", 0).Err(); err != nil {
+		t.Fatalf("SET %s after the failover: %v", k1, err)
+	}
+	if got := tu.Dial(t, r1.Addr).Do("GET", k1); got != `"new"` {
+		t.Errorf("SET after failover did not land on the new primary: %s", got)
+	}
+	if rej := cmdRejected(t, p1c, "set"); rej < 1 {
+		t.Errorf("the old primary redirected no SET (rejected_calls=%d)", rej)
+	}
+	for i := 0; i < n; i++ {
+		k := "key:" + strconv.Itoa(i)
+		if v, err := rc.Get(ctx, k).Result(); err != nil || v != "v"+strconv.Itoa(i) {
+			t.Fatalf("GET %s after failover = %q, %v", k, v, err)
+		}
+		if err := rc.Set(ctx, k, "w", 0).Err(); err != nil {
+			t.Fatalf("SET %s after failover: %v", k, err)
+		}
+	}
+	if v, err := rc.Get(ctx, keyIn(t, m, 1, "key:")).Result(); err != nil || v != "w" {
+		t.Errorf("GET after rewrite = %q, %v", v, err)
+	}
+}
+
+// cmdCalls and cmdRejected read INFO commandstats for one command.
+func cmdCalls(t *testing.T, c *tu.Conn, name string) int64    { return cmdStat(t, c, name, "calls") }
+func cmdRejected(t *testing.T, c *tu.Conn, name string) int64 { return cmdStat(t, c, name, "rejected_calls") }
+
+func cmdStat(t *testing.T, c *tu.Conn, name, field string) int64 {
+	t.Helper()
+	r, err := c.DoReply("INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(r.Str, "\r\n") {
+		rest, ok := strings.CutPrefix(l, "cmdstat_"+name+":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if k, v, _ := strings.Cut(kv, "="); k == field {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
 }
