@@ -100,6 +100,8 @@ func runServer(args []string) error {
 		pidfile = c.PidFile
 	})
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	// TODO(agent): with --manager, set cluster-enabled yes before New and hand every
+	// map to srv.SetClusterMap(copy, nodeID), in epoch order (docs/cluster.md).
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
