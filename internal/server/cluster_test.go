@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -165,6 +166,7 @@ func TestClusterRouting(t *testing.T) {
 		{Cmd: []string{"GET", kb}, Want: moved(kb, b)},
 		{Cmd: []string{"READONLY"}, Want: "OK"},
 		{Cmd: []string{"GET", ka}, Want: "(nil)"},
+		{Cmd: []string{"ECHO", "x"}, Want: `"x"`},
 		{Cmd: []string{"MGET", ka, ka2}, Want: "[(nil) (nil)]"},
 		{Cmd: []string{"EXISTS", ka}, Want: "(integer) 0"},
 		{Cmd: []string{"SET", ka, "1"}, Want: moved(ka, a)},
@@ -177,6 +179,11 @@ func TestClusterRouting(t *testing.T) {
 		{Cmd: []string{"RESET"}, Want: "RESET"}, // clears READONLY
 		{Cmd: []string{"GET", ka}, Want: moved(ka, a)},
 	})
+
+	cc.Do("READONLY")
+	if info := cc.Do("CLIENT", "INFO"); !strings.Contains(info, " flags=r ") {
+		t.Errorf("CLIENT INFO of a READONLY connection: %s", info)
+	}
 
 	// A cluster-mode node without a map: keyed commands are refused,
 	// the rest answered.
@@ -256,6 +263,22 @@ func TestClusterCommandsStandalone(t *testing.T) {
 	})
 	if got := infoField(t, c, "cluster", "cluster_enabled"); got != "0" {
 		t.Errorf("cluster_enabled:%s", got)
+	}
+	// COMMAND describes them as Redis 7 does
+	r, _ := c.DoReply("COMMAND", "INFO", "readonly", "asking", "cluster")
+	if got := r.Elems[0].String(); got != `["readonly" (integer) 1 [loading stale fast] (integer) 0 (integer) 0 (integer) 0 [@connection @fast] [] [] []]` {
+		t.Errorf("COMMAND INFO readonly = %s", got)
+	}
+	if got := r.Elems[1].Elems[2].String(); got != "[fast]" {
+		t.Errorf("COMMAND INFO asking flags = %s", got)
+	}
+	var subs []string
+	for _, e := range r.Elems[2].Elems[9].Elems {
+		subs = append(subs, e.Elems[0].Str+"/"+strconv.FormatInt(e.Elems[1].Int, 10))
+	}
+	if got := strings.Join(subs, " "); got != "cluster|countkeysinslot/3 cluster|getkeysinslot/4 cluster|help/2 cluster|info/2 "+
+		"cluster|keyslot/3 cluster|myid/2 cluster|nodes/2 cluster|shards/2 cluster|slots/2" {
+		t.Errorf("COMMAND INFO cluster subcommands: %s", got)
 	}
 }
 
@@ -787,4 +810,52 @@ func cmdStat(t *testing.T, c *tu.Conn, name, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// While it loads its snapshot, a cluster-mode node redirects keys it
+// does not serve (Redis Cluster checks before -LOADING) and answers
+// -LOADING for its own.
+func TestClusterRedirectWhileLoading(t *testing.T) {
+	dir := t.TempDir()
+	saveSample(t, dir, 200)
+	mport := tu.FreePort(t)
+	srv, addr := newServer(t, "--dir", dir, "--key-load-delay", "50000", "--memcached-port", strconv.Itoa(mport), "--cluster-enabled", "yes")
+	self := &cnode{Node: &tu.Node{Addr: addr}, id: "self", mcAddr: "127.0.0.1:" + strconv.Itoa(mport)}
+	other := &cnode{Node: &tu.Node{Addr: "127.0.0.1:1"}, id: "z-other", mcAddr: "127.0.0.1:2"}
+	m := buildMap(t, 2, self, other)
+	srv.SetClusterMap(m.Clone(), "self") // before Start: the map is there from the first command
+	started := make(chan error, 1)
+	go func() { started <- srv.Start(context.Background()) }()
+	t.Cleanup(func() { srv.Close() })
+	var c *tu.Conn
+	for c == nil {
+		if d, err := dialOnce(addr); err == nil {
+			d.Close()
+			c = tu.Dial(t, addr)
+		} else {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	mine, theirs := keyIn(t, m, 1, "key:"), keyIn(t, m, 2, "key:")
+	const loading = "(error) LOADING Redis is loading the dataset in memory"
+	tu.Run(t, c, []tu.Case{
+		{Cmd: []string{"GET", mine}, Want: loading},
+		{Cmd: []string{"GET", theirs}, Want: moved(theirs, other)},
+		{Cmd: tu.C("MULTI"), Want: "OK"},
+		{Cmd: []string{"SET", theirs, "1"}, Want: moved(theirs, other)},
+		{Cmd: tu.C("EXEC"), Want: "(error) EXECABORT Transaction discarded because of previous errors."},
+	})
+	mc := mcDial(t, self.mcAddr)
+	mcRun(t, mc, []mcCase{
+		{"get " + mine + "\r\n", "SERVER_ERROR LOADING Redis is loading the dataset in memory|"},
+		{"get " + theirs + "\r\n", "SERVER_ERROR MOVED " + slotOf(theirs) + " 127.0.0.1:2|"},
+	})
+	steps(t, c, "CONFIG SET key-load-delay 0", "OK")
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	tu.Run(t, c, []tu.Case{{Cmd: []string{"GET", mine}, Want: `"value-` + strings.TrimPrefix(mine, "key:") + `"`}})
+	if got := c.Do("DBSIZE"); got != "(integer) 200" { // every key loaded, whatever its slot
+		t.Errorf("DBSIZE = %s", got)
+	}
 }

@@ -103,12 +103,12 @@ func (s *Server) refuseWhileLoading(cl *Client, d *cmdDef, args [][]byte) bool {
 	if d.spec.Flags&command.Loading != 0 {
 		return false
 	}
-	if s.clusterMode && !cl.inMulti {
+	if s.clusterMode {
 		// A key this node does not serve is redirected even while it
-		// loads (Redis Cluster checks before -LOADING). In MULTI,
-		// dispatch's queueing check does it.
+		// loads (Redis Cluster checks before -LOADING).
 		var keyBuf, slotBuf [16]int
 		if _, _, ok := s.routeCommand(cl, d, args, d.spec.KeyIndexes(args, keyBuf[:0]), -1, slotBuf[:0]); !ok {
+			cl.flagMultiError()
 			return true
 		}
 	}
