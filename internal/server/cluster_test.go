@@ -788,8 +788,10 @@ func TestClusterGoRedisFailover(t *testing.T) {
 }
 
 // cmdCalls and cmdRejected read INFO commandstats for one command.
-func cmdCalls(t *testing.T, c *tu.Conn, name string) int64    { return cmdStat(t, c, name, "calls") }
-func cmdRejected(t *testing.T, c *tu.Conn, name string) int64 { return cmdStat(t, c, name, "rejected_calls") }
+func cmdCalls(t *testing.T, c *tu.Conn, name string) int64 { return cmdStat(t, c, name, "calls") }
+func cmdRejected(t *testing.T, c *tu.Conn, name string) int64 {
+	return cmdStat(t, c, name, "rejected_calls")
+}
 
 func cmdStat(t *testing.T, c *tu.Conn, name, field string) int64 {
 	t.Helper()
