@@ -343,12 +343,17 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 		locked = false // these lock for themselves (or take no keys)
 	}
 	if locked {
-		if view == nil {
-			slots = appendKeySlots(slots, args, keys, slot1)
-		}
 		first := -1
-		if len(slots) > 0 {
-			first = slots[0]
+		if view == nil {
+			for _, k := range keys {
+				if k == 1 && slot1 >= 0 {
+					slots = append(slots, slot1)
+				} else {
+					slots = append(slots, cluster.Slot(args[k]))
+				}
+			}
+		} else {
+			first = slots[0] // routeCommand hashed them, in key order
 		}
 		if len(slots) > 1 {
 			slices.Sort(slots)
