@@ -726,10 +726,8 @@ func TestClusterGoRedisFailover(t *testing.T) {
 			t.Fatalf("SET key:%d: %v", i, err)
 		}
 	}
-	for _, p := range ps {
-		if got := tu.Dial(t, p.Addr).Do("WAIT", "1", "20000"); got != "(integer) 1" {
-			t.Fatalf("WAIT on %s = %s", p.id, got)
-		}
+	for i, p := range ps { // every write on the replicas (WAIT would only cover this test's own connection's)
+		waitUntil(t, rs[i].id+" caught up", func() bool { return rs[i].Srv.ReplOffset() == p.Srv.ReplOffset() })
 	}
 
 	// Reads from the replicas (READONLY connections).
