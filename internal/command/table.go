@@ -334,4 +334,13 @@ func init() {
 	add("replconf", -1, Admin|Loading, 0, 0, 0, "admin")
 	add("psync", -3, Admin|NoMulti, 0, 0, 0, "admin")
 	add("sync", 1, Admin|NoMulti, 0, 0, 0, "admin")
+
+	// cluster: CLUSTER's subcommands read the local keyspace slot by
+	// slot (COUNTKEYSINSLOT, GETKEYSINSLOT), hence AllSlots: inside EXEC
+	// the transaction then holds every slot and the handler locks none.
+	// A proxy answers CLUSTER itself; it must not fan it out.
+	add("cluster", -2, Loading|AllSlots, 0, 0, 0)
+	add("readonly", 1, Fast|Loading, 0, 0, 0, "connection")
+	add("readwrite", 1, Fast|Loading, 0, 0, 0, "connection")
+	add("asking", 1, Fast, 0, 0, 0, "connection")
 }

@@ -70,6 +70,7 @@ type Config struct {
 	MemcachedMaxItem        int64 // memcached-max-item-size: largest memcached item value (memcached -I)
 	IOThreads               int   // event loops; 0 = one per core
 	GCPercent               int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
+	ClusterEnabled          bool  // cluster-enabled: route by the cluster map (docs/cluster.md); fixed at start
 
 	// Replication (docs/replication.md).
 	ReplicaOf         string // "host port" of the primary; "" = this node is a primary
@@ -279,6 +280,7 @@ func init() {
 	bytesDir("memcached-max-item-size", true, 1024, func(c *Config) *int64 { return &c.MemcachedMaxItem })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
 	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
+	boolDir("cluster-enabled", false, func(c *Config) *bool { return &c.ClusterEnabled })
 	def("replicaof", false, func(c *Config) string { return c.ReplicaOf }, func(c *Config, v string) error {
 		f := strings.Fields(v)
 		switch {

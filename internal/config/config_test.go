@@ -89,3 +89,28 @@ func TestSavePolicy(t *testing.T) {
 		t.Fatalf("save off: %v %q %v", err, c.Save, c.SavePoints)
 	}
 }
+
+func TestClusterEnabled(t *testing.T) {
+	c := Default()
+	if c.ClusterEnabled {
+		t.Fatal("cluster-enabled defaults to yes")
+	}
+	if err := c.ParseArgs([]string{"--cluster-enabled", "YES"}); err != nil || !c.ClusterEnabled {
+		t.Fatalf("--cluster-enabled yes: %v %v", err, c.ClusterEnabled)
+	}
+	if got := c.Get("cluster-enabled", func(p, s string) bool { return p == s }); len(got) != 1 || got[0][1] != "yes" {
+		t.Fatalf("CONFIG GET cluster-enabled = %v", got)
+	}
+	if err := c.Set("cluster-enabled", "no", true); err == nil || !c.ClusterEnabled {
+		t.Fatalf("cluster-enabled changed at runtime: %v", err)
+	}
+	if err := Default().ParseArgs([]string{"--cluster-enabled", "maybe"}); err == nil {
+		t.Fatal("cluster-enabled maybe accepted")
+	}
+	path := filepath.Join(t.TempDir(), "shoal.conf")
+	os.WriteFile(path, []byte("cluster-enabled yes\n"), 0o644)
+	c = Default()
+	if err := c.ParseArgs([]string{path}); err != nil || !c.ClusterEnabled {
+		t.Fatalf("config file: %v %v", err, c.ClusterEnabled)
+	}
+}

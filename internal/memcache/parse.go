@@ -141,6 +141,18 @@ func (c *Command) NextKey() []byte {
 	return k[:j]
 }
 
+// EachKey calls fn for each key of a retrieval command NextKey has not
+// returned yet, without consuming them; it stops when fn returns false.
+func (c *Command) EachKey(fn func(key []byte) bool) {
+	saved := c.keys
+	for k := c.NextKey(); k != nil; k = c.NextKey() {
+		if !fn(k) {
+			break
+		}
+	}
+	c.keys = saved
+}
+
 // Error strings (memcached's).
 const (
 	ErrGeneric      = "ERROR"

@@ -270,6 +270,11 @@ func (a *agent) install(m *cluster.Map) {
 	s := a.s
 	role, shard := m.Role(a.self.ID)
 	a.mu.Lock()
+	if a.mp != nil && m.Epoch < a.mp.Epoch {
+		// From a deposed leader that has not caught up: never go back.
+		a.mu.Unlock()
+		return
+	}
 	prev := a.role
 	a.mp, a.role = m, role
 	a.shardEpoch = 0
@@ -312,7 +317,7 @@ func (a *agent) install(m *cluster.Map) {
 	}
 }
 
-// clusterInfo returns the agent's state for INFO (nil outside cluster mode).
+// agentInfo adds the agent's state to INFO cluster (nothing without --manager).
 func (s *Server) agentInfo(line func(string, any)) {
 	a := s.agent
 	if a == nil {
@@ -330,7 +335,7 @@ func (s *Server) agentInfo(line func(string, any)) {
 	line("cluster_shard_epoch", a.shardEpoch)
 	left := (a.lease.Load() - nanotime()) / int64(time.Millisecond)
 	line("cluster_lease_ms", max(0, left))
-	line("cluster_fenced", boolInt(a.fenced.Load()))
+	line("cluster_fenced", b2i(a.fenced.Load()))
 	ago := int64(-1)
 	if !a.lastOK.IsZero() {
 		ago = time.Since(a.lastOK).Milliseconds()
@@ -339,11 +344,4 @@ func (s *Server) agentInfo(line func(string, any)) {
 	if a.lastErr != "" {
 		line("cluster_manager_error", strings.ReplaceAll(a.lastErr, "\r\n", " "))
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/resp"
 )
@@ -51,6 +52,42 @@ func BenchmarkDispatchGet(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		args[1] = keys[i%len(keys)]
 		s.dispatch(cl, args)
+		cl.w.B = cl.w.B[:0]
+	}
+}
+
+// BenchmarkDispatchGetCluster is BenchmarkDispatchGet in cluster mode,
+// the node owning every slot: the cost of routing (no allocation).
+func BenchmarkDispatchGetCluster(b *testing.B) {
+	cfg := config.Default()
+	cfg.ClusterEnabled = true
+	s, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := cluster.NewMap()
+	if err := m.Apply(cluster.Command{Op: cluster.OpRegister, Node: &cluster.Node{ID: "self", Addr: "127.0.0.1:1"}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Apply(cluster.Command{Op: cluster.OpCreate, Shards: 1}); err != nil {
+		b.Fatal(err)
+	}
+	s.SetClusterMap(m, "self")
+	cl := &Client{srv: s, shard: newStatShard(), proto: 2, authed: true}
+	cl.w.Proto = 2
+	keys := benchKeys(100000)
+	for _, k := range keys {
+		s.dispatch(cl, [][]byte{[]byte("SET"), k, []byte("xxx")})
+	}
+	cl.w.B = cl.w.B[:0]
+	args := [][]byte{[]byte("GET"), nil}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		s.dispatch(cl, args)
+		if cl.w.B[0] != '$' {
+			b.Fatalf("GET: %q", cl.w.B)
+		}
 		cl.w.B = cl.w.B[:0]
 	}
 }

@@ -41,6 +41,8 @@ type Client struct {
 	closeAfterReply bool
 	noEvict         bool
 	noTouch         bool    // CLIENT NO-TOUCH: reads leave LRU/LFU metadata alone
+	readonly        bool    // READONLY (cluster mode): a replica serves this connection's reads of its shard
+	asking          bool    // ASKING (cluster mode): set for the next command only
 	mc              *mcConn // memcached protocol state; nil for RESP clients
 
 	// MULTI state.

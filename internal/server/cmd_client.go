@@ -232,6 +232,9 @@ func (s *Server) clientLine(self, cl *Client, selfCmd string) string {
 	if cl.killed.Load() || (cl == self && cl.closeAfterReply) {
 		flags += "c"
 	}
+	if cl == self && cl.readonly {
+		flags += "r"
+	}
 	if cl == self && cl.noEvict {
 		flags += "e"
 	}

@@ -52,6 +52,7 @@ func cmdReset(c *Ctx) {
 	cl.name.Store(nil)
 	cl.noEvict = false
 	cl.noTouch = false
+	cl.readonly, cl.asking = false, false
 	cl.authed = c.srv.limits.Load().requirePass == ""
 	c.w.Simple("RESET")
 }

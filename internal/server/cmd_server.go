@@ -394,7 +394,8 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		b.WriteString("# Errorstats\r\n")
 	case "cluster":
 		b.WriteString("# Cluster\r\n")
-		line("cluster_enabled", 0)
+		line("cluster_enabled", b2i(s.clusterMode))
+		s.agentInfo(line)
 	case "keyspace":
 		b.WriteString("# Keyspace\r\n")
 		if n := s.db.KeyCount(); n > 0 {

@@ -271,7 +271,7 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 		cl.flagMultiError()
 		return
 	}
-	if (cl.loadGate || s.persist.loading.Load()) && s.refuseWhileLoading(cl, spec) {
+	if (cl.loadGate || s.persist.loading.Load()) && s.refuseWhileLoading(cl, d, args) {
 		return
 	}
 	if cl.nsubs.Load() > 0 && cl.proto == 2 && spec.Flags&command.SubscribeOK == 0 {
@@ -279,6 +279,10 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 		return
 	}
 	if cl.inMulti && spec.Flags&command.NoMulti == 0 {
+		if s.clusterMode && !s.routeQueued(cl, d, args) {
+			cl.multiErr = true
+			return
+		}
 		q := queued{spec: d, args: make([][]byte, len(args))}
 		for i, a := range args {
 			q.args[i] = append([]byte(nil), a...)
@@ -302,6 +306,23 @@ func (cl *Client) flagMultiError() {
 // when EXEC already holds the locks.
 func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bool) {
 	spec := d.spec
+	var keyBuf [16]int
+	var slotBuf [16]int
+	keys := spec.KeyIndexes(args, keyBuf[:0])
+	slots := slotBuf[:0]
+	slot1 := -1
+	if len(keys) > 0 && keys[0] == 1 && len(args[1]) > 0 {
+		slot1 = cluster.Slot(args[1])
+	}
+	// Cluster mode routes first, as Redis Cluster does (before -READONLY,
+	// -MISCONF or -OOM). Standalone pays this one predictable branch.
+	var view *clusterView
+	if s.clusterMode && !inExec {
+		var ok bool
+		if slots, view, ok = s.routeCommand(cl, d, args, keys, slot1, slots); !ok {
+			return
+		}
+	}
 	write := spec.Flags&command.Write != 0
 	if write {
 		if msg := s.writeRefusal(); msg != "" {
@@ -317,31 +338,33 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 			return
 		}
 	}
-	var keyBuf [16]int
-	var slotBuf [16]int
-	keys := spec.KeyIndexes(args, keyBuf[:0])
-	slots := slotBuf[:0]
 	locked := !inExec
 	if spec.Flags&command.NoMulti != 0 || spec.Flags&command.AllSlots != 0 {
 		locked = false // these lock for themselves (or take no keys)
 	}
-	slot1 := -1
-	if len(keys) > 0 && keys[0] == 1 && len(args[1]) > 0 {
-		slot1 = cluster.Slot(args[1])
-	}
 	if locked {
-		for _, k := range keys {
-			if k == 1 && slot1 >= 0 {
-				slots = append(slots, slot1)
-			} else {
-				slots = append(slots, cluster.Slot(args[k]))
+		first := -1
+		if view == nil {
+			for _, k := range keys {
+				if k == 1 && slot1 >= 0 {
+					slots = append(slots, slot1)
+				} else {
+					slots = append(slots, cluster.Slot(args[k]))
+				}
 			}
+		} else {
+			first = slots[0] // routeCommand hashed them, in key order
 		}
 		if len(slots) > 1 {
 			slices.Sort(slots)
 			slots = slices.Compact(slots)
 		}
 		s.db.LockSlots(slots)
+		if view != nil && !s.rerouteLocked(cl, d, view, first, slots) {
+			// The map changed between routing and locking.
+			s.db.UnlockSlots(slots)
+			return
+		}
 		if write && s.repl.isReplica.Load() {
 			// Became a replica between the refusal check and the lock
 			// (REPLICAOF waits for commands holding slot locks).

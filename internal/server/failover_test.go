@@ -63,7 +63,7 @@ func (f *faultNet) partition(key string, on bool) {
 	f.mu.Unlock()
 }
 
-type cnode struct {
+type fnode struct {
 	key  string
 	dir  string
 	port int
@@ -75,7 +75,7 @@ type cnode struct {
 type tcluster struct {
 	t     *testing.T
 	mgrs  []*manager.Manager
-	nodes []*cnode
+	nodes []*fnode
 	net   *faultNet
 }
 
@@ -137,7 +137,7 @@ func (c *tcluster) client() *manager.Client {
 	return mc
 }
 
-func (c *tcluster) startNode(key, dir string, port int) *cnode {
+func (c *tcluster) startNode(key, dir string, port int) *fnode {
 	t := c.t
 	t.Helper()
 	for attempt := 0; ; attempt++ {
@@ -169,7 +169,7 @@ func (c *tcluster) startNode(key, dir string, port int) *cnode {
 			}
 			t.Fatal(err)
 		}
-		n := &cnode{key: key, dir: dir, port: p, addr: "127.0.0.1:" + strconv.Itoa(p), srv: srv,
+		n := &fnode{key: key, dir: dir, port: p, addr: "127.0.0.1:" + strconv.Itoa(p), srv: srv,
 			rdb: redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(p), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})}
 		t.Cleanup(func() { n.rdb.Close(); srv.Close() })
 		replaced := false
@@ -230,7 +230,7 @@ func (c *tcluster) waitHealthy() {
 	})
 }
 
-func (c *tcluster) byAddr(addr string) *cnode {
+func (c *tcluster) byAddr(addr string) *fnode {
 	for _, n := range c.nodes {
 		if n.addr == addr {
 			return n
@@ -241,11 +241,11 @@ func (c *tcluster) byAddr(addr string) *cnode {
 }
 
 // shard returns shard id's primary and replicas as the map has them.
-func (c *tcluster) shard(id int) (*cnode, []*cnode) {
+func (c *tcluster) shard(id int) (*fnode, []*fnode) {
 	st := c.status()
 	for _, s := range st.Shards {
 		if s.ID == id {
-			var reps []*cnode
+			var reps []*fnode
 			for _, r := range s.Replicas {
 				reps = append(reps, c.byAddr(r))
 			}
@@ -272,13 +272,13 @@ func (c *tcluster) keyIn(shard int, prefix string) string {
 	}
 }
 
-func (n *cnode) set(key, val string) error {
+func (n *fnode) set(key, val string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return n.rdb.Set(ctx, key, val, 0).Err()
 }
 
-func (n *cnode) kill() {
+func (n *fnode) kill() {
 	n.rdb.Close()
 	n.srv.Close()
 }
@@ -293,7 +293,7 @@ type fwriter struct {
 	done        chan struct{}
 }
 
-func startFWriter(n *cnode, key string) *fwriter {
+func startFWriter(n *fnode, key string) *fwriter {
 	w := &fwriter{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -325,7 +325,7 @@ func (w *fwriter) halt() (first, last time.Time, n int) {
 	return w.first, w.last, w.n
 }
 
-func waitWritable(t *testing.T, n *cnode, key string) time.Duration {
+func waitWritable(t *testing.T, n *fnode, key string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	waitUntil(t, n.addr+" writable", func() bool { return n.set(key, "x") == nil })

@@ -126,6 +126,9 @@ func (cl *Client) mcReply(line string) {
 // mcExec runs one parsed command, appending its reply to cl.w.B.
 func (s *Server) mcExec(cl *Client, cmd *memcache.Command) {
 	st := &cl.shard.mc
+	if s.clusterMode && mcDataOp(cmd.Op) && !s.mcRoute(cl, cmd) {
+		return // redirected (before -LOADING, as RESP commands)
+	}
 	if s.persist.loading.Load() && mcDataOp(cmd.Op) {
 		// The dataset is being loaded (start-up, or a replica's full copy).
 		cl.mcReply("SERVER_ERROR " + errLoading)

@@ -135,7 +135,7 @@ func cmdExec(c *Ctx) {
 	// whole-keyspace command locks them all.
 	all := false
 	var slots []int
-	oom := false
+	oom, write := false, false
 	for _, q := range queue {
 		f := q.spec.spec.Flags
 		if f&command.AllSlots != 0 {
@@ -144,9 +144,18 @@ func cmdExec(c *Ctx) {
 		if f&command.DenyOOM != 0 {
 			oom = true
 		}
+		if f&command.Write != 0 {
+			write = true
+		}
 		for _, k := range q.spec.spec.KeyIndexes(q.args, nil) {
 			slots = append(slots, cluster.Slot(q.args[k]))
 		}
+	}
+	// Cluster mode: the queued keys' slots, checked once locked (each
+	// command was checked as it was queued; the map may have changed).
+	var routed []int
+	if s.clusterMode && len(slots) > 0 {
+		routed = slices.Clone(slots)
 	}
 	for _, wk := range cl.watched {
 		slots = append(slots, wk.slot)
@@ -163,6 +172,18 @@ func cmdExec(c *Ctx) {
 		s.db.LockAll()
 	} else {
 		s.db.LockSlots(slots)
+	}
+	if routed != nil && !s.routeExec(cl, routed[0], routed, write) {
+		// As Redis: the transaction is discarded, EXEC gets the
+		// redirection (-MOVED, -CROSSSLOT, -CLUSTERDOWN).
+		if all {
+			s.db.UnlockAll()
+		} else {
+			s.db.UnlockSlots(slots)
+		}
+		cl.resetMulti()
+		s.unwatchAll(cl)
+		return
 	}
 	aborted := cl.watchDirty.Load()
 	if !aborted {

@@ -95,13 +95,22 @@ type persistState struct {
 // refuseWhileLoading is the dispatcher's check for a client that connected
 // during the start-up load. Clients connected afterwards never get here:
 // the hot path only tests the client's own flag.
-func (s *Server) refuseWhileLoading(cl *Client, spec *command.Spec) bool {
+func (s *Server) refuseWhileLoading(cl *Client, d *cmdDef, args [][]byte) bool {
 	if !s.persist.loading.Load() {
 		cl.loadGate = false
 		return false
 	}
-	if spec.Flags&command.Loading != 0 {
+	if d.spec.Flags&command.Loading != 0 {
 		return false
+	}
+	if s.clusterMode {
+		// A key this node does not serve is redirected even while it
+		// loads (Redis Cluster checks before -LOADING).
+		var keyBuf, slotBuf [16]int
+		if _, _, ok := s.routeCommand(cl, d, args, d.spec.KeyIndexes(args, keyBuf[:0]), -1, slotBuf[:0]); !ok {
+			cl.flagMultiError()
+			return true
+		}
 	}
 	cl.w.Error(errLoading)
 	cl.flagMultiError()

@@ -46,8 +46,8 @@ type replicaLink struct {
 	// holds: the data is a complete copy of this primary's history up to
 	// applied (a sync finished on this link and no full copy has begun
 	// since): the manager may promote this replica even with the link down.
-	holds atomic.Bool
-	seenSaved int64         // cron only
+	holds     atomic.Bool
+	seenSaved int64 // cron only
 
 	marks   []uint64 // per-slot marks of a full copy (link goroutine only)
 	maxMark uint64

@@ -97,6 +97,11 @@ type Server struct {
 	durWait durWaitList                 // clients whose replies wait for their records
 	repl    replState                   // replication (repl.go)
 
+	// Cluster mode (cluster.go): fixed at New (cluster-enabled), read
+	// by every command; the routing view SetClusterMap installs.
+	clusterMode bool
+	clus        clusterState
+
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
 	mcFlushAt atomic.Int64 // unix ms of a delayed flush_all; 0 = none (run by cron)
@@ -155,7 +160,7 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server,
 	s.hub = newPubsubHub()
 	s.slow = &slowlog{}
 	s.shards = make(map[gnet.EventLoop]*statShard)
-	cfg.Read(func(c *config.Config) { s.mcPort = c.MemcachedPort })
+	cfg.Read(func(c *config.Config) { s.mcPort, s.clusterMode = c.MemcachedPort, c.ClusterEnabled || c.Manager != "" })
 	s.persist.lastSave.Store(s.startTime.Unix())
 	s.persist.lastBgSecs.Store(-1)
 	s.applyConfig()
