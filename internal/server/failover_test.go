@@ -170,7 +170,9 @@ func (c *tcluster) startNode(key, dir string, port int) *fnode {
 			t.Fatal(err)
 		}
 		n := &fnode{key: key, dir: dir, port: p, addr: "127.0.0.1:" + strconv.Itoa(p), srv: srv,
-			rdb: redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(p), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})}
+			rdb: redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(p), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second,
+				// Reads from replicas too (cluster mode redirects them otherwise).
+				OnConnect: func(ctx context.Context, cn *redis.Conn) error { return cn.ReadOnly(ctx).Err() }})}
 		t.Cleanup(func() { n.rdb.Close(); srv.Close() })
 		replaced := false
 		for i, o := range c.nodes {
