@@ -72,37 +72,67 @@ func Decide(m *cluster.Map, health map[string]*Health, now, leaderSince time.Tim
 				primaryRepl = h.HB.ReplID
 			}
 		}
+		if h := health[s.Primary]; h != nil && now.Sub(h.Seen) < alive && h.HB.Role != cluster.RolePrimary {
+			// The primary is up but not acting as one: it restarted (or
+			// was just promoted). It takes the role only if no replica
+			// holds more of its history; otherwise that replica does (the
+			// restarted node lost what it had not persisted).
+			if r := Ahead(s, health, now, alive, h.HB); r != "" {
+				out = append(out, Promotion{Shard: id, Node: r, Epoch: s.Epoch, Reason: "primary " + s.Primary + " restarted behind replica " + r})
+				states = append(states, ShardState{Shard: id, Reason: "failing over to " + r + " (primary restarted behind it)"})
+				continue
+			}
+		}
 		if s.Primary != "" && now.Sub(last) < dead {
 			states = append(states, ShardState{Shard: id, Healthy: true})
 			continue
 		}
-		var cands []string
-		for _, r := range s.Replicas {
-			h := health[r]
-			if h == nil || now.Sub(h.Seen) >= alive {
-				continue // not heard from lately
-			}
-			if h.HB.Role != cluster.RoleReplica || !h.HB.Synced || h.HB.ShardEpoch != s.Epoch {
-				continue // loading, resyncing, or acting on another view
-			}
-			if primaryRepl != "" && h.HB.ReplID != primaryRepl {
-				continue // not on the primary's history
-			}
-			cands = append(cands, r)
-		}
+		cands := candidates(s, health, now, alive, primaryRepl)
 		if len(cands) == 0 {
 			states = append(states, ShardState{Shard: id, Reason: "primary unreachable and no live synced replica"})
 			continue
 		}
-		sort.Slice(cands, func(i, j int) bool {
-			a, b := health[cands[i]].HB.Offset, health[cands[j]].HB.Offset
-			if a != b {
-				return a > b
-			}
-			return cands[i] < cands[j]
-		})
 		out = append(out, Promotion{Shard: id, Node: cands[0], Epoch: s.Epoch, Reason: "primary " + s.Primary + " unreachable for " + now.Sub(last).Round(time.Millisecond).String()})
 		states = append(states, ShardState{Shard: id, Reason: "failing over to " + cands[0]})
 	}
 	return out, states
+}
+
+// candidates returns the replicas of s that may take over, best first:
+// heard from within alive, synced (a complete copy), acting on the
+// shard's current epoch, and on the primary's history (repl, when known).
+func candidates(s *cluster.Shard, health map[string]*Health, now time.Time, alive time.Duration, repl string) []string {
+	var cands []string
+	for _, r := range s.Replicas {
+		h := health[r]
+		if h == nil || now.Sub(h.Seen) >= alive {
+			continue // not heard from lately
+		}
+		if h.HB.Role != cluster.RoleReplica || !h.HB.Synced || h.HB.ShardEpoch != s.Epoch {
+			continue // loading, resyncing, or acting on another view
+		}
+		if repl != "" && h.HB.ReplID != repl {
+			continue // not on the primary's history
+		}
+		cands = append(cands, r)
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		a, b := health[cands[i]].HB.Offset, health[cands[j]].HB.Offset
+		if a != b {
+			return a > b
+		}
+		return cands[i] < cands[j]
+	})
+	return cands
+}
+
+// Ahead returns the best replica of s holding more of the primary's
+// history than the primary reports in hb ("" if none): a primary that
+// is not acting as one yet must not take the role then.
+func Ahead(s *cluster.Shard, health map[string]*Health, now time.Time, alive time.Duration, hb cluster.Heartbeat) string {
+	c := candidates(s, health, now, alive, hb.ReplID)
+	if len(c) > 0 && health[c[0]].HB.Offset > hb.Offset {
+		return c[0]
+	}
+	return ""
 }

@@ -111,6 +111,20 @@ func TestDecide(t *testing.T) {
 			now: 1600, want: map[int]string{1: "c"},
 		},
 		{
+			name: "primary restarted behind its replica: the replica takes over at once",
+			health: hs{"a": seen(1000, cluster.Heartbeat{Role: cluster.RoleReplica, ShardEpoch: 1, ReplID: "r1", Offset: 7}),
+				"b": seen(1000, replicaHB("r1", 10)), "c": seen(1000, replicaHB("r1", 9)),
+				"d": seen(1000, primaryHB("r2", 5))},
+			now: 1100, want: map[int]string{1: "b"},
+		},
+		{
+			name: "primary restarted with everything: keeps the role",
+			health: hs{"a": seen(1000, cluster.Heartbeat{Role: cluster.RoleReplica, ShardEpoch: 1, ReplID: "r1", Offset: 10}),
+				"b": seen(1000, replicaHB("r1", 10)),
+				"d": seen(1000, primaryHB("r2", 5))},
+			now: 1100, want: map[int]string{},
+		},
+		{
 			name: "both primaries dead",
 			health: hs{"a": seen(0, primaryHB("r1", 10)), "b": seen(1500, replicaHB("r1", 10)),
 				"d": seen(0, primaryHB("r2", 5)), "e": seen(1500, replicaHB("r2", 4))},

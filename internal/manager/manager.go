@@ -387,7 +387,10 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 			if hb.Fenced {
 				ho.fenced, ho.final = true, hb.Offset
 			}
-		} else {
+		} else if hb.Role == cluster.RolePrimary || Ahead(shard, m.health, now, time.Duration(mp.Settings.LeaseMs)*time.Millisecond, hb) == "" {
+			// A node not yet acting as primary (restarted, or just
+			// promoted) gets the role only if no replica is ahead of it;
+			// otherwise the detector promotes that replica.
 			reply.LeaseMs = mp.Settings.LeaseMs
 			h.Granted = now
 		}

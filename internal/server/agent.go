@@ -207,6 +207,12 @@ func (a *agent) beat(period time.Duration) {
 			a.s.log.Info("fenced by the manager (graceful failover)")
 		}
 	case reply.LeaseMs > 0 && role == cluster.RolePrimary:
+		// The grant, not the map, makes this node act as primary: the
+		// manager withholds it from a node that restarted behind a replica.
+		if a.s.repl.isReplica.Load() {
+			a.s.becomePrimary()
+			_ = a.s.cfg.Set("replicaof", "no one", false)
+		}
 		a.fenced.Store(false)
 		a.lease.Store(sent + int64(reply.LeaseMs)*int64(time.Millisecond))
 	default:
@@ -288,9 +294,15 @@ func (a *agent) install(m *cluster.Map) {
 	s.SetClusterMap(m, a.self.ID)
 	switch role {
 	case cluster.RolePrimary:
+		// Acts as primary once the manager grants a lease (beat).
 		if s.repl.isReplica.Load() {
-			s.becomePrimary()
-			_ = s.cfg.Set("replicaof", "no one", false)
+			s.repl.mu.Lock()
+			l := s.repl.link
+			s.repl.link = nil
+			s.repl.mu.Unlock()
+			if l != nil {
+				l.stop() // stop following the old primary meanwhile
+			}
 		}
 	case cluster.RoleReplica:
 		host, port, err := net.SplitHostPort(m.Addr(shard.Primary))
