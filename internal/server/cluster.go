@@ -285,11 +285,27 @@ func (s *Server) routeCommand(cl *Client, d *cmdDef, args [][]byte, keys []int, 
 	v := s.clus.view.Load()
 	code := v.route(slots[0], slots, d.spec.Flags&command.Write != 0, cl.readonly)
 	if code == routeLocal {
+		if s.notActing(v, slots[0]) {
+			cl.w.Error(errNotActing)
+			inc(&cl.shard.cmd[d.idx].rejected, 1)
+			return slots, nil, false
+		}
 		return slots, v, true
 	}
 	cl.w.B = v.appendRouteError(cl.w.B, code, slots[0], false)
 	inc(&cl.shard.cmd[d.idx].rejected, 1)
 	return slots, nil, false
+}
+
+// errNotActing answers reads and writes on a node the map names primary
+// before the manager granted it the role (a restart: it may be behind a
+// replica that is about to be promoted, so its data must not be read).
+const errNotActing = "TRYAGAIN This node is not serving as its shard's primary yet (waiting for the cluster manager)"
+
+// notActing reports whether slot is this node's as primary in v while
+// the node does not act as one yet.
+func (s *Server) notActing(v *clusterView, slot int) bool {
+	return v.slots[slot].state == slotPrimary && s.repl.isReplica.Load()
 }
 
 // rerouteLocked routes a command again once its slots are locked, if the
@@ -354,11 +370,11 @@ func (s *Server) mcRoute(cl *Client, cmd *memcache.Command) bool {
 	v := s.clus.view.Load()
 	write := mcWriteOp(cmd.Op) || cmd.Op == memcache.OpGat || cmd.Op == memcache.OpGats ||
 		cmd.Op == memcache.OpMetaGet && (cmd.Meta.Flag('T') || cmd.Meta.Flag('N'))
-	code, slot := routeLocal, 0
+	code, slot, keyed := routeLocal, 0, false
 	switch cmd.Op {
 	case memcache.OpGet, memcache.OpGets, memcache.OpGat, memcache.OpGats:
 		cmd.EachKey(func(k []byte) bool {
-			slot = cluster.Slot(k)
+			slot, keyed = cluster.Slot(k), true
 			code = v.route(slot, nil, write, true)
 			return code == routeLocal
 		})
@@ -372,11 +388,15 @@ func (s *Server) mcRoute(cl *Client, cmd *memcache.Command) bool {
 		// The local keyspace, as FLUSHALL.
 	default:
 		if cmd.Key != nil {
-			slot = cluster.Slot(cmd.Key)
+			slot, keyed = cluster.Slot(cmd.Key), true
 			code = v.route(slot, nil, write, true)
 		}
 	}
 	if code == routeLocal {
+		if keyed && s.notActing(v, slot) {
+			cl.w.B = append(cl.w.B, "SERVER_ERROR "+errNotActing+"\r\n"...)
+			return false
+		}
 		return true
 	}
 	cl.w.B = v.appendRouteError(cl.w.B, code, slot, true)

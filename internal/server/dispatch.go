@@ -401,6 +401,9 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	d.fn(c)
 	cl.ctxDepth--
 	failed := len(cl.w.B) > replyAt && cl.w.B[replyAt] == '-'
+	if !write && locked && s.repl.syncN.Load() > 0 {
+		s.holdDirtyRead(cl, slots)
+	}
 	if c.sink != nil {
 		s.commandEffects(c, d, keys, failed, cl.w.B[replyAt:])
 		if !inExec {

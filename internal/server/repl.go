@@ -794,3 +794,21 @@ func (s *Server) infoReplication(line func(string, any)) {
 	line("sync_partial_ok", r.syncPartialOK.Load())
 	line("sync_partial_err", r.syncPartialErr.Load())
 }
+
+// holdDirtyRead makes a read's reply wait, under sync-replicas, until the
+// last write to its slots is acknowledged by the replicas (the slots are
+// locked). Without it a read could return a write that the primary's
+// death then loses (its client got an error, or nothing): a value seen
+// and then gone, which is not linearizable. The reply only waits when the
+// slot has a write still unacknowledged, about one replica round trip.
+func (s *Server) holdDirtyRead(cl *Client, slots []int) {
+	if s.repl.isReplica.Load() {
+		return
+	}
+	q := s.repl.quorum.Load()
+	for _, i := range slots {
+		if l := s.db.Slot(i).LSN; l > q && l > cl.walLSN {
+			cl.walLSN = l
+		}
+	}
+}
