@@ -339,9 +339,10 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		line("instantaneous_input_kbps", fmt.Sprintf("%.2f", in/1024))
 		line("instantaneous_output_kbps", fmt.Sprintf("%.2f", out/1024))
 		line("rejected_connections", s.statRejects.Load())
-		line("sync_full", 0)
-		line("sync_partial_ok", 0)
-		line("sync_partial_err", 0)
+		// Where redis reports them (INFO replication repeats them).
+		line("sync_full", s.repl.syncFull.Load())
+		line("sync_partial_ok", s.repl.syncPartialOK.Load())
+		line("sync_partial_err", s.repl.syncPartialErr.Load())
 		line("expired_keys", st.Expired.Load())
 		line("expired_stale_perc", "0.00")
 		line("expired_time_cap_reached_count", 0)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +56,12 @@ func (f *faultNet) client(key string) *http.Client {
 		}
 		return tr.RoundTrip(r)
 	})}
+}
+
+func (f *faultNet) slow(key string, d time.Duration) {
+	f.mu.Lock()
+	f.delay[key] = d
+	f.mu.Unlock()
 }
 
 func (f *faultNet) partition(key string, on bool) {
@@ -465,6 +472,56 @@ func TestClusterFailoverScenarios(t *testing.T) {
 			c := newTCluster(t, 1, 2, 1)
 			tc.run(t, c)
 		})
+	}
+}
+
+// TestClusterTwoReplicas: with two replicas, the one left after a
+// failover follows the new primary incrementally (PSYNC2), and heartbeats
+// slowed below the lease cause no failover.
+func TestClusterTwoReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := newTCluster(t, 1, 1, 2)
+	p, reps := c.shard(1)
+	k := c.keyIn(1, "tr")
+	// Heartbeats delayed by 300 ms (lease 1000 ms): no failover.
+	c.net.slow(p.key, 300*time.Millisecond)
+	epoch := c.status().Shards[0].Epoch
+	for i := 0; i < 20; i++ {
+		if err := p.set(k, strconv.Itoa(i)); err != nil {
+			t.Fatalf("a primary with slow heartbeats stopped writing: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if e := c.status().Shards[0].Epoch; e != epoch {
+		t.Fatalf("slow heartbeats caused a failover (epoch %d -> %d)", epoch, e)
+	}
+	c.net.slow(p.key, 0)
+	p.kill()
+	waitWritable(t, reps[0], k)
+	np, rest := c.shard(1)
+	if len(rest) != 2 {
+		t.Fatalf("replicas after failover: %d", len(rest))
+	}
+	var other *fnode
+	for _, r := range reps {
+		if r != np {
+			other = r
+		}
+	}
+	if err := np.set(k, "after"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the other replica follows the new primary", func() bool {
+		return other.rdb.Get(context.Background(), k).Val() == "after"
+	})
+	info, err := np.rdb.Do(context.Background(), "INFO", "stats").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, "sync_full:0\r") || strings.Contains(info, "sync_partial_ok:0\r") {
+		t.Fatalf("the other replica did not resync incrementally: %q", info)
 	}
 }
 

@@ -346,8 +346,12 @@ func TestSyncReplicas(t *testing.T) {
 	if el := time.Since(start); el < 190*time.Millisecond {
 		t.Fatalf("the write failed after %v, before sync-timeout", el)
 	}
-	// Reads that do not follow a write are not held.
-	steps(t, pc, "GET a", `"1"`)
+	// Reads of slots without unconfirmed writes are not held; a read of
+	// the unconfirmed value is (no dirty read) and fails the same way.
+	steps(t, pc, "GET zz", "(nil)")
+	if got := pc.Do("GET", "a"); !strings.HasPrefix(got, "(error) NOREPLICAS") {
+		t.Fatalf("GET of an unconfirmed write: %s", got)
+	}
 	// A pipeline: every held reply fails.
 	pc.Send([]byte("*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n"))
 	for i := 0; i < 3; i++ {
