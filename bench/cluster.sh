@@ -10,7 +10,7 @@
 #    --shards 1 --replicas 0 (a manager plus one node; every command checks
 #    slot ownership and the write lease) vs redis-server --cluster-enabled
 #    yes with CLUSTER ADDSLOTSRANGE 0 16383, and a standalone shoal for the
-#    routing overhead. redis-benchmark -c 50 -r 100000, 3-byte values, SET
+#    routing overhead; persistence off everywhere. redis-benchmark -c 50 -r 100000, 3-byte values, SET
 #    and GET at -P 1 and -P 16; order alternates by round; medians.
 # 2. Failover: 3 primaries + 3 replicas. Shoal: shoal dev --shards 3
 #    --replicas 1 (defaults: heartbeat 200 ms, lease 1000 ms, margin 250 ms).
@@ -76,10 +76,10 @@ rps() { # rps PORT TEST P — requests per second from redis-benchmark
 
 if echo throughput | grep -qE "$ONLY"; then
   for r in $(seq 1 "$ROUNDS"); do
-    start_dev tp1 --shards 1 --replicas 0 --memcached=false
+    start_dev tp1 --shards 1 --replicas 0 --memcached=false --appendonly=false
     SP=$(echo "$DEV_NODES" | head -1); SDEV=$DEV_PID
-    RP=$(free_port)
-    start_server redis-cluster "redis-server --port {port} --save '' --appendonly no --cluster-enabled yes --cluster-config-file {dir}/nodes.conf --dir {dir}" "$RP"
+    RP=$(free_port); CP=$(free_port)
+    start_server redis-cluster "redis-server --port {port} --cluster-port $CP --save '' --appendonly no --cluster-enabled yes --cluster-config-file {dir}/nodes.conf --dir {dir}" "$RP"
     RPID=$SERVER_PID
     redis-cli -p "$RP" cluster addslotsrange 0 16383 >/dev/null
     for i in $(seq 1 100); do [ "$(redis-cli -p "$RP" cluster info | tr -d '\r' | sed -n 's/cluster_state://p')" = ok ] && break; sleep 0.1; done
@@ -120,7 +120,7 @@ measure_failover() {
 if echo failover | grep -qE "$ONLY"; then
   for r in $(seq 1 "$ROUNDS"); do
     # shoal
-    start_dev fo$r --shards 3 --replicas 1 --memcached=false
+    start_dev fo$r --shards 3 --replicas 1 --memcached=false --appendonly=false
     DEV=$DEV_PID
     read -r PRIM REPL < <("$SHOAL_BIN" ctl --manager "$DEV_MANAGER" status --json | python3 -c '
 import json,sys; s=json.load(sys.stdin)["shards"][0]; print(s["primary"].split(":")[1], s["replicas"][0].split(":")[1])')
@@ -141,8 +141,8 @@ EOF
     # redis cluster
     PORTS=""; PIDS=""
     for i in 1 2 3 4 5 6; do
-      p=$(free_port)
-      start_server "rc$r-$i" "redis-server --port {port} --save '' --appendonly no --cluster-enabled yes --cluster-node-timeout 1000 --cluster-config-file {dir}/nodes.conf --dir {dir}" "$p"
+      p=$(free_port); cp=$(free_port)
+      start_server "rc$r-$i" "redis-server --port {port} --cluster-port $cp --save '' --appendonly no --cluster-enabled yes --cluster-node-timeout 1000 --cluster-config-file {dir}/nodes.conf --dir {dir}" "$p"
       PORTS="$PORTS $p"; PIDS="$PIDS $SERVER_PID"
     done
     hosts=$(for p in $PORTS; do printf "127.0.0.1:%s " "$p"; done)

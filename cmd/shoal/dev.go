@@ -32,6 +32,7 @@ func runDev(args []string, out io.Writer) error {
 	syncReplicas := fs.Int("sync-replicas", 0, "replicas that must have a write before it is acknowledged")
 	restart := fs.Bool("restart", false, "restart a child that exits (default: leave it dead, to watch failover)")
 	memcached := fs.Bool("memcached", true, "give every node a memcached port too")
+	aof := fs.Bool("appendonly", true, "storage nodes keep an append-only log (appendfsync everysec)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func runDev(args []string, out io.Writer) error {
 			return err
 		}
 		args := []string{"server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", ndir,
-			"--manager", mgrHTTP, "--appendonly", "yes", "--save", ""}
+			"--manager", mgrHTTP, "--appendonly", map[bool]string{true: "yes", false: "no"}[*aof], "--save", ""}
 		if *memcached {
 			args = append(args, "--memcached-port", strconv.Itoa(ports[2+n+i]))
 		}
