@@ -103,6 +103,14 @@ if echo throughput | grep -qE "$ONLY"; then
   done
 fi
 
+# own_key PORT — a key the node on PORT serves (SET answers OK, not MOVED)
+own_key() {
+  local i
+  for i in $(seq 0 100000); do
+    [ "$(redis-cli -p "$1" set "fo$i" v 2>/dev/null)" = OK ] && { echo "fo$i"; return; }
+  done
+}
+
 # measure_failover CLIENT_PORT KEY PID — kill PID, time until SET KEY via CLIENT_PORT (-c) is OK
 measure_failover() {
   local port=$1 key=$2 pid=$3 t0 t1 r
@@ -124,16 +132,7 @@ if echo failover | grep -qE "$ONLY"; then
     DEV=$DEV_PID
     read -r PRIM REPL < <("$SHOAL_BIN" ctl --manager "$DEV_MANAGER" status --json | python3 -c '
 import json,sys; s=json.load(sys.stdin)["shards"][0]; print(s["primary"].split(":")[1], s["replicas"][0].split(":")[1])')
-    KEY=$(python3 - "$PRIM" <<'EOF'
-import subprocess,sys
-port=sys.argv[1]
-for i in range(100000):
-    k="fo%d"%i
-    out=subprocess.run(["redis-cli","-p",port,"set",k,"v"],capture_output=True,text=True).stdout.strip()
-    if out=="OK":
-        print(k); break
-EOF
-)
+    KEY=$(own_key "$PRIM")
     PID=$(redis-cli -p "$PRIM" info server | tr -d '\r' | sed -n 's/process_id://p')
     ms=$(measure_failover "$REPL" "$KEY" "$PID")
     printf "failover\tkill_primary\tshoal\t%s\t%s\n" "$r" "$ms" | tee -a "$ROWS"
@@ -158,16 +157,7 @@ EOF
     for i in $(seq 1 100); do
       [ "$(redis-cli -p "$RPORT" info replication | tr -d '\r' | sed -n 's/master_link_status://p')" = up ] && break; sleep 0.1
     done
-    KEY=$(python3 - "$P1" <<'EOF'
-import subprocess,sys
-port=sys.argv[1]
-for i in range(100000):
-    k="fo%d"%i
-    out=subprocess.run(["redis-cli","-p",port,"set",k,"v"],capture_output=True,text=True).stdout.strip()
-    if out=="OK":
-        print(k); break
-EOF
-)
+    KEY=$(own_key "$P1")
     PID=$(echo $PIDS | cut -d' ' -f1)
     ms=$(measure_failover "$RPORT" "$KEY" "$PID")
     printf "failover\tkill_primary\tredis\t%s\t%s\n" "$r" "$ms" | tee -a "$ROWS"

@@ -137,6 +137,17 @@ func runCtl(args []string, out io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
+	// show prints the status a changing command returns.
+	show := func(st *manager.Status, err error) error {
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return emit(st)
+		}
+		printStatus(out, st)
+		return nil
+	}
 	cmd, params := rest[0], rest[1:]
 	need := func(n int, what string) error {
 		if len(params) != n {
@@ -177,27 +188,13 @@ func runCtl(args []string, out io.Writer) error {
 			return fmt.Errorf("bad shard count %q", params[0])
 		}
 		st, err := c.Create(ctx, n)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			return emit(st)
-		}
-		printStatus(out, st)
-		return nil
+		return show(st, err)
 	case "add-shard":
 		if len(params) == 0 {
 			return errors.New("usage: shoal ctl add-shard NODE...")
 		}
 		st, err := c.AddShard(ctx, params)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			return emit(st)
-		}
-		printStatus(out, st)
-		return nil
+		return show(st, err)
 	case "remove-node":
 		if err := need(1, "NODE"); err != nil {
 			return err
