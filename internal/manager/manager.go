@@ -284,6 +284,9 @@ func (m *Manager) leadership() {
 		case isLeader := <-m.raft.LeaderCh():
 			m.mu.Lock()
 			m.leader = isLeader
+			if !isLeader {
+				m.health = map[string]*Health{}
+			}
 			if isLeader {
 				// Liveness is never in the log: a new leader starts blind
 				// and judges nobody for a whole lease + margin (Decide).
@@ -299,7 +302,12 @@ func (m *Manager) leadership() {
 				m.log.Info("lost leadership")
 			}
 		case now := <-tick.C:
-			if !m.IsLeader() {
+			// m.leader, not the Raft state: it turns true only once this
+			// loop has reset the health view and leaderSince for the term.
+			m.mu.Lock()
+			leading := m.leader
+			m.mu.Unlock()
+			if !leading || !m.IsLeader() {
 				continue
 			}
 			period := time.Duration(m.Map().Settings.HeartbeatMs) * time.Millisecond / 2
