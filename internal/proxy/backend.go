@@ -20,7 +20,7 @@ type call struct {
 	err      error  // connection failure
 	written  bool   // the frame may have reached the backend
 	done     func(*call)
-	pin      int // picks the pool connection: one client's requests to a node share one connection, so they run in order
+	pin      int   // picks the pool connection: one client's requests to a node share one connection, so they run in order
 	next     *call // FIFO link
 	enqueued bool
 }
