@@ -14,15 +14,15 @@ import (
 // the raw reply once it arrives. done runs on the backend reader
 // goroutine (or the failing writer's), so it must not block.
 type call struct {
-	frame    []byte // the request, multibulk encoded (ASKING prepended when asking)
-	skip     int    // replies to discard before this call's own (ASKING's +OK)
-	reply    []byte // raw reply, owned by the call
-	err      error  // connection failure
-	written  bool   // the frame may have reached the backend
-	done     func(*call)
-	pin      int   // picks the pool connection: one client's requests to a node share one connection, so they run in order
-	next     *call // FIFO link
-	enqueued bool
+	frame   []byte // the request, multibulk encoded (ASKING prepended when asking)
+	skip    int    // replies to discard before this call's own (ASKING's +OK)
+	reply   []byte // raw reply, owned by the call
+	err     error  // connection failure
+	written bool   // the frame may have reached the backend
+	done    func(*call)
+	pin     int   // picks the pool connection: one client's requests to a node share one connection, so they run in order
+	next    *call // FIFO link
+	mcGet   bool  // memcached retrieval: the reply is VALUE blocks up to END
 }
 
 var errBackendClosed = errors.New("backend connection closed")
@@ -96,6 +96,18 @@ func (b *backend) send(c *call) {
 	}
 	b.mu.Unlock()
 	bc.enqueue(c)
+}
+
+// reset fails the pool's current connections (new ones are dialed on demand).
+func (b *backend) reset(err error) {
+	b.mu.Lock()
+	conns := append([]*bconn(nil), b.conns...)
+	b.mu.Unlock()
+	for _, bc := range conns {
+		if bc != nil {
+			bc.fail(err)
+		}
+	}
 }
 
 func (b *backend) close() {

@@ -110,7 +110,7 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.local(notSupported(spec.Name))
 	}
 	rt := c.p.table.Load()
-	readonly := spec.Flags&command.ReadOnly != 0
+	readonly := spec.Flags&command.ReadOnly != 0 || idempotent(spec.Name, args)
 	first := cluster.Slot(args[keys[0]])
 	shard := rt.slots[first]
 	same := true
@@ -132,6 +132,27 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.split(args, rt, 1, readonly, ignorePos(sumInts))
 	}
 	return c.local(errLine(errCrossShard))
+}
+
+// idempotent reports whether running args twice leaves the same state
+// and gives the same reply as running it once, so that it may be resent
+// after a backend connection dropped with the request in flight (its
+// outcome unknown). The price, documented in docs/proxy.md: a resent SET
+// may overwrite a write another client made between the two attempts.
+func idempotent(name string, args [][]byte) bool {
+	switch name {
+	case "set":
+		for _, a := range args[3:] {
+			switch strings.ToLower(string(a)) {
+			case "nx", "xx", "get", "keepttl":
+				return false
+			}
+		}
+		return true
+	case "setex", "psetex", "mset", "hmset", "lset":
+		return true
+	}
+	return false
 }
 
 func printable(b []byte) string {

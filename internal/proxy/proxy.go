@@ -270,10 +270,35 @@ func (p *Proxy) publish(m *cluster.Map) {
 	if cur := p.table.Load(); cur != nil && cur.epoch >= m.Epoch {
 		return
 	}
-	p.table.Store(newRoute(m))
+	rt := newRoute(m)
+	p.table.Store(rt)
 	ch := make(chan struct{})
 	old := p.changed.Swap(&ch)
 	close(*old)
+	p.dropStale(rt)
+}
+
+// dropStale fails the connections to nodes that are no longer a
+// primary: a demoted or shutting-down primary may hold requests it will
+// never answer (a write waiting for replica acks while it drains), and
+// those requests are retried on the new primary when that is safe.
+func (p *Proxy) dropStale(rt *route) {
+	live := map[string]bool{}
+	for _, n := range rt.prim {
+		live[n.Addr] = true
+		live["mc:"+n.MCAddr] = true
+	}
+	p.mu.Lock()
+	var stale []*backend
+	for key, b := range p.mu.backends {
+		if !live[key] {
+			stale = append(stale, b)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range stale {
+		b.reset(errors.New("the node is no longer a primary"))
+	}
 }
 
 // refresh asks the watcher for a new map now (coalesced).

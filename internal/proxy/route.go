@@ -124,6 +124,9 @@ func (sc *shardCall) retry(wait bool) {
 		}
 		t.Stop()
 	}
+	if debugRetry {
+		println("retry", sc.attempt, sc.target, string(sc.reply), fmtErr(sc.err), p.table.Load().epoch)
+	}
 	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
 	p.dispatch(sc)
 }
@@ -175,4 +178,13 @@ func appendCommand(b []byte, args ...[]byte) []byte {
 		b = append(b, '\r', '\n')
 	}
 	return b
+}
+
+var debugRetry = false
+
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
