@@ -152,6 +152,12 @@ func newBconn(b *backend, nc net.Conn) *bconn {
 func (bc *bconn) enqueue(c *call) {
 	select {
 	case bc.queue <- c:
+		// The writer may have drained the queue for the last time just
+		// before c landed: dead is set before that drain, so whoever sees
+		// it drains again and no call is stranded.
+		if bc.dead.Load() {
+			bc.drainQueue()
+		}
 	case <-bc.quit:
 		c.err = errBackendClosed
 		c.done(c)
