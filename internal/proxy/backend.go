@@ -55,18 +55,18 @@ func (p *Proxy) backend(addr string, mc bool) *backend {
 	return b
 }
 
-// send queues c on the pool connection c.pin selects, dialing if needed.
-// It blocks while that connection's queue is full (backpressure on the
-// calling client reader). On a dial failure c completes with err set and
-// written false.
-func (b *backend) send(c *call) {
+// send queues c on the pool connection c.pin selects, dialing if needed,
+// and returns that connection: the caller must flush it (at once, or
+// after the rest of its read batch). nil: c is already completed (no
+// connection: err set, written false).
+func (b *backend) send(c *call) *bconn {
 	i := c.pin % len(b.conns)
 	b.mu.Lock()
 	if b.shut {
 		b.mu.Unlock()
 		c.err = errBackendClosed
 		c.done(c)
-		return
+		return nil
 	}
 	bc := b.conns[i]
 	if bc == nil || bc.dead.Load() {
@@ -76,7 +76,7 @@ func (b *backend) send(c *call) {
 			b.p.stats.backendErrs.Add(1)
 			c.err = err
 			c.done(c)
-			return
+			return nil
 		}
 		b.mu.Lock()
 		if b.shut {
@@ -84,7 +84,7 @@ func (b *backend) send(c *call) {
 			nc.Close()
 			c.err = errBackendClosed
 			c.done(c)
-			return
+			return nil
 		}
 		if cur := b.conns[i]; cur != nil && !cur.dead.Load() {
 			nc.Close() // another sender won the race
@@ -95,7 +95,10 @@ func (b *backend) send(c *call) {
 		}
 	}
 	b.mu.Unlock()
-	bc.enqueue(c)
+	if !bc.enqueue(c) {
+		return nil
+	}
+	return bc
 }
 
 // reset fails the pool's current connections (new ones are dialed on demand).
@@ -122,51 +125,116 @@ func (b *backend) close() {
 	}
 }
 
-// bconn is one pipelined backend connection. Requests go through queue
-// (bounded: cap) to the writer goroutine, which writes every queued
-// request in one write and appends them to the in-flight FIFO; the reader
-// goroutine pairs replies with that FIFO in order.
+// bconn is one pipelined backend connection. There is no writer
+// goroutine: senders append their frames to out and the calls to the
+// in-flight FIFO under mu, and whoever flushes first writes everything
+// appended so far in one write (while it writes, others keep appending
+// and it loops). A client reader defers its flush to the end of its read
+// batch, so a pipelined batch costs one write per backend. The reader
+// goroutine pairs replies with the FIFO in order.
+//
+// Bound: a sender that finds more than maxOut bytes unwritten waits until
+// the flusher has written them (backpressure on the client reader).
 type bconn struct {
-	b     *backend
-	nc    net.Conn
-	queue chan *call
-	dead  atomic.Bool
-	quit  chan struct{}
-	once  sync.Once
+	b    *backend
+	nc   net.Conn
+	dead atomic.Bool
+	quit chan struct{}
+	once sync.Once
 
-	mu       sync.Mutex // guards the in-flight FIFO and failure
-	head     *call
-	tail     *call
-	failed   error
-	inflight chan struct{} // signalled when the FIFO gets a call
+	mu        sync.Mutex // guards everything below
+	head      *call      // in-flight FIFO (written or about to be)
+	tail      *call
+	unwritten []*call // calls whose frames are in out
+	out       []byte
+	spare     []byte
+	flushing  bool
+	failed    error
+	drained   *sync.Cond    // broadcast after each write and on failure
+	inflight  chan struct{} // signalled when the FIFO gets a call
 }
 
+const maxOut = 4 << 20
+
 func newBconn(b *backend, nc net.Conn) *bconn {
-	bc := &bconn{b: b, nc: nc, queue: make(chan *call, b.p.cfg.BackendQueue), quit: make(chan struct{}), inflight: make(chan struct{}, 1)}
-	b.p.wg.Add(2)
-	go bc.writeLoop()
+	bc := &bconn{b: b, nc: nc, quit: make(chan struct{}), inflight: make(chan struct{}, 1)}
+	bc.drained = sync.NewCond(&bc.mu)
+	b.p.wg.Add(1)
 	go bc.readLoop()
 	return bc
 }
 
-func (bc *bconn) enqueue(c *call) {
-	select {
-	case bc.queue <- c:
-		// The writer may have drained the queue for the last time just
-		// before c landed: dead is set before that drain, so whoever sees
-		// it drains again and no call is stranded.
-		if bc.dead.Load() {
-			bc.drainQueue()
+// enqueue appends c; false when the connection has failed (c is then
+// completed, not written).
+func (bc *bconn) enqueue(c *call) bool {
+	bc.mu.Lock()
+	for bc.failed == nil && len(bc.out) > maxOut {
+		if !bc.flushing {
+			bc.flushLocked()
+			continue
 		}
-	case <-bc.quit:
+		bc.drained.Wait()
+	}
+	if bc.failed != nil {
+		bc.mu.Unlock()
 		c.err = errBackendClosed
 		c.done(c)
+		return false
 	}
+	c.written = false
+	bc.out = append(bc.out, c.frame...)
+	bc.unwritten = append(bc.unwritten, c)
+	if bc.tail == nil {
+		bc.head = c
+	} else {
+		bc.tail.next = c
+	}
+	bc.tail = c
+	bc.mu.Unlock()
+	select {
+	case bc.inflight <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// flush writes whatever is appended, unless another goroutine is already
+// writing (it will pick it up).
+func (bc *bconn) flush() {
+	bc.mu.Lock()
+	if !bc.flushing {
+		bc.flushLocked()
+	}
+	bc.mu.Unlock()
+}
+
+// flushLocked writes out until it is empty; mu is held on entry and exit
+// and released around each write.
+func (bc *bconn) flushLocked() {
+	bc.flushing = true
+	for len(bc.out) > 0 && bc.failed == nil {
+		buf := bc.out
+		bc.out = bc.spare[:0]
+		for _, c := range bc.unwritten {
+			c.written = true
+		}
+		bc.unwritten = bc.unwritten[:0]
+		bc.mu.Unlock()
+		_, err := bc.nc.Write(buf)
+		if err != nil {
+			bc.fail(err)
+		}
+		bc.mu.Lock()
+		if cap(buf) <= 1<<20 {
+			bc.spare = buf[:0]
+		}
+		bc.drained.Broadcast()
+	}
+	bc.flushing = false
 }
 
 // fail marks the connection dead and completes every call it holds with
-// err: queued ones as not written (safe to retry), in-flight ones as
-// possibly written.
+// err; written tells whether its frame may have reached the backend.
 func (bc *bconn) fail(err error) {
 	bc.once.Do(func() {
 		bc.dead.Store(true)
@@ -177,90 +245,17 @@ func (bc *bconn) fail(err error) {
 		bc.failed = err
 		head := bc.head
 		bc.head, bc.tail = nil, nil
+		bc.out, bc.unwritten = nil, nil
+		bc.drained.Broadcast()
 		bc.mu.Unlock()
 		for c := head; c != nil; {
 			next := c.next
 			c.next = nil
-			c.err, c.written = err, true
+			c.err = err
 			c.done(c)
 			c = next
 		}
 	})
-}
-
-func (bc *bconn) writeLoop() {
-	defer bc.b.p.wg.Done()
-	var buf []byte
-	var batch []*call
-	for {
-		var c *call
-		select {
-		case c = <-bc.queue:
-		case <-bc.quit:
-			bc.drainQueue()
-			return
-		}
-		buf, batch = buf[:0], batch[:0]
-		for {
-			buf = append(buf, c.frame...)
-			batch = append(batch, c)
-			if len(buf) > 256<<10 {
-				break
-			}
-			select {
-			case c = <-bc.queue:
-				continue
-			default:
-			}
-			break
-		}
-		// Into the FIFO before the write: a fast reply must find its call.
-		bc.mu.Lock()
-		if bc.failed != nil {
-			bc.mu.Unlock()
-			for _, c := range batch {
-				c.err = bc.failed
-				c.done(c)
-			}
-			bc.drainQueue()
-			return
-		}
-		for _, c := range batch {
-			c.written = true
-			if bc.tail == nil {
-				bc.head = c
-			} else {
-				bc.tail.next = c
-			}
-			bc.tail = c
-		}
-		bc.mu.Unlock()
-		select {
-		case bc.inflight <- struct{}{}:
-		default:
-		}
-		if _, err := bc.nc.Write(buf); err != nil {
-			bc.fail(err)
-			bc.drainQueue()
-			return
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil
-		}
-	}
-}
-
-// drainQueue completes the calls still queued (never written).
-func (bc *bconn) drainQueue() {
-	for {
-		select {
-		case c := <-bc.queue:
-			c.err = errBackendClosed
-			c.done(c)
-		default:
-			return
-		}
-	}
 }
 
 const maxBackendBulk = 512 << 20

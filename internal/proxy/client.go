@@ -37,6 +37,7 @@ type conn struct {
 	q    chan *req
 	sig  chan struct{}
 	dead chan struct{} // closed when the writer stops
+	fs   flushSet      // backend connections written to in this read batch (reader only)
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
@@ -46,6 +47,14 @@ func (p *Proxy) newConn(nc net.Conn) *conn {
 // push queues r in order; false when the writer is gone.
 func (c *conn) push(r *req) bool {
 	r.cl = c
+	select {
+	case c.q <- r:
+		return true
+	default:
+	}
+	// Full: the requests still unflushed must go out before waiting for
+	// their replies to make room.
+	c.fs.flush()
 	select {
 	case c.q <- r:
 		return true
@@ -124,6 +133,7 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 }
 
 func (c *conn) readRESP() {
+	defer c.fs.flush()
 	lim := resp.DefaultLimits
 	buf := make([]byte, 0, 16<<10)
 	var args [][]byte
@@ -150,6 +160,7 @@ func (c *conn) readRESP() {
 				return
 			}
 		}
+		c.fs.flush()
 		if off == len(buf) {
 			buf, off = buf[:0], 0
 			if cap(buf) > 1<<20 {

@@ -182,7 +182,7 @@ func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: slot, readonly: readonly, finish: r.complete})
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -191,7 +191,7 @@ func (c *conn) forwardShard(args [][]byte, shard int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete})
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -214,7 +214,7 @@ func (c *conn) fan(r *req, calls []*shardCall, merge func([][]byte) []byte) {
 		}
 	}
 	for _, sc := range calls {
-		c.p.start(sc)
+		c.p.start(sc, &c.fs)
 	}
 }
 
@@ -466,7 +466,7 @@ func (c *conn) scan(args [][]byte) bool {
 		out := []byte("*2\r\n")
 		out = bulk(out, strconv.AppendUint(nil, next, 10))
 		r.complete(append(out, elems[1]...))
-	}})
+	}}, &c.fs)
 	return true
 }
 

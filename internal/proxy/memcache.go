@@ -33,6 +33,7 @@ func (p *Proxy) serveMemcache(nc net.Conn) {
 }
 
 func (c *conn) readMemcache() {
+	defer c.fs.flush()
 	lim := memcache.DefaultLimits
 	buf := make([]byte, 0, 16<<10)
 	var cmd memcache.Command
@@ -55,6 +56,7 @@ func (c *conn) readMemcache() {
 				return
 			}
 		}
+		c.fs.flush()
 		if off == len(buf) {
 			buf, off = buf[:0], 0
 			if cap(buf) > 1<<20 {
@@ -186,7 +188,7 @@ func (c *conn) mcForward(cmd *memcache.Command, body []byte, idem bool) bool {
 			r.complete(nil)
 		}
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: body, slot: cluster.Slot(cmd.Key), readonly: idem, mc: true, finish: finish})
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: body, slot: cluster.Slot(cmd.Key), readonly: idem, mc: true, finish: finish}, &c.fs)
 	return true
 }
 

@@ -7,10 +7,11 @@
 //
 // Goroutines: one map watcher (long-polls the managers, owns nothing but
 // the published route table); per client connection a reader (parses,
-// routes, queues) and a writer (delivers replies in request order); per
-// backend connection a writer (batches queued requests into one write)
-// and a reader (pairs replies with requests in FIFO order). Retries run
-// on short-lived goroutines. Close stops them all.
+// routes, appends to backend buffers and flushes them once per read
+// batch) and a writer (delivers replies in request order); per backend
+// connection a reader (pairs replies with requests in FIFO order).
+// Retries run on short-lived goroutines. Close stops the tracked ones and
+// ends the retries through its context.
 package proxy
 
 import (
@@ -42,9 +43,6 @@ type Config struct {
 	// MaxPending bounds one client's outstanding requests: past it the
 	// proxy stops reading from that client (backpressure).
 	MaxPending int
-	// BackendQueue bounds the requests queued on one backend connection
-	// but not yet written; a full queue blocks the client readers feeding it.
-	BackendQueue int
 	Log          *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
@@ -52,7 +50,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, BackendQueue: 4096}
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024}
 }
 
 // Validate checks the configuration.
@@ -70,8 +68,6 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: pool size must be between 1 and 64")
 	case c.MaxPending < 1:
 		return errors.New("proxy: max pending must be at least 1")
-	case c.BackendQueue < c.MaxPending:
-		return errors.New("proxy: the backend queue must hold at least one client's max pending requests")
 	}
 	return nil
 }

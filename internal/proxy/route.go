@@ -25,16 +25,38 @@ type shardCall struct {
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
 
-// start sends sc for the first time.
-func (p *Proxy) start(sc *shardCall) {
+// flushSet collects the backend connections a client reader appended
+// to during one read batch; it flushes them once at the end of the batch.
+type flushSet []*bconn
+
+func (fs *flushSet) add(bc *bconn) {
+	for _, x := range *fs {
+		if x == bc {
+			return
+		}
+	}
+	*fs = append(*fs, bc)
+}
+
+func (fs *flushSet) flush() {
+	for i, bc := range *fs {
+		bc.flush()
+		(*fs)[i] = nil
+	}
+	*fs = (*fs)[:0]
+}
+
+// start sends sc for the first time; with fs the flush is left to the
+// caller (fs.flush), without it the request is written at once.
+func (p *Proxy) start(sc *shardCall, fs *flushSet) {
 	sc.p = p
 	sc.deadline = time.Now().Add(p.cfg.RetryBudget)
 	sc.done = sc.onDone
 	p.stats.cmds.Add(1)
-	p.dispatch(sc)
+	p.dispatch(sc, fs)
 }
 
-func (p *Proxy) dispatch(sc *shardCall) {
+func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 	addr := sc.target
 	if addr == "" {
 		rt := p.table.Load()
@@ -59,7 +81,15 @@ func (p *Proxy) dispatch(sc *shardCall) {
 		sc.frame = append(append(make([]byte, 0, len(askingFrame)+len(sc.body)), askingFrame...), sc.body...)
 		sc.skip = 1
 	}
-	p.backend(addr, sc.mc).send(&sc.call)
+	bc := p.backend(addr, sc.mc).send(&sc.call)
+	if bc == nil {
+		return
+	}
+	if fs != nil {
+		fs.add(bc)
+	} else {
+		bc.flush()
+	}
 }
 
 // onDone runs when a backend attempt ends: retry what may be retried,
@@ -128,7 +158,7 @@ func (sc *shardCall) retry(wait bool) {
 		println("retry", sc.attempt, sc.target, string(sc.reply), fmtErr(sc.err), p.table.Load().epoch)
 	}
 	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
-	p.dispatch(sc)
+	p.dispatch(sc, nil)
 }
 
 // redirect classifies a reply: 'M' (MOVED, addr), 'A' (ASK, addr), 'T'
