@@ -227,3 +227,7 @@ func direct(t *testing.T, addr string, args ...string) string {
 }
 
 var _ = strings.Join
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -43,7 +43,7 @@ type Config struct {
 	// MaxPending bounds one client's outstanding requests: past it the
 	// proxy stops reading from that client (backpressure).
 	MaxPending int
-	Log          *slog.Logger
+	Log        *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
