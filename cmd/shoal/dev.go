@@ -26,7 +26,7 @@ import (
 func runDev(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	dir := fs.String("dir", "shoal-dev", "data directory (one subdirectory and log per process)")
-	base := fs.Int("base-port", 7000, "first port: manager HTTP = base, Raft = base+1, nodes from base+10 (0: any free ports)")
+	base := fs.Int("base-port", 7000, "first port: manager HTTP = base, Raft = base+1, nodes from base+10, then the proxy (0: any free ports)")
 	shards := fs.Int("shards", 3, "number of shards")
 	replicas := fs.Int("replicas", 1, "replicas per shard")
 	syncReplicas := fs.Int("sync-replicas", 0, "replicas that must have a write before it is acknowledged")
@@ -48,7 +48,7 @@ func runDev(args []string, out io.Writer) error {
 	}
 	absDir, _ := filepath.Abs(*dir)
 	n := *shards * (1 + *replicas)
-	ports, err := devPorts(*base, 2+2*n)
+	ports, err := devPorts(*base, 2+2*n+2) // manager ×2, nodes ×2, proxy RESP + memcached
 	if err != nil {
 		return err
 	}
@@ -118,9 +118,36 @@ func runDev(args []string, out io.Writer) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The proxy starts once the cluster is up (it needs a map) and is
+	// ready when its port answers.
+	proxyResp := "127.0.0.1:" + strconv.Itoa(ports[2+2*n])
+	proxyMC := "127.0.0.1:" + strconv.Itoa(ports[2+2*n+1])
+	pargs := []string{"proxy", "--manager", mgrHTTP, "--port", strconv.Itoa(ports[2+2*n]), "--bind", "127.0.0.1"}
+	if *memcached {
+		pargs = append(pargs, "--memcached-port", strconv.Itoa(ports[2+2*n+1]))
+	}
+	d.start("proxy", pargs...)
+	for {
+		cn, err := net.DialTimeout("tcp", proxyResp, time.Second)
+		if err == nil {
+			cn.Close()
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("proxy not ready after 60 s (log in %s)", filepath.Join(absDir, "proxy.log"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	fmt.Fprintf(out, "manager: http://%s\n", mgrHTTP)
 	for _, a := range nodeAddrs {
 		fmt.Fprintf(out, "node: %s\n", a)
+	}
+	fmt.Fprintf(out, "proxy-resp: %s\n", proxyResp)
+	if *memcached {
+		fmt.Fprintf(out, "proxy-memcached: %s\n", proxyMC)
 	}
 	fmt.Fprintf(out, "dir: %s\n", absDir)
 	fmt.Fprintln(out, "ready")

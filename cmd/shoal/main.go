@@ -48,9 +48,13 @@ commands:
   dev [--dir DIR] [--base-port N] [--shards 3] [--replicas 1] [--sync-replicas 0] [--restart]
              a whole cluster on 127.0.0.1 as child processes; prints
              "name: address" lines, then "ready"; Ctrl-C stops it
+  proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s]
+             the routing node for plain (non-cluster) Redis and memcached
+             clients: routes by slot, splits multi-key commands, retries
+             across failovers (docs/proxy.md)
   version    print the version
 
-planned (not built yet): migrator, proxy
+planned (not built yet): migrator
 `
 
 func main() {
@@ -76,8 +80,10 @@ func main() {
 		err = runCtl(os.Args[2:], os.Stdout)
 	case "dev":
 		err = runDev(os.Args[2:], os.Stdout)
-	case "migrator", "proxy":
-		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the storage node, the manager, shoal ctl and shoal dev", os.Args[1])
+	case "proxy":
+		err = runProxy(os.Args[2:])
+	case "migrator":
+		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the storage node, the manager, the proxy, shoal ctl and shoal dev", os.Args[1])
 	default:
 		fmt.Fprintf(os.Stderr, "shoal: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)

@@ -26,6 +26,8 @@ type devCluster struct {
 	cmd     *exec.Cmd
 	manager string // host:port
 	nodes   []string
+	proxy   string // proxy-resp host:port
+	proxyMC string // proxy-memcached host:port
 	log     *syncBuffer
 }
 
@@ -75,6 +77,10 @@ func startDev(t *testing.T, args ...string) *devCluster {
 				d.manager = strings.TrimPrefix(addr, "http://")
 			case "node":
 				d.nodes = append(d.nodes, addr)
+			case "proxy-resp":
+				d.proxy = addr
+			case "proxy-memcached":
+				d.proxyMC = addr
 			case "ready":
 				go func() {
 					for range lines {

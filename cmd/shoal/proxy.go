@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"shoal/internal/proxy"
+)
+
+// runProxy is `shoal proxy`: the stateless routing node for plain Redis
+// and memcached clients (docs/proxy.md).
+func runProxy(args []string) error {
+	cfg := proxy.DefaultConfig()
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.StringVar(&cfg.Managers, "manager", "", "manager HTTP address(es), comma-separated (required)")
+	fs.IntVar(&cfg.Port, "port", 6380, "RESP port")
+	fs.StringVar(&cfg.Bind, "bind", cfg.Bind, "listen address")
+	mcPort := fs.Int("memcached-port", 0, "memcached port (0: off)")
+	fs.DurationVar(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "how long a command is retried across failovers and redirects")
+	fs.IntVar(&cfg.PoolSize, "pool", cfg.PoolSize, "pipelined connections per backend node")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.MCPort = -1
+	if *mcPort > 0 {
+		cfg.MCPort = *mcPort
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Log = log
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = p.Start(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr())
+	<-ctx.Done()
+	log.Info("received signal, shutting down", "component", "proxy")
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,388 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A call is one request to one backend node: the encoded frame(s), and
+// the raw reply once it arrives. done runs on the backend reader
+// goroutine (or the failing writer's), so it must not block.
+type call struct {
+	frame   []byte // the request, multibulk encoded (ASKING prepended when asking)
+	skip    int    // replies to discard before this call's own (ASKING's +OK)
+	reply   []byte // raw reply, owned by the call
+	err     error  // connection failure
+	written bool   // the frame may have reached the backend
+	done    func(*call)
+	pin     int   // picks the pool connection: one client's requests to a node share one connection, so they run in order
+	next    *call // FIFO link
+	mcGet   bool  // memcached retrieval: the reply is VALUE blocks up to END
+}
+
+var errBackendClosed = errors.New("backend connection closed")
+
+// backend is the pool of pipelined connections to one node address.
+type backend struct {
+	p     *Proxy
+	addr  string
+	mc    bool // memcached protocol (replies framed differently)
+	mu    sync.Mutex
+	conns []*bconn
+	shut  bool
+}
+
+func (p *Proxy) backend(addr string, mc bool) *backend {
+	key := addr
+	if mc {
+		key = "mc:" + addr
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.mu.backends[key]
+	if b == nil {
+		b = &backend{p: p, addr: addr, mc: mc, conns: make([]*bconn, p.cfg.PoolSize)}
+		if p.mu.closed {
+			b.shut = true
+		}
+		p.mu.backends[key] = b
+	}
+	return b
+}
+
+// send queues c on the pool connection c.pin selects, dialing if needed,
+// and returns that connection: the caller must flush it (at once, or
+// after the rest of its read batch). nil: c is already completed (no
+// connection: err set, written false).
+func (b *backend) send(c *call) *bconn {
+	i := c.pin % len(b.conns)
+	b.mu.Lock()
+	if b.shut {
+		b.mu.Unlock()
+		c.err = errBackendClosed
+		c.done(c)
+		return nil
+	}
+	bc := b.conns[i]
+	if bc == nil || bc.dead.Load() {
+		b.mu.Unlock()
+		nc, err := net.DialTimeout("tcp", b.addr, time.Second)
+		if err != nil {
+			b.p.stats.backendErrs.Add(1)
+			c.err = err
+			c.done(c)
+			return nil
+		}
+		b.mu.Lock()
+		if b.shut {
+			b.mu.Unlock()
+			nc.Close()
+			c.err = errBackendClosed
+			c.done(c)
+			return nil
+		}
+		if cur := b.conns[i]; cur != nil && !cur.dead.Load() {
+			nc.Close() // another sender won the race
+			bc = cur
+		} else {
+			bc = newBconn(b, nc)
+			b.conns[i] = bc
+		}
+	}
+	b.mu.Unlock()
+	if !bc.enqueue(c) {
+		return nil
+	}
+	return bc
+}
+
+// reset fails the pool's current connections (new ones are dialed on demand).
+func (b *backend) reset(err error) {
+	b.mu.Lock()
+	conns := append([]*bconn(nil), b.conns...)
+	b.mu.Unlock()
+	for _, bc := range conns {
+		if bc != nil {
+			bc.fail(err)
+		}
+	}
+}
+
+func (b *backend) close() {
+	b.mu.Lock()
+	b.shut = true
+	conns := b.conns
+	b.mu.Unlock()
+	for _, bc := range conns {
+		if bc != nil {
+			bc.fail(errBackendClosed)
+		}
+	}
+}
+
+// bconn is one pipelined backend connection. There is no writer
+// goroutine: senders append their frames to out and the calls to the
+// in-flight FIFO under mu, and whoever flushes first writes everything
+// appended so far in one write (while it writes, others keep appending
+// and it loops). A client reader defers its flush to the end of its read
+// batch, so a pipelined batch costs one write per backend. The reader
+// goroutine pairs replies with the FIFO in order.
+//
+// Bound: a sender that finds more than maxOut bytes unwritten waits until
+// the flusher has written them (backpressure on the client reader).
+type bconn struct {
+	b    *backend
+	nc   net.Conn
+	dead atomic.Bool
+	quit chan struct{}
+	once sync.Once
+
+	mu        sync.Mutex // guards everything below
+	head      *call      // in-flight FIFO (written or about to be)
+	tail      *call
+	unwritten []*call // calls whose frames are in out
+	out       []byte
+	spare     []byte
+	flushing  bool
+	failed    error
+	drained   *sync.Cond    // broadcast after each write and on failure
+	inflight  chan struct{} // signalled when the FIFO gets a call
+}
+
+const maxOut = 4 << 20
+
+func newBconn(b *backend, nc net.Conn) *bconn {
+	bc := &bconn{b: b, nc: nc, quit: make(chan struct{}), inflight: make(chan struct{}, 1)}
+	bc.drained = sync.NewCond(&bc.mu)
+	b.p.wg.Add(1)
+	go bc.readLoop()
+	return bc
+}
+
+// enqueue appends c; false when the connection has failed (c is then
+// completed, not written).
+func (bc *bconn) enqueue(c *call) bool {
+	bc.mu.Lock()
+	for bc.failed == nil && len(bc.out) > maxOut {
+		if !bc.flushing {
+			bc.flushLocked()
+			continue
+		}
+		bc.drained.Wait()
+	}
+	if bc.failed != nil {
+		bc.mu.Unlock()
+		c.err = errBackendClosed
+		c.done(c)
+		return false
+	}
+	c.written = false
+	bc.out = append(bc.out, c.frame...)
+	bc.unwritten = append(bc.unwritten, c)
+	if bc.tail == nil {
+		bc.head = c
+	} else {
+		bc.tail.next = c
+	}
+	bc.tail = c
+	bc.mu.Unlock()
+	select {
+	case bc.inflight <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// flush writes whatever is appended, unless another goroutine is already
+// writing (it will pick it up).
+func (bc *bconn) flush() {
+	bc.mu.Lock()
+	if !bc.flushing {
+		bc.flushLocked()
+	}
+	bc.mu.Unlock()
+}
+
+// flushLocked writes out until it is empty; mu is held on entry and exit
+// and released around each write.
+func (bc *bconn) flushLocked() {
+	bc.flushing = true
+	for len(bc.out) > 0 && bc.failed == nil {
+		buf := bc.out
+		bc.out = bc.spare[:0]
+		for _, c := range bc.unwritten {
+			c.written = true
+		}
+		bc.unwritten = bc.unwritten[:0]
+		bc.mu.Unlock()
+		_, err := bc.nc.Write(buf)
+		if err != nil {
+			bc.fail(err)
+		}
+		bc.mu.Lock()
+		if cap(buf) <= 1<<20 {
+			bc.spare = buf[:0]
+		}
+		bc.drained.Broadcast()
+	}
+	bc.flushing = false
+}
+
+// fail marks the connection dead and completes every call it holds with
+// err; written tells whether its frame may have reached the backend.
+func (bc *bconn) fail(err error) {
+	bc.once.Do(func() {
+		bc.dead.Store(true)
+		bc.b.p.stats.backendErrs.Add(1)
+		close(bc.quit)
+		bc.nc.Close()
+		bc.mu.Lock()
+		bc.failed = err
+		head := bc.head
+		bc.head, bc.tail = nil, nil
+		bc.out, bc.unwritten = nil, nil
+		bc.drained.Broadcast()
+		bc.mu.Unlock()
+		for c := head; c != nil; {
+			next := c.next
+			c.next = nil
+			c.err = err
+			c.done(c)
+			c = next
+		}
+	})
+}
+
+const maxBackendBulk = 512 << 20
+
+func (bc *bconn) readLoop() {
+	defer bc.b.p.wg.Done()
+	r := bufio.NewReaderSize(bc.nc, 32<<10)
+	var acc []byte // accumulates one reply across reads
+	for {
+		var c *call
+		bc.mu.Lock()
+		c = bc.head
+		bc.mu.Unlock()
+		if c == nil {
+			// Nothing in flight: wait for the writer (or an unsolicited
+			// byte, which is a protocol error).
+			select {
+			case <-bc.inflight:
+				continue
+			case <-bc.quit:
+				return
+			}
+		}
+		var reply []byte
+		var err error
+		if bc.b.mc {
+			reply, err = readMCReply(r, acc[:0], c)
+		} else {
+			reply, err = readRaw(r, acc[:0])
+		}
+		if err != nil {
+			bc.fail(err)
+			return
+		}
+		acc = reply
+		if c.skip > 0 {
+			c.skip--
+			continue
+		}
+		bc.mu.Lock()
+		if bc.head != c { // failed meanwhile
+			bc.mu.Unlock()
+			return
+		}
+		bc.head = c.next
+		if bc.head == nil {
+			bc.tail = nil
+		}
+		bc.mu.Unlock()
+		c.next = nil
+		c.reply = append([]byte(nil), reply...)
+		if cap(acc) > 1<<20 {
+			acc = nil
+		}
+		c.done(c)
+	}
+}
+
+// readRaw reads one complete RESP reply from r and appends it to dst.
+// Announced lengths are bounded; memory follows the bytes received.
+func readRaw(r *bufio.Reader, dst []byte) ([]byte, error) {
+	return readRawAt(r, dst, 0)
+}
+
+func readRawAt(r *bufio.Reader, dst []byte, depth int) ([]byte, error) {
+	if depth > maxReplyDepth {
+		return dst, errBadReply
+	}
+	start := len(dst)
+	for {
+		line, err := r.ReadSlice('\n')
+		dst = append(dst, line...)
+		if err == bufio.ErrBufferFull {
+			if len(dst)-start > 64<<10 {
+				return dst, errBadReply
+			}
+			continue
+		}
+		if err != nil {
+			return dst, err
+		}
+		break
+	}
+	end := len(dst)
+	if end-start < 3 || dst[end-2] != '\r' {
+		return dst, errBadReply
+	}
+	kind, arg := dst[start], dst[start+1:end-2]
+	switch kind {
+	case '+', '-', ':', ',', '(', '#', '_':
+		return dst, nil
+	case '$', '=', '!':
+		n, ok := atoi(arg)
+		if !ok || n > maxBackendBulk {
+			return dst, errBadReply
+		}
+		if n < 0 {
+			return dst, nil
+		}
+		for left := n + 2; left > 0; {
+			step := min(left, 1<<20)
+			at := len(dst)
+			dst = append(dst, make([]byte, step)...)
+			if _, err := io.ReadFull(r, dst[at:]); err != nil {
+				return dst, err
+			}
+			left -= step
+		}
+		if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
+			return dst, errBadReply
+		}
+		return dst, nil
+	case '*', '~', '>', '%', '|':
+		n, ok := atoi(arg)
+		if !ok || n > 1<<24 {
+			return dst, errBadReply
+		}
+		if kind == '%' || kind == '|' {
+			n *= 2
+		}
+		var err error
+		for i := int64(0); i < n; i++ {
+			if dst, err = readRawAt(r, dst, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+	return dst, errBadReply
+}

@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"net"
+	"sync/atomic"
+
+	"shoal/internal/resp"
+)
+
+// A req is one client request's slot in the client's reply order.
+type req struct {
+	reply []byte
+	done  atomic.Bool
+	close bool // close the connection after this reply
+	cl    *conn
+}
+
+// complete delivers the reply (exactly once) and wakes the writer.
+func (r *req) complete(reply []byte) {
+	r.reply = reply
+	r.done.Store(true)
+	select {
+	case r.cl.sig <- struct{}{}:
+	default:
+	}
+}
+
+// conn is one client connection (RESP or memcached). The reader
+// goroutine parses and routes; writeLoop delivers replies strictly in
+// request order, writing everything ready in one write. q bounds the
+// outstanding requests: when it is full the reader stops reading.
+type conn struct {
+	p    *Proxy
+	nc   net.Conn
+	id   int64
+	name string
+	q    chan *req
+	sig  chan struct{}
+	dead chan struct{} // closed when the writer stops
+	fs   flushSet      // backend connections written to in this read batch (reader only)
+}
+
+func (p *Proxy) newConn(nc net.Conn) *conn {
+	return &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+}
+
+// push queues r in order; false when the writer is gone.
+func (c *conn) push(r *req) bool {
+	r.cl = c
+	select {
+	case c.q <- r:
+		return true
+	default:
+	}
+	// Full: the requests still unflushed must go out before waiting for
+	// their replies to make room.
+	c.fs.flush()
+	select {
+	case c.q <- r:
+		return true
+	case <-c.dead:
+		return false
+	}
+}
+
+// local queues a reply the proxy makes itself.
+func (c *conn) local(reply []byte) bool {
+	r := &req{}
+	ok := c.push(r)
+	r.complete(reply)
+	return ok
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.dead)
+	var out []byte
+	flush := func() bool {
+		if len(out) == 0 {
+			return true
+		}
+		_, err := c.nc.Write(out)
+		if cap(out) > 1<<20 {
+			out = nil
+		} else {
+			out = out[:0]
+		}
+		return err == nil
+	}
+	for {
+		var r *req
+		var ok bool
+		select {
+		case r, ok = <-c.q:
+		default:
+			if !flush() {
+				c.nc.Close()
+				return
+			}
+			r, ok = <-c.q
+		}
+		if !ok {
+			flush()
+			return
+		}
+		for !r.done.Load() {
+			if !flush() {
+				c.nc.Close()
+				return
+			}
+			<-c.sig
+		}
+		out = append(out, r.reply...)
+		r.reply = nil
+		if r.close {
+			flush()
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// serveRESP runs one RESP client connection until it closes.
+func (p *Proxy) serveRESP(nc net.Conn) {
+	c := p.newConn(nc)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		c.writeLoop()
+	}()
+	c.readRESP()
+	close(c.q)
+	<-c.dead
+}
+
+func (c *conn) readRESP() {
+	defer c.fs.flush()
+	lim := resp.DefaultLimits
+	buf := make([]byte, 0, 16<<10)
+	var args [][]byte
+	off := 0
+	for {
+		for off < len(buf) {
+			var n int
+			var err error
+			args, n, _, err = resp.Parse(buf[off:], args, lim)
+			if err != nil {
+				r := &req{close: true}
+				c.push(r)
+				r.complete([]byte("-ERR " + err.Error() + "\r\n"))
+				return
+			}
+			if n == 0 {
+				break // incomplete: the buffer grows by doubling as bytes arrive
+			}
+			off += n
+			if len(args) == 0 {
+				continue
+			}
+			if !c.handle(args) {
+				return
+			}
+		}
+		c.fs.flush()
+		if off == len(buf) {
+			buf, off = buf[:0], 0
+			if cap(buf) > 1<<20 {
+				buf = make([]byte, 0, 16<<10)
+			}
+		} else if len(buf) == cap(buf) {
+			n := copy(buf, buf[off:])
+			buf, off = buf[:n], 0
+			if n == cap(buf) {
+				nb := make([]byte, n, 2*cap(buf))
+				copy(nb, buf)
+				buf = nb
+			}
+		}
+		n, err := c.nc.Read(buf[len(buf):cap(buf)])
+		if n > 0 {
+			buf = buf[:len(buf)+n]
+		}
+		if err != nil {
+			return
+		}
+	}
+}

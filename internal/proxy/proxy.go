@@ -1,0 +1,344 @@
+// Package proxy is the stateless routing node (shoal proxy): it speaks
+// RESP2 and the memcached text protocol to plain clients, routes every
+// command by the slot of its keys to the owning shard's primary, splits
+// multi-key commands per shard and merges the replies in the client's
+// order, answers keyless admin commands itself, and retries across
+// failovers within a time budget.
+//
+// Goroutines: one map watcher (long-polls the managers, owns nothing but
+// the published route table); per client connection a reader (parses,
+// routes, appends to backend buffers and flushes them once per read
+// batch) and a writer (delivers replies in request order); per backend
+// connection a reader (pairs replies with requests in FIFO order).
+// Retries run on short-lived goroutines. Close stops the tracked ones and
+// ends the retries through its context.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/manager"
+)
+
+// Config configures a proxy.
+type Config struct {
+	Managers    string        // comma-separated manager HTTP addresses
+	Bind        string        // listen host; "" = 127.0.0.1
+	Port        int           // RESP port; 0 = any free port
+	MCPort      int           // memcached port; -1 = off, 0 = any free port
+	RetryBudget time.Duration // how long a command is retried across failovers
+	// PoolSize is the number of pipelined connections per backend node.
+	PoolSize int
+	// MaxPending bounds one client's outstanding requests: past it the
+	// proxy stops reading from that client (backpressure).
+	MaxPending int
+	Log        *slog.Logger
+	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
+	ManagerHTTP *http.Client
+}
+
+// DefaultConfig returns the defaults of shoal proxy.
+func DefaultConfig() Config {
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Managers == "":
+		return errors.New("proxy: --manager is required")
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("proxy: bad port %d", c.Port)
+	case c.MCPort < -1 || c.MCPort > 65535:
+		return fmt.Errorf("proxy: bad memcached port %d", c.MCPort)
+	case c.RetryBudget < 0:
+		return errors.New("proxy: retry budget must not be negative")
+	case c.PoolSize < 1 || c.PoolSize > 64:
+		return errors.New("proxy: pool size must be between 1 and 64")
+	case c.MaxPending < 1:
+		return errors.New("proxy: max pending must be at least 1")
+	}
+	return nil
+}
+
+// route is the published, immutable routing view of one cluster map.
+type route struct {
+	epoch  uint64
+	slots  [cluster.NumSlots]uint16 // slot → shard id
+	shards []int                    // sorted shard ids
+	prim   map[int]*cluster.Node    // shard id → primary node
+}
+
+func newRoute(m *cluster.Map) *route {
+	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}}
+	for id, s := range m.Shards {
+		if n := m.Nodes[s.Primary]; n != nil {
+			r.prim[id] = n
+			r.shards = append(r.shards, id)
+		}
+	}
+	sort.Ints(r.shards)
+	return r
+}
+
+// addr returns the RESP (or memcached) address of shard's primary.
+func (r *route) addr(shard int, mc bool) string {
+	n := r.prim[shard]
+	if n == nil {
+		return ""
+	}
+	if mc {
+		return n.MCAddr
+	}
+	return n.Addr
+}
+
+// Proxy is one proxy instance.
+type Proxy struct {
+	cfg Config
+	log *slog.Logger
+	mc  *manager.Client
+
+	table   atomic.Pointer[route]
+	changed atomic.Pointer[chan struct{}] // closed and replaced on every new table
+	kick    chan struct{}                 // asks the watcher for an immediate refresh
+
+	ln, mcln net.Listener
+
+	mu struct {
+		sync.Mutex
+		backends map[string]*backend
+		clients  map[net.Conn]struct{}
+		closed   bool
+	}
+	nextID atomic.Int64
+	stats  struct {
+		conns, cmds, retries, backendErrs atomic.Int64
+	}
+	started time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New checks cfg and builds a proxy; it starts nothing.
+func New(cfg Config) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Log, mc: manager.NewClient(cfg.Managers), kick: make(chan struct{}, 1)}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.log = p.log.With("component", "proxy")
+	if cfg.ManagerHTTP != nil {
+		p.mc.HTTP = cfg.ManagerHTTP
+	}
+	p.mu.backends = map[string]*backend{}
+	p.mu.clients = map[net.Conn]struct{}{}
+	ch := make(chan struct{})
+	p.changed.Store(&ch)
+	return p, nil
+}
+
+// Start fetches the cluster map (waiting up to ctx for the managers),
+// listens, and starts serving.
+func (p *Proxy) Start(ctx context.Context) error {
+	m, err := p.mc.Map(ctx, 0, 0)
+	if err != nil {
+		return fmt.Errorf("proxy: fetch the cluster map: %w", err)
+	}
+	p.publish(m)
+	bind := p.cfg.Bind
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	p.ln, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("proxy: listen: %w", err)
+	}
+	if p.cfg.MCPort >= 0 {
+		p.mcln, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.MCPort)))
+		if err != nil {
+			p.ln.Close()
+			return fmt.Errorf("proxy: listen (memcached): %w", err)
+		}
+	}
+	p.started = time.Now()
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.watch()
+	p.wg.Add(1)
+	go p.accept(p.ln, p.serveRESP)
+	if p.mcln != nil {
+		p.wg.Add(1)
+		go p.accept(p.mcln, p.serveMemcache)
+	}
+	return nil
+}
+
+// Addr is the RESP listen address.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// MCAddr is the memcached listen address ("" when off).
+func (p *Proxy) MCAddr() string {
+	if p.mcln == nil {
+		return ""
+	}
+	return p.mcln.Addr().String()
+}
+
+// Close stops listening, closes every client and backend connection and
+// waits for all goroutines.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.mu.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.closed = true
+	for c := range p.mu.clients {
+		c.Close()
+	}
+	backends := p.mu.backends
+	p.mu.Unlock()
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	if p.mcln != nil {
+		p.mcln.Close()
+	}
+	for _, b := range backends {
+		b.close()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		p.mu.Lock()
+		if p.mu.closed {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		p.mu.clients[c] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		p.stats.conns.Add(1)
+		go func() {
+			defer p.wg.Done()
+			serve(c)
+			c.Close()
+			p.mu.Lock()
+			delete(p.mu.clients, c)
+			p.mu.Unlock()
+		}()
+	}
+}
+
+func (p *Proxy) publish(m *cluster.Map) {
+	if cur := p.table.Load(); cur != nil && cur.epoch >= m.Epoch {
+		return
+	}
+	rt := newRoute(m)
+	p.table.Store(rt)
+	ch := make(chan struct{})
+	old := p.changed.Swap(&ch)
+	close(*old)
+	p.dropStale(rt)
+}
+
+// dropStale fails the connections to nodes that are no longer a
+// primary: a demoted or shutting-down primary may hold requests it will
+// never answer (a write waiting for replica acks while it drains), and
+// those requests are retried on the new primary when that is safe.
+func (p *Proxy) dropStale(rt *route) {
+	live := map[string]bool{}
+	for _, n := range rt.prim {
+		live[n.Addr] = true
+		live["mc:"+n.MCAddr] = true
+	}
+	p.mu.Lock()
+	var stale []*backend
+	for key, b := range p.mu.backends {
+		if !live[key] {
+			stale = append(stale, b)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range stale {
+		b.reset(errors.New("the node is no longer a primary"))
+	}
+}
+
+// refresh asks the watcher for a new map now (coalesced).
+func (p *Proxy) refresh() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch keeps the route table fresh: a long poll on the managers, cut
+// short by refresh requests (a redirect or a backend failure seen by a
+// client request).
+func (p *Proxy) watch() {
+	defer p.wg.Done()
+	for p.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(p.ctx)
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-p.kick:
+				cancel()
+			case <-done:
+			}
+		}()
+		m, err := p.mc.Map(ctx, p.table.Load().epoch, 30*time.Second)
+		close(done)
+		kicked := ctx.Err() != nil && p.ctx.Err() == nil
+		cancel()
+		if kicked {
+			m, err = p.mc.Map(p.ctx, 0, 0)
+		}
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("cannot fetch the cluster map", "err", err)
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		p.publish(m)
+	}
+}

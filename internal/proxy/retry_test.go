@@ -1,0 +1,208 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/proxy"
+	"shoal/internal/resp"
+	tu "shoal/internal/testutil"
+)
+
+// fakeNode is a scripted RESP backend: handle returns the raw reply, or
+// "" to drop the connection without answering.
+type fakeNode struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	seen   []string // every command received, "ASKING" included
+	handle func(n *fakeNode, args []string) string
+}
+
+func startFake(t *testing.T, handle func(n *fakeNode, args []string) string) *fakeNode {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &fakeNode{ln: ln, handle: handle}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go n.serve(c)
+		}
+	}()
+	return n
+}
+
+func (n *fakeNode) serve(c net.Conn) {
+	defer c.Close()
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for {
+		m, err := c.Read(tmp)
+		if err != nil {
+			return
+		}
+		buf = append(buf, tmp[:m]...)
+		for {
+			args, used, _, err := resp.Parse(buf, nil, resp.DefaultLimits)
+			if err != nil || used == 0 {
+				break
+			}
+			buf = buf[used:]
+			s := make([]string, len(args))
+			for i, a := range args {
+				s[i] = string(a)
+			}
+			n.mu.Lock()
+			n.seen = append(n.seen, strings.Join(s, " "))
+			n.mu.Unlock()
+			reply := n.handle(n, s)
+			if reply == "" {
+				return
+			}
+			c.Write([]byte(reply))
+		}
+	}
+}
+
+func (n *fakeNode) count(cmd string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := 0
+	for _, s := range n.seen {
+		if s == cmd {
+			k++
+		}
+	}
+	return k
+}
+
+// fakeManager serves a fixed map: shard 1 (node a) owns every slot,
+// shard 2 (node b) none. A long poll waits until the proxy gives up.
+func fakeManager(t *testing.T, a, b string) string {
+	m := cluster.NewMap()
+	m.Epoch = 7
+	m.Nodes["a"] = &cluster.Node{ID: "a", Addr: a, Shard: 1, State: cluster.NodeActive}
+	m.Nodes["b"] = &cluster.Node{ID: "b", Addr: b, Shard: 2, State: cluster.NodeActive}
+	m.Shards[1] = &cluster.Shard{ID: 1, Primary: "a", Replicas: []string{}, Epoch: 1}
+	m.Shards[2] = &cluster.Shard{ID: 2, Primary: "b", Replicas: []string{}, Epoch: 1}
+	for i := range m.Slots {
+		m.Slots[i] = 1
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("wait") != "" {
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestProxyRetryRules drives the retry rules against scripted backends.
+func TestProxyRetryRules(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	try := func(k string) int { mu.Lock(); defer mu.Unlock(); tries[k]++; return tries[k] }
+	var bAddr string
+	a := startFake(t, func(n *fakeNode, args []string) string {
+		cmd := strings.Join(args, " ")
+		switch cmd {
+		case "GET moved":
+			return "-MOVED " + strconv.Itoa(cluster.SlotString("moved")) + " " + bAddr + "\r\n"
+		case "GET asked":
+			return "-ASK " + strconv.Itoa(cluster.SlotString("asked")) + " " + bAddr + "\r\n"
+		case "SET t v":
+			if try(cmd) == 1 {
+				return "-TRYAGAIN wait for the manager\r\n"
+			}
+			return "+OK\r\n"
+		case "GET drop":
+			if try(cmd) == 1 {
+				return "" // read-only: resent
+			}
+			return "$2\r\nok\r\n"
+		case "INCR drop":
+			try(cmd)
+			return "" // not idempotent: an error, not resent
+		case "SET drop v":
+			if try(cmd) == 1 {
+				return "" // plain SET is idempotent: resent
+			}
+			return "+OK\r\n"
+		case "GET forever":
+			return "-TRYAGAIN still not\r\n"
+		}
+		return "-ERR unexpected " + cmd + "\r\n"
+	})
+	b := startFake(t, func(n *fakeNode, args []string) string {
+		switch strings.Join(args, " ") {
+		case "ASKING":
+			return "+OK\r\n"
+		case "GET moved":
+			return "$1\r\nb\r\n"
+		case "GET asked":
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			if len(n.seen) < 2 || n.seen[len(n.seen)-2] != "ASKING" {
+				return "-ASK expected ASKING first\r\n"
+			}
+			return "$5\r\nasked\r\n"
+		}
+		return "-ERR unexpected\r\n"
+	})
+	bAddr = b.ln.Addr().String()
+	cfg := proxy.DefaultConfig()
+	cfg.Managers = fakeManager(t, a.ln.Addr().String(), bAddr)
+	cfg.RetryBudget = time.Second
+	cfg.Log = quietLog()
+	p, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cl := tu.Dial(t, p.Addr())
+	tu.Run(t, cl, []tu.Case{
+		{tu.C("GET moved"), `"b"`},
+		{tu.C("GET asked"), `"asked"`},
+		{tu.C("SET t v"), "OK"},
+		{tu.C("GET drop"), `"ok"`},
+		{tu.C("SET drop v"), "OK"},
+	})
+	if r := cl.Do("INCR", "drop"); !strings.Contains(r, "may have been applied") {
+		t.Errorf("INCR on a dropped connection: %s", r)
+	}
+	if n := a.count("INCR drop"); n != 1 {
+		t.Errorf("INCR sent %d times", n)
+	}
+	start := time.Now()
+	if r := cl.Do("GET", "forever"); r != "(error) TRYAGAIN still not" {
+		t.Errorf("after the budget: %s", r)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("gave up after %v, before the budget", d)
+	}
+}

@@ -1,0 +1,220 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+)
+
+// A shardCall is a call routed by slot (or to a shard's primary, for
+// fan-outs) with the retry state of one request to one shard.
+type shardCall struct {
+	call
+	p        *Proxy
+	body     []byte // the request frame without ASKING
+	slot     int    // routing slot; -1: route by shard
+	shard    int
+	readonly bool // safe to resend after a dropped connection
+	mc       bool // memcached backend
+	target   string
+	asking   bool
+	deadline time.Time
+	attempt  int
+	finish   func(reply []byte) // called exactly once
+}
+
+var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
+
+// flushSet collects the backend connections a client reader appended
+// to during one read batch; it flushes them once at the end of the batch.
+type flushSet []*bconn
+
+func (fs *flushSet) add(bc *bconn) {
+	for _, x := range *fs {
+		if x == bc {
+			return
+		}
+	}
+	*fs = append(*fs, bc)
+}
+
+func (fs *flushSet) flush() {
+	for i, bc := range *fs {
+		bc.flush()
+		(*fs)[i] = nil
+	}
+	*fs = (*fs)[:0]
+}
+
+// start sends sc for the first time; with fs the flush is left to the
+// caller (fs.flush), without it the request is written at once.
+func (p *Proxy) start(sc *shardCall, fs *flushSet) {
+	sc.p = p
+	sc.deadline = time.Now().Add(p.cfg.RetryBudget)
+	sc.done = sc.onDone
+	p.stats.cmds.Add(1)
+	p.dispatch(sc, fs)
+}
+
+func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
+	addr := sc.target
+	if addr == "" {
+		rt := p.table.Load()
+		shard := sc.shard
+		if sc.slot >= 0 {
+			shard = int(rt.slots[sc.slot])
+		}
+		addr = rt.addr(shard, sc.mc)
+	}
+	if addr == "" {
+		sc.reply = sc.reply[:0]
+		if sc.mc {
+			sc.reply = append(sc.reply, "SERVER_ERROR CLUSTERDOWN Hash slot not served\r\n"...)
+		} else {
+			sc.reply = append(sc.reply, "-CLUSTERDOWN Hash slot not served\r\n"...)
+		}
+		sc.onDone(&sc.call)
+		return
+	}
+	sc.frame = sc.body
+	if sc.asking && !sc.mc {
+		sc.frame = append(append(make([]byte, 0, len(askingFrame)+len(sc.body)), askingFrame...), sc.body...)
+		sc.skip = 1
+	}
+	bc := p.backend(addr, sc.mc).send(&sc.call)
+	if bc == nil {
+		return
+	}
+	if fs != nil {
+		fs.add(bc)
+	} else {
+		bc.flush()
+	}
+}
+
+// onDone runs when a backend attempt ends: retry what may be retried,
+// deliver the rest.
+func (sc *shardCall) onDone(*call) {
+	p := sc.p
+	now := time.Now()
+	inBudget := now.Before(sc.deadline) && p.ctx.Err() == nil
+	if sc.err != nil {
+		if inBudget && (!sc.written || sc.readonly) {
+			sc.target, sc.asking = "", false
+			p.refresh()
+			go sc.retry(true)
+			return
+		}
+		msg := "ERR shoal proxy: connection to the backend lost: " + sc.err.Error()
+		if sc.written && !sc.readonly {
+			msg += " (the command may have been applied)"
+		}
+		if sc.mc {
+			sc.finish([]byte("SERVER_ERROR " + msg + "\r\n"))
+		} else {
+			sc.finish([]byte("-" + msg + "\r\n"))
+		}
+		return
+	}
+	if inBudget {
+		if kind, addr := redirect(sc.reply, sc.mc); kind != 0 {
+			switch kind {
+			case 'M':
+				sc.target, sc.asking = addr, false
+				p.refresh()
+				go sc.retry(false)
+			case 'A':
+				sc.target, sc.asking = addr, true
+				go sc.retry(false)
+			default:
+				sc.target, sc.asking = "", false
+				p.refresh()
+				go sc.retry(true)
+			}
+			return
+		}
+	}
+	sc.finish(sc.reply)
+}
+
+// retry sends sc again; with wait, after the route table changes or a
+// short backoff, whichever comes first.
+func (sc *shardCall) retry(wait bool) {
+	p := sc.p
+	p.stats.retries.Add(1)
+	sc.attempt++
+	if wait {
+		ch := *p.changed.Load()
+		backoff := min(time.Duration(1<<min(sc.attempt, 6))*2*time.Millisecond, 100*time.Millisecond)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-p.ctx.Done():
+		}
+		t.Stop()
+	}
+	if debugRetry {
+		println("retry", sc.attempt, sc.target, string(sc.reply), fmtErr(sc.err), p.table.Load().epoch)
+	}
+	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
+	p.dispatch(sc, nil)
+}
+
+// redirect classifies a reply: 'M' (MOVED, addr), 'A' (ASK, addr), 'T'
+// (TRYAGAIN, CLUSTERDOWN, READONLY, LOADING: the command did not run;
+// wait for a new map) or 0.
+func redirect(r []byte, mc bool) (byte, string) {
+	var msg []byte
+	if mc {
+		if !bytes.HasPrefix(r, []byte("SERVER_ERROR ")) {
+			return 0, ""
+		}
+		msg = r[len("SERVER_ERROR "):]
+	} else {
+		if len(r) == 0 || r[0] != '-' {
+			return 0, ""
+		}
+		msg = r[1:]
+	}
+	msg = bytes.TrimRight(msg, "\r\n")
+	switch {
+	case bytes.HasPrefix(msg, []byte("MOVED ")), bytes.HasPrefix(msg, []byte("ASK ")):
+		f := bytes.Fields(msg)
+		if len(f) != 3 {
+			return 0, ""
+		}
+		if _, err := strconv.Atoi(string(f[1])); err != nil {
+			return 0, ""
+		}
+		return f[0][0], string(f[2])
+	case bytes.HasPrefix(msg, []byte("TRYAGAIN")), bytes.HasPrefix(msg, []byte("CLUSTERDOWN")),
+		bytes.HasPrefix(msg, []byte("READONLY ")), bytes.HasPrefix(msg, []byte("LOADING")):
+		return 'T', ""
+	}
+	return 0, ""
+}
+
+// appendCommand encodes args as a multibulk request.
+func appendCommand(b []byte, args ...[]byte) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+var debugRetry = false
+
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

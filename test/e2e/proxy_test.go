@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestDevProxy drives shoal dev's proxy with plain (non-cluster) clients:
+// redis-cli, go-redis, redis-benchmark and a raw memcached exchange.
+func TestDevProxy(t *testing.T) {
+	d := startDev(t, "--shards", "3", "--replicas", "0")
+	if d.proxy == "" || d.proxyMC == "" {
+		t.Fatalf("no proxy lines:\n%s", d.log.String())
+	}
+	host, port, _ := strings.Cut(d.proxy, ":")
+	rcli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(needTool(t, "redis-cli"), append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-cli %q: %v\n%s", args, err, out)
+		}
+		return strings.TrimRight(string(out), "\n")
+	}
+	if got := rcli("MSET", "a", "1", "b", "2", "c", "3", "d", "4"); got != "OK" {
+		t.Fatalf("MSET: %q", got)
+	}
+	if got := rcli("MGET", "d", "c", "nope", "a"); got != "4\n3\n\n1" {
+		t.Fatalf("MGET: %q", got)
+	}
+	if got := rcli("DBSIZE"); got != "4" {
+		t.Fatalf("DBSIZE: %q", got)
+	}
+
+	rdb := redis.NewClient(&redis.Options{Addr: d.proxy})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rdb.Set(ctx, "gr", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(ctx, "gr").Result(); err != nil || v != "v" {
+		t.Fatalf("go-redis GET: %q %v", v, err)
+	}
+	pipe := rdb.Pipeline()
+	for i := 0; i < 100; i++ {
+		pipe.Incr(ctx, "ctr")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := rdb.Get(ctx, "ctr").Val(); v != "100" {
+		t.Fatalf("ctr %q", v)
+	}
+
+	out, err := exec.Command(needTool(t, "redis-benchmark"), "-h", host, "-p", port, "-n", "2000", "-c", "10", "-P", "4", "-q", "-t", "set,get,mset").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "rror") || !strings.Contains(string(out), "MSET") {
+		t.Fatalf("redis-benchmark: %v\n%s", err, out)
+	}
+	t.Logf("redis-benchmark through the proxy:\n%s", out)
+
+	if got := rawExchange(t, d.proxyMC, "set mk 5 0 2\r\nhi\r\nget mk nokey a\r\n"); got != "STORED\r\nVALUE mk 5 2\r\nhi\r\nVALUE a 0 1\r\n1\r\nEND\r\n" {
+		t.Fatalf("memcached: %q", got)
+	}
+}
