@@ -320,10 +320,9 @@ func readRaw(r *bufio.Reader, dst []byte) ([]byte, error) {
 	return readRawAt(r, dst, 0)
 }
 
-func readRawAt(r *bufio.Reader, dst []byte, depth int) ([]byte, error) {
-	if depth > maxReplyDepth {
-		return dst, errBadReply
-	}
+// appendLine appends one reply line, CRLF included, to dst; a line
+// longer than 64 KiB is a broken reply.
+func appendLine(r *bufio.Reader, dst []byte) ([]byte, error) {
 	start := len(dst)
 	for {
 		line, err := r.ReadSlice('\n')
@@ -334,10 +333,18 @@ func readRawAt(r *bufio.Reader, dst []byte, depth int) ([]byte, error) {
 			}
 			continue
 		}
-		if err != nil {
-			return dst, err
-		}
-		break
+		return dst, err
+	}
+}
+
+func readRawAt(r *bufio.Reader, dst []byte, depth int) ([]byte, error) {
+	if depth > maxReplyDepth {
+		return dst, errBadReply
+	}
+	start := len(dst)
+	dst, err := appendLine(r, dst)
+	if err != nil {
+		return dst, err
 	}
 	end := len(dst)
 	if end-start < 3 || dst[end-2] != '\r' {

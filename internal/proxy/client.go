@@ -161,26 +161,34 @@ func (c *conn) readRESP() {
 			}
 		}
 		c.fs.flush()
-		if off == len(buf) {
-			buf, off = buf[:0], 0
-			if cap(buf) > 1<<20 {
-				buf = make([]byte, 0, 16<<10)
-			}
-		} else if len(buf) == cap(buf) {
-			n := copy(buf, buf[off:])
-			buf, off = buf[:n], 0
-			if n == cap(buf) {
-				nb := make([]byte, n, 2*cap(buf))
-				copy(nb, buf)
-				buf = nb
-			}
-		}
-		n, err := c.nc.Read(buf[len(buf):cap(buf)])
-		if n > 0 {
-			buf = buf[:len(buf)+n]
-		}
-		if err != nil {
+		var err error
+		if buf, off, err = c.readMore(buf, off); err != nil {
 			return
 		}
 	}
+}
+
+// readMore makes room in the input buffer (dropping the consumed prefix
+// buf[:off], shrinking a large empty buffer, doubling a full one) and
+// reads once more from the connection.
+func (c *conn) readMore(buf []byte, off int) ([]byte, int, error) {
+	if off == len(buf) {
+		buf, off = buf[:0], 0
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 16<<10)
+		}
+	} else if len(buf) == cap(buf) {
+		n := copy(buf, buf[off:])
+		buf, off = buf[:n], 0
+		if n == cap(buf) {
+			nb := make([]byte, n, 2*cap(buf))
+			copy(nb, buf)
+			buf = nb
+		}
+	}
+	n, err := c.nc.Read(buf[len(buf):cap(buf)])
+	if n > 0 {
+		buf = buf[:len(buf)+n]
+	}
+	return buf, off, err
 }

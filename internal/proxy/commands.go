@@ -182,7 +182,7 @@ func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -191,7 +191,7 @@ func (c *conn) forwardShard(args [][]byte, shard int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -225,7 +225,7 @@ func (c *conn) fanAll(args [][]byte, merge func([][]byte) []byte) bool {
 		return false
 	}
 	rt := c.p.table.Load()
-	body := appendCommand(nil, args...)
+	body := resp.AppendCommandBytes(nil, args...)
 	calls := make([]*shardCall, len(rt.shards))
 	for i, id := range rt.shards {
 		calls[i] = &shardCall{call: call{pin: int(c.id)}, body: body, slot: -1, shard: id}
@@ -265,7 +265,7 @@ func (c *conn) split(args [][]byte, rt *route, width int, readonly bool, merge f
 			sub = append(sub, args[i:i+width]...)
 			pos[gi] = append(pos[gi], (i-1)/width)
 		}
-		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, sub...), slot: slotOf[s], readonly: readonly}
+		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte { return merge(pos, replies) })
 	return true
@@ -441,7 +441,7 @@ func (c *conn) scan(args [][]byte) bool {
 	}
 	sub := append([][]byte{args[0], strconv.AppendUint(nil, back, 10)}, args[2:]...)
 	nshards := len(rt.shards)
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: appendCommand(nil, sub...), slot: -1, shard: rt.shards[idx], readonly: true, finish: func(rp []byte) {
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: -1, shard: rt.shards[idx], readonly: true, finish: func(rp []byte) {
 		elems, ok := arrayElems(rp, nil)
 		if isErr(rp) {
 			r.complete(rp)

@@ -57,25 +57,8 @@ func (c *conn) readMemcache() {
 			}
 		}
 		c.fs.flush()
-		if off == len(buf) {
-			buf, off = buf[:0], 0
-			if cap(buf) > 1<<20 {
-				buf = make([]byte, 0, 16<<10)
-			}
-		} else if len(buf) == cap(buf) {
-			n := copy(buf, buf[off:])
-			buf, off = buf[:n], 0
-			if n == cap(buf) {
-				nb := make([]byte, n, 2*cap(buf))
-				copy(nb, buf)
-				buf = nb
-			}
-		}
-		n, err := c.nc.Read(buf[len(buf):cap(buf)])
-		if n > 0 {
-			buf = buf[:len(buf)+n]
-		}
-		if err != nil {
+		var err error
+		if buf, off, err = c.readMore(buf, off); err != nil {
 			return
 		}
 	}
@@ -304,19 +287,9 @@ func mcValueKey(block []byte) []byte {
 func readMCReply(r *bufio.Reader, dst []byte, c *call) ([]byte, error) {
 	for {
 		start := len(dst)
-		for {
-			line, err := r.ReadSlice('\n')
-			dst = append(dst, line...)
-			if err == bufio.ErrBufferFull {
-				if len(dst)-start > 64<<10 {
-					return dst, errBadReply
-				}
-				continue
-			}
-			if err != nil {
-				return dst, err
-			}
-			break
+		var err error
+		if dst, err = appendLine(r, dst); err != nil {
+			return dst, err
 		}
 		line := dst[start:]
 		if !c.mcGet || !bytes.HasPrefix(line, []byte("VALUE ")) {

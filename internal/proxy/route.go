@@ -154,9 +154,6 @@ func (sc *shardCall) retry(wait bool) {
 		}
 		t.Stop()
 	}
-	if debugRetry {
-		println("retry", sc.attempt, sc.target, string(sc.reply), fmtErr(sc.err), p.table.Load().epoch)
-	}
 	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
 	p.dispatch(sc, nil)
 }
@@ -193,28 +190,4 @@ func redirect(r []byte, mc bool) (byte, string) {
 		return 'T', ""
 	}
 	return 0, ""
-}
-
-// appendCommand encodes args as a multibulk request.
-func appendCommand(b []byte, args ...[]byte) []byte {
-	b = append(b, '*')
-	b = strconv.AppendInt(b, int64(len(args)), 10)
-	b = append(b, '\r', '\n')
-	for _, a := range args {
-		b = append(b, '$')
-		b = strconv.AppendInt(b, int64(len(a)), 10)
-		b = append(b, '\r', '\n')
-		b = append(b, a...)
-		b = append(b, '\r', '\n')
-	}
-	return b
-}
-
-var debugRetry = false
-
-func fmtErr(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -193,7 +193,12 @@ func (r Reply) String() string {
 }
 
 // AppendCommand encodes a request as a multibulk frame.
-func AppendCommand(b []byte, args ...string) []byte {
+func AppendCommand(b []byte, args ...string) []byte { return appendCommand(b, args) }
+
+// AppendCommandBytes is AppendCommand for arguments held as byte slices.
+func AppendCommandBytes(b []byte, args ...[]byte) []byte { return appendCommand(b, args) }
+
+func appendCommand[T string | []byte](b []byte, args []T) []byte {
 	b = append(b, '*')
 	b = strconv.AppendInt(b, int64(len(args)), 10)
 	b = append(b, '\r', '\n')
