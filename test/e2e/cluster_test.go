@@ -31,7 +31,22 @@ type devCluster struct {
 	log     *syncBuffer
 }
 
+// startDev starts `shoal dev --base-port 0`. Its ports are picked free
+// and then released, so a test running in parallel may take one before a
+// node binds it: a start where a child exits before "ready" is retried
+// (twice at most) on fresh ports.
 func startDev(t *testing.T, args ...string) *devCluster {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		d, retry := tryStartDev(t, attempt == 3, args...)
+		if d != nil {
+			return d
+		}
+		t.Logf("shoal dev start %d failed (%s), retrying", attempt, retry)
+	}
+}
+
+func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cmd := exec.Command(shoalBin, append([]string{"dev", "--dir", dir, "--base-port", "0"}, args...)...)
@@ -73,6 +88,15 @@ func startDev(t *testing.T, args ...string) *devCluster {
 			}
 			name, addr, _ := strings.Cut(l, ": ")
 			switch name {
+			case "exited":
+				if !last {
+					cmd.Process.Signal(syscall.SIGTERM)
+					go func() {
+						for range lines {
+						}
+					}()
+					return nil, l
+				}
 			case "manager":
 				d.manager = strings.TrimPrefix(addr, "http://")
 			case "node":
@@ -86,7 +110,7 @@ func startDev(t *testing.T, args ...string) *devCluster {
 					for range lines {
 					}
 				}()
-				return d
+				return d, ""
 			}
 		case <-timeout:
 			t.Fatalf("shoal dev not ready:\n%s", d.log.String())
