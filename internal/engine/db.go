@@ -29,15 +29,19 @@ var PolicyNames = map[string]int{
 }
 
 // Slot is one slot's table. Its fields are guarded by mu.
+//
+// The fields a lookup touches (the lock, the table, the counters) come
+// first, in the slot's first cache line.
 type Slot struct {
-	mu       sync.Mutex
-	keys     map[string]*Entry
-	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
-	mem      int64
-	casSeq   uint64
+	mu     sync.Mutex
+	tab    table
+	casSeq uint64
 	// hits and misses are per slot, under the slot lock, so the hot path
 	// never contends on a shared counter; INFO sums them.
 	hits, misses int64
+
+	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
+	mem      int64
 
 	// Watchers and Waiters are owned by the server: WATCHed keys and
 	// clients blocked on keys (BLPOP...). The engine only clears them
@@ -104,9 +108,6 @@ type DB struct {
 func New(h Hooks) *DB {
 	db := &DB{hooks: h, start: time.Now()}
 	db.startMs = db.start.UnixMilli()
-	for i := range db.slots {
-		db.slots[i].keys = make(map[string]*Entry)
-	}
 	db.samples.Store(5)
 	db.lfuLog.Store(10)
 	db.lfuDecay.Store(1)
@@ -170,14 +171,14 @@ func (db *DB) ReplicaMode() bool { return db.keepExp.Load() }
 // gone reports whether e (key k of s) must be treated as missing at now:
 // past its expiry, it is deleted, unless the slot is being applied from
 // a primary's stream (live) or the node is a replica (missing, kept).
-func (db *DB) gone(s *Slot, k string, e *Entry, now int64) bool {
+func (db *DB) gone(s *Slot, e *Entry, now int64) bool {
 	if !expired(e, now) || s.NoExpire {
 		return false
 	}
 	if db.keepExp.Load() {
 		return true
 	}
-	db.expireKey(s, k, e)
+	db.expireKey(s, e)
 	return true
 }
 
@@ -230,13 +231,11 @@ func (db *DB) UnlockAll() {
 // Reserve makes room for n keys in an empty slot (snapshot load: a map
 // grown key by key rehashes about log2(n) times).
 func (db *DB) Reserve(s *Slot, n int) {
-	if len(s.keys) == 0 && n > 8 {
-		s.keys = make(map[string]*Entry, n)
-	}
+	s.tab.reserve(n)
 }
 
 // Len is the number of keys in the slot (expired ones included).
-func (s *Slot) Len() int { return len(s.keys) }
+func (s *Slot) Len() int { return s.tab.len() }
 
 func (db *DB) lruClock(now int64) uint32 { return uint32((now - db.startMs) / 1000) }
 
@@ -292,11 +291,11 @@ func expired(e *Entry, now int64) bool { return e.ExpireAt != 0 && e.ExpireAt <=
 // Peek returns the live entry for key without touching access metadata or
 // hit counters, deleting it if it has expired.
 func (db *DB) Peek(s *Slot, key []byte) *Entry {
-	e := s.keys[string(key)]
+	e := s.tab.get(key)
 	if e == nil {
 		return nil
 	}
-	if db.gone(s, string(key), e, db.Now()) {
+	if db.gone(s, e, db.Now()) {
 		return nil
 	}
 	return e
@@ -305,13 +304,13 @@ func (db *DB) Peek(s *Slot, key []byte) *Entry {
 // Lookup returns the live entry for a read, counting a hit or a miss and
 // updating LRU/LFU metadata.
 func (db *DB) Lookup(s *Slot, key []byte) *Entry {
-	e := s.keys[string(key)]
+	e := s.tab.get(key)
 	if e == nil {
 		s.misses++
 		return nil
 	}
 	now := db.Now()
-	if db.gone(s, string(key), e, now) {
+	if db.gone(s, e, now) {
 		s.misses++
 		return nil
 	}
@@ -325,12 +324,12 @@ func (db *DB) Lookup(s *Slot, key []byte) *Entry {
 // LookupWrite returns the live entry for a write: it bumps the CAS and the
 // access metadata. Callers that change the value's size call Resized.
 func (db *DB) LookupWrite(s *Slot, key []byte) *Entry {
-	e := s.keys[string(key)]
+	e := s.tab.get(key)
 	if e == nil {
 		return nil
 	}
 	now := db.Now()
-	if db.gone(s, string(key), e, now) {
+	if db.gone(s, e, now) {
 		return nil
 	}
 	s.casSeq++
@@ -349,10 +348,20 @@ func (db *DB) Resized(s *Slot, old int64, e *Entry) {
 }
 
 // Add stores a new entry for a key that must not exist (check with Peek or
-// LookupWrite first). The key is copied. It returns e.
+// LookupWrite first). The key is copied. It returns the stored entry:
+// e itself when e was made for key by NewEntry, otherwise a copy of e
+// allocated with the key (e must not be used afterwards).
 func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
-	k := string(key)
-	s.keys[k] = e
+	if e.keyKind == keyNone || e.Key() != string(key) {
+		ne := newEntry(key)
+		kk, kl := ne.keyKind, ne.klen
+		*ne = *e
+		ne.keyKind, ne.klen = kk, kl
+		*e = Entry{} // a stale use of e fails fast instead of aliasing ne's value
+		e = ne
+	}
+	k := e.Key()
+	s.tab.put(e)
 	s.casSeq++
 	e.CAS = s.casSeq
 	db.touchAccess(e, db.Now())
@@ -373,13 +382,14 @@ func (db *DB) Add(s *Slot, key []byte, e *Entry) *Entry {
 // value of any type. keepTTL keeps an existing expiry; otherwise expireAt
 // (0 = none) is set. It reuses the old entry and buffer where it can.
 func (db *DB) SetString(s *Slot, key, v []byte, expireAt int64, keepTTL bool) *Entry {
-	e := s.keys[string(key)]
+	e := s.tab.get(key)
 	if e != nil && expired(e, db.Now()) && !s.NoExpire {
-		db.expireKey(s, string(key), e)
+		db.expireKey(s, e)
 		e = nil
 	}
 	if e == nil {
-		ne := &Entry{Type: TypeString, ExpireAt: expireAt}
+		ne := newEntry(key)
+		ne.Type, ne.ExpireAt = TypeString, expireAt
 		ne.SetBytes(append([]byte(nil), v...)) // append rounds cap up to the allocation's size class
 		return db.Add(s, key, ne)
 	}
@@ -423,9 +433,9 @@ func (db *DB) SetExpire(s *Slot, key []byte, e *Entry, at int64) {
 	}
 	e.ExpireAt = at
 	if at != 0 {
-		db.addVolatile(s, string(key))
+		db.addVolatile(s, e.Key())
 	} else {
-		delete(s.volatile, string(key))
+		delete(s.volatile, e.Key())
 		db.nvol.Add(-1)
 	}
 }
@@ -440,20 +450,21 @@ func (db *DB) addVolatile(s *Slot, k string) {
 
 // Delete removes key and reports whether a live key was removed.
 func (db *DB) Delete(s *Slot, key []byte) bool {
-	e := s.keys[string(key)]
+	e := s.tab.get(key)
 	if e == nil {
 		return false
 	}
 	if expired(e, db.Now()) && !s.NoExpire {
-		db.expireKey(s, string(key), e)
+		db.expireKey(s, e)
 		return false
 	}
-	db.remove(s, string(key), e)
+	db.remove(s, e)
 	return true
 }
 
-func (db *DB) remove(s *Slot, k string, e *Entry) {
-	delete(s.keys, k)
+func (db *DB) remove(s *Slot, e *Entry) {
+	k := e.Key()
+	s.tab.del(e)
 	if e.ExpireAt != 0 {
 		delete(s.volatile, k)
 		db.nvol.Add(-1)
@@ -464,8 +475,9 @@ func (db *DB) remove(s *Slot, k string, e *Entry) {
 	db.nkeys.Add(-1)
 }
 
-func (db *DB) expireKey(s *Slot, k string, e *Entry) {
-	db.remove(s, k, e)
+func (db *DB) expireKey(s *Slot, e *Entry) {
+	k := e.Key()
+	db.remove(s, e)
 	db.Stats.Expired.Add(1)
 	if db.hooks.KeyDeleted != nil {
 		db.hooks.KeyDeleted(s, k)
@@ -478,14 +490,14 @@ func (db *DB) expireKey(s *Slot, k string, e *Entry) {
 // Rename moves src's entry to dst in possibly another slot (both locked);
 // dst's old value, if any, is dropped.
 func (db *DB) Rename(ss *Slot, src []byte, ds *Slot, dst []byte) {
-	e := ss.keys[string(src)]
-	db.remove(ss, string(src), e)
-	if old := ds.keys[string(dst)]; old != nil {
-		db.remove(ds, string(dst), old)
+	e := ss.tab.get(src)
+	db.remove(ss, e)
+	if old := ds.tab.get(dst); old != nil {
+		db.remove(ds, old)
 	}
 	exp := e.ExpireAt
 	e.ExpireAt = 0
-	db.Add(ds, dst, e)
+	e = db.Add(ds, dst, e)
 	if exp != 0 {
 		db.SetExpire(ds, dst, e, exp)
 	}
@@ -495,42 +507,36 @@ func (db *DB) Rename(ss *Slot, src []byte, ds *Slot, dst []byte) {
 // fn must not add or delete keys.
 func (db *DB) ForEach(s *Slot, fn func(key string, e *Entry) bool) {
 	now := db.Now()
-	for k, e := range s.keys {
+	s.tab.each(func(e *Entry) bool {
 		if expired(e, now) && !s.NoExpire {
-			continue
+			return true
 		}
-		if !fn(k, e) {
-			return
-		}
-	}
+		return fn(e.Key(), e)
+	})
 }
 
 // ForEachHeld is ForEach including keys past their expiry not yet deleted.
 func (db *DB) ForEachHeld(s *Slot, fn func(key string, e *Entry) bool) {
-	for k, e := range s.keys {
-		if !fn(k, e) {
-			return
-		}
-	}
+	s.tab.each(func(e *Entry) bool { return fn(e.Key(), e) })
 }
 
 // Flush deletes every key of the slot; it calls the KeyDeleted hook only
 // for watched keys.
 func (db *DB) Flush(s *Slot) {
-	if len(s.keys) == 0 {
+	if s.tab.len() == 0 {
 		return
 	}
 	db.used.Add(-s.mem)
-	db.nkeys.Add(-int64(len(s.keys)))
+	db.nkeys.Add(-int64(s.tab.len()))
 	db.nvol.Add(-int64(len(s.volatile)))
 	if len(s.Watchers) > 0 && db.hooks.KeyDeleted != nil {
 		for k := range s.Watchers {
-			if _, ok := s.keys[k]; ok {
+			if s.tab.getStr(k) != nil {
 				db.hooks.KeyDeleted(s, k)
 			}
 		}
 	}
-	s.keys = make(map[string]*Entry)
+	s.tab.clear()
 	s.volatile = nil
 	s.mem = 0
 }
@@ -538,12 +544,15 @@ func (db *DB) Flush(s *Slot) {
 // RandomKey returns a random live key of the slot, or "".
 func (db *DB) RandomKey(s *Slot) (string, bool) {
 	now := db.Now()
-	for k, e := range s.keys {
+	key, ok := "", false
+	s.tab.eachFromRandom(func(e *Entry) bool {
 		if !expired(e, now) {
-			return k, true
+			key, ok = e.Key(), true
+			return false
 		}
-	}
-	return "", false
+		return true
+	})
+	return key, ok
 }
 
 // LRUClock is the current LRU clock (seconds since start), as stored in

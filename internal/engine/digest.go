@@ -17,9 +17,10 @@ import (
 func (db *DB) Digest(s *Slot) uint64 {
 	var d uint64
 	var scratch []byte
-	for k, e := range s.keys {
-		d ^= entryDigest(k, e, &scratch)
-	}
+	s.tab.each(func(e *Entry) bool {
+		d ^= entryDigest(e.Key(), e, &scratch)
+		return true
+	})
 	return d
 }
 

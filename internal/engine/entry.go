@@ -40,6 +40,8 @@ type Entry struct {
 	CAS        uint64 // memcached cas unique; changes on every write
 	Flags      uint32 // memcached client flags
 	Access     uint32 // LRU clock (seconds) or, under LFU, minutes of last decay
+	klen       uint32 // key length (see Key)
+	keyKind    uint8  // keyNone, keyInline, keyLong
 	Type       uint8
 	Freq       uint8 // LFU logarithmic counter
 	MC         uint8 // memcached meta state (stale, win token sent, fetched); cleared by every SetString
@@ -68,13 +70,13 @@ var noBytes [0]byte
 // MaxValueLen is the largest string payload an Entry can hold.
 const MaxValueLen = 1<<32 - 1
 
-// entryOverhead approximates the bytes one key costs beyond its key and
-// value payload: the Entry struct (64) and its share of the slot's map
-// (a 24-byte slot plus control byte at ~80% load).
-const entryOverhead = 64 + 32
+// tableShare approximates one key's share of its slot's table: a 16-byte
+// bucket at a load between 3/8 and 3/4.
+const tableShare = 24
 
-// KeyCost is what a key of n bytes costs with its entry.
-func KeyCost(n int) int64 { return entryOverhead + AllocSize(n) }
+// KeyCost is what a key of n bytes costs with its entry (the Entry and
+// the key share one allocation, see newEntry), not counting the value.
+func KeyCost(n int) int64 { return keyedSize(n) + tableShare }
 
 // AllocSize approximates the bytes the Go allocator hands out for an
 // n-byte object (its size classes: 16-byte steps up to 256, then steps of

@@ -79,7 +79,7 @@ func (db *DB) evictOne(pol int) bool {
 				s.mu.Unlock()
 				continue
 			}
-		} else if len(s.keys) == 0 {
+		} else if s.tab.len() == 0 {
 			s.mu.Unlock()
 			continue
 		}
@@ -105,7 +105,7 @@ func (db *DB) evictOne(pol int) bool {
 		}
 		if vol {
 			for k := range src {
-				if e := s.keys[k]; e != nil {
+				if e := s.tab.getStr(k); e != nil {
 					consider(k, e)
 				}
 				if taken >= 3 {
@@ -113,12 +113,10 @@ func (db *DB) evictOne(pol int) bool {
 				}
 			}
 		} else {
-			for k, e := range s.keys {
-				consider(k, e)
-				if taken >= 3 {
-					break
-				}
-			}
+			s.tab.eachFromRandom(func(e *Entry) bool {
+				consider(e.Key(), e)
+				return taken < 3
+			})
 		}
 		s.mu.Unlock()
 	}
@@ -127,8 +125,8 @@ func (db *DB) evictOne(pol int) bool {
 	}
 	s := &db.slots[best.slot]
 	s.mu.Lock()
-	if e := s.keys[best.key]; e != nil {
-		db.remove(s, best.key, e)
+	if e := s.tab.getStr(best.key); e != nil {
+		db.remove(s, e)
 		db.Stats.Evicted.Add(1)
 		if db.hooks.KeyDeleted != nil {
 			db.hooks.KeyDeleted(s, best.key)

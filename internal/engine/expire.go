@@ -25,8 +25,8 @@ func (db *DB) ActiveExpireCycle(budget time.Duration) {
 					break
 				}
 				sampled++
-				if e := s.keys[k]; e != nil && expired(e, now) {
-					db.expireKey(s, k, e)
+				if e := s.tab.getStr(k); e != nil && expired(e, now) {
+					db.expireKey(s, e)
 					gone++
 				}
 			}

@@ -327,7 +327,7 @@ func (d *decoder) entry() ([]byte, *engine.Entry, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	e := &engine.Entry{Type: typ}
+	e := engine.NewEntry(key, typ)
 	if kind&kindExpire != 0 {
 		v, err := d.fixed(8, "expiry")
 		if err != nil {

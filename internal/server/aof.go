@@ -601,7 +601,7 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		s.db.Delete(sl, key)
 		exp := e.ExpireAt
 		e.ExpireAt = 0
-		s.db.Add(sl, key, e)
+		e = s.db.Add(sl, key, e)
 		if exp != 0 {
 			s.db.SetExpire(sl, key, e, exp)
 		}
