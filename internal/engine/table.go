@@ -3,7 +3,10 @@ package engine
 import (
 	"hash/maphash"
 	"math/rand/v2"
+	"sync/atomic"
 	"unsafe"
+
+	"shoal/internal/cluster"
 )
 
 // The keyspace table of one slot.
@@ -24,11 +27,21 @@ import (
 type table struct {
 	b []bucket // nil or a power-of-two length
 	n int      // live entries
+	// pub is the array's header bucket (b is the array from its second
+	// element on; the header's h is the mask) for Prefetch, which reads
+	// the table without the slot's lock. Buckets are therefore written
+	// with atomic stores (the owner reads them plainly under the lock).
+	pub atomic.Pointer[bucket]
 }
 
 type bucket struct {
 	e *Entry // nil: empty
 	h uint64 // hash of e's key
+}
+
+func (b *bucket) set(e *Entry, h uint64) {
+	atomic.StorePointer((*unsafe.Pointer)(unsafe.Pointer(&b.e)), unsafe.Pointer(e))
+	atomic.StoreUint64(&b.h, h)
 }
 
 var hashSeed = maphash.MakeSeed()
@@ -87,7 +100,7 @@ func (t *table) insert(e *Entry, h uint64) {
 	for t.b[i].e != nil {
 		i = (i + 1) & m
 	}
-	t.b[i] = bucket{e, h}
+	t.b[i].set(e, h)
 }
 
 // del removes e (present in the table).
@@ -104,11 +117,11 @@ func (t *table) delHash(e *Entry, h uint64) {
 	for j := (i + 1) & m; t.b[j].e != nil; j = (j + 1) & m {
 		home := t.b[j].h & m
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			t.b[i] = t.b[j]
+			t.b[i].set(t.b[j].e, t.b[j].h)
 			i = j
 		}
 	}
-	t.b[i] = bucket{}
+	t.b[i].set(nil, 0)
 	t.n--
 	if len(t.b) > 8 && t.n*8 < len(t.b) {
 		sz := 8
@@ -121,12 +134,20 @@ func (t *table) delHash(e *Entry, h uint64) {
 
 func (t *table) resize(n int) {
 	old := t.b
-	t.b = make([]bucket, n)
+	t.alloc(n)
 	for _, b := range old {
 		if b.e != nil {
 			t.insert(b.e, b.h)
 		}
 	}
+}
+
+// alloc installs an empty array of n buckets (a power of two).
+func (t *table) alloc(n int) {
+	arr := make([]bucket, n+1)
+	arr[0].h = uint64(n - 1)
+	t.b = arr[1:]
+	t.pub.Store(&arr[0])
 }
 
 // reserve makes room for n entries in an empty table.
@@ -139,11 +160,14 @@ func (t *table) reserve(n int) {
 		sz *= 2
 	}
 	if sz > len(t.b) {
-		t.b = make([]bucket, sz)
+		t.alloc(sz)
 	}
 }
 
-func (t *table) clear() { *t = table{} }
+func (t *table) clear() {
+	t.b, t.n = nil, 0
+	t.pub.Store(nil)
+}
 
 // each calls fn for every entry in bucket order until it returns false.
 // fn must not add or delete entries.
@@ -306,4 +330,69 @@ func NewEntry(key []byte, typ uint8) *Entry {
 	e := newEntry(key)
 	e.Type = typ
 	return e
+}
+
+// maxPrefetch is the most keys one Prefetch call prepares.
+const maxPrefetch = 32
+
+// Prefetch starts loading into the CPU caches what looking up keys will
+// touch: each key's slot, its bucket, its entry with the key's bytes and
+// a string value's first bytes.
+// A lookup in a loaded server waits on three or four memory accesses in
+// a row (~100 ns each here); the event loop calls Prefetch for the keys
+// of a whole read batch before executing it, so those waits overlap
+// across commands instead of adding up. It takes no lock and changes
+// nothing: it reads the tables with atomic loads, and what it reads only
+// chooses addresses to prefetch (a stale bucket costs a useless load).
+func (db *DB) Prefetch(keys [][]byte) {
+	n := min(len(keys), maxPrefetch)
+	var hs [maxPrefetch]uint64
+	var ps [maxPrefetch]unsafe.Pointer
+	for i := 0; i < n; i++ {
+		s := &db.slots[cluster.Slot(keys[i])]
+		ps[i] = unsafe.Pointer(s)
+		// A Slot is two lines: the lock and the table, then the flags,
+		// watchers and LSN.
+		prefetch(ps[i])
+		prefetch(unsafe.Add(ps[i], 64))
+		hs[i] = keyHash(keys[i])
+	}
+	for i := 0; i < n; i++ {
+		hd := (*Slot)(ps[i]).tab.pub.Load()
+		ps[i] = unsafe.Pointer(hd)
+		if hd != nil {
+			prefetch(unsafe.Pointer(hd))
+		}
+	}
+	for i := 0; i < n; i++ {
+		if ps[i] == nil {
+			continue
+		}
+		hd := (*bucket)(ps[i])
+		b := unsafe.Add(ps[i], (1+atomic.LoadUint64(&hd.h)&hs[i])*uint64(unsafe.Sizeof(bucket{})))
+		ps[i] = b
+		prefetch(b)
+	}
+	for i := 0; i < n; i++ {
+		if ps[i] == nil {
+			continue
+		}
+		b := (*bucket)(ps[i])
+		if atomic.LoadUint64(&b.h) != hs[i] {
+			ps[i] = nil
+			continue
+		}
+		e := atomic.LoadPointer((*unsafe.Pointer)(unsafe.Pointer(&b.e)))
+		ps[i] = e
+		if e != nil {
+			prefetch(e)
+			prefetch(unsafe.Add(e, unsafe.Sizeof(Entry{})))
+		}
+	}
+	// The string value's first line (Entry.str is the entry's first word).
+	for i := 0; i < n; i++ {
+		if ps[i] != nil {
+			prefetchDeref(ps[i])
+		}
+	}
 }

@@ -364,38 +364,91 @@ func growAppend(buf, b []byte, need int) []byte {
 // processInput parses and executes every complete request in buf and
 // returns the bytes consumed. It sets cl.need when a request is
 // incomplete. Arguments alias buf only during their command.
+//
+// Requests are parsed up to prefetchBatch at a time and the keyspace is
+// asked to prefetch their first keys (engine.DB.Prefetch) before the
+// first of them runs: at pipeline depth the lookups' memory accesses then
+// overlap instead of each command waiting for its own. A request parsed
+// ahead but not run (a command blocked the client, or an error closes
+// it) is not consumed and is parsed again later.
 func (s *Server) processInput(cl *Client, buf []byte, lim *runtimeLimits) int {
 	cl.lastCmd.Store(s.db.Tick())
 	cl.lastNano = nanotime()
 	consumed := 0
+	var ends [prefetchBatch]int  // end of each request's args in flat
+	var sizes [prefetchBatch]int // bytes of each request
+	var keys [prefetchBatch][]byte
+	flat := cl.args[:0]
 	for consumed < len(buf) && !cl.closeAfterReply {
-		args, n, need, err := resp.Parse(buf[consumed:], cl.args[:0], lim.proto)
-		if err != nil {
-			cl.w.Error("ERR " + err.Error())
-			cl.closeAfterReply = true
-			consumed = len(buf)
-			break
+		flat = flat[:0]
+		nreq, nkeys, off, need := 0, 0, consumed, 0
+		var perr error
+		for nreq < prefetchBatch && off < len(buf) {
+			args, n, nd, err := resp.Parse(buf[off:], flat[len(flat):], lim.proto)
+			if err != nil {
+				perr = err
+				break
+			}
+			if n == 0 {
+				// need counts from buf[off:], where the unconsumed input
+				// will start once the batch has run.
+				need = nd
+				break
+			}
+			if len(args) > 1 {
+				keys[nkeys] = args[1]
+				nkeys++
+			}
+			if len(args) <= cap(flat)-len(flat) {
+				flat = flat[:len(flat)+len(args)] // parsed in place
+			} else {
+				flat = append(flat, args...)
+			}
+			ends[nreq], sizes[nreq] = len(flat), n
+			nreq++
+			off += n
 		}
-		if n == 0 {
-			// need counts from buf[consumed:], where the unconsumed
-			// input will start.
+		if nreq == 0 {
 			cl.need = need
+			if perr != nil {
+				cl.w.Error("ERR " + perr.Error())
+				cl.closeAfterReply = true
+				consumed = len(buf)
+			}
 			break
 		}
-		cl.need = 0
-		consumed += n
-		cl.args = args
-		if len(args) > 0 {
-			s.dispatch(cl, args)
+		if nkeys > 1 {
+			s.db.Prefetch(keys[:nkeys])
 		}
-		if cl.blocked != nil {
+		start := 0
+		for i := 0; i < nreq; i++ {
+			args := flat[start:ends[i]:ends[i]]
+			start = ends[i]
+			cl.need = 0
+			consumed += sizes[i]
+			if len(args) > 0 {
+				s.dispatch(cl, args)
+			}
+			if cl.blocked != nil || cl.closeAfterReply {
+				break
+			}
+		}
+		if cl.blocked != nil || perr == nil && nreq < prefetchBatch {
+			if consumed == off {
+				cl.need = need // the rest of buf is an incomplete request
+			}
 			break
 		}
 	}
 	inc(&cl.shard.netIn, int64(consumed))
-	clear(cl.args)
+	clear(flat)
+	clear(keys[:])
+	cl.args = flat[:0]
 	return consumed
 }
+
+// prefetchBatch is how many requests processInput parses ahead.
+const prefetchBatch = 16
 
 func (s *Server) finishTraffic(c gnet.Conn, cl *Client) gnet.Action {
 	if (cl.walLSN > 0 || len(cl.held) > 0 || cl.extLSN.Load() > 0) && s.holdReplies(cl) {
