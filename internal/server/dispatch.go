@@ -309,6 +309,22 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 	var keyBuf [16]int
 	var slotBuf [16]int
 	keys := spec.KeyIndexes(args, keyBuf[:0])
+	if len(keys) > 2 {
+		// MGET, MSET, DEL...: overlap the keys' memory accesses (the
+		// batch prefetch in processInput covered the first key only).
+		var kb [16][]byte
+		n := 0
+		for _, k := range keys[1:] {
+			if n == len(kb) {
+				break
+			}
+			if k < len(args) {
+				kb[n] = args[k]
+				n++
+			}
+		}
+		s.db.Prefetch(kb[:n])
+	}
 	slots := slotBuf[:0]
 	slot1 := -1
 	if len(keys) > 0 && keys[0] == 1 && len(args[1]) > 0 {

@@ -372,7 +372,9 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 	l.sendAck(conn, expect-1)
 	var hdr [persist.RecordHeaderLen]byte
 	var rec []byte
+	var pf streamPrefetch
 	for {
+		pf.next(s, br)
 		if br.Buffered() < persist.RecordHeaderLen {
 			// About to wait for the network: repl-timeout applies.
 			now := time.Now()
@@ -424,6 +426,50 @@ func (l *replicaLink) apply(conn net.Conn, br *bufio.Reader) error {
 		if len(rec) > 1<<20 {
 			rec = nil
 		}
+	}
+}
+
+// streamPrefetch prefetches the keys of the records waiting in the
+// replica's read buffer, up to 16 records at a time (see
+// engine.DB.Prefetch): applying a record is mostly waiting for the
+// keyspace's memory, and this overlaps those waits across records.
+type streamPrefetch struct {
+	left int // records of the last window not applied yet
+	keys [][]byte
+	args [][]byte
+}
+
+// next is called before each record is read.
+func (p *streamPrefetch) next(s *Server, br *bufio.Reader) {
+	if p.left > 0 {
+		p.left--
+		return
+	}
+	buf, _ := br.Peek(br.Buffered())
+	p.keys = p.keys[:0]
+	recs := 0
+	for recs < 16 && len(buf) >= persist.RecordHeaderLen {
+		n := persist.RecordHeaderLen + int(binary.LittleEndian.Uint32(buf))
+		if n > len(buf) {
+			break
+		}
+		// Not checked yet (apply checks each record): a damaged one only
+		// yields useless prefetches or stops the decoding.
+		_ = persist.ForEachEffectBuf(buf[persist.RecordHeaderLen:n], &p.args, func(_ int, args [][]byte) error {
+			if len(args) > 1 && len(p.keys) < 32 {
+				p.keys = append(p.keys, args[1])
+			}
+			return nil
+		})
+		buf = buf[n:]
+		recs++
+	}
+	if len(p.keys) > 1 {
+		s.db.Prefetch(p.keys)
+	}
+	clear(p.keys)
+	if recs > 0 {
+		p.left = recs - 1
 	}
 }
 
