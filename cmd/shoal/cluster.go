@@ -86,6 +86,10 @@ commands:
                          replicas_per_shard)
   config set KEY VALUE
   map                    the raw cluster map (JSON)
+  migrate SLOT|FIRST-LAST... --to SHARD [--timeout 10m] [--no-wait]
+                         move slots to a shard online; waits, showing progress, and
+                         exits non-zero if they have not all moved within --timeout
+  migrations             the slot moves in progress (state, attempts, last error)
 
 --manager defaults to $SHOAL_MANAGER or 127.0.0.1:7000.
 `
@@ -98,6 +102,7 @@ func runCtl(args []string, out io.Writer) error {
 	}
 	asJSON := false
 	timeout := 10 * time.Second
+	timeoutSet := false
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -113,7 +118,7 @@ func runCtl(args []string, out io.Writer) error {
 				if err != nil {
 					return fmt.Errorf("bad --timeout: %w", err)
 				}
-				timeout = d
+				timeout, timeoutSet = d, true
 			} else {
 				addr = args[i+1]
 			}
@@ -279,6 +284,21 @@ func runCtl(args []string, out io.Writer) error {
 			return err
 		}
 		return emit(m)
+	case "migrate":
+		if !timeoutSet {
+			timeout = 10 * time.Minute
+		}
+		return ctlMigrate(ctx, c, params, timeout, asJSON, out)
+	case "migrations":
+		ms, err := c.Migrations(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return emit(ms)
+		}
+		printMigrations(out, ms)
+		return nil
 	}
 	return fmt.Errorf("unknown ctl command %q\n\n%s", cmd, ctlUsage)
 }
@@ -331,6 +351,112 @@ func printNodes(out io.Writer, nodes []manager.NodeStatus) {
 	for _, n := range nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%d\t%v\t%.0f\t%d\t%d\n", short(n.ID), n.Addr, n.Shard, n.Role, n.Alive,
 			n.LastSeenMs, n.Offset, n.Synced, n.OpsPerSec, n.UsedMemory, n.Keys)
+	}
+	tw.Flush()
+}
+
+// ctlMigrate is `shoal ctl migrate SLOT|FIRST-LAST... --to SHARD`.
+func ctlMigrate(ctx context.Context, c *manager.Client, params []string, timeout time.Duration, asJSON bool, out io.Writer) error {
+	usage := errors.New("usage: shoal ctl migrate SLOT|FIRST-LAST... --to SHARD [--timeout 10m] [--no-wait]")
+	to, wait := 0, true
+	var slots []int
+	for i := 0; i < len(params); i++ {
+		p := params[i]
+		switch {
+		case p == "--to":
+			if i+1 >= len(params) {
+				return usage
+			}
+			id, err := cluster.ParseShard(params[i+1])
+			if err != nil {
+				return err
+			}
+			to = id
+			i++
+		case p == "--no-wait":
+			wait = false
+		default:
+			first, last, found := strings.Cut(p, "-")
+			a, err1 := strconv.Atoi(first)
+			b := a
+			var err2 error
+			if found {
+				b, err2 = strconv.Atoi(last)
+			}
+			if err1 != nil || err2 != nil || a < 0 || b < a || b >= cluster.NumSlots {
+				return fmt.Errorf("bad slot or range %q (slots are 0-%d)", p, cluster.NumSlots-1)
+			}
+			for s := a; s <= b; s++ {
+				slots = append(slots, s)
+			}
+		}
+	}
+	if to == 0 || len(slots) == 0 {
+		return usage
+	}
+	if _, err := c.Migrate(ctx, slots, to); err != nil {
+		return err
+	}
+	if !wait {
+		fmt.Fprintf(out, "queued %d slot moves to shard %d\n", len(slots), to)
+		return nil
+	}
+	start := time.Now()
+	deadline := start.Add(timeout)
+	lastDone := -1
+	for {
+		m, err := c.Map(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		done, lastErr := 0, ""
+		for _, s := range slots {
+			if int(m.Slots[s]) == to && m.Migrations[s] == nil {
+				done++
+			} else if mg := m.Migrations[s]; mg != nil && mg.Error != "" {
+				lastErr = fmt.Sprintf("slot %d attempt %d: %s", s, mg.Attempts, mg.Error)
+			}
+		}
+		if done != lastDone && !asJSON {
+			fmt.Fprintf(out, "%s %d/%d slots moved to shard %d (%s)\n", bar(done, len(slots), 30), done, len(slots), to,
+				time.Since(start).Round(100*time.Millisecond))
+			lastDone = done
+		}
+		if done == len(slots) {
+			if asJSON {
+				enc := json.NewEncoder(out)
+				return enc.Encode(map[string]any{"moved": done, "to": to, "ms": time.Since(start).Milliseconds()})
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("%d of %d slots moved within %s", done, len(slots), timeout)
+			if lastErr != "" {
+				msg += "; last error: " + lastErr
+			}
+			return errors.New(msg + " (the moves go on: shoal ctl migrations)")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func bar(done, total, width int) string {
+	n := width
+	if total > 0 {
+		n = done * width / total
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+func printMigrations(out io.Writer, ms []*cluster.Migration) {
+	if len(ms) == 0 {
+		fmt.Fprintln(out, "no slot moves in progress")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tFROM\tTO\tSTATE\tATTEMPTS\tLAST ERROR")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%s\n", m.Slot, m.From, m.To, m.State, m.Attempts, m.Error)
 	}
 	tw.Flush()
 }

@@ -123,6 +123,8 @@ type Map struct {
 	NextShard int               `json:"next_shard"`
 	Settings  Settings          `json:"settings"`
 	Managers  map[string]string `json:"managers"` // raft server id → HTTP address
+	// Migrations are the slot moves in progress, by slot.
+	Migrations map[int]*Migration `json:"migrations,omitempty"`
 }
 
 // NewMap returns an empty map with default settings.
@@ -143,6 +145,13 @@ func (m *Map) Clone() *Map {
 		ss := *s
 		ss.Replicas = slices.Clone(s.Replicas)
 		c.Shards[k] = &ss
+	}
+	if m.Migrations != nil {
+		c.Migrations = make(map[int]*Migration, len(m.Migrations))
+		for k, mg := range m.Migrations {
+			mm := *mg
+			c.Migrations[k] = &mm
+		}
 	}
 	c.Managers = make(map[string]string, len(m.Managers))
 	for k, v := range m.Managers {
@@ -228,6 +237,10 @@ type Command struct {
 	Value    int      `json:"value,omitempty"`     // set-config
 	Manager  string   `json:"manager,omitempty"`   // add-manager, remove-manager: raft id
 	HTTPAddr string   `json:"http_addr,omitempty"` // add-manager
+	Slots    []int    `json:"slots,omitempty"`     // migrate
+	Slot     int      `json:"slot_id,omitempty"`   // migrate-cutover, -done, -cancel
+	Error    string   `json:"error,omitempty"`     // migrate-cancel
+	Drop     bool     `json:"drop,omitempty"`      // migrate-cancel
 }
 
 // Command ops.
@@ -267,6 +280,14 @@ func (m *Map) Apply(c Command) error {
 		}
 	case OpRemoveManager:
 		delete(m.Managers, c.Manager)
+	case OpMigrate:
+		err = m.migrate(c.Slots, c.ShardID)
+	case OpMigrateCutover:
+		err = m.migrateCutover(c.Slot)
+	case OpMigrateDone:
+		err = m.migrateDone(c.Slot)
+	case OpMigrateCancel:
+		err = m.migrateCancel(c.Slot, c.Error, c.Drop)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}

@@ -708,6 +708,22 @@ var Docs = map[string]*Doc{
 		Syntax:     "key",
 		Types:      "key:string",
 	},
+	"cluster|migration": {
+		Summary:    "Shoal: the state of a slot move on this node (map epoch, the slot's last change, fence, import progress)",
+		Since:      "0.1.0",
+		Group:      "cluster",
+		Complexity: "O(1)",
+		Syntax:     "slot",
+		Types:      "slot:integer",
+	},
+	"cluster|slotsync": {
+		Summary:    "Shoal: stream a slot's image and changes to the target of a slot move (takes the connection over)",
+		Since:      "0.1.0",
+		Group:      "cluster",
+		Complexity: "O(N) where N is the number of keys in the slot",
+		Syntax:     "slot",
+		Types:      "slot:integer",
+	},
 	"cluster|myid": {
 		Summary:    "Return the node id",
 		Since:      "3.0.0",

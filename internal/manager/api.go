@@ -35,6 +35,8 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("GET /v1/config", m.handleConfigGet)
 	mux.HandleFunc("PUT /v1/config", m.leaderOnly(m.handleConfigSet))
 	mux.HandleFunc("POST /v1/join", m.leaderOnly(m.handleJoin))
+	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
+	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
 	return mux
 }
 
@@ -233,6 +235,28 @@ func (m *Manager) status() Status {
 
 func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m.status())
+}
+
+// handleMigrate queues slot moves: {"slots": [..], "to": shard}.
+func (m *Manager) handleMigrate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Slots []int `json:"slots"`
+		To    int   `json:"to"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpMigrate, Slots: req.Slots, ShardID: req.To}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m.Map().SortedMigrations())
+}
+
+// handleMigrations lists the moves in progress (any manager's map).
+func (m *Manager) handleMigrations(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, m.Map().SortedMigrations())
 }
 
 func (m *Manager) handleNodes(w http.ResponseWriter, r *http.Request) {

@@ -242,3 +242,17 @@ func (c *Client) SetConfig(ctx context.Context, key string, value int) (*cluster
 	err := c.do(ctx, http.MethodPut, "/v1/config", mustJSON(map[string]any{"key": key, "value": value}), &s)
 	return &s, err
 }
+
+// Migrate queues moves of slots to shard to.
+func (c *Client) Migrate(ctx context.Context, slots []int, to int) ([]*cluster.Migration, error) {
+	var out []*cluster.Migration
+	err := c.do(ctx, http.MethodPost, "/v1/migrations", mustJSON(map[string]any{"slots": slots, "to": to}), &out)
+	return out, err
+}
+
+// Migrations lists the moves in progress.
+func (c *Client) Migrations(ctx context.Context) ([]*cluster.Migration, error) {
+	var out []*cluster.Migration
+	err := c.do(ctx, http.MethodGet, "/v1/migrations", nil, &out)
+	return out, err
+}

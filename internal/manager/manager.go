@@ -120,7 +120,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -128,6 +128,7 @@ func (m *Manager) Start() error {
 		}
 	}()
 	go m.leadership()
+	go m.migrator()
 	if len(m.cfg.Join) > 0 && !m.hadState() {
 		if err := m.join(); err != nil {
 			m.Close()

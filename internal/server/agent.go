@@ -281,7 +281,7 @@ func (a *agent) install(m *cluster.Map) {
 		a.mu.Unlock()
 		return
 	}
-	prev := a.role
+	prev, prevMap := a.role, a.mp
 	a.mp, a.role = m, role
 	a.shardEpoch = 0
 	if shard != nil {
@@ -292,6 +292,7 @@ func (a *agent) install(m *cluster.Map) {
 		a.lease.Store(0) // before anything else: no write after a demotion
 	}
 	s.SetClusterMap(m, a.self.ID)
+	s.reconcileMoves(prevMap, m, a.self.ID)
 	switch role {
 	case cluster.RolePrimary:
 		// Acts as primary once the manager grants a lease (beat).

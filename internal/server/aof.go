@@ -533,6 +533,9 @@ type replayState struct {
 	args  [][]byte
 	warns int
 	live  bool // a replica applying its primary's stream: set slot LSNs, keep expired keys live
+	// journal: log each applied effect as this node's own write (a slot
+	// import: the target's replicas get it) and set the slot's LSN.
+	journal bool
 }
 
 // skip reports whether slot's image already has record lsn.
@@ -609,6 +612,11 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		if rs.live {
 			sl.LSN = lsn
 		}
+		if rs.journal {
+			if l := s.journal(1, persist.AppendEffect(nil, slot, args...)); l > 0 {
+				sl.LSN = l
+			}
+		}
 		if len(sl.Watchers) > 0 {
 			s.signalModified(key)
 		}
@@ -652,11 +660,18 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	c := &cl.ctx
 	*c = Ctx{srv: s, db: s.db, cl: cl, args: args, w: &cl.w, spec: d.spec, inExec: true, slot1: slot1}
 	d.fn(c)
+	var jl uint64
+	if rs.journal {
+		jl = s.journal(1, persist.AppendEffect(nil, slot, args...))
+	}
 	for _, i := range slots {
 		sl := s.db.Slot(i)
 		sl.NoExpire = false
 		if rs.live {
 			sl.LSN = lsn
+		}
+		if jl > 0 {
+			sl.LSN = jl
 		}
 	}
 	if watched {

@@ -33,8 +33,9 @@ const (
 )
 
 type slotRoute struct {
-	shard uint16 // owner, 0 = unassigned
-	state slotState
+	shard  uint16 // owner, 0 = unassigned
+	state  slotState
+	fenced bool // moving away, in cutover: writes get TRYAGAIN
 }
 
 // shardAddrs are the addresses of a shard's primary.
@@ -90,6 +91,7 @@ func newClusterView(m *cluster.Map, self string) *clusterView {
 				r.state = mine
 			}
 		}
+		r.fenced = m.Fenced(i)
 		v.slots[i] = r
 	}
 	v.size = len(owning)
@@ -131,7 +133,7 @@ func (s *Server) SetClusterMap(m *cluster.Map, self string) {
 	}
 	var changed []int
 	for i := range v.slots {
-		if v.slots[i].state != old.slots[i].state {
+		if v.slots[i] != old.slots[i] {
 			changed = append(changed, i)
 		}
 	}
@@ -186,6 +188,7 @@ const (
 	routeUnbound                    // the slot has no owner
 	routeCrossSlot                  // keys in several slots not all served here
 	routeMoved                      // another node serves it: MOVED to the owner's primary
+	routeFenced                     // a write to a slot in the cutover of a move: TRYAGAIN
 )
 
 // route decides where a command runs. first is its first key's slot,
@@ -216,6 +219,16 @@ func (v *clusterView) route(first int, slots []int, write, readonly bool) routeC
 	}
 	switch r.state {
 	case slotPrimary:
+		if write {
+			if r.fenced {
+				return routeFenced
+			}
+			for _, x := range slots {
+				if v.slots[x].fenced {
+					return routeFenced
+				}
+			}
+		}
 		return routeLocal
 	case slotReplica:
 		if readonly && !write {
@@ -242,6 +255,10 @@ func (v *clusterView) appendRouteError(b []byte, code routeCode, slot int, mc bo
 		b = append(b, "CLUSTERDOWN Hash slot not served"...)
 	case routeCrossSlot:
 		b = append(b, "CROSSSLOT Keys in request don't hash to the same slot"...)
+	case routeFenced:
+		b = append(b, "TRYAGAIN Slot "...)
+		b = strconv.AppendInt(b, int64(slot), 10)
+		b = append(b, " is moving to another shard: writes resume in a moment"...)
 	case routeMoved:
 		a := v.primaries[int(v.slots[slot].shard)]
 		b = append(b, "MOVED "...)

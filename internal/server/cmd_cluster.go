@@ -54,6 +54,12 @@ func cmdCluster(c *Ctx) {
 	}
 	v := c.srv.clus.view.Load()
 	switch sub {
+	case "slotsync":
+		cmdSlotSync(c)
+		return
+	case "migration":
+		cmdMigrationStatus(c)
+		return
 	case "keyslot":
 		c.w.Int(int64(cluster.Slot(c.args[2])))
 	case "countkeysinslot":

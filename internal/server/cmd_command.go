@@ -22,8 +22,8 @@ type subSpec struct {
 var subcommands = map[string][]subSpec{
 	"client": {{"getname", 2}, {"help", 2}, {"id", 2}, {"info", 2}, {"kill", -3}, {"list", -2},
 		{"no-evict", 3}, {"no-touch", 3}, {"setinfo", 4}, {"setname", 3}},
-	"cluster": {{"countkeysinslot", 3}, {"getkeysinslot", 4}, {"help", 2}, {"info", 2}, {"keyslot", 3}, {"myid", 2},
-		{"nodes", 2}, {"shards", 2}, {"slots", 2}},
+	"cluster": {{"countkeysinslot", 3}, {"getkeysinslot", 4}, {"help", 2}, {"info", 2}, {"keyslot", 3}, {"migration", 3}, {"myid", 2},
+		{"nodes", 2}, {"shards", 2}, {"slots", 2}, {"slotsync", 3}},
 	"command": {{"count", 2}, {"docs", -2}, {"getkeys", -3}, {"help", 2}, {"info", -2}, {"list", -2}},
 	"config":  {{"get", -3}, {"help", 2}, {"resetstat", 2}, {"rewrite", 2}, {"set", -4}},
 	"latency": {{"doctor", 2}, {"graph", 3}, {"help", 2}, {"histogram", -2}, {"history", 3}, {"latest", 2}, {"reset", -2}},

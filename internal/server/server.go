@@ -101,6 +101,7 @@ type Server struct {
 	// by every command; the routing view SetClusterMap installs.
 	clusterMode bool
 	clus        clusterState
+	moves       migrations // slot moves (migrate.go)
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections

@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Slot moves (see docs/cluster.md, "Moving slots"). A move's state lives
+// in the map so that whichever manager leads drives it on, and every node
+// learns from its map which slots it imports and which are fenced:
+//
+//	copying  the target's primary pulls the slot from the source's
+//	         primary: an image of the slot, then the source's changes to
+//	         it. The source owns the slot and serves it.
+//	cutover  the source refuses writes to the slot (-TRYAGAIN) from the
+//	         moment it installs this map (or hears it from the migrator
+//	         first); the target applies the source's last changes.
+//	done     the owner flips to the target in the same command that ends
+//	         the move; the source drops its copy.
+//
+// A move that fails (a party crashed, a timeout) is cancelled: the entry
+// goes, the source unfences, the target drops its partial copy, and the
+// migrator starts it again.
+type Migration struct {
+	Slot  int    `json:"slot"`
+	From  int    `json:"from"` // source shard
+	To    int    `json:"to"`   // target shard
+	State string `json:"state"`
+	// FromEpoch is the source shard's epoch when the move began: a
+	// failover of the source (or the target) cancels the move, since the
+	// new primary's history may differ from what the target copied.
+	FromEpoch uint64 `json:"from_epoch"`
+	ToEpoch   uint64 `json:"to_epoch"`
+	Attempts  int    `json:"attempts,omitempty"`
+	Error     string `json:"error,omitempty"` // why the last attempt failed
+}
+
+// Migration states.
+const (
+	MigrateCopying = "copying"
+	MigrateCutover = "cutover"
+)
+
+// Migration ops (Command.Op).
+const (
+	OpMigrate        = "migrate"         // Slots, ShardID (target): queue moves
+	OpMigrateCutover = "migrate-cutover" // Slot
+	OpMigrateDone    = "migrate-done"    // Slot: flip the owner
+	OpMigrateCancel  = "migrate-cancel"  // Slot, Error: back to copying (retry) or, with Drop, forget it
+)
+
+// MoveIdent names one attempt of a move: an importer reports it, so the
+// migrator never takes an import of an earlier attempt for this one.
+func MoveIdent(mg *Migration) string {
+	return fmt.Sprintf("%d/%d/%d/%d", mg.From, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
+}
+
+// MaxMigrations bounds the moves queued in the map at once.
+const MaxMigrations = NumSlots
+
+func (m *Map) migrate(slots []int, to int) error {
+	t := m.Shards[to]
+	if t == nil {
+		return fmt.Errorf("no shard %d", to)
+	}
+	if len(slots) == 0 {
+		return errors.New("no slots to move")
+	}
+	for _, s := range slots {
+		if s < 0 || s >= NumSlots {
+			return fmt.Errorf("slot %d out of range", s)
+		}
+		if m.Migrations[s] != nil {
+			return fmt.Errorf("slot %d is already moving to shard %d", s, m.Migrations[s].To)
+		}
+		from := int(m.Slots[s])
+		if from == 0 {
+			return fmt.Errorf("slot %d has no owner (create the cluster first)", s)
+		}
+		if from == to {
+			return fmt.Errorf("slot %d is already on shard %d", s, to)
+		}
+	}
+	if len(m.Migrations)+len(slots) > MaxMigrations {
+		return fmt.Errorf("too many moves queued (%d, at most %d)", len(m.Migrations), MaxMigrations)
+	}
+	if m.Migrations == nil {
+		m.Migrations = map[int]*Migration{}
+	}
+	for _, s := range slots {
+		from := int(m.Slots[s])
+		m.Migrations[s] = &Migration{Slot: s, From: from, To: to, State: MigrateCopying,
+			FromEpoch: m.Shards[from].Epoch, ToEpoch: t.Epoch}
+	}
+	return nil
+}
+
+// current returns slot's move if both shards are still at the epochs it
+// began at.
+func (m *Map) current(slot int) (*Migration, error) {
+	mg := m.Migrations[slot]
+	if mg == nil {
+		return nil, fmt.Errorf("slot %d is not moving", slot)
+	}
+	f, t := m.Shards[mg.From], m.Shards[mg.To]
+	if f == nil || t == nil || f.Epoch != mg.FromEpoch || t.Epoch != mg.ToEpoch {
+		return nil, fmt.Errorf("slot %d: a shard of the move failed over since it began", slot)
+	}
+	return mg, nil
+}
+
+func (m *Map) migrateCutover(slot int) error {
+	mg, err := m.current(slot)
+	if err != nil {
+		return err
+	}
+	if mg.State != MigrateCopying {
+		return fmt.Errorf("slot %d is in state %s", slot, mg.State)
+	}
+	mg.State = MigrateCutover
+	return nil
+}
+
+func (m *Map) migrateDone(slot int) error {
+	mg, err := m.current(slot)
+	if err != nil {
+		return err
+	}
+	if mg.State != MigrateCutover {
+		return fmt.Errorf("slot %d is in state %s, not cutover", slot, mg.State)
+	}
+	m.Slots[slot] = uint16(mg.To)
+	delete(m.Migrations, slot)
+	return nil
+}
+
+// migrateCancel ends an attempt: the move goes back to copying at the
+// shards' current epochs (to be tried again), or is forgotten when drop
+// is set or a shard is gone.
+func (m *Map) migrateCancel(slot int, why string, drop bool) error {
+	mg := m.Migrations[slot]
+	if mg == nil {
+		return fmt.Errorf("slot %d is not moving", slot)
+	}
+	f, t := m.Shards[mg.From], m.Shards[mg.To]
+	if drop || f == nil || t == nil || int(m.Slots[slot]) != mg.From {
+		delete(m.Migrations, slot)
+		return nil
+	}
+	mg.State = MigrateCopying
+	mg.FromEpoch, mg.ToEpoch = f.Epoch, t.Epoch
+	mg.Attempts++
+	mg.Error = why
+	return nil
+}
+
+// Importing reports the slots shard imports (moves to it in progress).
+func (m *Map) Importing(shard int) []int {
+	var out []int
+	for s, mg := range m.Migrations {
+		if mg.To == shard {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Fenced reports whether slot's writes are fenced on its source (cutover).
+func (m *Map) Fenced(slot int) bool {
+	mg := m.Migrations[slot]
+	return mg != nil && mg.State == MigrateCutover
+}
+
+// SortedMigrations lists the moves by slot.
+func (m *Map) SortedMigrations() []*Migration {
+	out := make([]*Migration, 0, len(m.Migrations))
+	for _, mg := range m.Migrations {
+		out = append(out, mg)
+	}
+	slices.SortFunc(out, func(a, b *Migration) int { return a.Slot - b.Slot })
+	return out
+}

@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+func twoShards(t *testing.T) *Map {
+	t.Helper()
+	m := NewMap()
+	m.Settings.ReplicasPerShard = 1
+	for i := 0; i < 4; i++ {
+		register(t, m, fmt.Sprint(7000+i), 1)
+	}
+	if err := m.Apply(Command{Op: OpCreate, Shards: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustApply(t *testing.T, m *Map, c Command) {
+	t.Helper()
+	if err := m.Apply(c); err != nil {
+		t.Fatalf("%s: %v", c.Op, err)
+	}
+}
+
+func TestMigrationLifecycle(t *testing.T) {
+	m := twoShards(t)
+	slot := 5 // shard 1's
+	if m.Slots[slot] != 1 {
+		t.Fatalf("slot %d on shard %d", slot, m.Slots[slot])
+	}
+	for _, bad := range []Command{
+		{Op: OpMigrate, Slots: []int{slot}, ShardID: 1}, // already there
+		{Op: OpMigrate, Slots: []int{slot}, ShardID: 9}, // no such shard
+		{Op: OpMigrate, Slots: []int{NumSlots}, ShardID: 2},
+		{Op: OpMigrate, ShardID: 2},
+		{Op: OpMigrateCutover, Slot: slot}, // not moving
+		{Op: OpMigrateDone, Slot: slot},
+	} {
+		before, _ := json.Marshal(m)
+		if err := m.Apply(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+		if after, _ := json.Marshal(m); string(after) != string(before) {
+			t.Errorf("%+v changed the map", bad)
+		}
+	}
+	mustApply(t, m, Command{Op: OpMigrate, Slots: []int{slot, slot + 1}, ShardID: 2})
+	if err := m.Apply(Command{Op: OpMigrate, Slots: []int{slot}, ShardID: 2}); err == nil {
+		t.Fatal("a second move of a moving slot accepted")
+	}
+	if got := m.Importing(2); len(got) != 2 || got[0] != slot {
+		t.Fatalf("Importing(2) = %v", got)
+	}
+	if err := m.Apply(Command{Op: OpMigrateDone, Slot: slot}); err == nil {
+		t.Fatal("done before cutover accepted")
+	}
+	mustApply(t, m, Command{Op: OpMigrateCutover, Slot: slot})
+	if !m.Fenced(slot) || m.Fenced(slot+1) {
+		t.Fatal("fence wrong after cutover")
+	}
+	// A clone does not share the moves.
+	c := m.Clone()
+	c.Migrations[slot].State = MigrateCopying
+	if m.Migrations[slot].State != MigrateCutover {
+		t.Fatal("Clone shares Migrations")
+	}
+	mustApply(t, m, Command{Op: OpMigrateDone, Slot: slot})
+	if m.Slots[slot] != 2 || m.Migrations[slot] != nil || m.Fenced(slot) {
+		t.Fatalf("after done: owner %d, move %v", m.Slots[slot], m.Migrations[slot])
+	}
+	// JSON round trip keeps the remaining move.
+	b, _ := json.Marshal(m)
+	var back Map
+	if err := json.Unmarshal(b, &back); err != nil || back.Migrations[slot+1] == nil || back.Migrations[slot+1].To != 2 {
+		t.Fatalf("round trip: %v %+v", err, back.Migrations)
+	}
+}
+
+// A failover of the source during a move: cutover and done are refused;
+// cancel restarts the move at the new epochs.
+func TestMigrationFailoverCancels(t *testing.T) {
+	m := twoShards(t)
+	slot := 7
+	mustApply(t, m, Command{Op: OpMigrate, Slots: []int{slot}, ShardID: 2})
+	sh := m.Shards[1]
+	mustApply(t, m, Command{Op: OpPromote, ShardID: 1, NodeID: sh.Replicas[0], Epoch: sh.Epoch})
+	if err := m.Apply(Command{Op: OpMigrateCutover, Slot: slot}); err == nil {
+		t.Fatal("cutover accepted after the source failed over")
+	}
+	mustApply(t, m, Command{Op: OpMigrateCancel, Slot: slot, Error: "source failed over"})
+	mg := m.Migrations[slot]
+	if mg == nil || mg.State != MigrateCopying || mg.Attempts != 1 || mg.FromEpoch != m.Shards[1].Epoch || mg.Error == "" {
+		t.Fatalf("after cancel: %+v", mg)
+	}
+	mustApply(t, m, Command{Op: OpMigrateCutover, Slot: slot})
+	mustApply(t, m, Command{Op: OpMigrateCancel, Slot: slot, Drop: true})
+	if m.Migrations[slot] != nil || m.Slots[slot] != 1 {
+		t.Fatal("drop did not forget the move")
+	}
+}

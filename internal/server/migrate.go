@@ -1,0 +1,501 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/engine"
+	"shoal/internal/persist"
+	"shoal/internal/resp"
+)
+
+// Slot moves, the storage node's part (the map's states are described in
+// internal/cluster/migration.go; the manager's migrator drives them).
+//
+// The target shard's primary imports: on every map install it starts an
+// importer for each move to its shard (and stops those that ended). The
+// importer connects to the source shard's primary and sends
+// CLUSTER SLOTSYNC slot; the source answers with frames, RESP arrays of
+// bulk strings:
+//
+//	image <mark>          the slot's image follows (taken under its lock)
+//	put <entry>           one key (the snapshot encoding)
+//	imaged <keys>         the image is complete
+//	eff <lsn> <args...>   an effect of a record of the source's stream on
+//	                      the slot, in order
+//	pos <lsn>             the source's stream is read up to lsn
+//
+// The importer applies puts and effects as local writes, journaled, so the
+// target's own replicas receive them like any write. It reports the
+// source position it has applied (CLUSTER MIGRATION slot). The source
+// keeps serving the slot until cutover: then it refuses writes to it, and
+// once the target has applied the source's last change to the slot the
+// migrator flips the owner. A source that no longer owns a slot it owned
+// drops its keys, and an importer that stops without its shard owning the
+// slot drops the partial copy.
+
+// importer pulls one slot from the source's primary.
+type importer struct {
+	s     *Server
+	slot  int
+	ident string // the move's identity: a new attempt restarts the import
+	from  string // source primary's address
+
+	stop    chan struct{}
+	done    chan struct{}
+	state   atomic.Pointer[string]
+	applied atomic.Uint64 // the source's stream position applied
+	keys    atomic.Int64  // keys of the image applied
+	mu      sync.Mutex
+	err     string
+	conn    net.Conn
+}
+
+var (
+	impConnecting = "connecting"
+	impImage      = "image"
+	impStreaming  = "streaming"
+	impFailed     = "failed"
+)
+
+type migrations struct {
+	mu      sync.Mutex
+	imports map[int]*importer
+}
+
+func moveIdent(mg *cluster.Migration) string { return cluster.MoveIdent(mg) }
+
+// reconcileMoves starts and stops importers and drops slots moved away,
+// after map m was installed (prev: the map installed before, or nil).
+func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
+	role, sh := m.Role(self)
+	want := map[int]*cluster.Migration{}
+	if role == cluster.RolePrimary && sh != nil {
+		for slot, mg := range m.Migrations {
+			if mg.To == sh.ID {
+				want[slot] = mg
+			}
+		}
+	}
+	s.moves.mu.Lock()
+	defer s.moves.mu.Unlock()
+	if s.moves.imports == nil {
+		s.moves.imports = map[int]*importer{}
+	}
+	for slot, im := range s.moves.imports {
+		mg := want[slot]
+		if mg != nil && moveIdent(mg) == im.ident {
+			continue
+		}
+		delete(s.moves.imports, slot)
+		owned := sh != nil && int(m.Slots[slot]) == sh.ID
+		go func() {
+			im.halt()
+			if !owned && role == cluster.RolePrimary {
+				s.dropSlot(slot, "the move to this shard ended without it")
+			}
+		}()
+	}
+	for slot, mg := range want {
+		if s.moves.imports[slot] != nil {
+			continue
+		}
+		from := m.Shards[mg.From]
+		if from == nil || m.Addr(from.Primary) == "" {
+			continue
+		}
+		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.Addr(from.Primary),
+			stop: make(chan struct{}), done: make(chan struct{})}
+		im.state.Store(&impConnecting)
+		s.moves.imports[slot] = im
+		go im.run()
+	}
+	// A source starts numbering its writes (the backlog) as soon as a move
+	// appears, well before the target asks for the slot: a write decides
+	// whether to journal before it locks its slot, so one that decided
+	// just before the backlog existed must have run by the time the image
+	// is taken (the target connects after installing this map too).
+	if role == cluster.RolePrimary && sh != nil {
+		for _, mg := range m.Migrations {
+			if mg.From == sh.ID {
+				s.ensureBacklog()
+				break
+			}
+		}
+	}
+	// A primary that owned a slot now owned by another shard drops it.
+	if prev != nil && role == cluster.RolePrimary && sh != nil {
+		for i := range m.Slots {
+			if int(prev.Slots[i]) == sh.ID && int(m.Slots[i]) != sh.ID && m.Slots[i] != 0 {
+				go s.dropSlot(i, "the slot moved to shard "+strconv.Itoa(int(m.Slots[i])))
+			}
+		}
+	}
+}
+
+func (im *importer) halt() {
+	select {
+	case <-im.stop:
+	default:
+		close(im.stop)
+	}
+	im.mu.Lock()
+	if im.conn != nil {
+		_ = im.conn.Close()
+	}
+	im.mu.Unlock()
+	<-im.done
+}
+
+func (im *importer) fail(err error) {
+	im.mu.Lock()
+	im.err = err.Error()
+	im.mu.Unlock()
+	im.state.Store(&impFailed)
+}
+
+func (im *importer) stopped() bool {
+	select {
+	case <-im.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run imports until stopped; a broken connection is retried after a pause
+// (from a fresh image: the partial copy is dropped first).
+func (im *importer) run() {
+	defer close(im.done)
+	s := im.s
+	for attempt := 0; !im.stopped(); attempt++ {
+		if attempt > 0 {
+			select {
+			case <-im.stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		s.dropSlot(im.slot, "a fresh import begins")
+		err := im.once()
+		if im.stopped() {
+			return
+		}
+		s.log.Warn("slot import failed", "slot", im.slot, "from", im.from, "err", err)
+		im.fail(err)
+	}
+}
+
+func (im *importer) once() error {
+	s := im.s
+	im.state.Store(&impConnecting)
+	im.applied.Store(0)
+	im.keys.Store(0)
+	conn, err := net.DialTimeout("tcp", im.from, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	im.mu.Lock()
+	im.conn = conn
+	im.mu.Unlock()
+	if im.stopped() {
+		conn.Close()
+		return errors.New("stopped")
+	}
+	defer conn.Close()
+	if _, err := conn.Write(resp.AppendCommand(nil, "CLUSTER", "SLOTSYNC", strconv.Itoa(im.slot))); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	rs := &replayState{cl: s.replayClient(), journal: true}
+	var args [][]byte
+	timeout := 3 * s.replTimeout()
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(timeout))
+		r, err := resp.ReadReply(br, 0)
+		if err != nil {
+			return err
+		}
+		if r.Kind == '-' {
+			return errors.New(r.Str)
+		}
+		if r.Kind != '*' || len(r.Elems) < 2 {
+			return fmt.Errorf("unexpected frame from the source: %s", r.String())
+		}
+		args = args[:0]
+		for _, e := range r.Elems {
+			args = append(args, []byte(e.Str))
+		}
+		switch string(args[0]) {
+		case "image":
+			im.state.Store(&impImage)
+		case "put":
+			if err := s.replayEffect(rs, 0, im.slot, [][]byte{opPut, args[1]}); err != nil {
+				return err
+			}
+			im.keys.Add(1)
+		case "imaged":
+			im.state.Store(&impStreaming)
+		case "eff":
+			if len(args) < 3 {
+				return errors.New("short effect frame")
+			}
+			if err := s.replayEffect(rs, 0, im.slot, args[2:]); err != nil {
+				return err
+			}
+		case "pos":
+			lsn, err := strconv.ParseUint(string(args[1]), 10, 64)
+			if err != nil {
+				return fmt.Errorf("bad position %q", args[1])
+			}
+			if im.state.Load() == &impStreaming {
+				im.applied.Store(lsn)
+			}
+		default:
+			return fmt.Errorf("unknown frame %q", args[0])
+		}
+	}
+}
+
+// dropSlot deletes the slot's keys in batches, each delete journaled
+// (this node's replicas drop them too).
+func (s *Server) dropSlot(slot int, why string) {
+	sl := s.db.Slot(slot)
+	n := 0
+	for {
+		var keys []string
+		s.db.Lock(slot)
+		s.db.ForEachHeld(sl, func(k string, _ *engine.Entry) bool {
+			keys = append(keys, k)
+			return len(keys) < 512
+		})
+		for _, k := range keys {
+			s.db.Delete(sl, []byte(k))
+			if lsn := s.journal(1, persist.AppendEffect(nil, slot, opDel, []byte(k))); lsn > 0 {
+				sl.LSN = lsn
+			}
+			if len(sl.Watchers) > 0 {
+				s.signalModified([]byte(k))
+			}
+		}
+		s.db.Unlock(slot)
+		n += len(keys)
+		if len(keys) < 512 {
+			break
+		}
+	}
+	if n > 0 {
+		s.log.Info("dropped a slot's keys", "slot", slot, "keys", n, "why", why)
+	}
+}
+
+// cmdSlotSync serves CLUSTER SLOTSYNC slot: the source's side of a move
+// (see the frames above). It takes the connection over, like PSYNC.
+func cmdSlotSync(c *Ctx) {
+	s, cl := c.srv, c.cl
+	slot, err := strconv.Atoi(string(c.args[2]))
+	if err != nil || slot < 0 || slot >= cluster.NumSlots {
+		c.w.Error("ERR Invalid or out of range slot")
+		return
+	}
+	if cl.inMulti || c.inExec {
+		c.w.Error("ERR SLOTSYNC cannot run in a transaction")
+		return
+	}
+	if s.repl.isReplica.Load() {
+		c.w.Error("ERR SLOTSYNC: this node is not acting as a primary")
+		return
+	}
+	fd, err := cl.conn.Dup()
+	if err != nil {
+		c.w.Error("ERR cannot take over the connection: " + err.Error())
+		return
+	}
+	f := os.NewFile(uintptr(fd), "slotsync")
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		c.w.Error("ERR cannot take over the connection: " + err.Error())
+		return
+	}
+	pending := append([]byte(nil), c.w.B...)
+	c.w.B = c.w.B[:0]
+	cl.closeAfterReply = true
+	s.repl.wg.Add(1)
+	go func() {
+		defer s.repl.wg.Done()
+		defer nc.Close()
+		if err := s.sendSlot(nc, slot, pending); err != nil {
+			s.log.Info("slot sync ended", "slot", slot, "to", nc.RemoteAddr().String(), "err", err)
+		}
+	}()
+}
+
+func appendFrame(b []byte, args ...[]byte) []byte {
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
+	bl := s.ensureBacklog()
+	sl := s.db.Slot(slot)
+	var enc persist.SectionEncoder
+	out := append([]byte(nil), pending...)
+	s.db.Lock(slot)
+	mark := sl.LSN
+	start := bl.Last() + 1 // every later change to the slot is numbered after it
+	cur, err := bl.NewCursor(start)
+	if err != nil {
+		s.db.Unlock(slot)
+		return err
+	}
+	defer cur.Close()
+	out = appendFrame(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
+	keys := 0
+	s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
+		out = appendFrame(out, []byte("put"), enc.EncodeEntry(k, e))
+		keys++
+		return true
+	})
+	s.db.Unlock(slot)
+	out = appendFrame(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
+	timeout := s.replTimeout()
+	write := func(b []byte) error {
+		_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+		_, err := nc.Write(b)
+		return err
+	}
+	if err := write(out); err != nil {
+		return err
+	}
+	s.log.Info("slot image sent", "slot", slot, "keys", keys, "bytes", len(out), "to", nc.RemoteAddr().String())
+	// The target never writes after SLOTSYNC: a read returns when it
+	// closes the connection.
+	closed := make(chan struct{})
+	go func() {
+		var b [1]byte
+		_, _ = nc.Read(b[:])
+		close(closed)
+	}()
+	ping := time.NewTicker(500 * time.Millisecond)
+	defer ping.Stop()
+	var args [][]byte
+	for {
+		out = out[:0]
+		for len(out) < 1<<20 {
+			data, err := cur.Next(256 << 10)
+			if err != nil {
+				return err
+			}
+			if data == nil {
+				break
+			}
+			for len(data) > 0 {
+				n := persist.RecordLen(data)
+				lsn, payload, err := persist.CheckRecord(data[:n])
+				if err != nil {
+					return err
+				}
+				data = data[n:]
+				err = persist.ForEachEffectBuf(payload, &args, func(es int, eargs [][]byte) error {
+					if es != slot && es != persist.AllSlots {
+						return nil
+					}
+					if es == persist.AllSlots {
+						// FLUSHALL: the slot's keys go (as deletes: the
+						// target flushes only this slot).
+						return errors.New("the source flushed every slot during the move")
+					}
+					fr := make([][]byte, 0, len(eargs)+2)
+					fr = append(fr, []byte("eff"), strconv.AppendUint(nil, lsn, 10))
+					out = appendFrame(out, append(fr, eargs...)...)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+		pos := cur.NextLSN() - 1
+		out = appendFrame(out, []byte("pos"), strconv.AppendUint(nil, pos, 10))
+		if err := write(out); err != nil {
+			return err
+		}
+		if cap(out) > 4<<20 {
+			out = nil
+		}
+		select {
+		case <-cur.Wait():
+		case <-ping.C:
+		case <-closed:
+			return nil
+		}
+	}
+}
+
+// cmdMigrationStatus serves CLUSTER MIGRATION slot: what the migrator
+// reads from both sides of a move, as a flat map: the installed map's
+// epoch, the slot's last change (LSN), whether writes to it are fenced
+// here, and this node's import of it (state, source position applied,
+// image keys, last error).
+func cmdMigrationStatus(c *Ctx) {
+	s := c.srv
+	slot, err := strconv.Atoi(string(c.args[2]))
+	if err != nil || slot < 0 || slot >= cluster.NumSlots {
+		c.w.Error("ERR Invalid or out of range slot")
+		return
+	}
+	v := s.clus.view.Load()
+	var epoch uint64
+	fenced := false
+	if v != nil {
+		epoch = v.epoch
+		fenced = v.slots[slot].fenced
+	}
+	s.db.Lock(slot)
+	lsn := s.db.Slot(slot).LSN
+	s.db.Unlock(slot)
+	state, applied, keys, lastErr, ident := "none", uint64(0), int64(0), "", ""
+	s.moves.mu.Lock()
+	if im := s.moves.imports[slot]; im != nil {
+		state, applied, keys, ident = *im.state.Load(), im.applied.Load(), im.keys.Load(), im.ident
+		im.mu.Lock()
+		lastErr = im.err
+		im.mu.Unlock()
+	}
+	s.moves.mu.Unlock()
+	c.w.Array(16)
+	c.w.Bulk([]byte("map_epoch"))
+	c.w.Int(int64(epoch))
+	c.w.Bulk([]byte("slot_lsn"))
+	c.w.Int(int64(lsn))
+	c.w.Bulk([]byte("fenced"))
+	c.w.Int(b2i(fenced))
+	c.w.Bulk([]byte("import_state"))
+	c.w.Bulk([]byte(state))
+	c.w.Bulk([]byte("import_applied"))
+	c.w.Int(int64(applied))
+	c.w.Bulk([]byte("import_keys"))
+	c.w.Int(keys)
+	c.w.Bulk([]byte("import_error"))
+	c.w.Bulk([]byte(lastErr))
+	c.w.Bulk([]byte("import_move"))
+	c.w.Bulk([]byte(ident))
+}
