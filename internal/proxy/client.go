@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"shoal/internal/resp"
 )
@@ -13,6 +15,9 @@ type req struct {
 	done  atomic.Bool
 	close bool // close the connection after this reply
 	cl    *conn
+	// reached, if set, is closed when the writer gets to this request:
+	// every earlier request of the client has been answered (barrier).
+	reached chan struct{}
 }
 
 // complete delivers the reply (exactly once) and wakes the writer.
@@ -38,6 +43,10 @@ type conn struct {
 	sig  chan struct{}
 	dead chan struct{} // closed when the writer stops
 	fs   flushSet      // backend connections written to in this read batch (reader only)
+
+	// Reader-owned state of the slower paths (nil for ordinary traffic).
+	tx   *txState      // WATCH or MULTI in progress (tx.go)
+	hold chan struct{} // set by a handler: read no further command until it is closed
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
@@ -111,6 +120,9 @@ func (c *conn) writeLoop() {
 		}
 		out = append(out, r.reply...)
 		r.reply = nil
+		if r.reached != nil {
+			close(r.reached)
+		}
 		if r.close {
 			flush()
 			c.nc.Close()
@@ -128,8 +140,90 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 		c.writeLoop()
 	}()
 	c.readRESP()
+	c.cleanup()
 	close(c.q)
 	<-c.dead
+}
+
+// cleanup ends what a disconnecting client leaves on dedicated backend
+// connections: an open transaction's connection is closed (the node
+// drops its MULTI and WATCH state), a blocked command's connection too
+// (the node forgets the waiter).
+func (c *conn) cleanup() {
+	if c.tx != nil {
+		c.tx.drop()
+		c.tx = nil
+	}
+}
+
+// barrier flushes the client's unsent requests and waits until every
+// request it sent before has been answered. A command that moves the
+// client to a dedicated backend connection (a transaction's first, a
+// blocking command) waits for it, so it cannot overtake the client's
+// earlier commands still in flight on the shared pool. false: the
+// client is gone.
+func (c *conn) barrier() bool {
+	r := &req{reached: make(chan struct{})}
+	if !c.push(r) {
+		return false
+	}
+	r.complete(nil)
+	c.fs.flush()
+	select {
+	case <-r.reached:
+		return true
+	case <-c.dead:
+		return false
+	}
+}
+
+// unhold releases a reader waiting in awaitHold on h: the read deadline
+// interrupts its pending Read first, then h is closed (in this order, so
+// the reader never clears the deadline before it was set).
+func (c *conn) unhold(h chan struct{}) {
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	close(h)
+}
+
+// maxHeldInput bounds the bytes a held reader buffers without parsing;
+// past it the reader stops reading until the hold ends.
+const maxHeldInput = 1 << 20
+
+// awaitHold waits until the hold a handler set is released (its reply
+// arrived: EXEC's, a blocking command's), so the client's later commands
+// run after it, as on a single server. Meanwhile it keeps reading the
+// client's bytes (without parsing them) to notice a disconnect, which
+// ends a blocked command at once. false: the client is gone.
+func (c *conn) awaitHold(buf []byte, off int) ([]byte, int, bool) {
+	h := c.hold
+	c.hold = nil
+	c.fs.flush()
+	for {
+		select {
+		case <-h:
+			c.nc.SetReadDeadline(time.Time{})
+			return buf, off, true
+		default:
+		}
+		if len(buf)-off >= maxHeldInput {
+			select {
+			case <-h:
+				continue
+			case <-c.dead:
+				return buf, off, false
+			}
+		}
+		var err error
+		buf, off, err = c.readMore(buf, off)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				<-h // unhold closes h right after setting the deadline
+				continue
+			}
+			return buf, off, false
+		}
+	}
 }
 
 func (c *conn) readRESP() {
@@ -158,6 +252,12 @@ func (c *conn) readRESP() {
 			}
 			if !c.handle(args) {
 				return
+			}
+			if c.hold != nil {
+				var ok bool
+				if buf, off, ok = c.awaitHold(buf, off); !ok {
+					return
+				}
 			}
 		}
 		c.fs.flush()

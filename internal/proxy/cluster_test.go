@@ -93,7 +93,22 @@ func newTCluster(t *testing.T, shards, replicas int, settings map[string]int) *t
 		t.Fatal(err)
 	}
 	c.waitHealthy()
+	c.waitServing()
 	return c
+}
+
+// waitServing waits until every shard's primary serves a key of its own
+// (it has installed the map and its write lease): tests of paths without
+// retries (transactions) then start from a settled cluster.
+func (c *tcluster) waitServing() {
+	c.t.Helper()
+	for _, id := range c.shardIDs() {
+		addr, k := c.primary(id).addr, c.keyIn(id, "serving")
+		waitUntil(c.t, "the primaries serve", func() bool {
+			r := direct(c.t, addr, "GET", k)
+			return !strings.HasPrefix(r, "(error)")
+		})
+	}
 }
 
 func (c *tcluster) client() *manager.Client {
@@ -225,8 +240,6 @@ func direct(t *testing.T, addr string, args ...string) string {
 	defer cl.C.Close()
 	return cl.Do(args...)
 }
-
-var _ = strings.Join
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)

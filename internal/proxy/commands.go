@@ -45,10 +45,17 @@ func (c *conn) handle(args [][]byte) bool {
 	}
 	spec := command.Lookup(name)
 	if spec == nil {
+		c.queueError()
 		return c.local(errLine("ERR unknown command '" + printable(args[0]) + "'"))
 	}
 	if !spec.ArityOK(len(args)) {
+		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
+	}
+	if c.tx != nil && spec.Flags&command.NoMulti == 0 {
+		if ok, handled := c.txQueued(spec, args, !c.tx.multi); handled {
+			return ok
+		}
 	}
 	switch spec.Name {
 	case "ping":
@@ -103,6 +110,10 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.scan(args)
 	}
 	if spec.Flags&(command.Blocking|command.PubSub|command.NoMulti|command.Admin|command.AllSlots) != 0 {
+		switch spec.Name {
+		case "multi", "exec", "discard", "watch", "unwatch":
+			return c.txCommand(spec, args)
+		}
 		return c.local(notSupported(spec.Name))
 	}
 	keys := spec.KeyIndexes(args, nil)
@@ -132,6 +143,14 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.split(args, rt, 1, readonly, ignorePos(sumInts))
 	}
 	return c.local(errLine(errCrossShard))
+}
+
+// queueError dooms an open MULTI after a command it could not queue
+// (unknown, wrong arity), as Redis does.
+func (c *conn) queueError() {
+	if c.tx != nil && c.tx.multi {
+		c.tx.doomed = true
+	}
 }
 
 // idempotent reports whether running args twice leaves the same state
