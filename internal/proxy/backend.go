@@ -162,7 +162,9 @@ func (b *backend) release(bc *bconn, reuse bool) {
 		return
 	}
 	b.mu.Unlock()
-	bc.fail(errReleased)
+	if !bc.dead.Load() { // dead: released from its own fail (a call's done)
+		bc.fail(errReleased)
+	}
 }
 
 // reset fails the pool's current connections and the idle dedicated ones

@@ -47,6 +47,7 @@ type conn struct {
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
 	hold chan struct{} // set by a handler: read no further command until it is closed
+	blk  *blockState   // the blocking command in progress (blocking.go)
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
@@ -154,6 +155,10 @@ func (c *conn) cleanup() {
 		c.tx.drop()
 		c.tx = nil
 	}
+	if c.blk != nil {
+		c.blk.abandon()
+		c.blk = nil
+	}
 }
 
 // barrier flushes the client's unsent requests and waits until every
@@ -258,6 +263,7 @@ func (c *conn) readRESP() {
 				if buf, off, ok = c.awaitHold(buf, off); !ok {
 					return
 				}
+				c.blk = nil
 			}
 		}
 		c.fs.flush()

@@ -114,6 +114,9 @@ func (c *conn) handle(args [][]byte) bool {
 		case "multi", "exec", "discard", "watch", "unwatch":
 			return c.txCommand(spec, args)
 		}
+		if spec.Flags&command.Blocking != 0 {
+			return c.blocking(spec, args)
+		}
 		return c.local(notSupported(spec.Name))
 	}
 	keys := spec.KeyIndexes(args, nil)

@@ -21,6 +21,7 @@ type shardCall struct {
 	deadline time.Time
 	attempt  int
 	finish   func(reply []byte) // called exactly once
+	blk      *blockState        // a blocking command: sent on a dedicated connection
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -81,6 +82,10 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		sc.frame = append(append(make([]byte, 0, len(askingFrame)+len(sc.body)), askingFrame...), sc.body...)
 		sc.skip = 1
 	}
+	if sc.blk != nil {
+		p.dispatchBlocking(sc, addr)
+		return
+	}
 	bc := p.backend(addr, sc.mc).send(&sc.call)
 	if bc == nil {
 		return
@@ -97,6 +102,18 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 func (sc *shardCall) onDone(*call) {
 	p := sc.p
 	now := time.Now()
+	if sc.blk != nil {
+		sc.endBlocking()
+		if sc.blk.gone.Load() {
+			sc.finish(errLine("ERR shoal proxy: " + errClientGone.Error()))
+			return
+		}
+		if sc.attempt == 0 {
+			// The budget counts from the end of the wait, not from
+			// the command: a redirect may come after a long block.
+			sc.deadline = now.Add(p.cfg.RetryBudget)
+		}
+	}
 	inBudget := now.Before(sc.deadline) && p.ctx.Err() == nil
 	if sc.err != nil {
 		if inBudget && (!sc.written || sc.readonly) {
