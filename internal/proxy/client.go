@@ -48,6 +48,7 @@ type conn struct {
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
 	hold chan struct{} // set by a handler: read no further command until it is closed
 	blk  *blockState   // the blocking command in progress (blocking.go)
+	sub  *subState     // pub/sub subscriptions (pubsub.go)
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
@@ -149,7 +150,8 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 // cleanup ends what a disconnecting client leaves on dedicated backend
 // connections: an open transaction's connection is closed (the node
 // drops its MULTI and WATCH state), a blocked command's connection too
-// (the node forgets the waiter).
+// (the node forgets the waiter), subscriptions end with their
+// connections.
 func (c *conn) cleanup() {
 	if c.tx != nil {
 		c.tx.drop()
@@ -159,6 +161,7 @@ func (c *conn) cleanup() {
 		c.blk.abandon()
 		c.blk = nil
 	}
+	c.endSubs()
 }
 
 // barrier flushes the client's unsent requests and waits until every

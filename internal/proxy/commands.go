@@ -52,6 +52,11 @@ func (c *conn) handle(args [][]byte) bool {
 		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
 	}
+	if c.sub != nil && c.sub.count() > 0 {
+		if ok, handled := c.subscribed(spec, args); handled {
+			return ok
+		}
+	}
 	if c.tx != nil && spec.Flags&command.NoMulti == 0 {
 		if ok, handled := c.txQueued(spec, args, !c.tx.multi); handled {
 			return ok
@@ -116,6 +121,9 @@ func (c *conn) handle(args [][]byte) bool {
 		}
 		if spec.Flags&command.Blocking != 0 {
 			return c.blocking(spec, args)
+		}
+		if spec.Flags&command.PubSub != 0 {
+			return c.pubsub(spec, args)
 		}
 		return c.local(notSupported(spec.Name))
 	}
