@@ -21,7 +21,18 @@ type req struct {
 }
 
 // complete delivers the reply (exactly once) and wakes the writer.
+// The reply's bytes count against the client's output limit until the
+// writer has written them.
 func (r *req) complete(reply []byte) {
+	c := r.cl
+	if lim := c.p.cfg.ClientOutputLimit; lim > 0 {
+		if c.outBytes.Add(int64(len(reply))) > lim {
+			c.overLimit()
+		}
+		if c.overLim.Load() {
+			reply = nil // the client is being dropped: hold nothing for it
+		}
+	}
 	r.reply = reply
 	r.done.Store(true)
 	select {
@@ -42,7 +53,16 @@ type conn struct {
 	q    chan *req
 	sig  chan struct{}
 	dead chan struct{} // closed when the writer stops
-	fs   flushSet      // backend connections written to in this read batch (reader only)
+
+	// Output accounting: bytes of replies answered but not yet written
+	// (in reqs and the writer's buffer). Past cfg.ClientOutputLimit the
+	// client is disconnected: a client that pipelines without reading
+	// would otherwise make the proxy hold up to MaxPending replies of
+	// any size.
+	outBytes atomic.Int64
+	overLim  atomic.Bool
+
+	fs flushSet // backend connections written to in this read batch (reader only)
 
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
@@ -52,7 +72,28 @@ type conn struct {
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
-	return &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	p.mu.Lock()
+	p.mu.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return c
+}
+
+// forget unregisters a finished client.
+func (c *conn) forget() {
+	c.p.mu.Lock()
+	delete(c.p.mu.conns, c)
+	c.p.mu.Unlock()
+}
+
+// overLimit disconnects a client past its output limit (once).
+func (c *conn) overLimit() {
+	if c.overLim.Swap(true) {
+		return
+	}
+	c.p.stats.outputLimitDrops.Add(1)
+	c.p.log.Warn("client output limit reached: disconnecting the client", "client", c.nc.RemoteAddr().String(), "limit", c.p.cfg.ClientOutputLimit)
+	c.nc.Close()
 }
 
 // push queues r in order; false when the writer is gone.
@@ -90,6 +131,9 @@ func (c *conn) writeLoop() {
 			return true
 		}
 		_, err := c.nc.Write(out)
+		if c.p.cfg.ClientOutputLimit > 0 {
+			c.outBytes.Add(-int64(len(out)))
+		}
 		if cap(out) > 1<<20 {
 			out = nil
 		} else {
@@ -145,6 +189,7 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 	c.cleanup()
 	close(c.q)
 	<-c.dead
+	c.forget()
 }
 
 // cleanup ends what a disconnecting client leaves on dedicated backend

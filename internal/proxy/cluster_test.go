@@ -215,12 +215,17 @@ func (c *tcluster) shardIDs() []int { return c.mgr.Map().ShardIDs() }
 
 // startProxy starts a proxy in front of c (RESP and memcached).
 func (c *tcluster) startProxy(budget time.Duration) *proxy.Proxy {
+	return c.startProxyWith(func(cfg *proxy.Config) { cfg.RetryBudget = budget })
+}
+
+// startProxyWith starts a proxy whose configuration edit adjusts.
+func (c *tcluster) startProxyWith(edit func(*proxy.Config)) *proxy.Proxy {
 	c.t.Helper()
 	cfg := proxy.DefaultConfig()
 	cfg.Managers = c.mgr.HTTPAddr()
 	cfg.MCPort = 0
-	cfg.RetryBudget = budget
 	cfg.Log = quietLog()
+	edit(&cfg)
 	p, err := proxy.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)

@@ -512,6 +512,10 @@ func (p *Proxy) info() string {
 	rt := p.table.Load()
 	p.mu.Lock()
 	clients := len(p.mu.clients)
+	var outBytes int64
+	for c := range p.mu.conns {
+		outBytes += c.outBytes.Load()
+	}
 	p.mu.Unlock()
 	var b strings.Builder
 	b.WriteString("# Server\r\n")
@@ -521,6 +525,9 @@ func (p *Proxy) info() string {
 	b.WriteString("tcp_port:" + portOf(p.Addr()) + "\r\n")
 	b.WriteString("uptime_in_seconds:" + strconv.FormatInt(int64(time.Since(p.started).Seconds()), 10) + "\r\n")
 	b.WriteString("\r\n# Clients\r\nconnected_clients:" + strconv.Itoa(clients) + "\r\n")
+	b.WriteString("client_output_bytes:" + strconv.FormatInt(outBytes, 10) + "\r\n")
+	b.WriteString("client_output_limit:" + strconv.FormatInt(p.cfg.ClientOutputLimit, 10) + "\r\n")
+	b.WriteString("client_output_limit_disconnects:" + strconv.FormatInt(p.stats.outputLimitDrops.Load(), 10) + "\r\n")
 	b.WriteString("\r\n# Stats\r\n")
 	b.WriteString("total_connections_received:" + strconv.FormatInt(p.stats.conns.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")

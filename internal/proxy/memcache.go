@@ -30,6 +30,7 @@ func (p *Proxy) serveMemcache(nc net.Conn) {
 	c.readMemcache()
 	close(c.q)
 	<-c.dead
+	c.forget()
 }
 
 func (c *conn) readMemcache() {

@@ -43,14 +43,18 @@ type Config struct {
 	// MaxPending bounds one client's outstanding requests: past it the
 	// proxy stops reading from that client (backpressure).
 	MaxPending int
-	Log        *slog.Logger
+	// ClientOutputLimit bounds the reply bytes the proxy holds for one
+	// client (answered, not yet written to it); past it the client is
+	// disconnected. 0: no limit.
+	ClientOutputLimit int64
+	Log               *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024}
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20}
 }
 
 // Validate checks the configuration.
@@ -68,6 +72,10 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: pool size must be between 1 and 64")
 	case c.MaxPending < 1:
 		return errors.New("proxy: max pending must be at least 1")
+	case c.ClientOutputLimit < 0:
+		return errors.New("proxy: client output limit must not be negative")
+	case c.ClientOutputLimit > 0 && c.ClientOutputLimit < 64<<10:
+		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
 	}
 	return nil
 }
@@ -120,11 +128,13 @@ type Proxy struct {
 		sync.Mutex
 		backends map[string]*backend
 		clients  map[net.Conn]struct{}
+		conns    map[*conn]struct{} // for INFO's output accounting
 		closed   bool
 	}
 	nextID atomic.Int64
 	stats  struct {
 		conns, cmds, retries, backendErrs atomic.Int64
+		outputLimitDrops                  atomic.Int64
 	}
 	started time.Time
 
@@ -148,6 +158,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.mu.backends = map[string]*backend{}
 	p.mu.clients = map[net.Conn]struct{}{}
+	p.mu.conns = map[*conn]struct{}{}
 	ch := make(chan struct{})
 	p.changed.Store(&ch)
 	return p, nil
