@@ -45,6 +45,7 @@ type backend struct {
 	p     *Proxy
 	addr  string
 	mc    bool // memcached protocol (replies framed differently)
+	ro    bool // a replica: RESP connections start with READONLY
 	mu    sync.Mutex
 	conns []*bconn
 	idle  []*bconn
@@ -52,16 +53,25 @@ type backend struct {
 	shut  bool
 }
 
-func (p *Proxy) backend(addr string, mc bool) *backend {
+func (p *Proxy) backend(addr string, mc bool) *backend { return p.backendFor(addr, mc, false) }
+
+// backendFor returns the pool for addr; ro pools (replica reads) are
+// kept apart from the primaries' so that a new map closes them by role.
+func (p *Proxy) backendFor(addr string, mc, ro bool) *backend {
 	key := addr
-	if mc {
+	switch {
+	case mc && ro:
+		key = "romc:" + addr
+	case mc:
 		key = "mc:" + addr
+	case ro:
+		key = "ro:" + addr
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.mu.backends[key]
 	if b == nil {
-		b = &backend{p: p, addr: addr, mc: mc, conns: make([]*bconn, p.cfg.PoolSize), busy: map[*bconn]struct{}{}}
+		b = &backend{p: p, addr: addr, mc: mc, ro: ro, conns: make([]*bconn, p.cfg.PoolSize), busy: map[*bconn]struct{}{}}
 		if p.mu.closed {
 			b.shut = true
 		}
@@ -107,6 +117,11 @@ func (b *backend) send(c *call) *bconn {
 		} else {
 			bc = newBconn(b, nc)
 			b.conns[i] = bc
+			if b.ro && !b.mc {
+				// Ahead of everything on this connection: the replica
+				// then serves reads of its shard's slots.
+				bc.enqueue(&call{frame: readonlyFrame, done: func(*call) {}})
+			}
 		}
 	}
 	b.mu.Unlock()
@@ -230,6 +245,8 @@ type bconn struct {
 }
 
 const maxOut = 4 << 20
+
+var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 
 func newBconn(b *backend, nc net.Conn) *bconn {
 	bc := &bconn{b: b, nc: nc, quit: make(chan struct{}), inflight: make(chan struct{}, 1)}

@@ -142,16 +142,20 @@ func (c *conn) handle(args [][]byte) bool {
 			break
 		}
 	}
+	rep := c.p.replicaRead && spec.Flags&command.ReadOnly != 0
 	if same {
+		if rep {
+			return c.forwardRead(args, first)
+		}
 		return c.forward(args, first, readonly)
 	}
 	switch spec.Name {
 	case "mget":
-		return c.split(args, rt, 1, readonly, mergeMGET)
+		return c.split(args, rt, 1, readonly, rep, mergeMGET)
 	case "mset":
-		return c.split(args, rt, 2, readonly, ignorePos(allOK))
+		return c.split(args, rt, 2, readonly, false, ignorePos(allOK))
 	case "del", "unlink", "exists", "touch":
-		return c.split(args, rt, 1, readonly, ignorePos(sumInts))
+		return c.split(args, rt, 1, readonly, rep, ignorePos(sumInts))
 	}
 	return c.local(errLine(errCrossShard))
 }
@@ -216,6 +220,18 @@ func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
 	return true
 }
 
+// forwardRead sends a read-only request to a replica of slot's shard
+// (--read-from replica-preferred; the primary when it has none, and on
+// every retry).
+func (c *conn) forwardRead(args [][]byte, slot int) bool {
+	r := &req{}
+	if !c.push(r) {
+		return false
+	}
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, finish: r.complete}, &c.fs)
+	return true
+}
+
 func (c *conn) forwardShard(args [][]byte, shard int, readonly bool) bool {
 	r := &req{}
 	if !c.push(r) {
@@ -268,7 +284,7 @@ func (c *conn) fanAll(args [][]byte, merge func([][]byte) []byte) bool {
 // width arguments: 1 for keys, 2 for key-value pairs), and merges.
 // Merge functions that need positions (MGET) get them from the order of
 // the groups, recorded in the request header below.
-func (c *conn) split(args [][]byte, rt *route, width int, readonly bool, merge func(pos [][]int, replies [][]byte) []byte) bool {
+func (c *conn) split(args [][]byte, rt *route, width int, readonly, rep bool, merge func(pos [][]int, replies [][]byte) []byte) bool {
 	r := &req{}
 	if !c.push(r) {
 		return false
@@ -295,7 +311,8 @@ func (c *conn) split(args [][]byte, rt *route, width int, readonly bool, merge f
 			sub = append(sub, args[i:i+width]...)
 			pos[gi] = append(pos[gi], (i-1)/width)
 		}
-		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly}
+		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly,
+			replica: rep}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte { return merge(pos, replies) })
 	return true

@@ -237,7 +237,8 @@ func (c *conn) mcMeta(cmd *memcache.Command) bool {
 			r.complete(rp)
 		}
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: b, slot: cluster.Slot(cmd.Key), readonly: idem, mc: true, finish: finish}, &c.fs)
+	replica := c.p.replicaRead && idem && (cmd.Op == memcache.OpMetaGet || cmd.Op == memcache.OpMetaDebug)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: b, slot: cluster.Slot(cmd.Key), readonly: idem, replica: replica, mc: true, finish: finish}, &c.fs)
 	return true
 }
 
@@ -277,8 +278,9 @@ func (c *conn) mcGet(cmd *memcache.Command) bool {
 	}
 	calls := make([]*shardCall, len(order))
 	for gi := range order {
+		read := cmd.Op == memcache.OpGet || cmd.Op == memcache.OpGets
 		calls[gi] = &shardCall{call: call{pin: int(c.id), mcGet: true}, body: append(bodies[gi], '\r', '\n'), slot: slots[gi],
-			readonly: cmd.Op == memcache.OpGet || cmd.Op == memcache.OpGets, mc: true}
+			readonly: read, replica: read && c.p.replicaRead, mc: true}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte {
 		if len(replies) == 1 {

@@ -22,6 +22,7 @@ type shardCall struct {
 	attempt  int
 	finish   func(reply []byte) // called exactly once
 	blk      *blockState        // a blocking command: sent on a dedicated connection
+	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -64,6 +65,21 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		shard := sc.shard
 		if sc.slot >= 0 {
 			shard = int(rt.slots[sc.slot])
+		}
+		if sc.replica && sc.attempt == 0 {
+			// Retries go to the primary: a replica that is down,
+			// loading or behind a map change must not cost the budget.
+			if ra := rt.replicaAddr(shard, sc.mc, sc.pin); ra != "" {
+				sc.frame = sc.body
+				if bc := p.backendFor(ra, sc.mc, true).send(&sc.call); bc != nil {
+					if fs != nil {
+						fs.add(bc)
+					} else {
+						bc.flush()
+					}
+				}
+				return
+			}
 		}
 		addr = rt.addr(shard, sc.mc)
 	}
