@@ -63,8 +63,10 @@ func TestProxyBlocking(t *testing.T) {
 		if r := cl.Do("BLPOP", l, c.keyIn(ids[1], "other"), "0"); !strings.HasPrefix(r, "(error) CROSSSLOT") {
 			t.Errorf("BLPOP across shards: %s", r)
 		}
-		if r := cl.Do("BLMPOP", "0", "0", "LEFT"); !strings.HasPrefix(r, "(error) ") {
-			t.Errorf("BLMPOP numkeys 0: %s", r)
+		for _, bad := range [][]string{{"BLMPOP", "0", "0", "LEFT"}, {"BLPOP", l, "soon"}, {"BLPOP", l, "-1"}, {"BZMPOP", "0", "1", z, "SIDEWAYS"}} {
+			if r := cl.Do(bad...); !strings.HasPrefix(r, "(error) ") {
+				t.Errorf("%v: %s", bad, r)
+			}
 		}
 	})
 
@@ -144,4 +146,34 @@ func TestProxyBlocking(t *testing.T) {
 			{tu.C("EXEC"), "[(nil)]"},
 		})
 	})
+}
+
+// TestProxyBlockingFailover: a client blocked in BLPOP while its shard
+// fails over gracefully is redirected (-MOVED from the demoted primary)
+// and blocks again on the new primary, where a later push serves it.
+func TestProxyBlockingFailover(t *testing.T) {
+	c := newTCluster(t, 1, 1, nil)
+	p := c.startProxy(10 * time.Second)
+	id := c.shardIDs()[0]
+	old := c.primary(id)
+	l := c.keyIn(id, "fo")
+	a := tu.Dial(t, p.Addr())
+	a.Send(resp.AppendCommand(nil, "BLPOP", l, "0"))
+	waitBlocked(t, old.addr, 1)
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	if _, err := c.client().Failover(ctx, id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	nw := c.primary(id)
+	if nw == old {
+		t.Fatal("no new primary")
+	}
+	waitBlocked(t, nw.addr, 1)
+	b := tu.Dial(t, p.Addr())
+	tu.Run(t, b, []tu.Case{{[]string{"RPUSH", l, "x"}, "(integer) 1"}})
+	r, err := a.Read()
+	if err != nil || r.String() != `["`+l+`" "x"]` {
+		t.Fatalf("BLPOP across the failover: %v %v", r, err)
+	}
 }

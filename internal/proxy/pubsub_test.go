@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,11 @@ func TestProxyPubSub(t *testing.T) {
 
 	t.Run("subscribed mode", func(t *testing.T) {
 		cl := tu.Dial(t, pa.Addr())
+		for _, bad := range [][]string{{"SUBSCRIBE"}, {"PUBSUB", "BOGUS"}, {"PUBLISH", "only-channel"}, {"PUBSUB", "CHANNELS", "a", "b"}} {
+			if r := cl.Do(bad...); !strings.HasPrefix(r, "(error) ") {
+				t.Errorf("%v: %s", bad, r)
+			}
+		}
 		tu.Run(t, cl, []tu.Case{
 			{[]string{"UNSUBSCRIBE"}, `["unsubscribe" (nil) (integer) 0]`},
 			{[]string{"SUBSCRIBE", ch0}, `["subscribe" "` + ch0 + `" (integer) 1]`},
