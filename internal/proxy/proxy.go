@@ -8,10 +8,14 @@
 // Goroutines: one map watcher (long-polls the managers, owns nothing but
 // the published route table); per client connection a reader (parses,
 // routes, appends to backend buffers and flushes them once per read
-// batch) and a writer (delivers replies in request order); per backend
-// connection a reader (pairs replies with requests in FIFO order).
-// Retries run on short-lived goroutines. Close stops the tracked ones and
-// ends the retries through its context.
+// batch; owns the client's transaction, blocking and subscription
+// state) and a writer (delivers replies in request order); per backend
+// connection, pooled or dedicated (a transaction's, a blocked
+// command's), a reader (pairs replies with requests in FIFO order); per
+// subscribed client a pub/sub loop owning its subscription connections,
+// and a reader per such connection (forwards messages). Retries run on
+// short-lived goroutines. Close stops the tracked ones and ends the
+// retries through its context.
 package proxy
 
 import (
