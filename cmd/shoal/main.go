@@ -48,7 +48,7 @@ commands:
   dev [--dir DIR] [--base-port N] [--shards 3] [--replicas 1] [--sync-replicas 0] [--restart]
              a whole cluster on 127.0.0.1 as child processes; prints
              "name: address" lines, then "ready"; Ctrl-C stops it
-  proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s]
+  proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s] [--client-output-limit 64mb] [--read-from primary|replica-preferred]
              the routing node for plain (non-cluster) Redis and memcached
              clients: routes by slot, splits multi-key commands, retries
              across failovers (docs/proxy.md)

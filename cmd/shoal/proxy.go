@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/internal/config"
 	"shoal/internal/proxy"
 )
 
@@ -24,8 +25,14 @@ func runProxy(args []string) error {
 	mcPort := fs.Int("memcached-port", 0, "memcached port (0: off)")
 	fs.DurationVar(&cfg.RetryBudget, "retry-budget", cfg.RetryBudget, "how long a command is retried across failovers and redirects")
 	fs.IntVar(&cfg.PoolSize, "pool", cfg.PoolSize, "pipelined connections per backend node")
+	fs.StringVar(&cfg.ReadFrom, "read-from", cfg.ReadFrom, "primary, or replica-preferred: read-only commands to a replica (READONLY)")
+	outLimit := fs.String("client-output-limit", "64mb", "reply bytes held for one client before it is disconnected (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var err error
+	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {
+		return fmt.Errorf("--client-output-limit: %w", err)
 	}
 	cfg.MCPort = -1
 	if *mcPort > 0 {

@@ -25,28 +25,53 @@ type call struct {
 	mcGet   bool  // memcached retrieval: the reply is VALUE blocks up to END
 }
 
-var errBackendClosed = errors.New("backend connection closed")
+var (
+	errBackendClosed = errors.New("backend connection closed")
+	// errReleased and errClientGone close dedicated connections on
+	// purpose; they are not backend errors.
+	errReleased   = errors.New("dedicated backend connection released")
+	errClientGone = errors.New("the client disconnected")
+)
 
-// backend is the pool of pipelined connections to one node address.
+// maxIdleDedicated bounds the idle dedicated connections kept per node
+// for reuse by the next transaction or blocking command.
+const maxIdleDedicated = 8
+
+// backend is the pool of pipelined connections to one node address,
+// plus the dedicated connections (one client's transaction or blocking
+// command at a time) to it: busy ones, and up to maxIdleDedicated idle
+// ones for reuse.
 type backend struct {
 	p     *Proxy
 	addr  string
 	mc    bool // memcached protocol (replies framed differently)
+	ro    bool // a replica: RESP connections start with READONLY
 	mu    sync.Mutex
 	conns []*bconn
+	idle  []*bconn
+	busy  map[*bconn]struct{}
 	shut  bool
 }
 
-func (p *Proxy) backend(addr string, mc bool) *backend {
+func (p *Proxy) backend(addr string, mc bool) *backend { return p.backendFor(addr, mc, false) }
+
+// backendFor returns the pool for addr; ro pools (replica reads) are
+// kept apart from the primaries' so that a new map closes them by role.
+func (p *Proxy) backendFor(addr string, mc, ro bool) *backend {
 	key := addr
-	if mc {
+	switch {
+	case mc && ro:
+		key = "romc:" + addr
+	case mc:
 		key = "mc:" + addr
+	case ro:
+		key = "ro:" + addr
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.mu.backends[key]
 	if b == nil {
-		b = &backend{p: p, addr: addr, mc: mc, conns: make([]*bconn, p.cfg.PoolSize)}
+		b = &backend{p: p, addr: addr, mc: mc, ro: ro, conns: make([]*bconn, p.cfg.PoolSize), busy: map[*bconn]struct{}{}}
 		if p.mu.closed {
 			b.shut = true
 		}
@@ -92,6 +117,11 @@ func (b *backend) send(c *call) *bconn {
 		} else {
 			bc = newBconn(b, nc)
 			b.conns[i] = bc
+			if b.ro && !b.mc {
+				// Ahead of everything on this connection: the replica
+				// then serves reads of its shard's slots.
+				bc.enqueue(&call{frame: readonlyFrame, done: func(*call) {}})
+			}
 		}
 	}
 	b.mu.Unlock()
@@ -101,10 +131,66 @@ func (b *backend) send(c *call) *bconn {
 	return bc
 }
 
-// reset fails the pool's current connections (new ones are dialed on demand).
+// acquire returns a dedicated connection to the node: an idle one, or a
+// new one. The caller owns it until release; nothing else is sent on it.
+func (b *backend) acquire() (*bconn, error) {
+	b.mu.Lock()
+	for len(b.idle) > 0 {
+		bc := b.idle[len(b.idle)-1]
+		b.idle = b.idle[:len(b.idle)-1]
+		if !bc.dead.Load() {
+			b.busy[bc] = struct{}{}
+			b.mu.Unlock()
+			return bc, nil
+		}
+	}
+	if b.shut {
+		b.mu.Unlock()
+		return nil, errBackendClosed
+	}
+	b.mu.Unlock()
+	nc, err := net.DialTimeout("tcp", b.addr, time.Second)
+	if err != nil {
+		b.p.stats.backendErrs.Add(1)
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shut {
+		nc.Close()
+		return nil, errBackendClosed
+	}
+	bc := newBconn(b, nc)
+	b.busy[bc] = struct{}{}
+	return bc, nil
+}
+
+// release gives back a dedicated connection: kept for reuse when clean
+// (reuse: nothing in flight, no transaction or subscription state left
+// on it), closed otherwise.
+func (b *backend) release(bc *bconn, reuse bool) {
+	b.mu.Lock()
+	delete(b.busy, bc)
+	if reuse && !b.shut && !bc.dead.Load() && len(b.idle) < maxIdleDedicated {
+		b.idle = append(b.idle, bc)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	if !bc.dead.Load() { // dead: released from its own fail (a call's done)
+		bc.fail(errReleased)
+	}
+}
+
+// reset fails the pool's current connections and the idle dedicated ones
+// (new ones are dialed on demand). Busy dedicated connections are left to
+// the node: it answers a transaction's EXEC or a blocked command on a
+// slot it no longer serves with a redirection.
 func (b *backend) reset(err error) {
 	b.mu.Lock()
 	conns := append([]*bconn(nil), b.conns...)
+	conns = append(conns, b.idle...)
+	b.idle = nil
 	b.mu.Unlock()
 	for _, bc := range conns {
 		if bc != nil {
@@ -116,7 +202,11 @@ func (b *backend) reset(err error) {
 func (b *backend) close() {
 	b.mu.Lock()
 	b.shut = true
-	conns := b.conns
+	conns := append(append([]*bconn(nil), b.conns...), b.idle...)
+	for bc := range b.busy {
+		conns = append(conns, bc)
+	}
+	b.idle = nil
 	b.mu.Unlock()
 	for _, bc := range conns {
 		if bc != nil {
@@ -155,6 +245,8 @@ type bconn struct {
 }
 
 const maxOut = 4 << 20
+
+var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
 
 func newBconn(b *backend, nc net.Conn) *bconn {
 	bc := &bconn{b: b, nc: nc, quit: make(chan struct{}), inflight: make(chan struct{}, 1)}
@@ -238,7 +330,9 @@ func (bc *bconn) flushLocked() {
 func (bc *bconn) fail(err error) {
 	bc.once.Do(func() {
 		bc.dead.Store(true)
-		bc.b.p.stats.backendErrs.Add(1)
+		if err != errReleased && err != errClientGone {
+			bc.b.p.stats.backendErrs.Add(1)
+		}
 		close(bc.quit)
 		bc.nc.Close()
 		bc.mu.Lock()

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"shoal/internal/resp"
 )
@@ -13,10 +15,24 @@ type req struct {
 	done  atomic.Bool
 	close bool // close the connection after this reply
 	cl    *conn
+	// reached, if set, is closed when the writer gets to this request:
+	// every earlier request of the client has been answered (barrier).
+	reached chan struct{}
 }
 
 // complete delivers the reply (exactly once) and wakes the writer.
+// The reply's bytes count against the client's output limit until the
+// writer has written them.
 func (r *req) complete(reply []byte) {
+	c := r.cl
+	if lim := c.p.cfg.ClientOutputLimit; lim > 0 {
+		if c.outBytes.Add(int64(len(reply))) > lim {
+			c.overLimit()
+		}
+		if c.overLim.Load() {
+			reply = nil // the client is being dropped: hold nothing for it
+		}
+	}
 	r.reply = reply
 	r.done.Store(true)
 	select {
@@ -37,11 +53,47 @@ type conn struct {
 	q    chan *req
 	sig  chan struct{}
 	dead chan struct{} // closed when the writer stops
-	fs   flushSet      // backend connections written to in this read batch (reader only)
+
+	// Output accounting: bytes of replies answered but not yet written
+	// (in reqs and the writer's buffer). Past cfg.ClientOutputLimit the
+	// client is disconnected: a client that pipelines without reading
+	// would otherwise make the proxy hold up to MaxPending replies of
+	// any size.
+	outBytes atomic.Int64
+	overLim  atomic.Bool
+
+	fs flushSet // backend connections written to in this read batch (reader only)
+
+	// Reader-owned state of the slower paths (nil for ordinary traffic).
+	tx   *txState      // WATCH or MULTI in progress (tx.go)
+	hold chan struct{} // set by a handler: read no further command until it is closed
+	blk  *blockState   // the blocking command in progress (blocking.go)
+	sub  *subState     // pub/sub subscriptions (pubsub.go)
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
-	return &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	p.mu.Lock()
+	p.mu.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return c
+}
+
+// forget unregisters a finished client.
+func (c *conn) forget() {
+	c.p.mu.Lock()
+	delete(c.p.mu.conns, c)
+	c.p.mu.Unlock()
+}
+
+// overLimit disconnects a client past its output limit (once).
+func (c *conn) overLimit() {
+	if c.overLim.Swap(true) {
+		return
+	}
+	c.p.stats.outputLimitDrops.Add(1)
+	c.p.log.Warn("client output limit reached: disconnecting the client", "client", c.nc.RemoteAddr().String(), "limit", c.p.cfg.ClientOutputLimit)
+	c.nc.Close()
 }
 
 // push queues r in order; false when the writer is gone.
@@ -79,6 +131,9 @@ func (c *conn) writeLoop() {
 			return true
 		}
 		_, err := c.nc.Write(out)
+		if c.p.cfg.ClientOutputLimit > 0 {
+			c.outBytes.Add(-int64(len(out)))
+		}
 		if cap(out) > 1<<20 {
 			out = nil
 		} else {
@@ -111,6 +166,9 @@ func (c *conn) writeLoop() {
 		}
 		out = append(out, r.reply...)
 		r.reply = nil
+		if r.reached != nil {
+			close(r.reached)
+		}
 		if r.close {
 			flush()
 			c.nc.Close()
@@ -128,8 +186,97 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 		c.writeLoop()
 	}()
 	c.readRESP()
+	c.cleanup()
 	close(c.q)
 	<-c.dead
+	c.forget()
+}
+
+// cleanup ends what a disconnecting client leaves on dedicated backend
+// connections: an open transaction's connection is closed (the node
+// drops its MULTI and WATCH state), a blocked command's connection too
+// (the node forgets the waiter), subscriptions end with their
+// connections.
+func (c *conn) cleanup() {
+	if c.tx != nil {
+		c.tx.drop()
+		c.tx = nil
+	}
+	if c.blk != nil {
+		c.blk.abandon()
+		c.blk = nil
+	}
+	c.endSubs()
+}
+
+// barrier flushes the client's unsent requests and waits until every
+// request it sent before has been answered. A command that moves the
+// client to a dedicated backend connection (a transaction's first, a
+// blocking command) waits for it, so it cannot overtake the client's
+// earlier commands still in flight on the shared pool. false: the
+// client is gone.
+func (c *conn) barrier() bool {
+	r := &req{reached: make(chan struct{})}
+	if !c.push(r) {
+		return false
+	}
+	r.complete(nil)
+	c.fs.flush()
+	select {
+	case <-r.reached:
+		return true
+	case <-c.dead:
+		return false
+	}
+}
+
+// unhold releases a reader waiting in awaitHold on h: the read deadline
+// interrupts its pending Read first, then h is closed (in this order, so
+// the reader never clears the deadline before it was set).
+func (c *conn) unhold(h chan struct{}) {
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	close(h)
+}
+
+// maxHeldInput bounds the bytes a held reader buffers without parsing;
+// past it the reader stops reading until the hold ends.
+const maxHeldInput = 1 << 20
+
+// awaitHold waits until the hold a handler set is released (its reply
+// arrived: EXEC's, a blocking command's), so the client's later commands
+// run after it, as on a single server. Meanwhile it keeps reading the
+// client's bytes (without parsing them) to notice a disconnect, which
+// ends a blocked command at once. false: the client is gone.
+func (c *conn) awaitHold(buf []byte, off int) ([]byte, int, bool) {
+	h := c.hold
+	c.hold = nil
+	c.fs.flush()
+	for {
+		select {
+		case <-h:
+			c.nc.SetReadDeadline(time.Time{})
+			return buf, off, true
+		default:
+		}
+		if len(buf)-off >= maxHeldInput {
+			select {
+			case <-h:
+				continue
+			case <-c.dead:
+				return buf, off, false
+			}
+		}
+		var err error
+		buf, off, err = c.readMore(buf, off)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				<-h // unhold closes h right after setting the deadline
+				continue
+			}
+			return buf, off, false
+		}
+	}
 }
 
 func (c *conn) readRESP() {
@@ -158,6 +305,13 @@ func (c *conn) readRESP() {
 			}
 			if !c.handle(args) {
 				return
+			}
+			if c.hold != nil {
+				var ok bool
+				if buf, off, ok = c.awaitHold(buf, off); !ok {
+					return
+				}
+				c.blk = nil
 			}
 		}
 		c.fs.flush()

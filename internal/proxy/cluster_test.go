@@ -93,7 +93,22 @@ func newTCluster(t *testing.T, shards, replicas int, settings map[string]int) *t
 		t.Fatal(err)
 	}
 	c.waitHealthy()
+	c.waitServing()
 	return c
+}
+
+// waitServing waits until every shard's primary serves a key of its own
+// (it has installed the map and its write lease): tests of paths without
+// retries (transactions) then start from a settled cluster.
+func (c *tcluster) waitServing() {
+	c.t.Helper()
+	for _, id := range c.shardIDs() {
+		addr, k := c.primary(id).addr, c.keyIn(id, "serving")
+		waitUntil(c.t, "the primaries serve", func() bool {
+			r := direct(c.t, addr, "GET", k)
+			return !strings.HasPrefix(r, "(error)")
+		})
+	}
 }
 
 func (c *tcluster) client() *manager.Client {
@@ -200,12 +215,17 @@ func (c *tcluster) shardIDs() []int { return c.mgr.Map().ShardIDs() }
 
 // startProxy starts a proxy in front of c (RESP and memcached).
 func (c *tcluster) startProxy(budget time.Duration) *proxy.Proxy {
+	return c.startProxyWith(func(cfg *proxy.Config) { cfg.RetryBudget = budget })
+}
+
+// startProxyWith starts a proxy whose configuration edit adjusts.
+func (c *tcluster) startProxyWith(edit func(*proxy.Config)) *proxy.Proxy {
 	c.t.Helper()
 	cfg := proxy.DefaultConfig()
 	cfg.Managers = c.mgr.HTTPAddr()
 	cfg.MCPort = 0
-	cfg.RetryBudget = budget
 	cfg.Log = quietLog()
+	edit(&cfg)
 	p, err := proxy.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -225,8 +245,6 @@ func direct(t *testing.T, addr string, args ...string) string {
 	defer cl.C.Close()
 	return cl.Do(args...)
 }
-
-var _ = strings.Join
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)

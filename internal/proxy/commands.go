@@ -45,10 +45,22 @@ func (c *conn) handle(args [][]byte) bool {
 	}
 	spec := command.Lookup(name)
 	if spec == nil {
+		c.queueError()
 		return c.local(errLine("ERR unknown command '" + printable(args[0]) + "'"))
 	}
 	if !spec.ArityOK(len(args)) {
+		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
+	}
+	if c.sub != nil && c.sub.count() > 0 {
+		if ok, handled := c.subscribed(spec, args); handled {
+			return ok
+		}
+	}
+	if c.tx != nil && spec.Flags&command.NoMulti == 0 {
+		if ok, handled := c.txQueued(spec, args, !c.tx.multi); handled {
+			return ok
+		}
 	}
 	switch spec.Name {
 	case "ping":
@@ -103,6 +115,16 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.scan(args)
 	}
 	if spec.Flags&(command.Blocking|command.PubSub|command.NoMulti|command.Admin|command.AllSlots) != 0 {
+		switch spec.Name {
+		case "multi", "exec", "discard", "watch", "unwatch":
+			return c.txCommand(spec, args)
+		}
+		if spec.Flags&command.Blocking != 0 {
+			return c.blocking(spec, args)
+		}
+		if spec.Flags&command.PubSub != 0 {
+			return c.pubsub(spec, args)
+		}
 		return c.local(notSupported(spec.Name))
 	}
 	keys := spec.KeyIndexes(args, nil)
@@ -120,18 +142,30 @@ func (c *conn) handle(args [][]byte) bool {
 			break
 		}
 	}
+	rep := c.p.replicaRead && spec.Flags&command.ReadOnly != 0
 	if same {
+		if rep {
+			return c.forwardRead(args, first)
+		}
 		return c.forward(args, first, readonly)
 	}
 	switch spec.Name {
 	case "mget":
-		return c.split(args, rt, 1, readonly, mergeMGET)
+		return c.split(args, rt, 1, readonly, rep, mergeMGET)
 	case "mset":
-		return c.split(args, rt, 2, readonly, ignorePos(allOK))
+		return c.split(args, rt, 2, readonly, false, ignorePos(allOK))
 	case "del", "unlink", "exists", "touch":
-		return c.split(args, rt, 1, readonly, ignorePos(sumInts))
+		return c.split(args, rt, 1, readonly, rep, ignorePos(sumInts))
 	}
 	return c.local(errLine(errCrossShard))
+}
+
+// queueError dooms an open MULTI after a command it could not queue
+// (unknown, wrong arity), as Redis does.
+func (c *conn) queueError() {
+	if c.tx != nil && c.tx.multi {
+		c.tx.doomed = true
+	}
 }
 
 // idempotent reports whether running args twice leaves the same state
@@ -183,6 +217,18 @@ func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
 		return false
 	}
 	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
+	return true
+}
+
+// forwardRead sends a read-only request to a replica of slot's shard
+// (--read-from replica-preferred; the primary when it has none, and on
+// every retry).
+func (c *conn) forwardRead(args [][]byte, slot int) bool {
+	r := &req{}
+	if !c.push(r) {
+		return false
+	}
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -238,7 +284,7 @@ func (c *conn) fanAll(args [][]byte, merge func([][]byte) []byte) bool {
 // width arguments: 1 for keys, 2 for key-value pairs), and merges.
 // Merge functions that need positions (MGET) get them from the order of
 // the groups, recorded in the request header below.
-func (c *conn) split(args [][]byte, rt *route, width int, readonly bool, merge func(pos [][]int, replies [][]byte) []byte) bool {
+func (c *conn) split(args [][]byte, rt *route, width int, readonly, rep bool, merge func(pos [][]int, replies [][]byte) []byte) bool {
 	r := &req{}
 	if !c.push(r) {
 		return false
@@ -265,7 +311,8 @@ func (c *conn) split(args [][]byte, rt *route, width int, readonly bool, merge f
 			sub = append(sub, args[i:i+width]...)
 			pos[gi] = append(pos[gi], (i-1)/width)
 		}
-		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly}
+		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly,
+			replica: rep}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte { return merge(pos, replies) })
 	return true
@@ -482,6 +529,10 @@ func (p *Proxy) info() string {
 	rt := p.table.Load()
 	p.mu.Lock()
 	clients := len(p.mu.clients)
+	var outBytes int64
+	for c := range p.mu.conns {
+		outBytes += c.outBytes.Load()
+	}
 	p.mu.Unlock()
 	var b strings.Builder
 	b.WriteString("# Server\r\n")
@@ -491,6 +542,9 @@ func (p *Proxy) info() string {
 	b.WriteString("tcp_port:" + portOf(p.Addr()) + "\r\n")
 	b.WriteString("uptime_in_seconds:" + strconv.FormatInt(int64(time.Since(p.started).Seconds()), 10) + "\r\n")
 	b.WriteString("\r\n# Clients\r\nconnected_clients:" + strconv.Itoa(clients) + "\r\n")
+	b.WriteString("client_output_bytes:" + strconv.FormatInt(outBytes, 10) + "\r\n")
+	b.WriteString("client_output_limit:" + strconv.FormatInt(p.cfg.ClientOutputLimit, 10) + "\r\n")
+	b.WriteString("client_output_limit_disconnects:" + strconv.FormatInt(p.stats.outputLimitDrops.Load(), 10) + "\r\n")
 	b.WriteString("\r\n# Stats\r\n")
 	b.WriteString("total_connections_received:" + strconv.FormatInt(p.stats.conns.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")

@@ -43,12 +43,15 @@ func FuzzReplyFraming(f *testing.F) {
 }
 
 // FuzzMCValues: the memcached retrieval reply splitter never panics and
-// its blocks tile the reply.
+// its blocks tile the reply; the streaming framer (VALUE blocks, meta VA
+// replies) never panics.
 func FuzzMCValues(f *testing.F) {
-	for _, s := range []string{"END\r\n", "VALUE k 0 1\r\nx\r\nEND\r\n", "VALUE k 0 5\r\nx\r\nEND\r\n", "SERVER_ERROR x\r\n", "VALUE k 0 -1\r\n"} {
+	for _, s := range []string{"END\r\n", "VALUE k 0 1\r\nx\r\nEND\r\n", "VALUE k 0 5\r\nx\r\nEND\r\n", "SERVER_ERROR x\r\n", "VALUE k 0 -1\r\n",
+		"VA 1 f5\r\nx\r\n", "VA\r\n", "VA x\r\n", "VA 2\r\nabXY", "VA -3\r\n", "HD O1\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		readMCReply(bufio.NewReaderSize(bytes.NewReader(b), 16), nil, &call{}) // meta replies
 		blocks, ok := mcValues(b)
 		if !ok {
 			return
@@ -61,7 +64,6 @@ func FuzzMCValues(f *testing.F) {
 		if total+len("END\r\n") > len(b) {
 			t.Fatal("blocks overrun the reply")
 		}
-		c := &call{mcGet: true}
-		readMCReply(bufio.NewReaderSize(bytes.NewReader(b), 16), nil, c)
+		readMCReply(bufio.NewReaderSize(bytes.NewReader(b), 16), nil, &call{mcGet: true})
 	})
 }

@@ -17,7 +17,8 @@ import (
 // get/gets/gat/gats with keys on several shards are split and merged in
 // the client's order. Requests are re-encoded without noreply (the proxy
 // must pair every backend reply), and a noreply client gets nothing back.
-// Meta commands are not supported yet.
+// Meta commands (mg, ms, md, ma, me) are routed by key the same way;
+// mn is answered locally.
 
 // serveMemcache runs one memcached client connection until it closes.
 func (p *Proxy) serveMemcache(nc net.Conn) {
@@ -30,6 +31,7 @@ func (p *Proxy) serveMemcache(nc net.Conn) {
 	c.readMemcache()
 	close(c.q)
 	<-c.dead
+	c.forget()
 }
 
 func (c *conn) readMemcache() {
@@ -143,6 +145,11 @@ func (c *conn) handleMC(cmd *memcache.Command) bool {
 		return c.mcForward(cmd, []byte(string(cmd.Name)+" "+string(cmd.Key)+" "+strconv.FormatUint(cmd.Delta, 10)+"\r\n"), false)
 	case memcache.OpTouch:
 		return c.mcForward(cmd, []byte("touch "+string(cmd.Key)+" "+strconv.FormatInt(cmd.Exptime, 10)+"\r\n"), false)
+	case memcache.OpMetaNoop:
+		// Every earlier reply is ahead of it in the client's order.
+		return c.local(mcLine("MN"))
+	case memcache.OpMetaGet, memcache.OpMetaSet, memcache.OpMetaDelete, memcache.OpMetaArith, memcache.OpMetaDebug:
+		return c.mcMeta(cmd)
 	}
 	return c.local(mcLine("SERVER_ERROR '" + printable(cmd.Name) + "' is not supported by the shoal proxy"))
 }
@@ -172,6 +179,66 @@ func (c *conn) mcForward(cmd *memcache.Command, body []byte, idem bool) bool {
 		}
 	}
 	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: body, slot: cluster.Slot(cmd.Key), readonly: idem, mc: true, finish: finish}, &c.fs)
+	return true
+}
+
+// mcMeta forwards a meta command (mg, ms, md, ma, me) to the primary of
+// its key's slot (the decoded key for base64 keys). The request is sent
+// without q: the proxy must pair every backend reply; a quiet client
+// then gets nothing for what memcached's q hides (mg's EN miss, the HD
+// of a successful ms, md, ma).
+func (c *conn) mcMeta(cmd *memcache.Command) bool {
+	m := &cmd.Meta
+	b := append([]byte(nil), cmd.Name...)
+	b = append(b, ' ')
+	b = append(b, cmd.RawKey...)
+	if cmd.Op == memcache.OpMetaDebug && !bytes.Equal(cmd.Key, cmd.RawKey) {
+		b = append(b, " b"...)
+	}
+	if cmd.Op == memcache.OpMetaSet {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(cmd.Data)), 10)
+	}
+	quiet := false
+	for _, t := range m.Tokens {
+		if t[0] == 'q' {
+			quiet = true
+			continue
+		}
+		b = append(b, ' ')
+		b = append(b, t...)
+	}
+	b = append(b, '\r', '\n')
+	if cmd.Op == memcache.OpMetaSet {
+		b = append(b, cmd.Data...)
+		b = append(b, '\r', '\n')
+	}
+	// Safe to resend after a dropped connection: a plain read (no touch,
+	// vivify or recache flag) and a plain set (no CAS, invalidate or mode).
+	idem := false
+	switch cmd.Op {
+	case memcache.OpMetaGet, memcache.OpMetaDebug:
+		idem = !m.Flag('T') && !m.Flag('N') && !m.Flag('R')
+	case memcache.OpMetaSet:
+		idem = !m.Flag('C') && !m.Flag('I') && (!m.Flag('M') || m.Mode == 'S' || m.Mode == 's')
+	}
+	r := &req{}
+	if !c.push(r) {
+		return false
+	}
+	finish := r.complete
+	if quiet {
+		op := cmd.Op
+		finish = func(rp []byte) {
+			if (op == memcache.OpMetaGet && bytes.Equal(rp, []byte("EN\r\n"))) ||
+				(op != memcache.OpMetaGet && (bytes.HasPrefix(rp, []byte("HD ")) || bytes.HasPrefix(rp, []byte("HD\r")))) {
+				rp = nil
+			}
+			r.complete(rp)
+		}
+	}
+	replica := c.p.replicaRead && idem && (cmd.Op == memcache.OpMetaGet || cmd.Op == memcache.OpMetaDebug)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: b, slot: cluster.Slot(cmd.Key), readonly: idem, replica: replica, mc: true, finish: finish}, &c.fs)
 	return true
 }
 
@@ -211,8 +278,9 @@ func (c *conn) mcGet(cmd *memcache.Command) bool {
 	}
 	calls := make([]*shardCall, len(order))
 	for gi := range order {
+		read := cmd.Op == memcache.OpGet || cmd.Op == memcache.OpGets
 		calls[gi] = &shardCall{call: call{pin: int(c.id), mcGet: true}, body: append(bodies[gi], '\r', '\n'), slot: slots[gi],
-			readonly: cmd.Op == memcache.OpGet || cmd.Op == memcache.OpGets, mc: true}
+			readonly: read, replica: read && c.p.replicaRead, mc: true}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte {
 		if len(replies) == 1 {
@@ -292,6 +360,25 @@ func readMCReply(r *bufio.Reader, dst []byte, c *call) ([]byte, error) {
 			return dst, err
 		}
 		line := dst[start:]
+		if bytes.HasPrefix(line, []byte("VA ")) { // meta value: one data block
+			f := bytes.Fields(line)
+			if len(f) < 2 {
+				return dst, errBadReply
+			}
+			n, ok := atoi(f[1])
+			if !ok || n < 0 || n > maxBackendBulk {
+				return dst, errBadReply
+			}
+			at := len(dst)
+			dst = append(dst, make([]byte, n+2)...)
+			if _, err := io.ReadFull(r, dst[at:]); err != nil {
+				return dst, err
+			}
+			if dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
+				return dst, errBadReply
+			}
+			return dst, nil
+		}
 		if !c.mcGet || !bytes.HasPrefix(line, []byte("VALUE ")) {
 			return dst, nil // END, an error, or a single-line reply
 		}

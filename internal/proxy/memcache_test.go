@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"net"
 	"strconv"
 	"strings"
@@ -79,7 +80,7 @@ func TestProxyMemcache(t *testing.T) {
 		{"delete ctr\r\n", "DELETED\r\n"},
 		{"delete ctr\r\n", "NOT_FOUND\r\n"},
 		{"version\r\n", "VERSION "},
-		{"mn\r\n", "SERVER_ERROR 'mn' is not supported by the shoal proxy\r\n"},
+		{"mn\r\n", "MN\r\n"},
 		{"bogus\r\n", "ERROR\r\n"},
 	} {
 		if got := mcRoundTrip(t, nc, r, tc.req, 1); !strings.HasPrefix(got, tc.want) {
@@ -88,5 +89,40 @@ func TestProxyMemcache(t *testing.T) {
 	}
 	if got := mcRoundTrip(t, nc, r, "flush_all\r\nget "+keys[0]+"\r\n", 2); got != "OK\r\nEND\r\n" {
 		t.Errorf("flush_all: %q", got)
+	}
+
+	// Meta commands, routed by key to every shard.
+	for i, k := range keys {
+		v := "m" + strconv.Itoa(i)
+		for _, tc := range []struct {
+			req   string
+			lines int
+			want  string
+		}{
+			{"ms " + k + " 2 T0 F5\r\n" + v + "\r\n", 1, "HD\r\n"},
+			{"mg " + k + " v f k\r\n", 2, "VA 2 f5 k" + k + "\r\n" + v + "\r\n"},
+			{"mg " + k + " s v Oop\r\n", 2, "VA 2 s2 Oop\r\n" + v + "\r\n"},
+			{"ma " + k + "n N0 J10 v\r\n", 2, "VA 2\r\n10\r\n"},
+			{"ma " + k + "n D5 v\r\n", 2, "VA 2\r\n15\r\n"},
+			{"md " + k + "\r\n", 1, "HD\r\n"},
+			{"mg " + k + " v\r\n", 1, "EN\r\n"},
+			{"ms " + k + " 1 q\r\nx\r\nmg " + k + " v q\r\n", 2, "VA 1\r\nx\r\n"}, // quiet: a hit is shown
+			{"md " + k + " q\r\nmg " + k + " v q\r\nmn\r\n", 1, "MN\r\n"},         // HD and EN are not
+			{"mg " + k + " v\r\n", 1, "EN\r\n"},
+			{"md " + k + "zz q\r\nmn\r\n", 2, "NF\r\nMN\r\n"}, // a quiet miss of md is reported
+		} {
+			if got := mcRoundTrip(t, nc, r, tc.req, tc.lines); got != tc.want {
+				t.Errorf("%q: got %q, want %q", tc.req, got, tc.want)
+			}
+		}
+	}
+	// A base64 key routes by its decoded name.
+	k := keys[1]
+	b64 := base64.StdEncoding.EncodeToString([]byte(k))
+	if got := mcRoundTrip(t, nc, r, "ms "+b64+" 1 b\r\nz\r\nget "+k+"\r\n", 4); got != "HD\r\nVALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
+		t.Errorf("base64 ms: %q", got)
+	}
+	if got := mcRoundTrip(t, nc, r, "mg "+k+" v zz\r\n", 1); !strings.HasPrefix(got, "CLIENT_ERROR") {
+		t.Errorf("bad flag: %q", got)
 	}
 }

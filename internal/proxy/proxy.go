@@ -8,10 +8,14 @@
 // Goroutines: one map watcher (long-polls the managers, owns nothing but
 // the published route table); per client connection a reader (parses,
 // routes, appends to backend buffers and flushes them once per read
-// batch) and a writer (delivers replies in request order); per backend
-// connection a reader (pairs replies with requests in FIFO order).
-// Retries run on short-lived goroutines. Close stops the tracked ones and
-// ends the retries through its context.
+// batch; owns the client's transaction, blocking and subscription
+// state) and a writer (delivers replies in request order); per backend
+// connection, pooled or dedicated (a transaction's, a blocked
+// command's), a reader (pairs replies with requests in FIFO order); per
+// subscribed client a pub/sub loop owning its subscription connections,
+// and a reader per such connection (forwards messages). Retries run on
+// short-lived goroutines. Close stops the tracked ones and ends the
+// retries through its context.
 package proxy
 
 import (
@@ -43,14 +47,22 @@ type Config struct {
 	// MaxPending bounds one client's outstanding requests: past it the
 	// proxy stops reading from that client (backpressure).
 	MaxPending int
-	Log        *slog.Logger
+	// ClientOutputLimit bounds the reply bytes the proxy holds for one
+	// client (answered, not yet written to it); past it the client is
+	// disconnected. 0: no limit.
+	ClientOutputLimit int64
+	// ReadFrom is "primary" (every command to the primary) or
+	// "replica-preferred" (read-only commands to a replica of the shard,
+	// with READONLY, falling back to the primary on any retry).
+	ReadFrom string
+	Log      *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024}
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary"}
 }
 
 // Validate checks the configuration.
@@ -68,6 +80,12 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: pool size must be between 1 and 64")
 	case c.MaxPending < 1:
 		return errors.New("proxy: max pending must be at least 1")
+	case c.ClientOutputLimit < 0:
+		return errors.New("proxy: client output limit must not be negative")
+	case c.ClientOutputLimit > 0 && c.ClientOutputLimit < 64<<10:
+		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
+	case c.ReadFrom != "" && c.ReadFrom != "primary" && c.ReadFrom != "replica-preferred":
+		return fmt.Errorf("proxy: --read-from must be primary or replica-preferred, not %q", c.ReadFrom)
 	}
 	return nil
 }
@@ -78,14 +96,20 @@ type route struct {
 	slots  [cluster.NumSlots]uint16 // slot → shard id
 	shards []int                    // sorted shard ids
 	prim   map[int]*cluster.Node    // shard id → primary node
+	repl   map[int][]*cluster.Node  // shard id → replicas (with an address)
 }
 
 func newRoute(m *cluster.Map) *route {
-	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}}
+	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}, repl: map[int][]*cluster.Node{}}
 	for id, s := range m.Shards {
 		if n := m.Nodes[s.Primary]; n != nil {
 			r.prim[id] = n
 			r.shards = append(r.shards, id)
+		}
+		for _, rid := range s.Replicas {
+			if n := m.Nodes[rid]; n != nil && n.Addr != "" && n.State == cluster.NodeActive {
+				r.repl[id] = append(r.repl[id], n)
+			}
 		}
 	}
 	sort.Ints(r.shards)
@@ -98,6 +122,20 @@ func (r *route) addr(shard int, mc bool) string {
 	if n == nil {
 		return ""
 	}
+	if mc {
+		return n.MCAddr
+	}
+	return n.Addr
+}
+
+// replicaAddr returns the address of one of shard's replicas (pick
+// spreads clients over them), "" when it has none.
+func (r *route) replicaAddr(shard int, mc bool, pick int) string {
+	rs := r.repl[shard]
+	if len(rs) == 0 {
+		return ""
+	}
+	n := rs[pick%len(rs)]
 	if mc {
 		return n.MCAddr
 	}
@@ -120,11 +158,14 @@ type Proxy struct {
 		sync.Mutex
 		backends map[string]*backend
 		clients  map[net.Conn]struct{}
+		conns    map[*conn]struct{} // for INFO's output accounting
 		closed   bool
 	}
-	nextID atomic.Int64
-	stats  struct {
+	nextID      atomic.Int64
+	replicaRead bool // cfg.ReadFrom == "replica-preferred"
+	stats       struct {
 		conns, cmds, retries, backendErrs atomic.Int64
+		outputLimitDrops                  atomic.Int64
 	}
 	started time.Time
 
@@ -148,6 +189,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.mu.backends = map[string]*backend{}
 	p.mu.clients = map[net.Conn]struct{}{}
+	p.mu.conns = map[*conn]struct{}{}
+	p.replicaRead = cfg.ReadFrom == "replica-preferred"
 	ch := make(chan struct{})
 	p.changed.Store(&ch)
 	return p, nil
@@ -283,6 +326,12 @@ func (p *Proxy) dropStale(rt *route) {
 	for _, n := range rt.prim {
 		live[n.Addr] = true
 		live["mc:"+n.MCAddr] = true
+	}
+	for _, rs := range rt.repl {
+		for _, n := range rs {
+			live["ro:"+n.Addr] = true
+			live["romc:"+n.MCAddr] = true
+		}
 	}
 	p.mu.Lock()
 	var stale []*backend

@@ -142,9 +142,6 @@ func TestProxyRESP(t *testing.T) {
 			{tu.C("CLIENT SETNAME app1"), "OK"},
 			{tu.C("CLIENT GETNAME"), `"app1"`},
 			{tu.C("DBSIZE"), "(integer) 0"},
-			{tu.C("MULTI"), "(error) ERR 'multi' is not supported by the shoal proxy"},
-			{tu.C("BLPOP l 0"), "(error) ERR 'blpop' is not supported by the shoal proxy"},
-			{tu.C("SUBSCRIBE ch"), "(error) ERR 'subscribe' is not supported by the shoal proxy"},
 			{tu.C("CONFIG GET save"), "(error) ERR 'config' is not supported by the shoal proxy"},
 		})
 		if r := cl.Do("SELECT", "1"); !strings.HasPrefix(r, "(error) ERR SELECT") {

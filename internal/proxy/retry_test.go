@@ -92,6 +92,12 @@ func (n *fakeNode) count(cmd string) int {
 // fakeManager serves a fixed map: shard 1 (node a) owns every slot,
 // shard 2 (node b) none. A long poll waits until the proxy gives up.
 func fakeManager(t *testing.T, a, b string) string {
+	return fakeManagerSplit(t, a, b, cluster.NumSlots)
+}
+
+// fakeManagerSplit is fakeManager with shard 1 owning the slots below
+// split and shard 2 the others.
+func fakeManagerSplit(t *testing.T, a, b string, split int) string {
 	m := cluster.NewMap()
 	m.Epoch = 7
 	m.Nodes["a"] = &cluster.Node{ID: "a", Addr: a, Shard: 1, State: cluster.NodeActive}
@@ -100,6 +106,9 @@ func fakeManager(t *testing.T, a, b string) string {
 	m.Shards[2] = &cluster.Shard{ID: 2, Primary: "b", Replicas: []string{}, Epoch: 1}
 	for i := range m.Slots {
 		m.Slots[i] = 1
+		if i >= split {
+			m.Slots[i] = 2
+		}
 	}
 	body, err := json.Marshal(m)
 	if err != nil {

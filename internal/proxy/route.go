@@ -21,6 +21,8 @@ type shardCall struct {
 	deadline time.Time
 	attempt  int
 	finish   func(reply []byte) // called exactly once
+	blk      *blockState        // a blocking command: sent on a dedicated connection
+	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -64,6 +66,21 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		if sc.slot >= 0 {
 			shard = int(rt.slots[sc.slot])
 		}
+		if sc.replica && sc.attempt == 0 {
+			// Retries go to the primary: a replica that is down,
+			// loading or behind a map change must not cost the budget.
+			if ra := rt.replicaAddr(shard, sc.mc, sc.pin); ra != "" {
+				sc.frame = sc.body
+				if bc := p.backendFor(ra, sc.mc, true).send(&sc.call); bc != nil {
+					if fs != nil {
+						fs.add(bc)
+					} else {
+						bc.flush()
+					}
+				}
+				return
+			}
+		}
 		addr = rt.addr(shard, sc.mc)
 	}
 	if addr == "" {
@@ -81,6 +98,10 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		sc.frame = append(append(make([]byte, 0, len(askingFrame)+len(sc.body)), askingFrame...), sc.body...)
 		sc.skip = 1
 	}
+	if sc.blk != nil {
+		p.dispatchBlocking(sc, addr)
+		return
+	}
 	bc := p.backend(addr, sc.mc).send(&sc.call)
 	if bc == nil {
 		return
@@ -97,6 +118,18 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 func (sc *shardCall) onDone(*call) {
 	p := sc.p
 	now := time.Now()
+	if sc.blk != nil {
+		sc.endBlocking()
+		if sc.blk.gone.Load() {
+			sc.finish(errLine("ERR shoal proxy: " + errClientGone.Error()))
+			return
+		}
+		if sc.attempt == 0 {
+			// The budget counts from the end of the wait, not from
+			// the command: a redirect may come after a long block.
+			sc.deadline = now.Add(p.cfg.RetryBudget)
+		}
+	}
 	inBudget := now.Before(sc.deadline) && p.ctx.Err() == nil
 	if sc.err != nil {
 		if inBudget && (!sc.written || sc.readonly) {
