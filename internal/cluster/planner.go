@@ -644,7 +644,11 @@ func PlanRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg Rebalance
 	if len(moves) == 0 {
 		return nil, strings.Join(summary, "; ") + ", but no slot can move without unbalancing load"
 	}
-	return moves, fmt.Sprintf("no load imbalance (%s): %d moves toward weighted slot targets%s", strings.Join(summary, "; "), len(moves), bounded(len(moves), cfg.MaxMoves))
+	head := "no load imbalance"
+	if lead != nil {
+		head = "load moves stuck"
+	}
+	return moves, fmt.Sprintf("%s (%s): %d moves toward weighted slot targets%s", head, strings.Join(summary, "; "), len(moves), bounded(len(moves), cfg.MaxMoves))
 }
 
 func (d *loadDim) amount(s int) string {
