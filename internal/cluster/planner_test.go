@@ -680,3 +680,25 @@ func FuzzPlanAddDrain(f *testing.F) {
 		}
 	})
 }
+
+// Ops lead, but the coolest shard by ops is nearly full: slots move only
+// while its memory stays within the threshold.
+func TestPlanRebalanceGuardsOtherDimension(t *testing.T) {
+	m := newCluster(t, 1, 1)
+	load := map[int]ShardLoad{
+		1: {OpsPerSec: 3000, UsedMemory: 400 << 20, MaxMemory: 1 << 30},
+		2: {OpsPerSec: 1000, UsedMemory: 594 << 20, MaxMemory: 1 << 30}, // 1.195x mean memory
+	}
+	moves, reason := PlanRebalance(m, load, nil, DefaultRebalanceConfig())
+	if len(moves) == 0 || len(moves) >= 64 || !strings.Contains(reason, "ops/s") {
+		t.Fatalf("%d moves (%s)", len(moves), reason)
+	}
+	perSlot := float64(400<<20) / 8192
+	mean := float64(994<<20) / 2
+	if after := float64(594<<20) + float64(len(moves))*perSlot; after > 1.2*mean {
+		t.Fatalf("receiver memory %.3fx mean after %d moves", after/mean, len(moves))
+	}
+	if after := float64(594<<20) + float64(len(moves)+1)*perSlot; after <= 1.2*mean {
+		t.Fatalf("stopped early at %d moves", len(moves))
+	}
+}
