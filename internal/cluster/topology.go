@@ -427,40 +427,57 @@ func (m *Map) addShard(ids []string) error {
 }
 
 // distributeSlots gives every slot to a shard, in contiguous ranges
-// proportional to the weights of the shards' primaries (largest
-// remainder, so the counts sum to NumSlots).
+// proportional to the weights of the shards' primaries (Targets).
 func (m *Map) distributeSlots() {
 	ids := m.shardIDs()
-	if len(ids) == 0 {
-		return
-	}
-	w := make([]int, len(ids))
-	total := 0
-	for i, id := range ids {
-		w[i] = max(1, m.Nodes[m.Shards[id].Primary].Weight)
-		total += w[i]
-	}
-	counts := make([]int, len(ids))
-	type rem struct{ i, r int }
-	var rems []rem
-	sum := 0
-	for i := range ids {
-		counts[i] = NumSlots * w[i] / total
-		sum += counts[i]
-		rems = append(rems, rem{i, NumSlots * w[i] % total})
-	}
-	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
-	for k := 0; sum < NumSlots; k++ {
-		counts[rems[k%len(rems)].i]++
-		sum++
-	}
+	targets := Targets(m)
 	slot := 0
-	for i, id := range ids {
-		for j := 0; j < counts[i]; j++ {
+	for _, id := range ids {
+		for j := 0; j < targets[id]; j++ {
 			m.Slots[slot] = uint16(id)
 			slot++
 		}
 	}
+}
+
+// shardWeight is a shard's weight: its primary node's (at least 1; 1 if
+// the map has no such node, e.g. a shard whose primary was removed).
+func (m *Map) shardWeight(id int) int {
+	if s := m.Shards[id]; s != nil {
+		if n := m.Nodes[s.Primary]; n != nil {
+			return max(1, n.Weight)
+		}
+	}
+	return 1
+}
+
+// apportion splits total into parts proportional to weights (all > 0)
+// by largest remainder: part i is floor(total*w[i]/sum), and the parts
+// with the largest remainders (ties: the lower index) get one more, so
+// the parts sum to total and each is within 1 of its exact quota.
+func apportion(weights []int, total int) []int {
+	sum := 0
+	for _, w := range weights {
+		sum += w
+	}
+	parts := make([]int, len(weights))
+	if sum == 0 {
+		return parts
+	}
+	type rem struct{ i, r int }
+	rems := make([]rem, len(weights))
+	given := 0
+	for i, w := range weights {
+		parts[i] = total * w / sum
+		given += parts[i]
+		rems[i] = rem{i, total * w % sum}
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for k := 0; given < total; k++ {
+		parts[rems[k].i]++
+		given++
+	}
+	return parts
 }
 
 func (m *Map) removeNode(id string) error {
