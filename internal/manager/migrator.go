@@ -34,6 +34,11 @@ const (
 	cutoverTimeout    = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace   = 2 * time.Second // an import reported failed this long is cancelled
 	migrateTick       = 50 * time.Millisecond
+	// cutoverLag: the copy is caught up enough to cut over when the
+	// target has applied the source's stream to within this many records
+	// of the slot's last change (under steady writes to the slot it is
+	// never exactly caught up; the rest is applied during the cutover).
+	cutoverLag = 5000
 )
 
 type moveProgress struct {
@@ -126,7 +131,7 @@ func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) 
 	}
 	switch mg.State {
 	case cluster.MigrateCopying:
-		if dst.state == "streaming" && dst.applied >= src.lsn {
+		if dst.state == "streaming" && dst.applied+cutoverLag >= src.lsn {
 			return m.propose(cluster.Command{Op: cluster.OpMigrateCutover, Slot: mg.Slot})
 		}
 		if time.Since(p.since) > copyTimeout {

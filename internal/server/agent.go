@@ -42,6 +42,8 @@ type agent struct {
 	lease  atomic.Int64 // nanotime() until which this primary may write; 0: no lease
 	fenced atomic.Bool  // the manager asked this primary to stop writing (graceful failover)
 
+	installMu sync.Mutex // one map install at a time (heartbeat replies, the watcher)
+
 	mu         sync.Mutex // guards the fields below (agent goroutine + INFO)
 	mp         *cluster.Map
 	role       string
@@ -159,6 +161,16 @@ func (a *agent) period() time.Duration {
 
 func (a *agent) run() {
 	defer close(a.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		a.watch(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-watched
+	}()
 	next := time.Now()
 	for {
 		select {
@@ -169,6 +181,34 @@ func (a *agent) run() {
 		p := a.period()
 		next = time.Now().Add(p)
 		a.beat(p)
+	}
+}
+
+// watch long-polls the managers for new maps, so a change reaches the
+// node as soon as it is committed rather than at its next heartbeat (a
+// slot move's cutover and flip pause the slot's writes for that long).
+// The heartbeat stays the authority for leases; a map only ever demotes.
+func (a *agent) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		a.mu.Lock()
+		var epoch uint64
+		if a.mp != nil {
+			epoch = a.mp.Epoch
+		}
+		a.mu.Unlock()
+		wctx, cancel := context.WithTimeout(ctx, 35*time.Second)
+		m, err := a.client.Map(wctx, epoch, 30*time.Second)
+		cancel()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(a.period()):
+			}
+			continue
+		}
+		if m != nil && m.Epoch > epoch {
+			a.install(m)
+		}
 	}
 }
 
@@ -273,6 +313,8 @@ func (a *agent) collect() *cluster.Heartbeat {
 
 // install acts on a new map: routing, then the node's role.
 func (a *agent) install(m *cluster.Map) {
+	a.installMu.Lock()
+	defer a.installMu.Unlock()
 	s := a.s
 	role, shard := m.Role(a.self.ID)
 	a.mu.Lock()

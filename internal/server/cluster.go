@@ -36,6 +36,11 @@ type slotRoute struct {
 	shard  uint16 // owner, 0 = unassigned
 	state  slotState
 	fenced bool // moving away, in cutover: writes get TRYAGAIN
+	// incoming: moving to this node's shard, in cutover. The source may
+	// already have installed the flip and redirect clients here before
+	// this node has: they get TRYAGAIN, not a MOVED back to the source
+	// (which would bounce them between the two until both maps agree).
+	incoming bool
 }
 
 // shardAddrs are the addresses of a shard's primary.
@@ -92,6 +97,9 @@ func newClusterView(m *cluster.Map, self string) *clusterView {
 			}
 		}
 		r.fenced = m.Fenced(i)
+		if r.fenced && v.shard != 0 && m.Migrations[i].To == v.shard {
+			r.incoming = true
+		}
 		v.slots[i] = r
 	}
 	v.size = len(owning)
@@ -218,6 +226,10 @@ func (v *clusterView) route(first int, slots []int, write, readonly bool) routeC
 		break
 	}
 	switch r.state {
+	case slotRemote:
+		if r.incoming {
+			return routeFenced
+		}
 	case slotPrimary:
 		if write {
 			if r.fenced {

@@ -51,6 +51,7 @@ type importer struct {
 
 	stop    chan struct{}
 	done    chan struct{}
+	after   chan struct{} // the slot's previous cleanup (nil: none); run waits for it
 	state   atomic.Pointer[string]
 	applied atomic.Uint64 // the source's stream position applied
 	keys    atomic.Int64  // keys of the image applied
@@ -69,6 +70,27 @@ var (
 type migrations struct {
 	mu      sync.Mutex
 	imports map[int]*importer
+	// cleaning holds, per slot, the end of the last cleanup (an importer
+	// halted, a slot dropped) begun for it: a new importer of the slot
+	// waits for it, so an old drop never deletes what the new one copied.
+	cleaning map[int]chan struct{}
+}
+
+// cleanupLocked runs fn for slot after the slot's previous cleanup, in
+// its own goroutine, and records it as the slot's last cleanup.
+func (mv *migrations) cleanupLocked(slot int, fn func()) {
+	if mv.cleaning == nil {
+		mv.cleaning = map[int]chan struct{}{}
+	}
+	prev, done := mv.cleaning[slot], make(chan struct{})
+	mv.cleaning[slot] = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		fn()
+	}()
 }
 
 func moveIdent(mg *cluster.Migration) string { return cluster.MoveIdent(mg) }
@@ -97,12 +119,12 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		}
 		delete(s.moves.imports, slot)
 		owned := sh != nil && int(m.Slots[slot]) == sh.ID
-		go func() {
+		s.moves.cleanupLocked(slot, func() {
 			im.halt()
 			if !owned && role == cluster.RolePrimary {
-				s.dropSlot(slot, "the move to this shard ended without it")
+				s.dropUnowned(slot, "the move to this shard ended without it")
 			}
-		}()
+		})
 	}
 	for slot, mg := range want {
 		if s.moves.imports[slot] != nil {
@@ -113,7 +135,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			continue
 		}
 		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.Addr(from.Primary),
-			stop: make(chan struct{}), done: make(chan struct{})}
+			stop: make(chan struct{}), done: make(chan struct{}), after: s.moves.cleaning[slot]}
 		im.state.Store(&impConnecting)
 		s.moves.imports[slot] = im
 		go im.run()
@@ -135,7 +157,8 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	if prev != nil && role == cluster.RolePrimary && sh != nil {
 		for i := range m.Slots {
 			if int(prev.Slots[i]) == sh.ID && int(m.Slots[i]) != sh.ID && m.Slots[i] != 0 {
-				go s.dropSlot(i, "the slot moved to shard "+strconv.Itoa(int(m.Slots[i])))
+				why := "the slot moved to shard " + strconv.Itoa(int(m.Slots[i]))
+				s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
 			}
 		}
 	}
@@ -171,27 +194,30 @@ func (im *importer) stopped() bool {
 	}
 }
 
-// run imports until stopped; a broken connection is retried after a pause
-// (from a fresh image: the partial copy is dropped first).
+// run imports once, from an empty slot. It never retries by itself: a
+// failed import stays failed until the migrator cancels the attempt and
+// the next attempt starts a new importer (a retry here could drop a copy
+// the migrator has just made the slot's owner).
 func (im *importer) run() {
 	defer close(im.done)
 	s := im.s
-	for attempt := 0; !im.stopped(); attempt++ {
-		if attempt > 0 {
-			select {
-			case <-im.stop:
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-		s.dropSlot(im.slot, "a fresh import begins")
-		err := im.once()
-		if im.stopped() {
+	if im.after != nil {
+		select {
+		case <-im.after:
+		case <-im.stop:
 			return
 		}
-		s.log.Warn("slot import failed", "slot", im.slot, "from", im.from, "err", err)
-		im.fail(err)
 	}
+	if !s.dropUnowned(im.slot, "an import begins") {
+		im.fail(errors.New("this node serves the slot: not importing it"))
+		return
+	}
+	err := im.once()
+	if im.stopped() {
+		return
+	}
+	s.log.Warn("slot import failed", "slot", im.slot, "from", im.from, "err", err)
+	im.fail(err)
 }
 
 func (im *importer) once() error {
@@ -265,14 +291,24 @@ func (im *importer) once() error {
 	}
 }
 
-// dropSlot deletes the slot's keys in batches, each delete journaled
-// (this node's replicas drop them too).
-func (s *Server) dropSlot(slot int, why string) {
+// dropUnowned deletes the slot's keys in batches, each delete journaled
+// (this node's replicas drop them too). It stops, returning false, as
+// soon as the installed map has this node serve the slot (as its shard's
+// primary or replica; checked under the slot's lock, which a map change
+// that affects the slot holds while it switches).
+func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
 	for {
 		var keys []string
 		s.db.Lock(slot)
+		if v := s.clus.view.Load(); v != nil && v.slots[slot].state != slotRemote {
+			s.db.Unlock(slot)
+			if n > 0 {
+				s.log.Warn("stopped dropping a slot this node now serves", "slot", slot, "dropped", n)
+			}
+			return false
+		}
 		s.db.ForEachHeld(sl, func(k string, _ *engine.Entry) bool {
 			keys = append(keys, k)
 			return len(keys) < 512
@@ -295,6 +331,7 @@ func (s *Server) dropSlot(slot int, why string) {
 	if n > 0 {
 		s.log.Info("dropped a slot's keys", "slot", slot, "keys", n, "why", why)
 	}
+	return true
 }
 
 // cmdSlotSync serves CLUSTER SLOTSYNC slot: the source's side of a move
