@@ -26,11 +26,16 @@ type req struct {
 func (r *req) complete(reply []byte) {
 	c := r.cl
 	if lim := c.p.cfg.ClientOutputLimit; lim > 0 {
-		if c.outBytes.Add(int64(len(reply))) > lim {
+		// A reply that would take the client past its limit is not held
+		// (nor counted): the client is dropped, and so is every later
+		// reply, so the bytes held never exceed the limit.
+		switch n := int64(len(reply)); {
+		case c.overLim.Load():
+			reply = nil
+		case c.outBytes.Add(n) > lim:
+			c.outBytes.Add(-n)
 			c.overLimit()
-		}
-		if c.overLim.Load() {
-			reply = nil // the client is being dropped: hold nothing for it
+			reply = nil
 		}
 	}
 	r.reply = reply
