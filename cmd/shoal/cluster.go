@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,7 +79,9 @@ commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
   nodes                  storage nodes with role, liveness, offset, memory, keys
   create SHARDS          first shards from the registered idle nodes (slots by weight)
-  add-shard NODE...      a new shard of idle nodes (ids or RESP addresses; first = primary)
+  add-shard NODE... [--no-rebalance] [--no-wait]
+                         a new shard of idle nodes (ids or RESP addresses; first = primary);
+                         then moves its weighted share of slots onto it (only onto it)
   remove-node NODE       remove a node (a primary owning slots: fail over first)
   failover SHARD [--timeout 10s]
                          graceful failover: fence the primary, let a replica catch up, switch
@@ -90,6 +93,11 @@ commands:
                          move slots to a shard online; waits, showing progress, and
                          exits non-zero if they have not all moved within --timeout
   migrations             the slot moves in progress (state, attempts, last error)
+  rebalance [--dry-run] [--max-moves N] [--no-wait]
+                         plan slot moves by measured load (ops/s, memory per weight), or by
+                         weight when the load is even; print the plan and why, then run it
+  drain SHARD [--dry-run] [--no-wait]
+                         move all of a shard's slots to the others (by weight)
 
 --manager defaults to $SHOAL_MANAGER or 127.0.0.1:7000.
 `
@@ -195,10 +203,43 @@ func runCtl(args []string, out io.Writer) error {
 		st, err := c.Create(ctx, n)
 		return show(st, err)
 	case "add-shard":
-		if len(params) == 0 {
-			return errors.New("usage: shoal ctl add-shard NODE...")
+		var nodes []string
+		move, wait := true, true
+		for _, p := range params {
+			switch p {
+			case "--no-rebalance":
+				move = false
+			case "--no-wait":
+				wait = false
+			default:
+				nodes = append(nodes, p)
+			}
 		}
-		st, err := c.AddShard(ctx, params)
+		if len(nodes) == 0 {
+			return errors.New("usage: shoal ctl add-shard NODE... [--no-rebalance] [--no-wait]")
+		}
+		st, err := c.AddShardMoving(ctx, nodes, move)
+		if err != nil || !move || !wait {
+			return show(st, err)
+		}
+		ms, err := c.Migrations(ctx)
+		if err != nil {
+			return err
+		}
+		targets := map[int]int{}
+		for _, mg := range ms {
+			targets[mg.Slot] = mg.To
+		}
+		if !asJSON {
+			fmt.Fprintf(out, "new shard: %d slot moves queued\n", len(targets))
+		}
+		if !timeoutSet {
+			timeout = 30 * time.Minute
+		}
+		if err := waitMoves(ctx, c, targets, timeout, asJSON, out); err != nil {
+			return err
+		}
+		st, err = c.Status(ctx)
 		return show(st, err)
 	case "remove-node":
 		if err := need(1, "NODE"); err != nil {
@@ -289,6 +330,11 @@ func runCtl(args []string, out io.Writer) error {
 			timeout = 10 * time.Minute
 		}
 		return ctlMigrate(ctx, c, params, timeout, asJSON, out)
+	case "rebalance", "drain":
+		if !timeoutSet {
+			timeout = 30 * time.Minute
+		}
+		return ctlPlan(ctx, c, cmd, params, timeout, asJSON, out)
 	case "migrations":
 		ms, err := c.Migrations(ctx)
 		if err != nil {
@@ -401,6 +447,16 @@ func ctlMigrate(ctx context.Context, c *manager.Client, params []string, timeout
 		fmt.Fprintf(out, "queued %d slot moves to shard %d\n", len(slots), to)
 		return nil
 	}
+	targets := map[int]int{}
+	for _, s := range slots {
+		targets[s] = to
+	}
+	return waitMoves(ctx, c, targets, timeout, asJSON, out)
+}
+
+// waitMoves waits until every slot of targets is owned by its target
+// shard, printing progress; an error when timeout passes first.
+func waitMoves(ctx context.Context, c *manager.Client, targets map[int]int, timeout time.Duration, asJSON bool, out io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	lastDone := -1
@@ -410,27 +466,29 @@ func ctlMigrate(ctx context.Context, c *manager.Client, params []string, timeout
 			return err
 		}
 		done, lastErr := 0, ""
-		for _, s := range slots {
+		for s, to := range targets {
 			if int(m.Slots[s]) == to && m.Migrations[s] == nil {
 				done++
 			} else if mg := m.Migrations[s]; mg != nil && mg.Error != "" {
 				lastErr = fmt.Sprintf("slot %d attempt %d: %s", s, mg.Attempts, mg.Error)
+			} else if mg == nil && int(m.Slots[s]) != to {
+				return fmt.Errorf("slot %d is no longer moving and is on shard %d, not %d (cancelled?)", s, m.Slots[s], to)
 			}
 		}
 		if done != lastDone && !asJSON {
-			fmt.Fprintf(out, "%s %d/%d slots moved to shard %d (%s)\n", bar(done, len(slots), 30), done, len(slots), to,
+			fmt.Fprintf(out, "%s %d/%d slots moved (%s)\n", bar(done, len(targets), 30), done, len(targets),
 				time.Since(start).Round(100*time.Millisecond))
 			lastDone = done
 		}
-		if done == len(slots) {
+		if done == len(targets) {
 			if asJSON {
 				enc := json.NewEncoder(out)
-				return enc.Encode(map[string]any{"moved": done, "to": to, "ms": time.Since(start).Milliseconds()})
+				return enc.Encode(map[string]any{"moved": done, "ms": time.Since(start).Milliseconds()})
 			}
 			return nil
 		}
 		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("%d of %d slots moved within %s", done, len(slots), timeout)
+			msg := fmt.Sprintf("%d of %d slots moved within %s", done, len(targets), timeout)
 			if lastErr != "" {
 				msg += "; last error: " + lastErr
 			}
@@ -459,4 +517,94 @@ func printMigrations(out io.Writer, ms []*cluster.Migration) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%s\n", m.Slot, m.From, m.To, m.State, m.Attempts, m.Error)
 	}
 	tw.Flush()
+}
+
+// ctlPlan is `shoal ctl rebalance` and `shoal ctl drain SHARD`.
+func ctlPlan(ctx context.Context, c *manager.Client, cmd string, params []string, timeout time.Duration, asJSON bool, out io.Writer) error {
+	dry, wait, maxMoves, shard := false, true, 0, 0
+	for i := 0; i < len(params); i++ {
+		switch p := params[i]; {
+		case p == "--dry-run":
+			dry = true
+		case p == "--no-wait":
+			wait = false
+		case p == "--max-moves" && cmd == "rebalance" && i+1 < len(params):
+			n, err := strconv.Atoi(params[i+1])
+			if err != nil || n <= 0 {
+				return fmt.Errorf("bad --max-moves %q", params[i+1])
+			}
+			maxMoves = n
+			i++
+		case cmd == "drain" && shard == 0:
+			id, err := cluster.ParseShard(p)
+			if err != nil {
+				return err
+			}
+			shard = id
+		default:
+			return fmt.Errorf("unexpected argument %q\n\nusage: shoal ctl rebalance [--dry-run] [--max-moves N] [--no-wait] | drain SHARD [--dry-run] [--no-wait]", p)
+		}
+	}
+	var plan *manager.PlanReply
+	var err error
+	if cmd == "drain" {
+		if shard == 0 {
+			return errors.New("usage: shoal ctl drain SHARD [--dry-run] [--no-wait]")
+		}
+		plan, err = c.Drain(ctx, shard, dry)
+	} else {
+		plan, err = c.Rebalance(ctx, dry, maxMoves)
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON && (dry || !wait) {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(plan)
+	}
+	if !asJSON {
+		printPlan(out, plan)
+	}
+	if dry || !wait || len(plan.Moves) == 0 {
+		return nil
+	}
+	targets := map[int]int{}
+	for _, mv := range plan.Moves {
+		targets[mv.Slot] = mv.To
+	}
+	return waitMoves(ctx, c, targets, timeout, asJSON, out)
+}
+
+// printPlan prints the moves as runs of consecutive slots with one
+// source, target and reason.
+func printPlan(out io.Writer, p *manager.PlanReply) {
+	verb := "queued"
+	if p.DryRun {
+		verb = "planned (dry run, nothing moved)"
+	}
+	fmt.Fprintf(out, "%s: %s\n", verb, p.Reason)
+	if len(p.Moves) == 0 {
+		fmt.Fprintln(out, "no moves")
+		return
+	}
+	moves := slices.Clone(p.Moves)
+	slices.SortFunc(moves, func(a, b cluster.Move) int { return a.Slot - b.Slot })
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOTS\tFROM\tTO\tWHY")
+	for i := 0; i < len(moves); {
+		j := i
+		for j+1 < len(moves) && moves[j+1].Slot == moves[j].Slot+1 && moves[j+1].From == moves[i].From &&
+			moves[j+1].To == moves[i].To && moves[j+1].Reason == moves[i].Reason {
+			j++
+		}
+		r := strconv.Itoa(moves[i].Slot)
+		if j > i {
+			r += "-" + strconv.Itoa(moves[j].Slot)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", r, moves[i].From, moves[i].To, moves[i].Reason)
+		i = j + 1
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "%d slot moves\n", len(moves))
 }

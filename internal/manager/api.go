@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -37,6 +39,8 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("POST /v1/join", m.leaderOnly(m.handleJoin))
 	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
 	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
+	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
+	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
 	return mux
 }
 
@@ -281,6 +285,9 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) handleAddShard(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Nodes []string `json:"nodes"`
+		// Rebalance queues the moves that give the new shard its weighted
+		// share (only onto it: no other slot changes owner).
+		Rebalance bool `json:"rebalance"`
 	}
 	if err := decode(r, &req); err != nil {
 		m.fail(w, err)
@@ -294,6 +301,18 @@ func (m *Manager) handleAddShard(w http.ResponseWriter, r *http.Request) {
 	if err := m.propose(cluster.Command{Op: cluster.OpAddShard, Nodes: ids}); err != nil {
 		m.fail(w, err)
 		return
+	}
+	if req.Rebalance && len(ids) > 0 {
+		mp := m.Map()
+		if n := mp.Nodes[ids[0]]; n != nil && n.Shard != 0 {
+			moves := cluster.PlanAddShard(mp, n.Shard, 0)
+			moves = slices.DeleteFunc(moves, func(mv cluster.Move) bool { return mp.Migrations[mv.Slot] != nil })
+			if err := m.queueMoves(moves); err != nil {
+				m.fail(w, fmt.Errorf("shard %d added, but its slots could not be queued: %w", n.Shard, err))
+				return
+			}
+			m.log.Info("new shard: slot moves queued", "shard", n.Shard, "moves", len(moves))
+		}
 	}
 	writeJSON(w, http.StatusOK, m.status())
 }

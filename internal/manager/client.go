@@ -210,8 +210,14 @@ func (c *Client) Create(ctx context.Context, shards int) (*Status, error) {
 
 // AddShard makes a shard of idle nodes (ids or RESP addresses).
 func (c *Client) AddShard(ctx context.Context, nodes []string) (*Status, error) {
+	return c.AddShardMoving(ctx, nodes, false)
+}
+
+// AddShardMoving is AddShard that, with rebalance, also queues the moves
+// giving the new shard its weighted share of slots (from the others).
+func (c *Client) AddShardMoving(ctx context.Context, nodes []string, rebalance bool) (*Status, error) {
 	var s Status
-	err := c.do(ctx, http.MethodPost, "/v1/shards", mustJSON(map[string][]string{"nodes": nodes}), &s)
+	err := c.do(ctx, http.MethodPost, "/v1/shards", mustJSON(map[string]any{"nodes": nodes, "rebalance": rebalance}), &s)
 	return &s, err
 }
 
@@ -255,4 +261,18 @@ func (c *Client) Migrations(ctx context.Context) ([]*cluster.Migration, error) {
 	var out []*cluster.Migration
 	err := c.do(ctx, http.MethodGet, "/v1/migrations", nil, &out)
 	return out, err
+}
+
+// Rebalance plans (and unless dryRun queues) load- or weight-based moves.
+func (c *Client) Rebalance(ctx context.Context, dryRun bool, maxMoves int) (*PlanReply, error) {
+	var out PlanReply
+	err := c.do(ctx, http.MethodPost, "/v1/rebalance", mustJSON(map[string]any{"dry_run": dryRun, "max_moves": maxMoves}), &out)
+	return &out, err
+}
+
+// Drain plans (and unless dryRun queues) the moves of all of a shard's slots.
+func (c *Client) Drain(ctx context.Context, shard int, dryRun bool) (*PlanReply, error) {
+	var out PlanReply
+	err := c.do(ctx, http.MethodPost, "/v1/shards/"+strconv.Itoa(shard)+"/drain", mustJSON(map[string]any{"dry_run": dryRun}), &out)
+	return &out, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"shoal/internal/cluster"
@@ -29,7 +30,7 @@ import (
 
 // Migrator settings (fixed for now; see docs/cluster.md).
 const (
-	migrateConcurrent = 4               // moves in progress at once
+	migrateConcurrent = 32              // moves in progress at once
 	copyTimeout       = 5 * time.Minute // image + catch-up
 	cutoverTimeout    = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace   = 2 * time.Second // an import reported failed this long is cancelled
@@ -70,26 +71,39 @@ func (m *Manager) migrator() {
 			clear(prog)
 			continue
 		}
-		active := 0
-		for _, mg := range mp.SortedMigrations() {
-			if active == migrateConcurrent {
+		// Step the first moves (slot order) in parallel: each polls its two
+		// nodes and may propose one command.
+		var wg sync.WaitGroup
+		var failedMu sync.Mutex
+		var failed []int
+		for i, mg := range mp.SortedMigrations() {
+			if i == migrateConcurrent {
 				break
 			}
-			active++
 			id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 			p := prog[mg.Slot]
 			if p == nil || p.ident != id {
 				p = &moveProgress{ident: id, since: time.Now()}
 				prog[mg.Slot] = p
 			}
-			if err := m.step(mp, mg, p); err != nil {
-				m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To,
-					"state", mg.State, "err", err)
-				if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
-					m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := m.step(mp, mg, p); err != nil {
+					m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To,
+						"state", mg.State, "err", err)
+					if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
+						m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
+					}
+					failedMu.Lock()
+					failed = append(failed, mg.Slot)
+					failedMu.Unlock()
 				}
-				delete(prog, mg.Slot)
-			}
+			}()
+		}
+		wg.Wait()
+		for _, s := range failed {
+			delete(prog, s)
 		}
 		for slot := range prog {
 			if mp.Migrations[slot] == nil {

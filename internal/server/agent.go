@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -121,11 +122,10 @@ func (s *Server) startAgent() error {
 			}
 		}
 	}
-	if ln := s.Addrs(); port == 0 && len(ln) > 0 {
-		// --port 0: the kernel chose; use what we listen on.
-		if _, p, err := net.SplitHostPort(ln[0]); err == nil {
-			port, _ = strconv.Atoi(p)
-		}
+	if port == 0 {
+		// The map publishes the node's address: it needs a port peers can
+		// dial (port 0 would register 127.0.0.1:0).
+		return errors.New("cluster mode needs a TCP port (--port N, not 0): the cluster map publishes it")
 	}
 	self := cluster.Node{ID: id, Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: max(1, weight)}
 	if mcport > 0 {

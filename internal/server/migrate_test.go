@@ -124,3 +124,37 @@ func TestSlotMoveUnderLoad(t *testing.T) {
 	})
 	t.Logf("moved slot %d: %d INCRs, %d RPUSHes during the move", slot, incrs.Load(), pushes.Load())
 }
+
+// Drain and rebalance plans through the manager API (dry runs: the moves
+// themselves are TestSlotMoveUnderLoad's).
+func TestDrainAndRebalancePlans(t *testing.T) {
+	c := newTCluster(t, 1, 2, 0)
+	mc := c.client()
+	ctx := context.Background()
+	plan, err := mc.Drain(ctx, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Moves) != cluster.NumSlots/2 {
+		t.Fatalf("drain plans %d moves, want %d", len(plan.Moves), cluster.NumSlots/2)
+	}
+	for _, mv := range plan.Moves {
+		if mv.From != 1 || mv.To != 2 {
+			t.Fatalf("drain move %+v", mv)
+		}
+	}
+	if mp, _ := mc.Map(ctx, 0, 0); len(mp.Migrations) != 0 {
+		t.Fatal("a dry run queued moves")
+	}
+	// Balanced by weight, no load: nothing to do, and it says why.
+	reb, err := mc.Rebalance(ctx, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reb.Moves) != 0 || reb.Reason == "" {
+		t.Fatalf("rebalance of a balanced cluster: %d moves, reason %q", len(reb.Moves), reb.Reason)
+	}
+	if _, err := mc.Drain(ctx, 9, true); err == nil {
+		t.Fatal("drain of a missing shard accepted")
+	}
+}
