@@ -110,6 +110,36 @@ func (m *Map) current(slot int) (*Migration, error) {
 	return mg, nil
 }
 
+// migrateBatch applies step to c.Slot, or to every slot of c.Slots (one
+// Raft entry for many moves), after checking them all: each must be
+// moving in state want at the epochs it began at, or nothing changes.
+func (m *Map) migrateBatch(c Command, want string, step func(int) error) error {
+	slots := c.Slots
+	if len(slots) == 0 {
+		slots = []int{c.Slot}
+	}
+	seen := map[int]bool{}
+	for _, s := range slots {
+		if seen[s] {
+			return fmt.Errorf("slot %d listed twice", s)
+		}
+		seen[s] = true
+		mg, err := m.current(s)
+		if err != nil {
+			return err
+		}
+		if mg.State != want {
+			return fmt.Errorf("slot %d is in state %s, not %s", s, mg.State, want)
+		}
+	}
+	for _, s := range slots {
+		if err := step(s); err != nil {
+			return err // not reached: checked above
+		}
+	}
+	return nil
+}
+
 func (m *Map) migrateCutover(slot int) error {
 	mg, err := m.current(slot)
 	if err != nil {

@@ -102,3 +102,27 @@ func TestMigrationFailoverCancels(t *testing.T) {
 		t.Fatal("drop did not forget the move")
 	}
 }
+
+// Batched cutover/done: all or nothing.
+func TestMigrationBatch(t *testing.T) {
+	m := twoShards(t)
+	mustApply(t, m, Command{Op: OpMigrate, Slots: []int{1, 2, 3}, ShardID: 2})
+	mustApply(t, m, Command{Op: OpMigrateCutover, Slots: []int{1, 2}})
+	before, _ := json.Marshal(m)
+	for _, bad := range []Command{
+		{Op: OpMigrateDone, Slots: []int{1, 2, 3}}, // 3 is not in cutover
+		{Op: OpMigrateDone, Slots: []int{1, 1}},    // listed twice
+		{Op: OpMigrateCutover, Slots: []int{3, 1}}, // 1 already in cutover
+	} {
+		if err := m.Apply(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+		if after, _ := json.Marshal(m); string(after) != string(before) {
+			t.Fatalf("%+v changed the map", bad)
+		}
+	}
+	mustApply(t, m, Command{Op: OpMigrateDone, Slots: []int{1, 2}})
+	if m.Slots[1] != 2 || m.Slots[2] != 2 || m.Slots[3] != 1 || len(m.Migrations) != 1 {
+		t.Fatalf("after the batch: owners %d %d %d, moves %d", m.Slots[1], m.Slots[2], m.Slots[3], len(m.Migrations))
+	}
+}

@@ -283,9 +283,9 @@ func (m *Map) Apply(c Command) error {
 	case OpMigrate:
 		err = m.migrate(c.Slots, c.ShardID)
 	case OpMigrateCutover:
-		err = m.migrateCutover(c.Slot)
+		err = m.migrateBatch(c, MigrateCopying, m.migrateCutover)
 	case OpMigrateDone:
-		err = m.migrateDone(c.Slot)
+		err = m.migrateBatch(c, MigrateCutover, m.migrateDone)
 	case OpMigrateCancel:
 		err = m.migrateCancel(c.Slot, c.Error, c.Drop)
 	default:

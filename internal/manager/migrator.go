@@ -74,8 +74,9 @@ func (m *Manager) migrator() {
 		// Step the first moves (slot order) in parallel: each polls its two
 		// nodes and may propose one command.
 		var wg sync.WaitGroup
-		var failedMu sync.Mutex
+		var mu sync.Mutex
 		var failed []int
+		ready := map[string][]int{} // op → slots ready for it
 		for i, mg := range mp.SortedMigrations() {
 			if i == migrateConcurrent {
 				break
@@ -89,19 +90,44 @@ func (m *Manager) migrator() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := m.step(mp, mg, p); err != nil {
-					m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To,
-						"state", mg.State, "err", err)
-					if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
-						m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
-					}
-					failedMu.Lock()
+				op, err := m.step(mp, mg, p)
+				if err != nil {
+					m.cancelMove(mg, err)
+					mu.Lock()
 					failed = append(failed, mg.Slot)
-					failedMu.Unlock()
+					mu.Unlock()
+				} else if op != "" {
+					mu.Lock()
+					ready[op] = append(ready[op], mg.Slot)
+					mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
+		// One Raft entry per step for all the moves ready for it (a map
+		// epoch per slot would have every node fetch the map thousands of
+		// times in a rebalance); if the batch is refused (a move's shard
+		// failed over meanwhile), one by one.
+		for _, op := range []string{cluster.OpMigrateCutover, cluster.OpMigrateDone} {
+			slots := ready[op]
+			if len(slots) == 0 {
+				continue
+			}
+			if err := m.propose(cluster.Command{Op: op, Slots: slots}); err == nil {
+				if op == cluster.OpMigrateDone {
+					m.log.Info("slots moved", "slots", len(slots), "first", slots[0])
+				}
+				continue
+			}
+			for _, sl := range slots {
+				if err := m.propose(cluster.Command{Op: op, Slot: sl}); err != nil {
+					if mg := mp.Migrations[sl]; mg != nil {
+						m.cancelMove(mg, err)
+					}
+					failed = append(failed, sl)
+				}
+			}
+		}
 		for _, s := range failed {
 			delete(prog, s)
 		}
@@ -113,22 +139,30 @@ func (m *Manager) migrator() {
 	}
 }
 
-// step advances one move if it can; an error cancels the attempt.
-func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) error {
+func (m *Manager) cancelMove(mg *cluster.Migration, err error) {
+	m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To, "state", mg.State, "err", err)
+	if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
+		m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
+	}
+}
+
+// step checks one move: the op it is ready for (OpMigrateCutover,
+// OpMigrateDone, "" for none yet); an error cancels the attempt.
+func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
 	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
 	if from == nil || to == nil {
-		return errors.New("a shard of the move is gone")
+		return "", errors.New("a shard of the move is gone")
 	}
 	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
-		return errors.New("a shard of the move failed over")
+		return "", errors.New("a shard of the move failed over")
 	}
 	src, err := migrationStatus(mp.Addr(from.Primary), mg.Slot)
 	if err != nil {
-		return m.patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
+		return "", m.patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
 	}
 	dst, err := migrationStatus(mp.Addr(to.Primary), mg.Slot)
 	if err != nil {
-		return m.patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
+		return "", m.patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
 	}
 	if dst.ident != cluster.MoveIdent(mg) {
 		// The target has not installed this attempt's map yet.
@@ -138,7 +172,7 @@ func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) 
 		if p.failedSince.IsZero() {
 			p.failedSince = time.Now()
 		} else if time.Since(p.failedSince) > importFailGrace {
-			return fmt.Errorf("import failed: %s", dst.err)
+			return "", fmt.Errorf("import failed: %s", dst.err)
 		}
 	} else {
 		p.failedSince = time.Time{}
@@ -146,24 +180,20 @@ func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) 
 	switch mg.State {
 	case cluster.MigrateCopying:
 		if dst.state == "streaming" && dst.applied+cutoverLag >= src.lsn {
-			return m.propose(cluster.Command{Op: cluster.OpMigrateCutover, Slot: mg.Slot})
+			return cluster.OpMigrateCutover, nil
 		}
 		if time.Since(p.since) > copyTimeout {
-			return fmt.Errorf("copy not caught up after %s (target %s at %d, slot at %d)", copyTimeout, dst.state, dst.applied, src.lsn)
+			return "", fmt.Errorf("copy not caught up after %s (target %s at %d, slot at %d)", copyTimeout, dst.state, dst.applied, src.lsn)
 		}
 	case cluster.MigrateCutover:
 		if src.fenced && dst.state == "streaming" && dst.applied >= src.lsn {
-			if err := m.propose(cluster.Command{Op: cluster.OpMigrateDone, Slot: mg.Slot}); err != nil {
-				return err
-			}
-			m.log.Info("slot moved", "slot", mg.Slot, "from", mg.From, "to", mg.To, "cutover_ms", time.Since(p.since).Milliseconds())
-			return nil
+			return cluster.OpMigrateDone, nil
 		}
 		if time.Since(p.since) > cutoverTimeout {
-			return fmt.Errorf("cutover not done after %s (source fenced %v at %d, target %s at %d)", cutoverTimeout, src.fenced, src.lsn, dst.state, dst.applied)
+			return "", fmt.Errorf("cutover not done after %s (source fenced %v at %d, target %s at %d)", cutoverTimeout, src.fenced, src.lsn, dst.state, dst.applied)
 		}
 	}
-	return nil
+	return "", nil
 }
 
 // patience turns a failed status query into a cancel only once the
