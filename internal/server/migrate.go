@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -351,21 +350,10 @@ func cmdSlotSync(c *Ctx) {
 		c.w.Error("ERR SLOTSYNC: this node is not acting as a primary")
 		return
 	}
-	fd, err := cl.conn.Dup()
-	if err != nil {
-		c.w.Error("ERR cannot take over the connection: " + err.Error())
+	nc, pending, ok := c.takeOver("slotsync")
+	if !ok {
 		return
 	}
-	f := os.NewFile(uintptr(fd), "slotsync")
-	nc, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		c.w.Error("ERR cannot take over the connection: " + err.Error())
-		return
-	}
-	pending := append([]byte(nil), c.w.B...)
-	c.w.B = c.w.B[:0]
-	cl.closeAfterReply = true
 	s.repl.wg.Add(1)
 	go func() {
 		defer s.repl.wg.Done()
@@ -374,20 +362,6 @@ func cmdSlotSync(c *Ctx) {
 			s.log.Info("slot sync ended", "slot", slot, "to", nc.RemoteAddr().String(), "err", err)
 		}
 	}()
-}
-
-func appendFrame(b []byte, args ...[]byte) []byte {
-	b = append(b, '*')
-	b = strconv.AppendInt(b, int64(len(args)), 10)
-	b = append(b, '\r', '\n')
-	for _, a := range args {
-		b = append(b, '$')
-		b = strconv.AppendInt(b, int64(len(a)), 10)
-		b = append(b, '\r', '\n')
-		b = append(b, a...)
-		b = append(b, '\r', '\n')
-	}
-	return b
 }
 
 func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
@@ -404,15 +378,15 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 		return err
 	}
 	defer cur.Close()
-	out = appendFrame(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
+	out = resp.AppendCommandBytes(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
 	keys := 0
 	s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
-		out = appendFrame(out, []byte("put"), enc.EncodeEntry(k, e))
+		out = resp.AppendCommandBytes(out, []byte("put"), enc.EncodeEntry(k, e))
 		keys++
 		return true
 	})
 	s.db.Unlock(slot)
-	out = appendFrame(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
+	out = resp.AppendCommandBytes(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
 	timeout := s.replTimeout()
 	write := func(b []byte) error {
 		_ = nc.SetWriteDeadline(time.Now().Add(timeout))
@@ -462,7 +436,7 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 					}
 					fr := make([][]byte, 0, len(eargs)+2)
 					fr = append(fr, []byte("eff"), strconv.AppendUint(nil, lsn, 10))
-					out = appendFrame(out, append(fr, eargs...)...)
+					out = resp.AppendCommandBytes(out, append(fr, eargs...)...)
 					return nil
 				})
 				if err != nil {
@@ -471,7 +445,7 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 			}
 		}
 		pos := cur.NextLSN() - 1
-		out = appendFrame(out, []byte("pos"), strconv.AppendUint(nil, pos, 10))
+		out = resp.AppendCommandBytes(out, []byte("pos"), strconv.AppendUint(nil, pos, 10))
 		if err := write(out); err != nil {
 			return err
 		}

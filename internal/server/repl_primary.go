@@ -98,23 +98,10 @@ func cmdPsync(c *Ctx) {
 		c.w.Error("ERR wrong number of arguments for 'sync' command")
 		return
 	}
-	fd, err := cl.conn.Dup()
-	if err != nil {
-		c.w.Error("ERR cannot take over the connection: " + err.Error())
+	nc, pending, ok := c.takeOver("replica")
+	if !ok {
 		return
 	}
-	f := os.NewFile(uintptr(fd), "replica")
-	nc, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		c.w.Error("ERR cannot take over the connection: " + err.Error())
-		return
-	}
-	// Replies to commands before PSYNC in the same batch go first, on the
-	// new socket; the loop closes its descriptor without writing more.
-	pending := append([]byte(nil), c.w.B...)
-	c.w.B = c.w.B[:0]
-	cl.closeAfterReply = true
 	ip := cl.replIP
 	if ip == "" {
 		ip, _, _ = net.SplitHostPort(cl.addr)
@@ -577,4 +564,30 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// takeOver moves the client's connection out of the event loop for a
+// long-running stream (PSYNC, CLUSTER SLOTSYNC): it returns a blocking
+// net.Conn on a duplicate of the socket and the replies of earlier
+// commands of the same batch, which go first on the new socket; the loop
+// closes its descriptor without writing more. false: the error reply is
+// written.
+func (c *Ctx) takeOver(name string) (net.Conn, []byte, bool) {
+	cl := c.cl
+	fd, err := cl.conn.Dup()
+	if err != nil {
+		c.w.Error("ERR cannot take over the connection: " + err.Error())
+		return nil, nil, false
+	}
+	f := os.NewFile(uintptr(fd), name)
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		c.w.Error("ERR cannot take over the connection: " + err.Error())
+		return nil, nil, false
+	}
+	pending := append([]byte(nil), c.w.B...)
+	c.w.B = c.w.B[:0]
+	cl.closeAfterReply = true
+	return nc, pending, true
 }
