@@ -31,9 +31,10 @@ func canonValue(e *Entry) string {
 		return fmt.Sprintf("%q", e.Bytes())
 	case TypeList:
 		l := e.Obj.(*List)
-		for i := 0; i < l.Len(); i++ {
-			parts = append(parts, fmt.Sprintf("%q", l.At(i)))
-		}
+		l.Range(0, l.Len(), func(v []byte) bool {
+			parts = append(parts, fmt.Sprintf("%q", v))
+			return true
+		})
 		return "[" + strings.Join(parts, " ") + "]"
 	case TypeHash:
 		for f, v := range e.Obj.(*Hash).M {

@@ -36,11 +36,11 @@ func entryDigest(k string, e *Entry, scratch *[]byte) uint64 {
 		b = append(b, e.Bytes()...)
 	case TypeList:
 		l := e.Obj.(*List)
-		for i := 0; i < l.Len(); i++ {
-			v := l.At(i)
+		l.Range(0, l.Len(), func(v []byte) bool {
 			b = binary.AppendUvarint(b, uint64(len(v)))
 			b = append(b, v...)
-		}
+			return true
+		})
 	case TypeZSet:
 		e.Obj.(*ZSet).Iter(0, false, func(m string, sc float64) bool {
 			b = binary.AppendUvarint(b, uint64(len(m)))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,35 @@ func listItems(l *List) [][]byte {
 		out[i] = l.At(i)
 	}
 	return out
+}
+
+// checkList verifies the node invariants: no empty node, node limits
+// kept, counts adding up, Range and RangeRev agreeing with At.
+func checkList(t *testing.T, l *List) {
+	t.Helper()
+	n := 0
+	for k := 0; k < l.nn; k++ {
+		nd := l.node(k)
+		c := nd.count()
+		if c <= 0 || c > listNodeElems || (c > 1 && nd.used() > listNodeBytes) {
+			t.Fatalf("node %d of %d: %d elements, %d bytes", k, l.nn, c, nd.used())
+		}
+		n += c
+	}
+	if n != l.n {
+		t.Fatalf("nodes hold %d elements, list says %d", n, l.n)
+	}
+	if len(l.nodes) > listMinCap && l.nn*4 < len(l.nodes)/2 {
+		t.Fatalf("ring not shrunk: %d nodes in %d", l.nn, len(l.nodes))
+	}
+	var fwd, rev [][]byte
+	l.Range(0, l.n, func(v []byte) bool { fwd = append(fwd, v); return true })
+	l.RangeRev(0, l.n, func(v []byte) bool { rev = append(rev, v); return true })
+	slices.Reverse(rev)
+	items := listItems(l)
+	if !slices.EqualFunc(fwd, items, bytes.Equal) || !slices.EqualFunc(rev, items, bytes.Equal) {
+		t.Fatalf("Range/RangeRev differ from At")
+	}
 }
 
 func modelBytes(m [][]byte) int64 {
@@ -91,6 +121,13 @@ func TestListModel(t *testing.T) {
 		l := NewList()
 		var m [][]byte
 		val := func() []byte { return []byte(fmt.Sprint(rng.Intn(8))) }
+		if seed > 10 {
+			// Elements of up to 3.5 KiB: nodes split by bytes, not count.
+			val = func() []byte {
+				d := rng.Intn(8)
+				return []byte(fmt.Sprint(d) + strings.Repeat("x", d*500))
+			}
+		}
 		for step := 0; step < 3000; step++ {
 			op := rng.Intn(12)
 			// Bias towards growth early and shrinkage later so the ring
@@ -200,8 +237,8 @@ func TestListModel(t *testing.T) {
 					t.Fatalf("seed %d step %d contents %q want %q", seed, step, listItems(l), m)
 				}
 			}
-			if len(l.buf) > listMinCap && l.n*4 < len(l.buf)/2 {
-				t.Fatalf("seed %d step %d ring not shrunk: %d elements in %d", seed, step, l.n, len(l.buf))
+			if step%50 == 0 || l.Len() < 10 {
+				checkList(t, l)
 			}
 		}
 	}
@@ -215,5 +252,108 @@ func BenchmarkListPushPop(b *testing.B) {
 		if l.Len() > 1000 {
 			l.PopFront()
 		}
+	}
+}
+
+// TestListLarge pushes at both ends past many nodes and checks indexed
+// access, ranges from the middle and the node count (elements are packed,
+// not one object each).
+func TestListLarge(t *testing.T) {
+	l := NewList()
+	var m [][]byte
+	const n = 50000
+	for i := 0; i < n; i++ {
+		v := []byte(fmt.Sprint(i))
+		if i%3 == 0 {
+			l.PushFront(v)
+			m = append(m, nil)
+			copy(m[1:], m)
+			m[0] = v
+		} else {
+			l.PushBack(v)
+			m = append(m, v)
+		}
+	}
+	if l.nn > 2*n/listNodeElems+2 {
+		t.Fatalf("%d elements in %d nodes", n, l.nn)
+	}
+	rng := rand.New(rand.NewSource(1))
+	for range 1000 {
+		i := rng.Intn(n)
+		if !bytes.Equal(l.At(i), m[i]) {
+			t.Fatalf("At(%d) = %q want %q", i, l.At(i), m[i])
+		}
+	}
+	s := rng.Intn(n - 500)
+	var got [][]byte
+	l.Range(s, s+300, func(v []byte) bool { got = append(got, v); return true })
+	if !slices.EqualFunc(got, m[s:s+300], bytes.Equal) {
+		t.Fatal("Range from the middle differs")
+	}
+	got = got[:0]
+	l.RangeRev(s, s+300, func(v []byte) bool { got = append(got, v); return true })
+	slices.Reverse(got)
+	if !slices.EqualFunc(got, m[s:s+300], bytes.Equal) {
+		t.Fatal("RangeRev from the middle differs")
+	}
+	l.Trim(1000, 2000)
+	m = m[1000 : len(m)-2000]
+	if l.MemSize() != modelBytes(m) {
+		t.Fatalf("MemSize %d want %d", l.MemSize(), modelBytes(m))
+	}
+	checkList(t, l)
+	for l.Len() > 0 {
+		l.PopBack()
+	}
+	if l.nn != 0 || l.nodes != nil || l.MemSize() != listHeader {
+		t.Fatalf("drained list keeps %d nodes", l.nn)
+	}
+}
+
+// TestListPopThenPush: the slice a pop returns stays intact when the same
+// list is pushed to (LMOVE/RPOPLPUSH on one list push what they popped).
+func TestListPopThenPush(t *testing.T) {
+	for _, tc := range []struct{ from, to bool }{{true, true}, {true, false}, {false, true}, {false, false}} {
+		l := NewList()
+		for i := range 300 {
+			l.PushBack([]byte(fmt.Sprint("e", i)))
+		}
+		want := listItems(l)
+		want = slices.Clone(want)
+		for i := range 1000 {
+			v := l.Pop(tc.from)
+			l.Push(v, tc.to)
+			var exp []byte
+			if tc.from {
+				exp = want[0]
+				want = want[1:]
+			} else {
+				exp = want[len(want)-1]
+				want = want[:len(want)-1]
+			}
+			if !bytes.Equal(v, exp) {
+				t.Fatalf("%v step %d: popped %q, after push %q", tc, i, exp, v)
+			}
+			if tc.to {
+				want = append([][]byte{exp}, want...)
+			} else {
+				want = append(want, exp)
+			}
+		}
+		if !slices.EqualFunc(listItems(l), want, bytes.Equal) {
+			t.Fatalf("%v: contents differ", tc)
+		}
+		checkList(t, l)
+	}
+}
+
+// BenchmarkListPushFrontGrowing is LPUSH onto one list that keeps
+// growing (redis-benchmark's LPUSH).
+func BenchmarkListPushFrontGrowing(b *testing.B) {
+	l := NewList()
+	v := []byte("xxx")
+	b.ReportAllocs()
+	for b.Loop() {
+		l.PushFront(v)
 	}
 }

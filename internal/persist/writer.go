@@ -177,9 +177,10 @@ func appendPlain(b []byte, en *engine.Entry) []byte {
 	case engine.TypeList:
 		l := en.Obj.(*engine.List)
 		b = binary.AppendUvarint(b, uint64(l.Len()))
-		for i := 0; i < l.Len(); i++ {
-			b = appendBytes(b, l.At(i))
-		}
+		l.Range(0, l.Len(), func(v []byte) bool {
+			b = appendBytes(b, v)
+			return true
+		})
 	case engine.TypeHash:
 		h := en.Obj.(*engine.Hash)
 		b = binary.AppendUvarint(b, uint64(len(h.M)))

@@ -194,9 +194,10 @@ func cmdLRange(c *Ctx) {
 	l := listOf(e)
 	s, t := strRange(start, end, l.Len())
 	c.w.Array(t - s)
-	for i := s; i < t; i++ {
-		c.w.Bulk(l.At(i))
-	}
+	l.Range(s, t, func(v []byte) bool {
+		c.w.Bulk(v)
+		return true
+	})
 }
 
 func cmdLIndex(c *Ctx) {
@@ -267,10 +268,16 @@ func cmdLInsert(c *Ctx) {
 	}
 	l := listOf(e)
 	pivot := c.args[3]
-	for i := 0; i < l.Len(); i++ {
-		if !bytes.Equal(l.At(i), pivot) {
-			continue
+	at, i := -1, 0
+	l.Range(0, l.Len(), func(v []byte) bool {
+		if bytes.Equal(v, pivot) {
+			at = i
+			return false
 		}
+		i++
+		return true
+	})
+	if i = at; i >= 0 {
 		if after {
 			i++
 		}
@@ -405,22 +412,30 @@ func cmdLPos(c *Ctx) {
 	elem := c.args[2]
 	var found []int64
 	matches := int64(0)
-	for k := 0; k < n && (maxlen == 0 || int64(k) < maxlen); k++ {
+	k := 0
+	visit := func(v []byte) bool {
+		if maxlen != 0 && int64(k) >= maxlen {
+			return false
+		}
 		i := k
 		if fromTail {
 			i = n - 1 - k
 		}
-		if !bytes.Equal(l.At(i), elem) {
-			continue
+		k++
+		if !bytes.Equal(v, elem) {
+			return true
 		}
 		matches++
 		if matches < rank {
-			continue
+			return true
 		}
 		found = append(found, int64(i))
-		if count == -1 || (count > 0 && int64(len(found)) == count) {
-			break
-		}
+		return count != -1 && (count == 0 || int64(len(found)) < count)
+	}
+	if fromTail {
+		l.RangeRev(0, n, visit)
+	} else {
+		l.Range(0, n, visit)
 	}
 	if count == -1 {
 		if len(found) == 0 {
