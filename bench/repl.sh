@@ -23,12 +23,13 @@
 #    replicas (all on loopback, --replicaof at start) is started for each
 #    server; both topologies run while redis-benchmark (-c 50 -r 100000,
 #    3-byte values, -P 1 and -P 16, fixed -n) hits each primary in turn
-#    (order alternating run by run). Sync rows: shoal runs --sync-replicas 1
-#    (each write waits for one replica's ack). redis has no per-write sync
-#    ack: it runs with min-replicas-to-write 1, which refuses writes when no
-#    replica is connected but does NOT wait, so redis is async in those rows.
-#    The fair redis counterpart, WAIT 1 0 after each write, cannot be issued
-#    by redis-benchmark. Reported: ops/s, ratio shoal/redis (median of the
+#    (order alternating run by run). Sync rows give both servers the same
+#    guarantee — a client learns a write is on a replica before it goes on —
+#    and use bench/loadgen for both (GOMAXPROCS=1, -c 50 -r 100000, same -n
+#    and -P): shoal runs --sync-replicas 1 (each write's reply waits for one
+#    replica's ack); redis, which has no such mode, gets WAIT 1 0 after each
+#    batch of P writes (loadgen -wait 1; per batch, the cheapest way for
+#    redis; its reply is not counted as an op). Reported: ops/s, ratio shoal/redis (median of the
 #    per-run ratios), ops/s relative to the 0-replica row of the same server,
 #    and server CPU of primary + replicas per request (µs).
 #    After the runs of a configuration, once every replica's offset reached
@@ -108,7 +109,7 @@ start_topo() {
     [ "$mode" = sync ] && extra=" --sync-replicas 1"
   else
     base=$REDIS_BASE
-    [ "$mode" = sync ] && extra=" --min-replicas-to-write 1"
+    [ "$mode" = sync ] && extra=" --min-replicas-to-write 1" # and WAIT 1 0 per batch (rb)
   fi
   pport=$(free_port) || exit 1
   start_server "$srv-$tag-p" "$base$extra" "$pport"
@@ -207,6 +208,24 @@ rb() {
   e0=$(info_field "$port" stats total_error_replies)
   # shellcheck disable=SC2086
   T0=$(ticks_sum $pids); Q0=$(srv_ticks "${pids%% *}"); B0=$(sys_busy); W0=$(now_ticks)
+  if [ "$mode" = sync ]; then
+    # Sync rows: the same loadgen for both; redis learns that a replica has
+    # each batch by WAIT 1 0 after it (its only way), shoal acks each write
+    # after a replica has it (--sync-replicas 1).
+    local wait=0
+    [ "$srv" = redis ] && wait=1
+    /usr/bin/time -f "%e %U %S" -o "$TMP/time" \
+      timeout "$TIMEOUT" env GOMAXPROCS=1 "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -op "$t" -c 50 -r 100000 \
+      -n "$nreq" -P "$P" -wait "$wait" </dev/null >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    T1=$(ticks_sum $pids); Q1=$(srv_ticks "${pids%% *}"); B1=$(sys_busy); W1=$(now_ticks)
+    e1=$(info_field "$port" stats total_error_replies)
+    line=$(grep '^loadgen' "$TMP/out" | tail -1)
+    rps=$(echo "$line" | sed -n 's/.* ops_s=\([0-9.]*\).*/\1/p')
+    p50=$(echo "$line" | sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p')
+    p99=$(echo "$line" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
+    grep -q ' errors=0$' "$TMP/out" || rc=1
+  else
   /usr/bin/time -f "%e %U %S" -o "$TMP/time" \
     timeout "$TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -r 100000 -n "$nreq" -P "$P" -t "$t" --csv \
     </dev/null >"$TMP/out" 2>"$TMP/err"
@@ -214,11 +233,12 @@ rb() {
   # shellcheck disable=SC2086
   T1=$(ticks_sum $pids); Q1=$(srv_ticks "${pids%% *}"); B1=$(sys_busy); W1=$(now_ticks)
   e1=$(info_field "$port" stats total_error_replies)
-  errs=$(( ${e1/NA/0} - ${e0/NA/0} ))
   line=$(grep -v '^"test"' "$TMP/out" | grep , | tail -1 | tr -d '"')
   rps=$(echo "$line" | awk -F, 'NF>=8{printf "%.0f", $(NF-6)}')
   p50=$(echo "$line" | awk -F, 'NF>=8{print $(NF-3)}')
   p99=$(echo "$line" | awk -F, 'NF>=8{print $(NF-1)}')
+  fi
+  errs=$(( ${e1/NA/0} - ${e0/NA/0} ))
   if [ $rc -ne 0 ] || [ -z "$rps" ] || [ "$rps" = 0 ]; then
     echo "# $srv $sc failed (rc $rc): $(tr '\n' ' ' <"$TMP/err" | cut -c1-200)" >&2
     rps=NA p50=NA p99=NA
@@ -409,7 +429,7 @@ for k in keys:
     r0 = col(base, 'redis', 'ops_s') if base in data else None
     errs = '/'.join(str(sum(int(num(v.get(srv, {}).get('errors', '0')) or 0) for v in data[k].values()))
                     for srv in ('shoal', 'redis'))
-    table.append((k[0], k[1], k[2] if k[2] == 'async' else 'sync*',
+    table.append((k[0], k[1], k[2],
                   f(s_ops), f(r_ops), f(med(ratios), '%.2f'),
                   f(s_ops / s0 if s_ops and s0 else None, '%.2f'), f(r_ops / r0 if r_ops and r0 else None, '%.2f'),
                   f(col(k, 'shoal', 'cpu_us_op'), '%.1f'), f(col(k, 'redis', 'cpu_us_op'), '%.1f'),
@@ -433,10 +453,9 @@ head = [
     'ratio = shoal/redis (above 1: shoal faster); *_vs_0 = ops/s relative to the same server with 0 replicas;',
     '*_cpu = CPU of primary + replicas per request (us), *_pcpu = of the primary alone; errors_s/r = error',
     'replies counted by the primaries (INFO stats total_error_replies), shoal/redis, summed over rounds.',
-    'sync* rows: shoal runs --sync-replicas 1 (every write waits for one replica\'s ack) but redis runs ASYNC:',
-    'redis has no per-write sync ack; it runs with min-replicas-to-write 1, which does not wait. The fair redis',
-    'counterpart (WAIT 1 0 after each write) cannot be issued by redis-benchmark, so sync* compares shoal sync',
-    'against redis async. At P1 redis-benchmark is the bottleneck (see bench/README.md): compare the cpu columns.',
+    'sync rows: bench/loadgen for both (GOMAXPROCS=1, same -c/-r/-n/-P); shoal --sync-replicas 1 (each reply',
+    'waits for one replica\'s ack), redis WAIT 1 0 after each batch of P writes (the same guarantee, its way).',
+    'At P1 redis-benchmark is the bottleneck in the async rows (see bench/README.md): compare the cpu columns.',
 ]
 out = []
 out += ['# ' + l for l in head]
