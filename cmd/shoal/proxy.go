@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,12 +29,20 @@ func runProxy(args []string) error {
 	fs.IntVar(&cfg.PoolSize, "pool", cfg.PoolSize, "pipelined connections per backend node")
 	fs.StringVar(&cfg.ReadFrom, "read-from", cfg.ReadFrom, "primary, or replica-preferred: read-only commands to a replica (READONLY)")
 	outLimit := fs.String("client-output-limit", "64mb", "reply bytes held for one client before it is disconnected (0: no limit)")
+	fs.IntVar(&cfg.HotKeySample, "hot-key-sample", cfg.HotKeySample, "count one keyed command in N in the hot-key sketch (a power of two)")
+	fs.DurationVar(&cfg.HotKeyHalfLife, "hot-key-half-life", cfg.HotKeyHalfLife, "hot-key scores are halved every half-life")
+	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
 	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {
 		return fmt.Errorf("--client-output-limit: %w", err)
+	}
+	if *hotCache != "" {
+		if cfg.HotKeyCache, cfg.HotKeyCacheTTL, err = parseHotKeyCache(*hotCache); err != nil {
+			return err
+		}
 	}
 	cfg.MCPort = -1
 	if *mcPort > 0 {
@@ -59,4 +69,21 @@ func runProxy(args []string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// parseHotKeyCache parses --hot-key-cache N,TTL ("0" or "off": no cache).
+func parseHotKeyCache(v string) (int, time.Duration, error) {
+	if v == "0" || v == "off" {
+		return 0, 0, nil
+	}
+	ns, ts, ok := strings.Cut(v, ",")
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("--hot-key-cache %q: want N,TTL (e.g. 100,200ms)", v)
+	}
+	ttl, err := time.ParseDuration(strings.TrimSpace(ts))
+	if err != nil {
+		return 0, 0, fmt.Errorf("--hot-key-cache %q: bad TTL: %w", v, err)
+	}
+	return n, ttl, nil
 }

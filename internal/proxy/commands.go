@@ -45,12 +45,23 @@ func (c *conn) handle(args [][]byte) bool {
 	}
 	spec := command.Lookup(name)
 	if spec == nil {
+		if isShoal(name) && c.tx == nil && (c.sub == nil || c.sub.count() == 0) {
+			return c.shoalCommand(args)
+		}
 		c.queueError()
 		return c.local(errLine("ERR unknown command '" + printable(args[0]) + "'"))
 	}
 	if !spec.ArityOK(len(args)) {
 		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
+	}
+	if c.sampled() {
+		c.countRESP(spec, args)
+	}
+	if hc := c.p.hot.cache; hc != nil {
+		if ok, handled := c.cacheRESP(hc, spec, args); handled {
+			return ok
+		}
 	}
 	if c.sub != nil && c.sub.count() > 0 {
 		if ok, handled := c.subscribed(spec, args); handled {
@@ -550,6 +561,7 @@ func (p *Proxy) info() string {
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")
 	b.WriteString("total_retries:" + strconv.FormatInt(p.stats.retries.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_errors:" + strconv.FormatInt(p.stats.backendErrs.Load(), 10) + "\r\n")
+	p.hotInfo(&b)
 	b.WriteString("\r\n# Cluster\r\n")
 	b.WriteString("cluster_epoch:" + strconv.FormatUint(rt.epoch, 10) + "\r\n")
 	b.WriteString("cluster_shards:" + strconv.Itoa(len(rt.shards)) + "\r\n")

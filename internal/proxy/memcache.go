@@ -70,6 +70,9 @@ func mcLine(s string) []byte { return []byte(s + "\r\n") }
 
 // handleMC serves one memcached request; false stops reading.
 func (c *conn) handleMC(cmd *memcache.Command) bool {
+	if ok, handled := c.hotMC(cmd); handled {
+		return ok
+	}
 	switch cmd.Op {
 	case memcache.OpError:
 		r := &req{close: cmd.Close}

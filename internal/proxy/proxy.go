@@ -55,14 +55,25 @@ type Config struct {
 	// "replica-preferred" (read-only commands to a replica of the shard,
 	// with READONLY, falling back to the primary on any retry).
 	ReadFrom string
-	Log      *slog.Logger
+	// HotKeySample counts one keyed command in HotKeySample (a power of
+	// two; 1 = every command) in the hot-key sketch.
+	HotKeySample int
+	// HotKeyHalfLife is how fast hot-key scores decay: every half-life
+	// they are halved.
+	HotKeyHalfLife time.Duration
+	// HotKeyCache is the number of hottest keys whose GET and memcached
+	// get replies are cached for HotKeyCacheTTL (0: no cache).
+	HotKeyCache    int
+	HotKeyCacheTTL time.Duration
+	Log            *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary"}
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
+		HotKeySample: 8, HotKeyHalfLife: time.Second}
 }
 
 // Validate checks the configuration.
@@ -86,9 +97,20 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
 	case c.ReadFrom != "" && c.ReadFrom != "primary" && c.ReadFrom != "replica-preferred":
 		return fmt.Errorf("proxy: --read-from must be primary or replica-preferred, not %q", c.ReadFrom)
+	case c.HotKeySample < 1 || c.HotKeySample > 1<<16 || c.HotKeySample&(c.HotKeySample-1) != 0:
+		return errors.New("proxy: --hot-key-sample must be a power of two between 1 and 65536")
+	case c.HotKeyHalfLife < time.Millisecond:
+		return errors.New("proxy: the hot-key half-life must be at least 1ms")
+	case c.HotKeyCache < 0 || c.HotKeyCache > MaxHotKeyCache:
+		return fmt.Errorf("proxy: --hot-key-cache N must be between 0 (off) and %d", MaxHotKeyCache)
+	case c.HotKeyCache > 0 && (c.HotKeyCacheTTL <= 0 || c.HotKeyCacheTTL > time.Minute):
+		return errors.New("proxy: the hot-key cache TTL must be positive and at most 1m")
 	}
 	return nil
 }
+
+// MaxHotKeyCache bounds --hot-key-cache's N.
+const MaxHotKeyCache = 1024
 
 // route is the published, immutable routing view of one cluster map.
 type route struct {
@@ -168,6 +190,7 @@ type Proxy struct {
 		outputLimitDrops                  atomic.Int64
 	}
 	started time.Time
+	hot     *hotTracker
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -191,6 +214,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.mu.clients = map[net.Conn]struct{}{}
 	p.mu.conns = map[*conn]struct{}{}
 	p.replicaRead = cfg.ReadFrom == "replica-preferred"
+	p.hot = newHotTracker(cfg.HotKeySample, cfg.HotKeyHalfLife, cfg.HotKeyCache, cfg.HotKeyCacheTTL)
 	ch := make(chan struct{})
 	p.changed.Store(&ch)
 	return p, nil

@@ -23,6 +23,7 @@ type shardCall struct {
 	finish   func(reply []byte) // called exactly once
 	blk      *blockState        // a blocking command: sent on a dedicated connection
 	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
+	r3       bool               // for a RESP3 client: sent on connections that said HELLO 3
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")

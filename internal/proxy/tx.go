@@ -37,6 +37,7 @@ type txState struct {
 	bc      *bconn   // the pinned connection; nil until the shard is known
 	held    [][]byte // frames to send ahead of the first pinned command (MULTI first)
 	discard int      // replies of held frames to drop (answered locally)
+	inval   []uint64 // hashes of the keys queued writes touch (hot-key cache)
 }
 
 const (
