@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,6 +32,8 @@ func runProxy(args []string) error {
 	outLimit := fs.String("client-output-limit", "64mb", "reply bytes held for one client before it is disconnected (0: no limit)")
 	fs.IntVar(&cfg.HotKeySample, "hot-key-sample", cfg.HotKeySample, "count one keyed command in N in the hot-key sketch (a power of two)")
 	fs.DurationVar(&cfg.HotKeyHalfLife, "hot-key-half-life", cfg.HotKeyHalfLife, "hot-key scores are halved every half-life")
+	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -43,6 +46,12 @@ func runProxy(args []string) error {
 		if cfg.HotKeyCache, cfg.HotKeyCacheTTL, err = parseHotKeyCache(*hotCache); err != nil {
 			return err
 		}
+	}
+	switch {
+	case *adminAddr != "":
+		cfg.AdminAddr = *adminAddr
+	case *adminPort > 0:
+		cfg.AdminAddr = net.JoinHostPort(cfg.Bind, strconv.Itoa(*adminPort))
 	}
 	cfg.MCPort = -1
 	if *mcPort > 0 {
@@ -62,7 +71,7 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr())
+	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
 	<-ctx.Done()
 	log.Info("received signal, shutting down", "component", "proxy")
 	if err := p.Close(); err != nil {

@@ -22,6 +22,11 @@ type req struct {
 	// request writes these key hashes, or flushes everything).
 	inval    []uint64
 	invalAll bool
+	// The command this request answers (label id + 1; 0: none, e.g. a
+	// barrier) and when it was parsed (since Proxy.t0), for the latency
+	// histogram.
+	cmd   int32
+	start time.Duration
 }
 
 // complete delivers the reply (exactly once) and wakes the writer.
@@ -41,6 +46,9 @@ func (r *req) complete(reply []byte) {
 			c.overLimit()
 			reply = nil
 		}
+	}
+	if r.cmd != 0 {
+		c.p.met.observe(int(r.cmd-1), time.Since(c.p.t0)-r.start)
 	}
 	if r.inval != nil || r.invalAll {
 		hc := c.p.hot.cache
@@ -88,7 +96,13 @@ type conn struct {
 	inval    []uint64
 	invalAll bool
 
-	proto3 bool // the client said HELLO 3
+	proto3 bool        // the client said HELLO 3 (reader-owned)
+	push3  atomic.Bool // proto3, for the pub/sub readers (messages as RESP3 pushes)
+
+	// The command being handled (label id + 1) and when it was parsed:
+	// the next request pushed takes them (metrics.go).
+	curCmd   int32
+	curStart time.Duration
 
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
@@ -126,9 +140,15 @@ func (c *conn) overLimit() {
 // push queues r in order; false when the writer is gone.
 func (c *conn) push(r *req) bool {
 	r.cl = c
-	if (c.inval != nil || c.invalAll) && r.reached == nil {
-		r.inval, r.invalAll = c.inval, c.invalAll
-		c.inval, c.invalAll = nil, false
+	if r.reached == nil {
+		if c.curCmd != 0 {
+			r.cmd, r.start = c.curCmd, c.curStart
+			c.curCmd = 0
+		}
+		if c.inval != nil || c.invalAll {
+			r.inval, r.invalAll = c.inval, c.invalAll
+			c.inval, c.invalAll = nil, false
+		}
 	}
 	select {
 	case c.q <- r:

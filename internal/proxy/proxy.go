@@ -1,5 +1,6 @@
 // Package proxy is the stateless routing node (shoal proxy): it speaks
-// RESP2 and the memcached text protocol to plain clients, routes every
+// RESP2, RESP3 (HELLO 3) and the memcached text and meta protocols to
+// plain clients, routes every
 // command by the slot of its keys to the owning shard's primary, splits
 // multi-key commands per shard and merges the replies in the client's
 // order, answers keyless admin commands itself, and retries across
@@ -14,8 +15,12 @@
 // command's), a reader (pairs replies with requests in FIFO order); per
 // subscribed client a pub/sub loop owning its subscription connections,
 // and a reader per such connection (forwards messages). Retries run on
-// short-lived goroutines. Close stops the tracked ones and ends the
-// retries through its context.
+// short-lived goroutines; the admin endpoint (--admin-port) runs
+// net/http's server. Close stops the tracked ones and ends the retries
+// through its context.
+//
+// Hot keys (hotkeys.go) and metrics (metrics.go) add no goroutine: the
+// sketch decays lazily when it is next touched.
 package proxy
 
 import (
@@ -31,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 )
@@ -65,7 +71,10 @@ type Config struct {
 	// get replies are cached for HotKeyCacheTTL (0: no cache).
 	HotKeyCache    int
 	HotKeyCacheTTL time.Duration
-	Log            *slog.Logger
+	// AdminAddr is host:port of the admin HTTP endpoint (/metrics,
+	// /healthz, /readyz); "" = off, port 0 = any free port.
+	AdminAddr string
+	Log       *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
@@ -190,7 +199,10 @@ type Proxy struct {
 		outputLimitDrops                  atomic.Int64
 	}
 	started time.Time
+	t0      time.Time // monotonic base of request timestamps
 	hot     *hotTracker
+	met     *metrics
+	admin   *admin.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -215,6 +227,8 @@ func New(cfg Config) (*Proxy, error) {
 	p.mu.conns = map[*conn]struct{}{}
 	p.replicaRead = cfg.ReadFrom == "replica-preferred"
 	p.hot = newHotTracker(cfg.HotKeySample, cfg.HotKeyHalfLife, cfg.HotKeyCache, cfg.HotKeyCacheTTL)
+	p.t0 = time.Now()
+	p.met = newMetrics(p)
 	ch := make(chan struct{})
 	p.changed.Store(&ch)
 	return p, nil
@@ -243,6 +257,16 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: listen (memcached): %w", err)
 		}
 	}
+	if p.cfg.AdminAddr != "" {
+		p.admin = admin.New(admin.Config{Addr: p.cfg.AdminAddr, Gatherer: p.met.reg, Ready: p.ready, Log: p.log})
+		if err := p.admin.Start(); err != nil {
+			p.ln.Close()
+			if p.mcln != nil {
+				p.mcln.Close()
+			}
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
 	p.started = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
@@ -267,13 +291,26 @@ func (p *Proxy) MCAddr() string {
 	return p.mcln.Addr().String()
 }
 
-// Close stops listening, closes every client and backend connection and
-// waits for all goroutines.
+// AdminAddr is the admin endpoint's address ("" when off).
+func (p *Proxy) AdminAddr() string {
+	if p.admin == nil {
+		return ""
+	}
+	return p.admin.Addr()
+}
+
+// Close stops the admin endpoint and listening, closes every client and
+// backend connection and waits for all goroutines.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.mu.closed {
 		p.mu.Unlock()
 		return nil
+	}
+	if p.admin != nil {
+		p.mu.Unlock()
+		p.admin.Close()
+		p.mu.Lock()
 	}
 	p.mu.closed = true
 	for c := range p.mu.clients {
@@ -334,6 +371,7 @@ func (p *Proxy) publish(m *cluster.Map) {
 		return
 	}
 	rt := newRoute(m)
+	p.met.initBackends(rt)
 	p.table.Store(rt)
 	ch := make(chan struct{})
 	old := p.changed.Swap(&ch)
@@ -348,13 +386,15 @@ func (p *Proxy) publish(m *cluster.Map) {
 func (p *Proxy) dropStale(rt *route) {
 	live := map[string]bool{}
 	for _, n := range rt.prim {
-		live[n.Addr] = true
-		live["mc:"+n.MCAddr] = true
+		live[backendKey(n.Addr, false, false, false)] = true
+		live[backendKey(n.Addr, false, false, true)] = true
+		live[backendKey(n.MCAddr, true, false, false)] = true
 	}
 	for _, rs := range rt.repl {
 		for _, n := range rs {
-			live["ro:"+n.Addr] = true
-			live["romc:"+n.MCAddr] = true
+			live[backendKey(n.Addr, false, true, false)] = true
+			live[backendKey(n.Addr, false, true, true)] = true
+			live[backendKey(n.MCAddr, true, true, false)] = true
 		}
 	}
 	p.mu.Lock()

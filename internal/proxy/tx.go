@@ -206,7 +206,7 @@ func (c *conn) pin(shard int) string {
 	if addr == "" {
 		return "CLUSTERDOWN Hash slot not served"
 	}
-	b := c.p.backend(addr, false)
+	b := c.p.backendFor(addr, false, false, c.proto3)
 	bc, err := b.acquire()
 	if err != nil {
 		return "ERR shoal proxy: cannot connect to the backend: " + err.Error()
