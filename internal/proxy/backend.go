@@ -192,6 +192,7 @@ func (b *backend) greet(bc *bconn) {
 // (reuse: nothing in flight, no transaction or subscription state left
 // on it), closed otherwise.
 func (b *backend) release(bc *bconn, reuse bool) {
+	bc.txPin.Store(false)
 	b.mu.Lock()
 	delete(b.busy, bc)
 	if reuse && !b.shut && !bc.dead.Load() && len(b.idle) < maxIdleDedicated {
@@ -206,13 +207,22 @@ func (b *backend) release(bc *bconn, reuse bool) {
 }
 
 // reset fails the pool's current connections and the idle dedicated ones
-// (new ones are dialed on demand). Busy dedicated connections are left to
-// the node: it answers a transaction's EXEC or a blocked command on a
-// slot it no longer serves with a redirection.
-func (b *backend) reset(err error) {
+// (new ones are dialed on demand), and with txToo the connections pinned
+// by transactions (the node is no longer a primary: EXEC is answered
+// -EXECABORT). Blocked commands' connections are left to the node: it
+// answers a blocked command on a slot it no longer serves with a
+// redirection, which the proxy follows.
+func (b *backend) reset(err error, txToo bool) {
 	b.mu.Lock()
 	conns := append([]*bconn(nil), b.conns...)
 	conns = append(conns, b.idle...)
+	if txToo {
+		for bc := range b.busy {
+			if bc.txPin.Load() {
+				conns = append(conns, bc)
+			}
+		}
+	}
 	b.idle = nil
 	b.mu.Unlock()
 	for _, bc := range conns {
@@ -249,11 +259,12 @@ func (b *backend) close() {
 // Bound: a sender that finds more than maxOut bytes unwritten waits until
 // the flusher has written them (backpressure on the client reader).
 type bconn struct {
-	b    *backend
-	nc   net.Conn
-	dead atomic.Bool
-	quit chan struct{}
-	once sync.Once
+	b     *backend
+	nc    net.Conn
+	dead  atomic.Bool
+	txPin atomic.Bool // a transaction's pinned connection (closed when its node stops being primary)
+	quit  chan struct{}
+	once  sync.Once
 
 	mu        sync.Mutex // guards everything below
 	head      *call      // in-flight FIFO (written or about to be)

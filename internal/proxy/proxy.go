@@ -406,7 +406,7 @@ func (p *Proxy) dropStale(rt *route) {
 	}
 	p.mu.Unlock()
 	for _, b := range stale {
-		b.reset(errors.New("the node is no longer a primary"))
+		b.reset(errors.New("the node is no longer a primary"), true)
 	}
 }
 
