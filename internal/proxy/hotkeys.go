@@ -160,7 +160,11 @@ func (t *hotTracker) record(key []byte) {
 	default:
 		return
 	}
-	if t.cache != nil && (!t.mu.pubFull || est > t.mu.pubMin) && !t.cache.published(h, key) {
+	// A key joins the cache's set when it passes the set's coldest by
+	// an eighth (hysteresis: keys of about equal rates at the boundary
+	// would otherwise republish on every sampled access); the decay
+	// republishes the exact top N every half-life anyway.
+	if t.cache != nil && (!t.mu.pubFull || est > t.mu.pubMin+t.mu.pubMin/8+1) && !t.cache.published(h, key) {
 		t.republishLocked()
 	}
 }

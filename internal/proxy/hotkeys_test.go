@@ -221,3 +221,44 @@ func BenchmarkHotCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// TestHotKeyAllocs: the per-command paths allocate nothing (the sampling
+// draw and counting of a known key, a cache hit, a latency observation).
+func TestHotKeyAllocs(t *testing.T) {
+	tr := newHotTracker(1, time.Hour, 1, time.Hour)
+	key := []byte("k")
+	tr.record(key)
+	h := tr.hash(key)
+	e, _ := tr.cache.lookup(h, key, false)
+	tr.cache.fill(tr.cache.ticket(e, h, false), []byte("$1\r\nv\r\n"))
+	p := &Proxy{hot: tr}
+	p.met = newMetrics(p)
+	c := &conn{p: p, rng: 1}
+	spec := command.Table["get"]
+	args := [][]byte{[]byte("GET"), key}
+	p.met.observe(spec.ID, time.Millisecond) // creates the series
+	if n := testing.AllocsPerRun(100, func() {
+		if c.sampled() {
+			c.countRESP(spec, args)
+		}
+		if _, v := tr.cache.lookup(tr.hash(key), key, false); v == nil {
+			t.Fatal("miss")
+		}
+		p.met.observe(spec.ID, time.Millisecond)
+	}); n != 0 {
+		t.Fatalf("%v allocations per command", n)
+	}
+}
+
+// BenchmarkMetricsObserve is the per-command cost of the latency
+// histogram (two clock reads and an observation by command id).
+func BenchmarkMetricsObserve(b *testing.B) {
+	p := &Proxy{hot: newHotTracker(8, time.Second, 0, 0), t0: time.Now()}
+	p.met = newMetrics(p)
+	id := command.Table["get"].ID
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		start := time.Since(p.t0)
+		p.met.observe(id, time.Since(p.t0)-start)
+	}
+}
