@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"shoal/internal/proxy"
 	"shoal/internal/resp"
 	tu "shoal/internal/testutil"
 )
@@ -16,7 +17,7 @@ import (
 // (maps, sets, doubles, nulls, pushes), with go-redis Protocol 3 and
 // raw frames; a RESP2 client of the same proxy keeps RESP2 replies.
 func TestProxyRESP3(t *testing.T) {
-	c := newTCluster(t, 2, 0, nil)
+	c := newTCluster(t, 2, 1, nil)
 	p := c.startProxy(10 * time.Second)
 	ids := c.shardIDs()
 	ctx := context.Background()
@@ -87,6 +88,31 @@ func TestProxyRESP3(t *testing.T) {
 		}
 		if r := kind(raw3, "HELLO", "4"); r.Kind != '-' || !strings.HasPrefix(r.Str, "NOPROTO") {
 			t.Errorf("HELLO 4: %s", r.String())
+		}
+	})
+
+	t.Run("replica reads", func(t *testing.T) {
+		// Replica pools of RESP3 clients say HELLO 3 and READONLY.
+		pr := c.startProxyWith(func(cfg *proxy.Config) { cfg.ReadFrom = "replica-preferred" })
+		cl := tu.Dial(t, pr.Addr())
+		cl.Do("HELLO", "3")
+		waitUntil(t, "the replica to have the hash", func() bool {
+			r, err := cl.DoReply("HGETALL", h)
+			return err == nil && r.Kind == '%' && len(r.Elems) == 4
+		})
+		if r, _ := cl.DoReply("ZSCORE", z, "m"); r.Kind != ',' {
+			t.Errorf("ZSCORE from a replica: %s", r.String())
+		}
+		// Served by the replica (it counts them), not redirected.
+		rep := c.replicaOf(ids[0]).addr
+		before := commandsProcessed(t, rep)
+		for i := 0; i < 20; i++ {
+			if r, _ := cl.DoReply("HGETALL", h); r.Kind != '%' {
+				t.Fatalf("HGETALL: %s", r.String())
+			}
+		}
+		if n := commandsProcessed(t, rep) - before; n < 20 {
+			t.Errorf("the replica ran %d commands for 20 reads", n)
 		}
 	})
 
