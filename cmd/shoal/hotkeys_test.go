@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -65,5 +66,21 @@ func TestCtlHotkeys(t *testing.T) {
 	}
 	if err := runCtl([]string{"hotkeys"}, &out); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Errorf("no --proxy: %v", err)
+	}
+}
+
+func TestParseHotKeyCache(t *testing.T) {
+	for in, want := range map[string]string{
+		"100,200ms": "100 200ms", "off": "0 0s", "0": "0 0s", " 5 , 1s": "5 1s",
+		"100": "error", "x,1s": "error", "5,soon": "error", "-1,1s": "error",
+	} {
+		n, ttl, err := parseHotKeyCache(in)
+		got := fmt.Sprintf("%d %v", n, ttl)
+		if err != nil {
+			got = "error"
+		}
+		if got != want {
+			t.Errorf("%q: %s, want %s", in, got, want)
+		}
 	}
 }
