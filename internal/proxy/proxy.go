@@ -307,17 +307,15 @@ func (p *Proxy) Close() error {
 		p.mu.Unlock()
 		return nil
 	}
-	if p.admin != nil {
-		p.mu.Unlock()
-		p.admin.Close()
-		p.mu.Lock()
-	}
 	p.mu.closed = true
 	for c := range p.mu.clients {
 		c.Close()
 	}
 	backends := p.mu.backends
 	p.mu.Unlock()
+	if p.admin != nil {
+		p.admin.Close()
+	}
 	if p.cancel != nil {
 		p.cancel()
 	}
