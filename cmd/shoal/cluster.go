@@ -98,6 +98,9 @@ commands:
                          weight when the load is even; print the plan and why, then run it
   drain SHARD [--dry-run] [--no-wait]
                          move all of a shard's slots to the others (by weight)
+  hotkeys --proxy ADDR [-n N]
+                         the N (default 10) hottest keys a proxy has seen, with their
+                         decayed access counts (SHOAL HOTKEYS on the proxy's RESP port)
 
 --manager defaults to $SHOAL_MANAGER or 127.0.0.1:7000.
 `
@@ -335,6 +338,8 @@ func runCtl(args []string, out io.Writer) error {
 			timeout = 30 * time.Minute
 		}
 		return ctlPlan(ctx, c, cmd, params, timeout, asJSON, out)
+	case "hotkeys":
+		return ctlHotkeys(params, timeout, asJSON, out)
 	case "migrations":
 		ms, err := c.Migrations(ctx)
 		if err != nil {

@@ -48,7 +48,7 @@ func runDev(args []string, out io.Writer) error {
 	}
 	absDir, _ := filepath.Abs(*dir)
 	n := *shards * (1 + *replicas)
-	ports, err := devPorts(*base, 2+2*n+2) // manager ×2, nodes ×2, proxy RESP + memcached
+	ports, err := devPorts(*base, 2+2*n+3) // manager ×2, nodes ×2, proxy RESP + memcached + admin
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,8 @@ func runDev(args []string, out io.Writer) error {
 	// ready when its port answers.
 	proxyResp := "127.0.0.1:" + strconv.Itoa(ports[2+2*n])
 	proxyMC := "127.0.0.1:" + strconv.Itoa(ports[2+2*n+1])
-	pargs := []string{"proxy", "--manager", mgrHTTP, "--port", strconv.Itoa(ports[2+2*n]), "--bind", "127.0.0.1"}
+	proxyAdmin := "127.0.0.1:" + strconv.Itoa(ports[2+2*n+2])
+	pargs := []string{"proxy", "--manager", mgrHTTP, "--port", strconv.Itoa(ports[2+2*n]), "--bind", "127.0.0.1", "--admin-port", strconv.Itoa(ports[2+2*n+2])}
 	if *memcached {
 		pargs = append(pargs, "--memcached-port", strconv.Itoa(ports[2+2*n+1]))
 	}
@@ -149,6 +150,7 @@ func runDev(args []string, out io.Writer) error {
 	if *memcached {
 		fmt.Fprintf(out, "proxy-memcached: %s\n", proxyMC)
 	}
+	fmt.Fprintf(out, "proxy-admin: http://%s\n", proxyAdmin)
 	fmt.Fprintf(out, "dir: %s\n", absDir)
 	fmt.Fprintln(out, "ready")
 	<-ctx.Done()

@@ -5,8 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,12 +30,28 @@ func runProxy(args []string) error {
 	fs.IntVar(&cfg.PoolSize, "pool", cfg.PoolSize, "pipelined connections per backend node")
 	fs.StringVar(&cfg.ReadFrom, "read-from", cfg.ReadFrom, "primary, or replica-preferred: read-only commands to a replica (READONLY)")
 	outLimit := fs.String("client-output-limit", "64mb", "reply bytes held for one client before it is disconnected (0: no limit)")
+	fs.IntVar(&cfg.HotKeySample, "hot-key-sample", cfg.HotKeySample, "count one keyed command in N in the hot-key sketch (a power of two)")
+	fs.DurationVar(&cfg.HotKeyHalfLife, "hot-key-half-life", cfg.HotKeyHalfLife, "hot-key scores are halved every half-life")
+	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
+	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
 	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {
 		return fmt.Errorf("--client-output-limit: %w", err)
+	}
+	if *hotCache != "" {
+		if cfg.HotKeyCache, cfg.HotKeyCacheTTL, err = parseHotKeyCache(*hotCache); err != nil {
+			return err
+		}
+	}
+	switch {
+	case *adminAddr != "":
+		cfg.AdminAddr = *adminAddr
+	case *adminPort > 0:
+		cfg.AdminAddr = net.JoinHostPort(cfg.Bind, strconv.Itoa(*adminPort))
 	}
 	cfg.MCPort = -1
 	if *mcPort > 0 {
@@ -52,11 +71,28 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr())
+	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
 	<-ctx.Done()
 	log.Info("received signal, shutting down", "component", "proxy")
 	if err := p.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// parseHotKeyCache parses --hot-key-cache N,TTL ("0" or "off": no cache).
+func parseHotKeyCache(v string) (int, time.Duration, error) {
+	if v == "0" || v == "off" {
+		return 0, 0, nil
+	}
+	ns, ts, ok := strings.Cut(v, ",")
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("--hot-key-cache %q: want N,TTL (e.g. 100,200ms)", v)
+	}
+	ttl, err := time.ParseDuration(strings.TrimSpace(ts))
+	if err != nil {
+		return 0, 0, fmt.Errorf("--hot-key-cache %q: bad TTL: %w", v, err)
+	}
+	return n, ttl, nil
 }

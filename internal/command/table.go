@@ -37,17 +37,25 @@ type Spec struct {
 	Keys func(args [][]byte) []int
 	// Categories for COMMAND INFO / ACL CAT.
 	Categories []string
+	// ID is the command's index in ByID (0..len(ByID)-1, in registration
+	// order): per-command statistics index arrays by it instead of
+	// looking names up.
+	ID int
 }
 
 // Table maps lower-case names to specs.
 var Table = map[string]*Spec{}
 
+// ByID lists every spec by its ID.
+var ByID []*Spec
+
 func add(name string, arity int, flags Flags, first, last, step int, cats ...string) *Spec {
 	if _, dup := Table[name]; dup {
 		panic("BUG: duplicate command " + name)
 	}
-	s := &Spec{Name: name, Arity: arity, Flags: flags, FirstKey: first, LastKey: last, Step: step, Categories: cats}
+	s := &Spec{Name: name, Arity: arity, Flags: flags, FirstKey: first, LastKey: last, Step: step, Categories: cats, ID: len(ByID)}
 	Table[name] = s
+	ByID = append(ByID, s)
 	return s
 }
 

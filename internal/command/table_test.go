@@ -67,3 +67,14 @@ func TestLookupAndArity(t *testing.T) {
 		}
 	}
 }
+
+func TestIDs(t *testing.T) {
+	if len(ByID) != len(Table) {
+		t.Fatalf("ByID has %d specs, Table %d", len(ByID), len(Table))
+	}
+	for i, s := range ByID {
+		if s.ID != i || Table[s.Name] != s {
+			t.Fatalf("spec %q: ID %d at %d", s.Name, s.ID, i)
+		}
+	}
+}

@@ -46,6 +46,7 @@ type backend struct {
 	addr  string
 	mc    bool // memcached protocol (replies framed differently)
 	ro    bool // a replica: RESP connections start with READONLY
+	r3    bool // RESP3: connections start with HELLO 3
 	mu    sync.Mutex
 	conns []*bconn
 	idle  []*bconn
@@ -53,25 +54,35 @@ type backend struct {
 	shut  bool
 }
 
-func (p *Proxy) backend(addr string, mc bool) *backend { return p.backendFor(addr, mc, false) }
-
-// backendFor returns the pool for addr; ro pools (replica reads) are
-// kept apart from the primaries' so that a new map closes them by role.
-func (p *Proxy) backendFor(addr string, mc, ro bool) *backend {
-	key := addr
+// backendKey names the pool of addr: ro pools (replica reads) are kept
+// apart from the primaries' so that a new map closes them by role, and
+// RESP3 pools (r3: their connections said HELLO 3, for clients that did)
+// from the RESP2 ones.
+func backendKey(addr string, mc, ro, r3 bool) string {
 	switch {
 	case mc && ro:
-		key = "romc:" + addr
+		return "romc:" + addr
 	case mc:
-		key = "mc:" + addr
+		return "mc:" + addr
+	case ro && r3:
+		return "ro3:" + addr
 	case ro:
-		key = "ro:" + addr
+		return "ro:" + addr
+	case r3:
+		return "r3:" + addr
 	}
+	return addr
+}
+
+// backendFor returns the pool for addr (r3 is ignored for memcached).
+func (p *Proxy) backendFor(addr string, mc, ro, r3 bool) *backend {
+	r3 = r3 && !mc
+	key := backendKey(addr, mc, ro, r3)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.mu.backends[key]
 	if b == nil {
-		b = &backend{p: p, addr: addr, mc: mc, ro: ro, conns: make([]*bconn, p.cfg.PoolSize), busy: map[*bconn]struct{}{}}
+		b = &backend{p: p, addr: addr, mc: mc, ro: ro, r3: r3, conns: make([]*bconn, p.cfg.PoolSize), busy: map[*bconn]struct{}{}}
 		if p.mu.closed {
 			b.shut = true
 		}
@@ -98,7 +109,7 @@ func (b *backend) send(c *call) *bconn {
 		b.mu.Unlock()
 		nc, err := net.DialTimeout("tcp", b.addr, time.Second)
 		if err != nil {
-			b.p.stats.backendErrs.Add(1)
+			b.p.backendError(b.addr)
 			c.err = err
 			c.done(c)
 			return nil
@@ -117,11 +128,7 @@ func (b *backend) send(c *call) *bconn {
 		} else {
 			bc = newBconn(b, nc)
 			b.conns[i] = bc
-			if b.ro && !b.mc {
-				// Ahead of everything on this connection: the replica
-				// then serves reads of its shard's slots.
-				bc.enqueue(&call{frame: readonlyFrame, done: func(*call) {}})
-			}
+			b.greet(bc)
 		}
 	}
 	b.mu.Unlock()
@@ -151,7 +158,7 @@ func (b *backend) acquire() (*bconn, error) {
 	b.mu.Unlock()
 	nc, err := net.DialTimeout("tcp", b.addr, time.Second)
 	if err != nil {
-		b.p.stats.backendErrs.Add(1)
+		b.p.backendError(b.addr)
 		return nil, err
 	}
 	b.mu.Lock()
@@ -161,14 +168,31 @@ func (b *backend) acquire() (*bconn, error) {
 		return nil, errBackendClosed
 	}
 	bc := newBconn(b, nc)
+	b.greet(bc)
 	b.busy[bc] = struct{}{}
 	return bc, nil
+}
+
+// greet queues what a new connection says ahead of everything else:
+// READONLY on a replica (it then serves reads of its shard's slots),
+// HELLO 3 in a RESP3 pool (the node then answers in RESP3 types).
+func (b *backend) greet(bc *bconn) {
+	if b.mc {
+		return
+	}
+	if b.r3 {
+		bc.enqueue(&call{frame: hello3Frame, done: func(*call) {}})
+	}
+	if b.ro {
+		bc.enqueue(&call{frame: readonlyFrame, done: func(*call) {}})
+	}
 }
 
 // release gives back a dedicated connection: kept for reuse when clean
 // (reuse: nothing in flight, no transaction or subscription state left
 // on it), closed otherwise.
 func (b *backend) release(bc *bconn, reuse bool) {
+	bc.txPin.Store(false)
 	b.mu.Lock()
 	delete(b.busy, bc)
 	if reuse && !b.shut && !bc.dead.Load() && len(b.idle) < maxIdleDedicated {
@@ -183,13 +207,22 @@ func (b *backend) release(bc *bconn, reuse bool) {
 }
 
 // reset fails the pool's current connections and the idle dedicated ones
-// (new ones are dialed on demand). Busy dedicated connections are left to
-// the node: it answers a transaction's EXEC or a blocked command on a
-// slot it no longer serves with a redirection.
-func (b *backend) reset(err error) {
+// (new ones are dialed on demand), and with txToo the connections pinned
+// by transactions (the node is no longer a primary: EXEC is answered
+// -EXECABORT). Blocked commands' connections are left to the node: it
+// answers a blocked command on a slot it no longer serves with a
+// redirection, which the proxy follows.
+func (b *backend) reset(err error, txToo bool) {
 	b.mu.Lock()
 	conns := append([]*bconn(nil), b.conns...)
 	conns = append(conns, b.idle...)
+	if txToo {
+		for bc := range b.busy {
+			if bc.txPin.Load() {
+				conns = append(conns, bc)
+			}
+		}
+	}
 	b.idle = nil
 	b.mu.Unlock()
 	for _, bc := range conns {
@@ -226,11 +259,12 @@ func (b *backend) close() {
 // Bound: a sender that finds more than maxOut bytes unwritten waits until
 // the flusher has written them (backpressure on the client reader).
 type bconn struct {
-	b    *backend
-	nc   net.Conn
-	dead atomic.Bool
-	quit chan struct{}
-	once sync.Once
+	b     *backend
+	nc    net.Conn
+	dead  atomic.Bool
+	txPin atomic.Bool // a transaction's pinned connection (closed when its node stops being primary)
+	quit  chan struct{}
+	once  sync.Once
 
 	mu        sync.Mutex // guards everything below
 	head      *call      // in-flight FIFO (written or about to be)
@@ -246,7 +280,10 @@ type bconn struct {
 
 const maxOut = 4 << 20
 
-var readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
+var (
+	readonlyFrame = []byte("*1\r\n$8\r\nREADONLY\r\n")
+	hello3Frame   = []byte("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+)
 
 func newBconn(b *backend, nc net.Conn) *bconn {
 	bc := &bconn{b: b, nc: nc, quit: make(chan struct{}), inflight: make(chan struct{}, 1)}
@@ -331,7 +368,7 @@ func (bc *bconn) fail(err error) {
 	bc.once.Do(func() {
 		bc.dead.Store(true)
 		if err != errReleased && err != errClientGone {
-			bc.b.p.stats.backendErrs.Add(1)
+			bc.b.p.backendError(bc.b.addr)
 		}
 		close(bc.quit)
 		bc.nc.Close()

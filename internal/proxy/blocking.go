@@ -61,7 +61,7 @@ func (c *conn) blocking(spec *command.Spec, args [][]byte) bool {
 	h := make(chan struct{})
 	bs := &blockState{}
 	c.blk, c.hold = bs, h
-	sc := &shardCall{body: resp.AppendCommandBytes(nil, args...), slot: cluster.Slot(args[keys[0]]), shard: shard, blk: bs}
+	sc := &shardCall{r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: cluster.Slot(args[keys[0]]), shard: shard, blk: bs}
 	sc.finish = func(reply []byte) {
 		r.complete(reply)
 		c.unhold(h)
@@ -73,7 +73,7 @@ func (c *conn) blocking(spec *command.Spec, args [][]byte) bool {
 // dispatchBlocking sends sc on a dedicated connection to addr.
 func (p *Proxy) dispatchBlocking(sc *shardCall, addr string) {
 	bs := sc.blk
-	b := p.backend(addr, false)
+	b := p.backendFor(addr, false, false, sc.r3)
 	bc, err := b.acquire()
 	if err != nil {
 		sc.err, sc.written = err, false

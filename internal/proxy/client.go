@@ -18,6 +18,15 @@ type req struct {
 	// reached, if set, is closed when the writer gets to this request:
 	// every earlier request of the client has been answered (barrier).
 	reached chan struct{}
+	// Hot-key cache invalidations due when the reply arrives (the
+	// request writes these key hashes, or flushes everything).
+	inval    []uint64
+	invalAll bool
+	// The command this request answers (label id + 1; 0: none, e.g. a
+	// barrier) and when it was parsed (since Proxy.t0), for the latency
+	// histogram.
+	cmd   int32
+	start time.Duration
 }
 
 // complete delivers the reply (exactly once) and wakes the writer.
@@ -36,6 +45,18 @@ func (r *req) complete(reply []byte) {
 			c.outBytes.Add(-n)
 			c.overLimit()
 			reply = nil
+		}
+	}
+	if r.cmd != 0 {
+		c.p.met.observe(int(r.cmd-1), time.Since(c.p.t0)-r.start)
+	}
+	if r.inval != nil || r.invalAll {
+		hc := c.p.hot.cache
+		for _, h := range r.inval {
+			hc.invalidate(h)
+		}
+		if r.invalAll {
+			hc.invalidateAll()
 		}
 	}
 	r.reply = reply
@@ -69,6 +90,20 @@ type conn struct {
 
 	fs flushSet // backend connections written to in this read batch (reader only)
 
+	// Hot keys (reader only): the sampling generator, and the cache
+	// invalidations the next request pushed takes (hotkeys.go).
+	rng      uint64
+	inval    []uint64
+	invalAll bool
+
+	proto3 bool        // the client said HELLO 3 (reader-owned)
+	push3  atomic.Bool // proto3, for the pub/sub readers (messages as RESP3 pushes)
+
+	// The command being handled (label id + 1) and when it was parsed:
+	// the next request pushed takes them (metrics.go).
+	curCmd   int32
+	curStart time.Duration
+
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
 	hold chan struct{} // set by a handler: read no further command until it is closed
@@ -78,6 +113,7 @@ type conn struct {
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
 	c := &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
 	p.mu.Lock()
 	p.mu.conns[c] = struct{}{}
 	p.mu.Unlock()
@@ -104,6 +140,16 @@ func (c *conn) overLimit() {
 // push queues r in order; false when the writer is gone.
 func (c *conn) push(r *req) bool {
 	r.cl = c
+	if r.reached == nil {
+		if c.curCmd != 0 {
+			r.cmd, r.start = c.curCmd, c.curStart
+			c.curCmd = 0
+		}
+		if c.inval != nil || c.invalAll {
+			r.inval, r.invalAll = c.inval, c.invalAll
+			c.inval, c.invalAll = nil, false
+		}
+	}
 	select {
 	case c.q <- r:
 		return true

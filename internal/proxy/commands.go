@@ -32,6 +32,7 @@ const errCrossShard = "CROSSSLOT Keys in request don't hash to the same shard (t
 
 // handle serves one request; false stops reading (QUIT, or the writer is gone).
 func (c *conn) handle(args [][]byte) bool {
+	c.curStart = time.Since(c.p.t0)
 	var lower [32]byte
 	name := args[0]
 	if len(name) <= len(lower) {
@@ -45,14 +46,29 @@ func (c *conn) handle(args [][]byte) bool {
 	}
 	spec := command.Lookup(name)
 	if spec == nil {
+		if isShoal(name) && c.tx == nil && (c.sub == nil || c.sub.count() == 0) {
+			c.curCmd = int32(cmdShoal + 1)
+			return c.shoalCommand(args)
+		}
+		c.curCmd = int32(cmdUnknown + 1)
 		c.queueError()
 		return c.local(errLine("ERR unknown command '" + printable(args[0]) + "'"))
 	}
+	c.curCmd = int32(spec.ID + 1)
 	if !spec.ArityOK(len(args)) {
 		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
 	}
-	if c.sub != nil && c.sub.count() > 0 {
+	if c.sampled() {
+		c.countRESP(spec, args)
+	}
+	if hc := c.p.hot.cache; hc != nil {
+		if ok, handled := c.cacheRESP(hc, spec, args); handled {
+			return ok
+		}
+	}
+	if c.sub != nil && !c.proto3 && c.sub.count() > 0 {
+		// RESP2 subscribed mode (RESP3 clients may run any command).
 		if ok, handled := c.subscribed(spec, args); handled {
 			return ok
 		}
@@ -98,7 +114,9 @@ func (c *conn) handle(args [][]byte) bool {
 		w.BulkInt(int64(now.Nanosecond() / 1000))
 		return c.local(w.B)
 	case "info":
-		return c.local(bulk(nil, []byte(c.p.info())))
+		w := resp.Writer{Proto: c.proto()}
+		w.Verbatim(c.p.info())
+		return c.local(w.B)
 	case "command":
 		rt := c.p.table.Load()
 		if len(rt.shards) == 0 {
@@ -216,7 +234,7 @@ func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -228,7 +246,7 @@ func (c *conn) forwardRead(args [][]byte, slot int) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, finish: r.complete}, &c.fs)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -237,7 +255,7 @@ func (c *conn) forwardShard(args [][]byte, shard int, readonly bool) bool {
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
 	return true
 }
 
@@ -274,7 +292,7 @@ func (c *conn) fanAll(args [][]byte, merge func([][]byte) []byte) bool {
 	body := resp.AppendCommandBytes(nil, args...)
 	calls := make([]*shardCall, len(rt.shards))
 	for i, id := range rt.shards {
-		calls[i] = &shardCall{call: call{pin: int(c.id)}, body: body, slot: -1, shard: id}
+		calls[i] = &shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: body, slot: -1, shard: id}
 	}
 	c.fan(r, calls, merge)
 	return true
@@ -311,7 +329,7 @@ func (c *conn) split(args [][]byte, rt *route, width int, readonly, rep bool, me
 			sub = append(sub, args[i:i+width]...)
 			pos[gi] = append(pos[gi], (i-1)/width)
 		}
-		calls[gi] = &shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly,
+		calls[gi] = &shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, sub...), slot: slotOf[s], readonly: readonly,
 			replica: rep}
 	}
 	c.fan(r, calls, func(replies [][]byte) []byte { return merge(pos, replies) })
@@ -400,15 +418,30 @@ func mergeMGET(pos [][]int, replies [][]byte) []byte {
 	return out
 }
 
+// proto is the client's protocol version (HELLO).
+func (c *conn) proto() int {
+	if c.proto3 {
+		return 3
+	}
+	return 2
+}
+
+// hello serves HELLO [2|3] [SETNAME name]: HELLO 3 switches the client
+// to RESP3. Its later commands go to backend connections that said
+// HELLO 3 (so nodes answer maps, sets, doubles, nulls in RESP3); the
+// switch waits until the earlier ones are answered, since they went to
+// other connections and must not be overtaken.
 func (c *conn) hello(args [][]byte) bool {
+	proto := c.proto()
 	if len(args) >= 2 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
 			return c.local(errLine("ERR Protocol version is not an integer or out of range"))
 		}
-		if v != 2 {
-			return c.local(errLine("NOPROTO sorry, this protocol version is not supported by the shoal proxy (RESP2 only)"))
+		if v < 2 || v > 3 {
+			return c.local(errLine("NOPROTO unsupported protocol version"))
 		}
+		proto = v
 		for i := 2; i < len(args); i++ {
 			switch strings.ToLower(string(args[i])) {
 			case "setname":
@@ -421,14 +454,25 @@ func (c *conn) hello(args [][]byte) bool {
 			}
 		}
 	}
-	w := resp.Writer{Proto: 2}
+	if (proto == 3) != c.proto3 {
+		if c.tx != nil {
+			// The pinned connection speaks the protocol it started with.
+			return c.local(errLine("ERR shoal proxy: HELLO cannot change the protocol during WATCH"))
+		}
+		if !c.barrier() {
+			return false
+		}
+		c.proto3 = proto == 3
+		c.push3.Store(c.proto3)
+	}
+	w := resp.Writer{Proto: proto}
 	w.Map(7)
 	w.BulkString("server")
 	w.BulkString("redis")
 	w.BulkString("version")
 	w.BulkString(server.RedisVersion)
 	w.BulkString("proto")
-	w.Int(2)
+	w.Int(int64(proto))
 	w.BulkString("id")
 	w.Int(c.id)
 	w.BulkString("mode")
@@ -456,7 +500,9 @@ func (c *conn) client(args [][]byte) bool {
 		return c.local([]byte("+OK\r\n"))
 	case "getname":
 		if c.name == "" {
-			return c.local([]byte("$-1\r\n"))
+			w := resp.Writer{Proto: c.proto()}
+			w.Null()
+			return c.local(w.B)
 		}
 		return c.local(bulk(nil, []byte(c.name)))
 	case "id":
@@ -488,7 +534,7 @@ func (c *conn) scan(args [][]byte) bool {
 	}
 	sub := append([][]byte{args[0], strconv.AppendUint(nil, back, 10)}, args[2:]...)
 	nshards := len(rt.shards)
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, body: resp.AppendCommandBytes(nil, sub...), slot: -1, shard: rt.shards[idx], readonly: true, finish: func(rp []byte) {
+	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, sub...), slot: -1, shard: rt.shards[idx], readonly: true, finish: func(rp []byte) {
 		elems, ok := arrayElems(rp, nil)
 		if isErr(rp) {
 			r.complete(rp)
@@ -527,13 +573,8 @@ func parseBulkUint(b []byte) (uint64, error) {
 
 func (p *Proxy) info() string {
 	rt := p.table.Load()
-	p.mu.Lock()
-	clients := len(p.mu.clients)
-	var outBytes int64
-	for c := range p.mu.conns {
-		outBytes += c.outBytes.Load()
-	}
-	p.mu.Unlock()
+	clients := p.clientCount()
+	outBytes := p.outputBytes()
 	var b strings.Builder
 	b.WriteString("# Server\r\n")
 	b.WriteString("redis_version:" + server.RedisVersion + "\r\n")
@@ -550,6 +591,7 @@ func (p *Proxy) info() string {
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")
 	b.WriteString("total_retries:" + strconv.FormatInt(p.stats.retries.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_errors:" + strconv.FormatInt(p.stats.backendErrs.Load(), 10) + "\r\n")
+	p.hotInfo(&b)
 	b.WriteString("\r\n# Cluster\r\n")
 	b.WriteString("cluster_epoch:" + strconv.FormatUint(rt.epoch, 10) + "\r\n")
 	b.WriteString("cluster_shards:" + strconv.Itoa(len(rt.shards)) + "\r\n")

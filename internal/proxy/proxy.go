@@ -1,5 +1,6 @@
 // Package proxy is the stateless routing node (shoal proxy): it speaks
-// RESP2 and the memcached text protocol to plain clients, routes every
+// RESP2, RESP3 (HELLO 3) and the memcached text and meta protocols to
+// plain clients, routes every
 // command by the slot of its keys to the owning shard's primary, splits
 // multi-key commands per shard and merges the replies in the client's
 // order, answers keyless admin commands itself, and retries across
@@ -14,8 +15,12 @@
 // command's), a reader (pairs replies with requests in FIFO order); per
 // subscribed client a pub/sub loop owning its subscription connections,
 // and a reader per such connection (forwards messages). Retries run on
-// short-lived goroutines. Close stops the tracked ones and ends the
-// retries through its context.
+// short-lived goroutines; the admin endpoint (--admin-port) runs
+// net/http's server. Close stops the tracked ones and ends the retries
+// through its context.
+//
+// Hot keys (hotkeys.go) and metrics (metrics.go) add no goroutine: the
+// sketch decays lazily when it is next touched.
 package proxy
 
 import (
@@ -31,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 )
@@ -55,14 +61,28 @@ type Config struct {
 	// "replica-preferred" (read-only commands to a replica of the shard,
 	// with READONLY, falling back to the primary on any retry).
 	ReadFrom string
-	Log      *slog.Logger
+	// HotKeySample counts one keyed command in HotKeySample (a power of
+	// two; 1 = every command) in the hot-key sketch.
+	HotKeySample int
+	// HotKeyHalfLife is how fast hot-key scores decay: every half-life
+	// they are halved.
+	HotKeyHalfLife time.Duration
+	// HotKeyCache is the number of hottest keys whose GET and memcached
+	// get replies are cached for HotKeyCacheTTL (0: no cache).
+	HotKeyCache    int
+	HotKeyCacheTTL time.Duration
+	// AdminAddr is host:port of the admin HTTP endpoint (/metrics,
+	// /healthz, /readyz); "" = off, port 0 = any free port.
+	AdminAddr string
+	Log       *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary"}
+	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
+		HotKeySample: 8, HotKeyHalfLife: time.Second}
 }
 
 // Validate checks the configuration.
@@ -86,9 +106,20 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
 	case c.ReadFrom != "" && c.ReadFrom != "primary" && c.ReadFrom != "replica-preferred":
 		return fmt.Errorf("proxy: --read-from must be primary or replica-preferred, not %q", c.ReadFrom)
+	case c.HotKeySample < 1 || c.HotKeySample > 1<<16 || c.HotKeySample&(c.HotKeySample-1) != 0:
+		return errors.New("proxy: --hot-key-sample must be a power of two between 1 and 65536")
+	case c.HotKeyHalfLife < time.Millisecond:
+		return errors.New("proxy: the hot-key half-life must be at least 1ms")
+	case c.HotKeyCache < 0 || c.HotKeyCache > MaxHotKeyCache:
+		return fmt.Errorf("proxy: --hot-key-cache N must be between 0 (off) and %d", MaxHotKeyCache)
+	case c.HotKeyCache > 0 && (c.HotKeyCacheTTL <= 0 || c.HotKeyCacheTTL > time.Minute):
+		return errors.New("proxy: the hot-key cache TTL must be positive and at most 1m")
 	}
 	return nil
 }
+
+// MaxHotKeyCache bounds --hot-key-cache's N.
+const MaxHotKeyCache = 1024
 
 // route is the published, immutable routing view of one cluster map.
 type route struct {
@@ -168,6 +199,10 @@ type Proxy struct {
 		outputLimitDrops                  atomic.Int64
 	}
 	started time.Time
+	t0      time.Time // monotonic base of request timestamps
+	hot     *hotTracker
+	met     *metrics
+	admin   *admin.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -191,6 +226,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.mu.clients = map[net.Conn]struct{}{}
 	p.mu.conns = map[*conn]struct{}{}
 	p.replicaRead = cfg.ReadFrom == "replica-preferred"
+	p.hot = newHotTracker(cfg.HotKeySample, cfg.HotKeyHalfLife, cfg.HotKeyCache, cfg.HotKeyCacheTTL)
+	p.t0 = time.Now()
+	p.met = newMetrics(p)
 	ch := make(chan struct{})
 	p.changed.Store(&ch)
 	return p, nil
@@ -219,6 +257,16 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: listen (memcached): %w", err)
 		}
 	}
+	if p.cfg.AdminAddr != "" {
+		p.admin = admin.New(admin.Config{Addr: p.cfg.AdminAddr, Gatherer: p.met.reg, Ready: p.ready, Log: p.log})
+		if err := p.admin.Start(); err != nil {
+			p.ln.Close()
+			if p.mcln != nil {
+				p.mcln.Close()
+			}
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
 	p.started = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
@@ -243,8 +291,16 @@ func (p *Proxy) MCAddr() string {
 	return p.mcln.Addr().String()
 }
 
-// Close stops listening, closes every client and backend connection and
-// waits for all goroutines.
+// AdminAddr is the admin endpoint's address ("" when off).
+func (p *Proxy) AdminAddr() string {
+	if p.admin == nil {
+		return ""
+	}
+	return p.admin.Addr()
+}
+
+// Close stops the admin endpoint and listening, closes every client and
+// backend connection and waits for all goroutines.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.mu.closed {
@@ -257,6 +313,9 @@ func (p *Proxy) Close() error {
 	}
 	backends := p.mu.backends
 	p.mu.Unlock()
+	if p.admin != nil {
+		p.admin.Close()
+	}
 	if p.cancel != nil {
 		p.cancel()
 	}
@@ -310,6 +369,7 @@ func (p *Proxy) publish(m *cluster.Map) {
 		return
 	}
 	rt := newRoute(m)
+	p.met.initBackends(rt)
 	p.table.Store(rt)
 	ch := make(chan struct{})
 	old := p.changed.Swap(&ch)
@@ -324,13 +384,15 @@ func (p *Proxy) publish(m *cluster.Map) {
 func (p *Proxy) dropStale(rt *route) {
 	live := map[string]bool{}
 	for _, n := range rt.prim {
-		live[n.Addr] = true
-		live["mc:"+n.MCAddr] = true
+		live[backendKey(n.Addr, false, false, false)] = true
+		live[backendKey(n.Addr, false, false, true)] = true
+		live[backendKey(n.MCAddr, true, false, false)] = true
 	}
 	for _, rs := range rt.repl {
 		for _, n := range rs {
-			live["ro:"+n.Addr] = true
-			live["romc:"+n.MCAddr] = true
+			live[backendKey(n.Addr, false, true, false)] = true
+			live[backendKey(n.Addr, false, true, true)] = true
+			live[backendKey(n.MCAddr, true, true, false)] = true
 		}
 	}
 	p.mu.Lock()
@@ -342,7 +404,7 @@ func (p *Proxy) dropStale(rt *route) {
 	}
 	p.mu.Unlock()
 	for _, b := range stale {
-		b.reset(errors.New("the node is no longer a primary"))
+		b.reset(errors.New("the node is no longer a primary"), true)
 	}
 }
 

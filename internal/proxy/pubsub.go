@@ -149,8 +149,14 @@ func (c *conn) endSubs() {
 	}
 }
 
-func pushFrame(b []byte, kind string, name []byte, count int) []byte {
-	b = append(b, "*3\r\n"...)
+// pushFrame appends a (p)(un)subscribe confirmation: an array in
+// RESP2, a push in RESP3.
+func pushFrame(b []byte, proto3 bool, kind string, name []byte, count int) []byte {
+	if proto3 {
+		b = append(b, ">3\r\n"...)
+	} else {
+		b = append(b, "*3\r\n"...)
+	}
 	b = bulk(b, []byte(kind))
 	if name == nil {
 		b = append(b, "$-1\r\n"...)
@@ -212,7 +218,7 @@ func (c *conn) pubsub(spec *command.Spec, args [][]byte) bool {
 		for _, a := range args[1:] {
 			set[string(a)] = struct{}{}
 			names = append(names, string(a))
-			reply = pushFrame(reply, spec.Name, a, s.count())
+			reply = pushFrame(reply, c.proto3, spec.Name, a, s.count())
 		}
 	default:
 		cmd = "UN" + cmd
@@ -225,7 +231,7 @@ func (c *conn) pubsub(spec *command.Spec, args [][]byte) bool {
 			}
 			sort.Strings(names)
 			if len(names) == 0 {
-				return c.local(pushFrame(nil, spec.Name, nil, s.count()))
+				return c.local(pushFrame(nil, c.proto3, spec.Name, nil, s.count()))
 			}
 		} else {
 			for _, a := range args[1:] {
@@ -234,7 +240,7 @@ func (c *conn) pubsub(spec *command.Spec, args [][]byte) bool {
 		}
 		for _, n := range names {
 			delete(set, n)
-			reply = pushFrame(reply, spec.Name, []byte(n), s.count())
+			reply = pushFrame(reply, c.proto3, spec.Name, []byte(n), s.count())
 		}
 	}
 	r := &req{}
@@ -311,9 +317,26 @@ func bulkBody(raw string) string {
 	return raw[i+1 : len(raw)-2]
 }
 
+// mergeNumsub sums PUBSUB NUMSUB's counts (a flat array from RESP2
+// connections, a map from RESP3 ones; the reply keeps the shape).
 func mergeNumsub(replies [][]byte) []byte {
 	if e := firstErr(replies); e != nil {
 		return e
+	}
+	isMap := len(replies) > 0 && len(replies[0]) > 0 && replies[0][0] == '%'
+	if isMap {
+		for i, rp := range replies {
+			if len(rp) == 0 || rp[0] != '%' {
+				return errLine("ERR shoal proxy: unexpected backend reply")
+			}
+			n, ok := atoi(rp[1:bytes.IndexByte(rp, '\r')])
+			if !ok {
+				return errLine("ERR shoal proxy: unexpected backend reply")
+			}
+			// As a flat array of 2n elements for arrayElems.
+			flat := append(strconv.AppendInt([]byte{'*'}, 2*n, 10), rp[bytes.IndexByte(rp, '\r'):]...)
+			replies[i] = flat
+		}
 	}
 	var names [][]byte
 	var sums []int64
@@ -336,6 +359,10 @@ func mergeNumsub(replies [][]byte) []byte {
 		}
 	}
 	out := strconv.AppendInt([]byte{'*'}, int64(2*len(names)), 10)
+	if isMap {
+		out = strconv.AppendInt(out[:0], int64(len(names)), 10)
+		out = append([]byte{'%'}, out...)
+	}
 	out = append(out, '\r', '\n')
 	for i, n := range names {
 		out = append(out, n...)
@@ -425,7 +452,7 @@ func (l *psLoop) conn(rt *route, shard int) *psConn {
 	}
 	nc, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		l.p.stats.backendErrs.Add(1)
+		l.p.backendError(addr)
 		l.needRetry = true
 		return nil
 	}
@@ -602,6 +629,9 @@ func (l *psLoop) read(pc *psConn) {
 		}
 		switch bulkBody(string(elems[0])) {
 		case "message", "pmessage":
+			if l.c.push3.Load() {
+				reply[0] = '>' // the node's RESP2 array, as a RESP3 push
+			}
 			if !l.c.deliver(reply, l.s.stop) {
 				pc.nc.Close()
 			}

@@ -23,6 +23,9 @@ type shardCall struct {
 	finish   func(reply []byte) // called exactly once
 	blk      *blockState        // a blocking command: sent on a dedicated connection
 	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
+	r3       bool               // for a RESP3 client: sent on connections that said HELLO 3
+	sentTo   string             // the address of the last attempt (metrics)
+	why      int                // why the next attempt is made (retry reason)
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -71,7 +74,8 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 			// loading or behind a map change must not cost the budget.
 			if ra := rt.replicaAddr(shard, sc.mc, sc.pin); ra != "" {
 				sc.frame = sc.body
-				if bc := p.backendFor(ra, sc.mc, true).send(&sc.call); bc != nil {
+				sc.sentTo = ra
+				if bc := p.backendFor(ra, sc.mc, true, sc.r3).send(&sc.call); bc != nil {
 					if fs != nil {
 						fs.add(bc)
 					} else {
@@ -94,6 +98,7 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		return
 	}
 	sc.frame = sc.body
+	sc.sentTo = addr
 	if sc.asking && !sc.mc {
 		sc.frame = append(append(make([]byte, 0, len(askingFrame)+len(sc.body)), askingFrame...), sc.body...)
 		sc.skip = 1
@@ -102,7 +107,7 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 		p.dispatchBlocking(sc, addr)
 		return
 	}
-	bc := p.backend(addr, sc.mc).send(&sc.call)
+	bc := p.backendFor(addr, sc.mc, false, sc.r3).send(&sc.call)
 	if bc == nil {
 		return
 	}
@@ -134,6 +139,7 @@ func (sc *shardCall) onDone(*call) {
 	if sc.err != nil {
 		if inBudget && (!sc.written || sc.readonly) {
 			sc.target, sc.asking = "", false
+			sc.why = retryConn
 			p.refresh()
 			go sc.retry(true)
 			return
@@ -153,14 +159,14 @@ func (sc *shardCall) onDone(*call) {
 		if kind, addr := redirect(sc.reply, sc.mc); kind != 0 {
 			switch kind {
 			case 'M':
-				sc.target, sc.asking = addr, false
+				sc.target, sc.asking, sc.why = addr, false, retryMoved
 				p.refresh()
 				go sc.retry(false)
 			case 'A':
-				sc.target, sc.asking = addr, true
+				sc.target, sc.asking, sc.why = addr, true, retryAsk
 				go sc.retry(false)
 			default:
-				sc.target, sc.asking = "", false
+				sc.target, sc.asking, sc.why = "", false, retryTryAgain
 				p.refresh()
 				go sc.retry(true)
 			}
@@ -175,6 +181,7 @@ func (sc *shardCall) onDone(*call) {
 func (sc *shardCall) retry(wait bool) {
 	p := sc.p
 	p.stats.retries.Add(1)
+	p.met.retry(sc.sentTo, sc.why)
 	sc.attempt++
 	if wait {
 		ch := *p.changed.Load()

@@ -25,7 +25,13 @@ import (
 //     disconnects closes it.
 //
 // No retry happens inside a transaction: a redirect (-MOVED after a map
-// change) is relayed, and the node itself aborts the transaction.
+// change) is relayed, and the node itself aborts the transaction. A new
+// map in which the pinned node is no longer its shard's primary closes
+// the pinned connection (Proxy.dropStale; a demoted, stopped or
+// partitioned node must not leave EXEC waiting), and so does the node's
+// death: the node forgets the MULTI and the WATCHes, and EXEC, or the
+// next command of a WATCH-pinned client, is answered -EXECABORT without
+// anything being sent (nothing of the transaction was applied).
 
 // txState is a client's transaction; reader-owned.
 type txState struct {
@@ -37,10 +43,13 @@ type txState struct {
 	bc      *bconn   // the pinned connection; nil until the shard is known
 	held    [][]byte // frames to send ahead of the first pinned command (MULTI first)
 	discard int      // replies of held frames to drop (answered locally)
+	inval   []uint64 // hashes of the keys queued writes touch (hot-key cache)
+	lost    bool     // the pinned connection was lost (txCheckLost)
 }
 
 const (
 	errExecAbort  = "EXECABORT Transaction discarded because of previous errors."
+	errTxLost     = "EXECABORT Transaction discarded: the shoal proxy lost its connection to the shard's primary (failover or node failure) before EXEC; nothing was applied, retry the transaction"
 	errTxCrossKey = "CROSSSLOT Keys in request don't hash to the same shard (the shoal proxy runs a transaction on one shard; the transaction is discarded)"
 )
 
@@ -54,6 +63,7 @@ func (t *txState) drop() {
 
 // txCommand serves MULTI, EXEC, DISCARD, WATCH and UNWATCH.
 func (c *conn) txCommand(spec *command.Spec, args [][]byte) bool {
+	c.txCheckLost()
 	t := c.tx
 	name := spec.Name
 	switch name {
@@ -61,11 +71,19 @@ func (c *conn) txCommand(spec *command.Spec, args [][]byte) bool {
 		if t != nil && t.multi {
 			return c.local(errLine("ERR MULTI calls can not be nested"))
 		}
-		if t == nil {
-			c.tx = &txState{c: c, multi: true, held: [][]byte{resp.AppendCommandBytes(nil, args...)}, discard: 1}
+		if t == nil || t.bc == nil {
+			if t == nil {
+				t = &txState{c: c}
+				c.tx = t
+			}
+			// A lost WATCH dooms the transaction: its keys are no
+			// longer watched anywhere.
+			t.multi, t.doomed = true, t.lost
+			t.held, t.discard = [][]byte{resp.AppendCommandBytes(nil, args...)}, 1
 			return c.local([]byte("+OK\r\n"))
 		}
-		t.multi = true // pinned by WATCH
+		t.multi = true    // pinned by WATCH
+		t.doomed = t.lost // a WATCH before the loss is not watched any more
 		return c.txSend(resp.AppendCommandBytes(nil, args...), nil)
 	case "watch":
 		if t != nil && t.multi {
@@ -88,6 +106,9 @@ func (c *conn) txCommand(spec *command.Spec, args [][]byte) bool {
 		return c.txSend(resp.AppendCommandBytes(nil, args...), nil)
 	case "unwatch":
 		if t == nil || t.bc == nil {
+			if t != nil && !t.multi {
+				c.tx = nil
+			}
 			return c.local([]byte("+OK\r\n"))
 		}
 		if t.multi {
@@ -103,13 +124,13 @@ func (c *conn) txCommand(spec *command.Spec, args [][]byte) bool {
 			if name == "discard" {
 				return c.local([]byte("+OK\r\n"))
 			}
-			return c.local(errLine(errExecAbort))
+			return c.local(errLine(t.abortMsg()))
 		}
 		if t.doomed {
 			if name == "discard" {
 				return c.txEnd(resp.AppendCommandBytes(nil, args...), nil)
 			}
-			return c.txEnd(resp.AppendCommandBytes(nil, []byte("DISCARD")), errLine(errExecAbort))
+			return c.txEnd(resp.AppendCommandBytes(nil, []byte("DISCARD")), errLine(t.abortMsg()))
 		}
 		if t.bc == nil {
 			if len(t.held) == 1 { // nothing but MULTI: nothing to run anywhere
@@ -136,7 +157,17 @@ func (c *conn) txCommand(spec *command.Spec, args [][]byte) bool {
 // command on the pinned shard: pinnedOnly). handled is false when the
 // command is not the transaction's business (it is routed as usual).
 func (c *conn) txQueued(spec *command.Spec, args [][]byte, pinnedOnly bool) (ok, handled bool) {
+	c.txCheckLost()
 	t := c.tx
+	if t.lost {
+		if pinnedOnly {
+			return true, false // nothing pinned: routed as usual
+		}
+		if t.multi {
+			// Doomed: EXEC answers errTxLost; nothing is sent.
+			return c.local([]byte("+QUEUED\r\n")), true
+		}
+	}
 	keys := spec.KeyIndexes(args, nil)
 	if pinnedOnly {
 		if len(keys) == 0 || spec.Flags&(command.Blocking|command.PubSub|command.Admin|command.AllSlots) != 0 {
@@ -205,11 +236,12 @@ func (c *conn) pin(shard int) string {
 	if addr == "" {
 		return "CLUSTERDOWN Hash slot not served"
 	}
-	b := c.p.backend(addr, false)
+	b := c.p.backendFor(addr, false, false, c.proto3)
 	bc, err := b.acquire()
 	if err != nil {
 		return "ERR shoal proxy: cannot connect to the backend: " + err.Error()
 	}
+	bc.txPin.Store(true)
 	t.be, t.bc, t.shard = b, bc, shard
 	return ""
 }
@@ -290,4 +322,26 @@ func (c *conn) txCall(t *txState, frame []byte, finish func(reply []byte, answer
 	if bc.enqueue(cl) {
 		c.fs.add(bc)
 	}
+}
+
+// txCheckLost replaces a transaction whose pinned connection is gone
+// (its node stopped being primary, or died) by a lost one without a
+// connection: the node forgot the MULTI and the WATCHes, so the
+// transaction is doomed (inside MULTI now, or at the MULTI after a lost
+// WATCH) and EXEC answers errTxLost.
+func (c *conn) txCheckLost() {
+	t := c.tx
+	if t == nil || t.bc == nil || !t.bc.dead.Load() {
+		return
+	}
+	t.drop()
+	c.tx = &txState{c: c, multi: t.multi, doomed: t.multi, lost: true, inval: t.inval}
+}
+
+// abortMsg is EXEC's reply to a doomed transaction.
+func (t *txState) abortMsg() string {
+	if t.lost {
+		return errTxLost
+	}
+	return errExecAbort
 }

@@ -28,6 +28,7 @@ type devCluster struct {
 	nodes   []string
 	proxy   string // proxy-resp host:port
 	proxyMC string // proxy-memcached host:port
+	admin   string // proxy-admin http://host:port
 	log     *syncBuffer
 }
 
@@ -105,6 +106,8 @@ func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) 
 				d.proxy = addr
 			case "proxy-memcached":
 				d.proxyMC = addr
+			case "proxy-admin":
+				d.admin = addr
 			case "ready":
 				go func() {
 					for range lines {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -65,5 +67,26 @@ func TestDevProxy(t *testing.T) {
 
 	if got := rawExchange(t, d.proxyMC, "set mk 5 0 2\r\nhi\r\nget mk nokey a\r\n"); got != "STORED\r\nVALUE mk 5 2\r\nhi\r\nVALUE a 0 1\r\n1\r\nEND\r\n" {
 		t.Fatalf("memcached: %q", got)
+	}
+
+	// The admin port and the hot keys.
+	for path, want := range map[string]string{
+		"/readyz":  "ready",
+		"/healthz": "ok",
+		"/metrics": `shoal_proxy_command_duration_seconds_count{command="mset"}`,
+	} {
+		r, err := http.Get(d.admin + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d %.300s", path, r.StatusCode, body)
+		}
+	}
+	out, err = exec.Command(shoalBin, "ctl", "hotkeys", "--proxy", d.proxy, "-n", "20").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"ctr"`) {
+		t.Fatalf("shoal ctl hotkeys: %v\n%s", err, out)
 	}
 }
