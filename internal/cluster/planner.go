@@ -33,10 +33,11 @@ type Move struct {
 func Targets(m *Map) map[int]int { return targetsWithout(m, 0) }
 
 // targetsWithout is Targets as if shard skip did not exist (0: none).
+// Draining shards have no target either: their slots are on their way out.
 func targetsWithout(m *Map, skip int) map[int]int {
 	var ids, w []int
 	for _, id := range m.shardIDs() {
-		if id != skip {
+		if id != skip && !m.Shards[id].Draining {
 			ids = append(ids, id)
 			w = append(w, m.shardWeight(id))
 		}
@@ -382,7 +383,7 @@ func PlanRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg Rebalance
 	var ids []int // shards with load reports
 	known := map[int]bool{}
 	for _, id := range m.shardIDs() {
-		if _, ok := load[id]; ok {
+		if _, ok := load[id]; ok && !m.Shards[id].Draining {
 			ids = append(ids, id)
 			known[id] = true
 		}

@@ -39,6 +39,9 @@ type Slot struct {
 	// hits and misses are per slot, under the slot lock, so the hot path
 	// never contends on a shared counter; INFO sums them.
 	hits, misses int64
+	// Ops counts the commands run on the slot, under the slot lock (the
+	// server counts them; the cluster agent reports the hottest slots).
+	Ops uint64
 
 	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
 	mem      int64
