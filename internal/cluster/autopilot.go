@@ -83,7 +83,7 @@ type Step struct {
 type AutopilotState struct {
 	Shards         int           `json:"shards"`
 	OpsPerShard    float64       `json:"ops_per_shard"`
-	MemFrac        float64       `json:"mem_frac"` // -1: no maxmemory reported
+	MemFrac        float64       `json:"mem_frac"`  // -1: no maxmemory reported
 	Imbalance      float64       `json:"imbalance"` // the hottest shard's load per capacity / the mean (0: not compared)
 	ImbalanceShard int           `json:"imbalance_shard,omitempty"`
 	ImbalanceDim   string        `json:"imbalance_dim,omitempty"`
