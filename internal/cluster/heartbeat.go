@@ -26,8 +26,9 @@ type Heartbeat struct {
 	Keys       int64   `json:"keys"`
 	// SlotOps holds the hottest slots' ops/s as [slot, ops/s] pairs, at
 	// most MaxSlotOps of them, hottest first: the commands this node ran
-	// on each slot since its previous report (every few beats).
-	SlotOps [][2]float64 `json:"slot_ops,omitempty"`
+	// on each slot since its previous report. Sent every few beats: null
+	// in the others, [] in a report when no slot had a command.
+	SlotOps [][2]float64 `json:"slot_ops"`
 	// SlotKeys holds the key count of every non-empty slot as
 	// [slot, count] pairs; sent every few seconds, not every beat.
 	SlotKeys [][2]int64 `json:"slot_keys,omitempty"`

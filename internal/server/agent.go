@@ -343,14 +343,12 @@ func (a *agent) hottestSlots() [][2]float64 {
 	}
 	secs := now.Sub(a.slotOpsAt).Seconds()
 	a.slotOpsAt = now
-	var out [][2]float64
+	out := [][2]float64{} // non-nil: a report, even of no load
 	for i := 0; i < cluster.NumSlots; i++ {
-		s.db.Lock(i)
-		n := s.db.Slot(i).Ops
-		s.db.Unlock(i)
+		n := s.db.Slot(i).Ops.Load()
 		d := n - a.slotOps[i]
 		a.slotOps[i] = n
-		if d > 0 && !first && secs > 0 {
+		if d > 0 && secs > 0 {
 			out = append(out, [2]float64{float64(i), float64(d) / secs})
 		}
 	}
@@ -362,6 +360,9 @@ func (a *agent) hottestSlots() [][2]float64 {
 	})
 	if len(out) > cluster.MaxSlotOps {
 		out = out[:cluster.MaxSlotOps]
+	}
+	if first {
+		return nil
 	}
 	return out
 }

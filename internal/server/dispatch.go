@@ -390,7 +390,7 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 			return
 		}
 		for _, i := range slots {
-			s.db.Slot(i).Ops++ // per-slot load (heartbeats): under the lock, no contention
+			s.db.Slot(i).Ops.Add(1) // per-slot load (heartbeats): under the lock, no contention
 		}
 		if cl.noTouch {
 			for _, i := range slots {

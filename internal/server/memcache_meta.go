@@ -169,7 +169,7 @@ func (s *Server) mcSlot(key []byte) (int, *engine.Slot) {
 	i := cluster.Slot(key)
 	s.db.Lock(i)
 	sl := s.db.Slot(i)
-	sl.Ops++
+	sl.Ops.Add(1)
 	return i, sl
 }
 
