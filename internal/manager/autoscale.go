@@ -319,6 +319,29 @@ func (m *Manager) drainShard(id int) ([]cluster.Move, error) {
 	return moves, nil
 }
 
+// shardReady reports whether a shard's primary acts as one (it has its
+// lease) and its replicas hold a complete copy: a new shard takes slots
+// only then (a node still starting up as a replica of nobody would
+// import slots before it is a primary).
+func (m *Manager) shardReady(mp *cluster.Map, id int) bool {
+	sh := mp.Shards[id]
+	now := time.Now()
+	alive := time.Duration(mp.Settings.LeaseMs) * time.Millisecond
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.health[sh.Primary]
+	if h == nil || now.Sub(h.Seen) > alive || h.HB.Role != cluster.RolePrimary || h.HB.ShardEpoch != sh.Epoch {
+		return false
+	}
+	for _, r := range sh.Replicas {
+		h := m.health[r]
+		if h == nil || now.Sub(h.Seen) > alive || h.HB.Role != cluster.RoleReplica || !h.HB.Synced {
+			return false
+		}
+	}
+	return true
+}
+
 // busyReason says what is under way: slot moves or a drain.
 func busyReason(mp *cluster.Map) string {
 	var why []string
@@ -357,6 +380,9 @@ func (m *Manager) continueJob(j *autoJob, mp *cluster.Map) (bool, error) {
 	case j.fill != 0:
 		if mp.Shards[j.fill] == nil {
 			return true, fmt.Errorf("shard %d is gone", j.fill)
+		}
+		if j.moved == 0 && !m.shardReady(mp, j.fill) {
+			return false, nil
 		}
 		moves = cluster.PlanAddShard(mp, j.fill, batch)
 	case j.drain != 0:
