@@ -64,6 +64,10 @@ func (c AutopilotConfig) Validate() error {
 type AutopilotInput struct {
 	Load  map[int]ShardLoad // smoothed, per shard (a shard without one blocks scaling)
 	Slots SlotLoad          // per-slot ops/s (CombineSlotLoad)
+	// Measured holds the shards whose hottest slots have been measured
+	// (nil: all). Load moves wait for the hot shard's measure: without it
+	// the plan could only guess which slots are hot.
+	Measured map[int]bool
 	Pool  []string          // live pool nodes, in the order to take them: the first is the primary
 	Busy  string            // non-empty: an action or slot moves are under way (why): nothing is decided
 }
@@ -184,6 +188,13 @@ func (p *Autopilot) Decide(now time.Time, m *Map, in AutopilotInput) Step {
 			(p.cfg.Scale.Cooldown - now.Sub(p.scale.last)).Round(time.Second), p.scale.lastWhat)
 		if step.Kind == KindSteady || step.Kind == KindSustain {
 			step.Kind = KindCooldown
+		}
+		return step
+	}
+	if in.Measured != nil && !in.Measured[sh] {
+		step.Reason += fmt.Sprintf("; %s, rebalance due but waiting for its per-slot load", why)
+		if step.Kind == KindSteady || step.Kind == KindSustain {
+			step.Kind = KindSustain
 		}
 		return step
 	}

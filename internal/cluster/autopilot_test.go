@@ -126,6 +126,12 @@ func TestAutopilotRebalancesHotSlots(t *testing.T) {
 	if st := p.State(t0); st.Imbalance < 1.79 || st.ImbalanceShard != 1 || st.ImbalanceDim != "ops/s" {
 		t.Fatalf("state %+v", st)
 	}
+	// Not before the hot shard's slots are measured.
+	in.Measured = map[int]bool{2: true}
+	if s := p.Decide(t0.Add(5*time.Second), m, in); s.Action != ActionNone || !strings.Contains(s.Reason, "waiting for its per-slot load") {
+		t.Fatalf("unmeasured: %+v", s)
+	}
+	in.Measured[1] = true
 	s = p.Decide(t0.Add(5*time.Second), m, in)
 	if s.Action != ActionBalance || len(s.Moves) == 0 {
 		t.Fatalf("rebalance: %+v", s)

@@ -219,10 +219,18 @@ func (t *loadTracker) observe(now time.Time, shard int, hb *cluster.Heartbeat) {
 // reported within stale), and the hottest slots' smoothed ops/s combined
 // with the per-slot key counts into a whole SlotLoad.
 func (m *Manager) shardLoads(mp *cluster.Map) (map[int]cluster.ShardLoad, cluster.SlotLoad) {
+	load, slots, _ := m.shardLoadsMeasured(mp)
+	return load, slots
+}
+
+// shardLoadsMeasured is shardLoads, with the shards whose hottest slots
+// have been reported.
+func (m *Manager) shardLoadsMeasured(mp *cluster.Map) (map[int]cluster.ShardLoad, cluster.SlotLoad, map[int]bool) {
 	now := time.Now()
 	stale := 5 * time.Duration(mp.Settings.LeaseMs) * time.Millisecond
 	m.mu.Lock()
 	load := map[int]cluster.ShardLoad{}
+	measured := map[int]bool{}
 	top := map[int]float64{}
 	keys := map[int]int64{}
 	for id, sh := range mp.Shards {
@@ -231,6 +239,7 @@ func (m *Manager) shardLoads(mp *cluster.Map) (map[int]cluster.ShardLoad, cluste
 			continue
 		}
 		load[id] = cluster.ShardLoad{OpsPerSec: e.ops, UsedMemory: int64(e.used), MaxMemory: e.max}
+		measured[id] = !e.slotsAt.IsZero()
 		for s, v := range e.slots {
 			if int(mp.Slots[s]) == id {
 				top[s] = v
@@ -243,7 +252,7 @@ func (m *Manager) shardLoads(mp *cluster.Map) (map[int]cluster.ShardLoad, cluste
 		}
 	}
 	m.mu.Unlock()
-	return load, cluster.CombineSlotLoad(mp, load, top, keys)
+	return load, cluster.CombineSlotLoad(mp, load, top, keys), measured
 }
 
 // livePool returns the pool nodes heard from within a lease, in the
@@ -471,13 +480,13 @@ func (m *Manager) autoscaler() {
 		if !o.Enabled {
 			continue
 		}
-		load, slots := m.shardLoads(mp)
+		load, slots, measured := m.shardLoadsMeasured(mp)
 		var pool []string
 		for _, n := range m.livePool(mp) {
 			pool = append(pool, n.ID)
 		}
 		m.ap.mu.Lock()
-		step := p.Decide(now, mp, cluster.AutopilotInput{Load: load, Slots: slots, Pool: pool, Busy: busy})
+		step := p.Decide(now, mp, cluster.AutopilotInput{Load: load, Slots: slots, Measured: measured, Pool: pool, Busy: busy})
 		prev := m.ap.last
 		m.ap.last = step
 		m.ap.mu.Unlock()
