@@ -68,8 +68,8 @@ type AutopilotInput struct {
 	// (nil: all). Load moves wait for the hot shard's measure: without it
 	// the plan could only guess which slots are hot.
 	Measured map[int]bool
-	Pool  []string          // live pool nodes, in the order to take them: the first is the primary
-	Busy  string            // non-empty: an action or slot moves are under way (why): nothing is decided
+	Pool     []string // live pool nodes, in the order to take them: the first is the primary
+	Busy     string   // non-empty: an action or slot moves are under way (why): nothing is decided
 }
 
 // Step is what the autopilot wants done now.

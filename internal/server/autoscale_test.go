@@ -375,9 +375,10 @@ func TestAutoscaleRebalancesHotSlots(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("%d client errors, first %v", len(errs), errs[0])
 	}
+	var lost []string
 	for k, n := range acked {
 		if got, err := rc.Get(ctx, k).Int64(); err != nil || got != n {
-			t.Logf("LOST: %s = %d (%v), %d acknowledged (the known slot-move bug?)", k, got, err, n)
+			lost = append(lost, fmt.Sprintf("%s = %d (%v), %d INCRs acknowledged", k, got, err, n))
 		}
 	}
 	st, err := mc.Autoscale(ctx)
@@ -395,4 +396,13 @@ func TestAutoscaleRebalancesHotSlots(t *testing.T) {
 		t.Fatalf("no rebalance decision in %+v", st.Decisions)
 	}
 	t.Logf("%d hot slots moved to shard 2", moved)
+	if len(lost) > 0 {
+		for _, l := range lost {
+			t.Log("LOST: " + l)
+		}
+		if os.Getenv("SHOAL_STRICT_MOVES") != "" {
+			t.Fatalf("%d keys lost acknowledged INCRs", len(lost))
+		}
+		t.Skipf("%d keys lost acknowledged INCRs in slot moves: the known move bug (TestSlotMovesThereAndBackKeepWrites); SHOAL_STRICT_MOVES=1 makes this fatal", len(lost))
+	}
 }
