@@ -33,14 +33,19 @@ func runManager(args []string) error {
 	bootstrap := fs.Bool("bootstrap", false, "start a new cluster with this manager as its first voter")
 	join := fs.String("join", "", "comma-separated HTTP addresses of running managers to join")
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
+	as := manager.DefaultAutoscaleOptions()
+	autoscaleFlags(fs, &as)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
+	if err := as.Validate(); err != nil {
+		return err
+	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel)}
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
@@ -62,6 +67,32 @@ func runManager(args []string) error {
 	return m.Close()
 }
 
+// autoscaleFlags registers the autoscaling flags of shoal manager (and
+// shoal dev, which passes them on) on fs, writing into o.
+func autoscaleFlags(fs *flag.FlagSet, o *manager.AutoscaleOptions) {
+	p := &o.Pilot
+	fs.BoolVar(&o.Enabled, "autoscale", o.Enabled, "run the autoscaler on the leader: load rebalancing, scale-out from the standby pool, scale-in")
+	fs.BoolVar(&p.ScaleOut, "autoscale-scale-out", p.ScaleOut, "with --autoscale: add shards from the standby pool")
+	fs.BoolVar(&p.ScaleIn, "autoscale-scale-in", p.ScaleIn, "with --autoscale: drain shards (their nodes go back to the pool)")
+	fs.BoolVar(&p.Balance, "autoscale-rebalance", p.Balance, "with --autoscale: move hot slots off shards past --rebalance-threshold")
+	fs.Float64Var(&p.Scale.ScaleOutMemFrac, "scale-out-memory", p.Scale.ScaleOutMemFrac, "scale out above this fraction of the cluster's maxmemory in use")
+	fs.Float64Var(&p.Scale.ScaleOutOpsPerShard, "scale-out-ops", p.Scale.ScaleOutOpsPerShard, "scale out above this mean ops/s per shard")
+	fs.Float64Var(&p.Scale.ScaleInMemFrac, "scale-in-memory", p.Scale.ScaleInMemFrac, "scale in below this memory fraction (and below --scale-in-ops)")
+	fs.Float64Var(&p.Scale.ScaleInOpsPerShard, "scale-in-ops", p.Scale.ScaleInOpsPerShard, "scale in below this mean ops/s per shard (and below --scale-in-memory)")
+	fs.DurationVar(&p.Scale.Sustain, "autoscale-sustain", p.Scale.Sustain, "a scale threshold must be passed this long before acting")
+	fs.DurationVar(&p.Scale.Cooldown, "autoscale-cooldown", p.Scale.Cooldown, "no action for this long after the last one ended")
+	fs.IntVar(&p.Scale.MinShards, "min-shards", p.Scale.MinShards, "never scale in below this many shards")
+	fs.IntVar(&p.Scale.MaxShards, "max-shards", p.Scale.MaxShards, "never scale out above this many shards")
+	fs.Float64Var(&p.Rebalance.Threshold, "rebalance-threshold", p.Rebalance.Threshold, "move hot slots when a shard's load per capacity passes (1 + this) x the mean")
+	fs.DurationVar(&p.BalanceSustain, "rebalance-sustain", p.BalanceSustain, "an imbalance must last this long before slots move")
+	fs.IntVar(&p.Rebalance.MaxMoves, "rebalance-max-moves", p.Rebalance.MaxMoves, "slot moves per load rebalancing step")
+	fs.IntVar(&o.MoveBatch, "autoscale-move-batch", o.MoveBatch, "slot moves a scale-out or scale-in queues at once (the next batch when they are done)")
+	fs.DurationVar(&o.Interval, "autoscale-interval", o.Interval, "how often the autoscaler decides")
+	fs.DurationVar(&o.Smoothing, "load-smoothing", o.Smoothing, "time constant of the load average (EWMA) the decisions use")
+	fs.StringVar(&o.ProvisionerCommand, "provisioner-command", o.ProvisionerCommand, "run (sh -c) when a scale-out is due and the standby pool is short (docs/operations.md)")
+	fs.DurationVar(&o.ProvisionerTimeout, "provisioner-timeout", o.ProvisionerTimeout, "kill the provisioner command after this long")
+}
+
 func newLogger(w io.Writer, level string) *slog.Logger {
 	l := slog.LevelInfo
 	switch level {
@@ -79,9 +110,11 @@ commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
   nodes                  storage nodes with role, liveness, offset, memory, keys
   create SHARDS          first shards from the registered idle nodes (slots by weight)
-  add-shard NODE... [--no-rebalance] [--no-wait]
-                         a new shard of idle nodes (ids or RESP addresses; first = primary);
+  add-shard [NODE...] [--no-rebalance] [--no-wait]
+                         a new shard of idle nodes (ids or RESP addresses; first = primary),
+                         or with no NODE of 1 + replicas_per_shard live standby-pool nodes;
                          then moves its weighted share of slots onto it (only onto it)
+  set-weight SHARD W     a shard's capacity share (0: its primary node's weight); then rebalance
   remove-node NODE       remove a node (a primary owning slots: fail over first)
   failover SHARD [--timeout 10s]
                          graceful failover: fence the primary, let a replica catch up, switch
@@ -97,7 +130,9 @@ commands:
                          plan slot moves by measured load (ops/s, memory per weight), or by
                          weight when the load is even; print the plan and why, then run it
   drain SHARD [--dry-run] [--no-wait]
-                         move all of a shard's slots to the others (by weight)
+                         move all of a shard's slots to the others (by weight); then its nodes
+                         go back to the standby pool
+  autoscale status       the autoscaler: metrics vs thresholds, sustain, cooldown, decisions
   hotkeys --proxy ADDR [-n N]
                          the N (default 10) hottest keys a proxy has seen, with their
                          decayed access counts (SHOAL HOTKEYS on the proxy's RESP port)
@@ -218,10 +253,7 @@ func runCtl(args []string, out io.Writer) error {
 				nodes = append(nodes, p)
 			}
 		}
-		if len(nodes) == 0 {
-			return errors.New("usage: shoal ctl add-shard NODE... [--no-rebalance] [--no-wait]")
-		}
-		st, err := c.AddShardMoving(ctx, nodes, move)
+		st, err := c.AddShardMoving(ctx, nodes, move) // no nodes: from the standby pool
 		if err != nil || !move || !wait {
 			return show(st, err)
 		}
@@ -340,6 +372,39 @@ func runCtl(args []string, out io.Writer) error {
 		return ctlPlan(ctx, c, cmd, params, timeout, asJSON, out)
 	case "hotkeys":
 		return ctlHotkeys(params, timeout, asJSON, out)
+	case "set-weight":
+		if err := need(2, "SHARD WEIGHT"); err != nil {
+			return err
+		}
+		id, err := cluster.ParseShard(params[0])
+		if err != nil {
+			return err
+		}
+		w, err := strconv.Atoi(params[1])
+		if err != nil {
+			return fmt.Errorf("bad weight %q", params[1])
+		}
+		if err := c.SetWeight(ctx, id, w); err != nil {
+			return err
+		}
+		if asJSON {
+			return emit(map[string]int{"shard": id, "weight": w})
+		}
+		fmt.Fprintf(out, "shard %d weight %d (shoal ctl rebalance moves slots toward the new targets)\n", id, w)
+		return nil
+	case "autoscale":
+		if len(params) > 1 || len(params) == 1 && params[0] != "status" {
+			return errors.New("usage: shoal ctl autoscale status")
+		}
+		as, err := c.Autoscale(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return emit(as)
+		}
+		printAutoscale(out, as)
+		return nil
 	case "migrations":
 		ms, err := c.Migrations(ctx)
 		if err != nil {
@@ -362,7 +427,7 @@ func printStatus(out io.Writer, st *manager.Status) {
 	fmt.Fprintf(out, "cluster %s  map epoch %d  leader %s  managers %d  unassigned slots %d\n\n",
 		health, st.Epoch, st.Leader, len(st.Managers), st.Unowned)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tEPOCH\tSLOTS\tPRIMARY\tREPLICAS (lag)\tSTATE")
+	fmt.Fprintln(tw, "SHARD\tEPOCH\tSLOTS\tWEIGHT\tPRIMARY\tREPLICAS (lag)\tSTATE")
 	for _, s := range st.Shards {
 		var reps []string
 		for i, r := range s.Replicas {
@@ -377,14 +442,119 @@ func printStatus(out io.Writer, st *manager.Status) {
 		if !s.Healthy {
 			state = s.State
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.Epoch, s.Slots, s.Primary, strings.Join(reps, ", "), state)
+		if s.Draining {
+			state += " (draining)"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.Epoch, s.Slots, s.Weight, s.Primary, strings.Join(reps, ", "), state)
 	}
 	tw.Flush()
+	pool := "(empty)"
+	if len(st.Standby) > 0 {
+		pool = strings.Join(st.Standby, ", ")
+	}
+	fmt.Fprintf(out, "\nstandby pool: %d nodes %s\n", len(st.Standby), pool)
+	a := st.Autoscale
+	if !a.Enabled {
+		fmt.Fprintln(out, "autoscale: off")
+	} else {
+		fmt.Fprintf(out, "autoscale: %s: %s\n", a.Kind, a.Reason)
+		if a.InFlight != "" {
+			fmt.Fprintf(out, "  in flight: %s\n", a.InFlight)
+		}
+	}
+	for _, d := range a.Recent {
+		if d.Action != "none" {
+			fmt.Fprintf(out, "  %s\n", decisionLine(d))
+		}
+	}
 	if len(st.Failovers) > 0 {
 		fmt.Fprintln(out, "\nrecent failovers:")
 		for _, f := range st.Failovers {
 			fmt.Fprintf(out, "  %s  shard %d  %s -> %s  (%s)\n", f.Time.Format(time.TimeOnly), f.Shard, short(f.FromNode), short(f.ToNode), f.Reason)
 		}
+	}
+}
+
+func decisionLine(d manager.AutoscaleDecision) string {
+	line := d.Time.Format(time.TimeOnly) + "  " + d.Action
+	if d.Kind != "" && d.Action == "none" {
+		line += " (" + d.Kind + ")"
+	}
+	if d.Shard != 0 {
+		line += fmt.Sprintf("  shard %d", d.Shard)
+	}
+	if len(d.Nodes) > 0 {
+		line += "  nodes " + strings.Join(d.Nodes, ",")
+	}
+	if d.Moves > 0 {
+		line += fmt.Sprintf("  %d moves", d.Moves)
+	}
+	line += "  " + d.Reason
+	if d.Error != "" {
+		line += "  ERROR: " + d.Error
+	}
+	return line
+}
+
+// printAutoscale is shoal ctl autoscale status.
+func printAutoscale(out io.Writer, a *manager.AutoscaleStatus) {
+	c, s := a.Config, a.State
+	on := map[bool]string{true: "on", false: "off"}
+	fmt.Fprintf(out, "autoscale %s (scale-out %s, scale-in %s, rebalance %s)\n", on[a.Enabled], on[c.ScaleOut], on[c.ScaleIn], on[c.Rebalance])
+	fmt.Fprintf(out, "now: %s: %s\n", a.Kind, a.Reason)
+	if a.Busy != "" {
+		fmt.Fprintf(out, "busy: %s\n", a.Busy)
+	}
+	if a.InFlight != "" {
+		fmt.Fprintf(out, "in flight: %s\n", a.InFlight)
+	}
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	mem := "not reported (no maxmemory)"
+	if s.MemFrac >= 0 {
+		mem = fmt.Sprintf("%.1f%%", 100*s.MemFrac)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nMETRIC\tNOW\tSCALE OUT ABOVE\tSCALE IN BELOW")
+	fmt.Fprintf(tw, "ops/s per shard (%d shards)\t%.0f\t%.0f\t%.0f\n", s.Shards, s.OpsPerShard, c.ScaleOutOpsPerShard, c.ScaleInOpsPerShard)
+	fmt.Fprintf(tw, "memory used / maxmemory\t%s\t%.0f%%\t%.0f%%\n", mem, 100*c.ScaleOutMemFrac, 100*c.ScaleInMemFrac)
+	imb := "not compared"
+	if s.Imbalance > 0 {
+		imb = fmt.Sprintf("%.2fx (shard %d, %s)", s.Imbalance, s.ImbalanceShard, s.ImbalanceDim)
+	}
+	fmt.Fprintf(tw, "hottest shard / mean load\t%s\t%.2fx (rebalance)\t\n", imb, 1+c.RebalanceThreshold)
+	tw.Flush()
+	fmt.Fprintf(out, "\nsustain: scale-out %s, scale-in %s of %s; rebalance %s of %s\n",
+		s.ScaleOutFor.Round(time.Second), s.ScaleInFor.Round(time.Second), ms(c.SustainMs),
+		s.BalanceFor.Round(time.Second), ms(c.RebalanceSustainMs))
+	cool := "none"
+	if s.CooldownLeft > 0 {
+		cool = fmt.Sprintf("%s left of %s (after %s)", s.CooldownLeft.Round(time.Second), ms(c.CooldownMs), s.LastAction)
+	}
+	fmt.Fprintf(out, "cooldown: %s\n", cool)
+	fmt.Fprintf(out, "shards: %d (min %d, max %d); a new shard takes %d pool nodes\n", s.Shards, c.MinShards, c.MaxShards, 1+c.ReplicasPerShard)
+	pool := "(empty)"
+	if len(a.Pool) > 0 {
+		pool = strings.Join(a.Pool, ", ")
+	}
+	fmt.Fprintf(out, "standby pool (live): %d %s\n", len(a.Pool), pool)
+	if p := a.Provisioner; p.Command != "" {
+		fmt.Fprintf(out, "provisioner: %q running %v", p.Command, p.Running)
+		if !p.LastRun.IsZero() {
+			fmt.Fprintf(out, ", last run %s", p.LastRun.Format(time.TimeOnly))
+		}
+		if p.LastErr != "" {
+			fmt.Fprintf(out, ", last error %s", p.LastErr)
+		}
+		fmt.Fprintln(out)
+	} else {
+		fmt.Fprintln(out, "provisioner: none (--provisioner-command)")
+	}
+	fmt.Fprintln(out, "\nrecent decisions:")
+	if len(a.Decisions) == 0 {
+		fmt.Fprintln(out, "  none yet")
+	}
+	for _, d := range a.Decisions {
+		fmt.Fprintf(out, "  %s\n", decisionLine(d))
 	}
 }
 

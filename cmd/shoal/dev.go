@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,11 +34,14 @@ func runDev(args []string, out io.Writer) error {
 	restart := fs.Bool("restart", false, "restart a child that exits (default: leave it dead, to watch failover)")
 	memcached := fs.Bool("memcached", true, "give every node a memcached port too")
 	aof := fs.Bool("appendonly", true, "storage nodes keep an append-only log (appendfsync everysec)")
+	standby := fs.Int("standby", 0, "extra storage nodes started idle in the standby pool (add-shard with no nodes, autoscaling take them)")
+	autoscale := fs.Bool("autoscale", false, "run the manager with --autoscale")
+	mgrFlags := fs.String("manager-flags", "", "more flags for the manager, space-separated (e.g. \"--scale-out-ops 20000 --autoscale-sustain 30s\")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *shards < 1 || *replicas < 0 || *syncReplicas < 0 || *syncReplicas > *replicas {
-		return errors.New("need --shards >= 1, --replicas >= 0 and --sync-replicas <= --replicas")
+	if *shards < 1 || *replicas < 0 || *syncReplicas < 0 || *syncReplicas > *replicas || *standby < 0 {
+		return errors.New("need --shards >= 1, --replicas >= 0, --standby >= 0 and --sync-replicas <= --replicas")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -48,7 +52,8 @@ func runDev(args []string, out io.Writer) error {
 	}
 	absDir, _ := filepath.Abs(*dir)
 	n := *shards * (1 + *replicas)
-	ports, err := devPorts(*base, 2+2*n+3) // manager ×2, nodes ×2, proxy RESP + memcached + admin
+	all := n + *standby                      // shard nodes, then standby nodes
+	ports, err := devPorts(*base, 2+2*all+3) // manager ×2, nodes ×2, proxy RESP + memcached + admin
 	if err != nil {
 		return err
 	}
@@ -58,8 +63,13 @@ func runDev(args []string, out io.Writer) error {
 	defer stop()
 	defer d.stopAll()
 
-	d.start("manager", "manager", "--id", "m1", "--bootstrap", "--http-addr", mgrHTTP,
-		"--raft-addr", "127.0.0.1:"+strconv.Itoa(ports[1]), "--dir", filepath.Join(absDir, "manager"))
+	margs := []string{"manager", "--id", "m1", "--bootstrap", "--http-addr", mgrHTTP,
+		"--raft-addr", "127.0.0.1:" + strconv.Itoa(ports[1]), "--dir", filepath.Join(absDir, "manager")}
+	if *autoscale {
+		margs = append(margs, "--autoscale")
+	}
+	margs = append(margs, strings.Fields(*mgrFlags)...)
+	d.start("manager", margs...)
 	c := manager.NewClient(mgrHTTP)
 	c.Retry = 30 * time.Second
 	if _, err := c.Status(ctx); err != nil {
@@ -77,8 +87,8 @@ func runDev(args []string, out io.Writer) error {
 			}
 		}
 	}
-	var nodeAddrs []string
-	for i := 0; i < n; i++ {
+	var nodeAddrs, standbyAddrs []string
+	for i := 0; i < all; i++ {
 		port := ports[2+i]
 		name := fmt.Sprintf("node-%d", i+1)
 		ndir := filepath.Join(absDir, name)
@@ -88,10 +98,17 @@ func runDev(args []string, out io.Writer) error {
 		args := []string{"server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", ndir,
 			"--manager", mgrHTTP, "--appendonly", map[bool]string{true: "yes", false: "no"}[*aof], "--save", ""}
 		if *memcached {
-			args = append(args, "--memcached-port", strconv.Itoa(ports[2+n+i]))
+			args = append(args, "--memcached-port", strconv.Itoa(ports[2+all+i]))
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if i >= n {
+			// Registered as standby: create does not take them.
+			args = append(args, "--standby")
+			standbyAddrs = append(standbyAddrs, addr)
+		} else {
+			nodeAddrs = append(nodeAddrs, addr)
 		}
 		d.start(name, args...)
-		nodeAddrs = append(nodeAddrs, "127.0.0.1:"+strconv.Itoa(port))
 	}
 	// Wait for every node to register, make the shards on a fresh
 	// cluster, then wait until every shard has its primary and synced
@@ -99,14 +116,14 @@ func runDev(args []string, out io.Writer) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		st, err := c.Status(ctx)
-		if err == nil && len(st.Nodes) >= n {
+		if err == nil && len(st.Nodes) >= all {
 			if fresh && len(st.Shards) == 0 {
 				if _, err := c.Create(ctx, *shards); err != nil {
 					return err
 				}
 				continue
 			}
-			if devReady(st, *replicas) {
+			if devReady(st, *replicas) && devPoolReady(st, standbyAddrs) {
 				break
 			}
 		}
@@ -120,12 +137,12 @@ func runDev(args []string, out io.Writer) error {
 	}
 	// The proxy starts once the cluster is up (it needs a map) and is
 	// ready when its port answers.
-	proxyResp := "127.0.0.1:" + strconv.Itoa(ports[2+2*n])
-	proxyMC := "127.0.0.1:" + strconv.Itoa(ports[2+2*n+1])
-	proxyAdmin := "127.0.0.1:" + strconv.Itoa(ports[2+2*n+2])
-	pargs := []string{"proxy", "--manager", mgrHTTP, "--port", strconv.Itoa(ports[2+2*n]), "--bind", "127.0.0.1", "--admin-port", strconv.Itoa(ports[2+2*n+2])}
+	proxyResp := "127.0.0.1:" + strconv.Itoa(ports[2+2*all])
+	proxyMC := "127.0.0.1:" + strconv.Itoa(ports[2+2*all+1])
+	proxyAdmin := "127.0.0.1:" + strconv.Itoa(ports[2+2*all+2])
+	pargs := []string{"proxy", "--manager", mgrHTTP, "--port", strconv.Itoa(ports[2+2*all]), "--bind", "127.0.0.1", "--admin-port", strconv.Itoa(ports[2+2*all+2])}
 	if *memcached {
-		pargs = append(pargs, "--memcached-port", strconv.Itoa(ports[2+2*n+1]))
+		pargs = append(pargs, "--memcached-port", strconv.Itoa(ports[2+2*all+1]))
 	}
 	d.start("proxy", pargs...)
 	for {
@@ -145,6 +162,9 @@ func runDev(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "manager: http://%s\n", mgrHTTP)
 	for _, a := range nodeAddrs {
 		fmt.Fprintf(out, "node: %s\n", a)
+	}
+	for _, a := range standbyAddrs {
+		fmt.Fprintf(out, "standby: %s\n", a)
 	}
 	fmt.Fprintf(out, "proxy-resp: %s\n", proxyResp)
 	if *memcached {
@@ -176,6 +196,21 @@ func devReady(st *manager.Status, replicas int) bool {
 			if n := alive[r]; !n.Alive || !n.Synced {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// devPoolReady: every standby node is alive (the restarted cluster may
+// have put it in a shard since: then it need only be alive).
+func devPoolReady(st *manager.Status, addrs []string) bool {
+	alive := map[string]bool{}
+	for _, n := range st.Nodes {
+		alive[n.Addr] = n.Alive
+	}
+	for _, a := range addrs {
+		if !alive[a] {
+			return false
 		}
 	}
 	return true

@@ -22,7 +22,13 @@ type Heartbeat struct {
 
 	OpsPerSec  float64 `json:"ops_per_sec"`
 	UsedMemory int64   `json:"used_memory"`
+	MaxMemory  int64   `json:"max_memory,omitempty"` // maxmemory (0: no limit)
 	Keys       int64   `json:"keys"`
+	// SlotOps holds the hottest slots' ops/s as [slot, ops/s] pairs, at
+	// most MaxSlotOps of them, hottest first: the commands this node ran
+	// on each slot since its previous report. Sent every few beats: null
+	// in the others, [] in a report when no slot had a command.
+	SlotOps [][2]float64 `json:"slot_ops"`
 	// SlotKeys holds the key count of every non-empty slot as
 	// [slot, count] pairs; sent every few seconds, not every beat.
 	SlotKeys [][2]int64 `json:"slot_keys,omitempty"`
@@ -39,3 +45,8 @@ type HeartbeatReply struct {
 	// node reports Fenced and its final offset in its next heartbeat.
 	Fence bool `json:"fence,omitempty"`
 }
+
+// MaxSlotOps bounds Heartbeat.SlotOps: the hottest slots are what load
+// moves pick; the rest of a shard's load counts as spread over its other
+// slots (CombineSlotLoad).
+const MaxSlotOps = 64

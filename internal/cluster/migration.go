@@ -67,6 +67,9 @@ func (m *Map) migrate(slots []int, to int) error {
 	if len(slots) == 0 {
 		return errors.New("no slots to move")
 	}
+	if t.Draining {
+		return fmt.Errorf("shard %d is draining: no slot moves onto it", to)
+	}
 	for _, s := range slots {
 		if s < 0 || s >= NumSlots {
 			return fmt.Errorf("slot %d out of range", s)

@@ -33,10 +33,11 @@ type Move struct {
 func Targets(m *Map) map[int]int { return targetsWithout(m, 0) }
 
 // targetsWithout is Targets as if shard skip did not exist (0: none).
+// Draining shards have no target either: their slots are on their way out.
 func targetsWithout(m *Map, skip int) map[int]int {
 	var ids, w []int
 	for _, id := range m.shardIDs() {
-		if id != skip {
+		if id != skip && !m.Shards[id].Draining {
 			ids = append(ids, id)
 			w = append(w, m.shardWeight(id))
 		}
@@ -374,6 +375,17 @@ func (d *loadDim) ratio(s int) float64 { return d.load[s] / d.cap[s] / d.mean }
 // within Threshold/2 of the mean load. Nil moves when nothing needs to
 // change; the reason says why either way.
 func PlanRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg RebalanceConfig) (moves []Move, reason string) {
+	return planRebalance(m, load, slots, cfg, true)
+}
+
+// PlanLoadRebalance is PlanRebalance without the slot-count phase: only
+// moves of hot slots off a shard past the load threshold (nil when no
+// shard is, or none of its slots can move). The autoscaler's rebalancing.
+func PlanLoadRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg RebalanceConfig) (moves []Move, reason string) {
+	return planRebalance(m, load, slots, cfg, false)
+}
+
+func planRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg RebalanceConfig, byCount bool) (moves []Move, reason string) {
 	if len(m.Shards) < 2 {
 		return nil, "one shard: nothing to balance"
 	}
@@ -382,7 +394,7 @@ func PlanRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg Rebalance
 	var ids []int // shards with load reports
 	known := map[int]bool{}
 	for _, id := range m.shardIDs() {
-		if _, ok := load[id]; ok {
+		if _, ok := load[id]; ok && !m.Shards[id].Draining {
 			ids = append(ids, id)
 			known[id] = true
 		}
@@ -555,6 +567,12 @@ func PlanRebalance(m *Map, load map[int]ShardLoad, slots SlotLoad, cfg Rebalance
 		summary = append([]string{head + ", but no slot of it can move without overshooting (a few hot slots carry its load)"}, summary...)
 	}
 
+	if !byCount {
+		if lead == nil {
+			summary = append(summary, fmt.Sprintf("no shard past %.2fx the mean", 1+cfg.Threshold))
+		}
+		return nil, strings.Join(summary, "; ")
+	}
 	// Slot-count balance against the weighted targets.
 	targets := Targets(m)
 	off := map[int]int{} // count - target, every shard and every other owner

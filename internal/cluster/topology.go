@@ -22,6 +22,11 @@ import (
 const (
 	NodeIdle   = "idle"   // registered, in no shard (the pool add-shard takes from)
 	NodeActive = "active" // primary or replica of a shard
+	// NodeStandby: in no shard and reserved for new shards (started with
+	// --standby, or released by a drain): never made a replica of an
+	// existing shard on registration, never taken by create. The
+	// standby pool is the idle and standby nodes together.
+	NodeStandby = "standby"
 )
 
 // Roles, as a node is told by its view and reports in heartbeats.
@@ -47,6 +52,12 @@ type Shard struct {
 	Primary  string   `json:"primary"` // node id
 	Replicas []string `json:"replicas"`
 	Epoch    uint64   `json:"epoch"`
+	// Weight overrides the primary node's weight as the shard's capacity
+	// share (set-weight); 0: the primary's weight.
+	Weight int `json:"weight,omitempty"`
+	// Draining: a drain moves every slot away; once it owns none and no
+	// move involves it, the leader releases its nodes to the standby pool.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Settings are the cluster-wide settings (shoal ctl config get|set).
@@ -253,6 +264,9 @@ const (
 	OpSetConfig     = "set-config"
 	OpAddManager    = "add-manager"
 	OpRemoveManager = "remove-manager"
+	OpSetWeight     = "set-weight"    // ShardID, Value (0: the primary's weight)
+	OpDrainShard    = "drain-shard"   // ShardID: mark it draining (its moves are queued apart)
+	OpReleaseShard  = "release-shard" // ShardID: an empty shard goes, its nodes to standby
 )
 
 // Apply applies c. A command that fails leaves the map unchanged and
@@ -280,6 +294,12 @@ func (m *Map) Apply(c Command) error {
 		}
 	case OpRemoveManager:
 		delete(m.Managers, c.Manager)
+	case OpSetWeight:
+		err = m.setWeight(c.ShardID, c.Value)
+	case OpDrainShard:
+		err = m.drainShard(c.ShardID)
+	case OpReleaseShard:
+		err = m.releaseShard(c.ShardID)
 	case OpMigrate:
 		err = m.migrate(c.Slots, c.ShardID)
 	case OpMigrateCutover:
@@ -305,8 +325,12 @@ func (m *Map) register(n *Node) error {
 		n.Weight = 1
 	}
 	if old := m.Nodes[n.ID]; old != nil {
-		// A node coming back (restart): new addresses, same place.
+		// A node coming back (restart): new addresses, same place. An
+		// idle node restarted with --standby joins the standby pool.
 		old.Addr, old.MCAddr, old.Weight = n.Addr, n.MCAddr, n.Weight
+		if old.State == NodeIdle && n.State == NodeStandby {
+			old.State = NodeStandby
+		}
 		return nil
 	}
 	for _, o := range m.Nodes {
@@ -316,6 +340,10 @@ func (m *Map) register(n *Node) error {
 	}
 	nn := &Node{ID: n.ID, Addr: n.Addr, MCAddr: n.MCAddr, Weight: n.Weight, State: NodeIdle}
 	m.Nodes[n.ID] = nn
+	if n.State == NodeStandby {
+		nn.State = NodeStandby // reserved for new shards
+		return nil
+	}
 	// A new node first fills shards lacking replicas (fewest first, then
 	// the lowest id): the manager's automatic placement.
 	var best *Shard
@@ -401,7 +429,7 @@ func (m *Map) addShard(ids []string) error {
 		switch {
 		case n == nil:
 			return fmt.Errorf("no node %q", id)
-		case n.State != NodeIdle:
+		case n.State != NodeIdle && n.State != NodeStandby:
 			return fmt.Errorf("node %s is already in shard %d", id, n.Shard)
 		case seen[id]:
 			return fmt.Errorf("node %s named twice", id)
@@ -440,10 +468,14 @@ func (m *Map) distributeSlots() {
 	}
 }
 
-// shardWeight is a shard's weight: its primary node's (at least 1; 1 if
-// the map has no such node, e.g. a shard whose primary was removed).
+// shardWeight is a shard's weight: its own (set-weight) if set, else its
+// primary node's (at least 1; 1 if the map has no such node, e.g. a
+// shard whose primary was removed).
 func (m *Map) shardWeight(id int) int {
 	if s := m.Shards[id]; s != nil {
+		if s.Weight > 0 {
+			return s.Weight
+		}
 		if n := m.Nodes[s.Primary]; n != nil {
 			return max(1, n.Weight)
 		}
@@ -536,6 +568,77 @@ func (m *Map) setConfig(key string, v int) error {
 	}
 	m.Settings = next
 	return nil
+}
+
+// ShardWeight is a shard's capacity share (see Targets).
+func (m *Map) ShardWeight(id int) int { return m.shardWeight(id) }
+
+// MaxWeight bounds node and shard weights.
+const MaxWeight = 1000000
+
+func (m *Map) setWeight(shard, w int) error {
+	s := m.Shards[shard]
+	switch {
+	case s == nil:
+		return fmt.Errorf("no shard %d", shard)
+	case w < 0 || w > MaxWeight:
+		return fmt.Errorf("weight must be between 1 and %d (0: the primary node's weight)", MaxWeight)
+	}
+	s.Weight = w
+	return nil
+}
+
+func (m *Map) drainShard(shard int) error {
+	s := m.Shards[shard]
+	switch {
+	case s == nil:
+		return fmt.Errorf("no shard %d", shard)
+	case len(m.Shards) < 2:
+		return fmt.Errorf("shard %d is the only shard: nowhere to move its slots", shard)
+	}
+	for _, mg := range m.Migrations {
+		if mg.To == shard {
+			return fmt.Errorf("slots are moving to shard %d: cancel or finish them first", shard)
+		}
+	}
+	s.Draining = true
+	return nil
+}
+
+// releaseShard removes a shard that owns no slot and takes part in no
+// move; its nodes go back to the pool as standby nodes.
+func (m *Map) releaseShard(shard int) error {
+	s := m.Shards[shard]
+	if s == nil {
+		return fmt.Errorf("no shard %d", shard)
+	}
+	if n := m.Slots.Count(shard); n > 0 {
+		return fmt.Errorf("shard %d still owns %d slots (drain it first)", shard, n)
+	}
+	for _, mg := range m.Migrations {
+		if mg.From == shard || mg.To == shard {
+			return fmt.Errorf("slot %d is moving from shard %d to %d", mg.Slot, mg.From, mg.To)
+		}
+	}
+	for _, id := range append([]string{s.Primary}, s.Replicas...) {
+		if n := m.Nodes[id]; n != nil {
+			n.Shard, n.State = 0, NodeStandby
+		}
+	}
+	delete(m.Shards, shard)
+	return nil
+}
+
+// Pool returns the nodes in no shard (idle or standby), by id.
+func (m *Map) Pool() []*Node {
+	var out []*Node
+	for _, n := range m.Nodes {
+		if n.Shard == 0 && (n.State == NodeIdle || n.State == NodeStandby) {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // Role returns a node's role and shard.

@@ -158,3 +158,83 @@ func TestMapJSONRoundTrip(t *testing.T) {
 		t.Fatal("Clone shares state")
 	}
 }
+
+// Standby nodes stay in the pool (not made replicas, not taken by
+// create); set-weight changes targets; a drained shard is released to
+// the pool only once empty, and its nodes come back as standby.
+func TestStandbyPoolWeightAndRelease(t *testing.T) {
+	m := NewMap()
+	register(t, m, "a", 1)
+	register(t, m, "b", 1)
+	if err := m.Apply(Command{Op: OpRegister, Node: &Node{ID: "s1", Addr: "127.0.0.1:s1", State: NodeStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Command{Op: OpCreate, Shards: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Nodes["s1"].State != NodeStandby || m.Nodes["s1"].Shard != 0 {
+		t.Fatalf("standby node placed: %+v", m.Nodes["s1"])
+	}
+	// A shard lacking a replica does not take a standby node.
+	if err := m.Apply(Command{Op: OpRegister, Node: &Node{ID: "s2", Addr: "127.0.0.1:s2", State: NodeStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Shards[1].Replicas) != 0 || len(m.Pool()) != 2 {
+		t.Fatalf("replicas %v pool %d", m.Shards[1].Replicas, len(m.Pool()))
+	}
+	// An idle node restarted with --standby joins the standby pool.
+	m.Settings.ReplicasPerShard = 0
+	register(t, m, "c", 1)
+	if err := m.Apply(Command{Op: OpRegister, Node: &Node{ID: "c", Addr: "127.0.0.1:c", State: NodeStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Nodes["c"].State != NodeStandby {
+		t.Fatalf("c is %s", m.Nodes["c"].State)
+	}
+
+	if err := m.Apply(Command{Op: OpSetWeight, ShardID: 2, Value: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if tg := Targets(m); tg[1] != 4096 || tg[2] != 12288 {
+		t.Fatalf("targets %v", tg)
+	}
+	if err := m.Apply(Command{Op: OpSetWeight, ShardID: 9, Value: 3}); err == nil {
+		t.Fatal("set-weight of a missing shard accepted")
+	}
+	if err := m.Apply(Command{Op: OpSetWeight, ShardID: 1, Value: -1}); err == nil {
+		t.Fatal("negative weight accepted")
+	}
+
+	// add-shard from standby nodes, then drain it again.
+	if err := m.Apply(Command{Op: OpAddShard, Nodes: []string{"s1", "s2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Nodes["s1"].Shard != 3 || m.Shards[3].Replicas[0] != "s2" {
+		t.Fatalf("shard 3: %+v", m.Shards[3])
+	}
+	if err := m.Apply(Command{Op: OpReleaseShard, ShardID: 1}); err == nil {
+		t.Fatal("release of a shard owning slots accepted")
+	}
+	if err := m.Apply(Command{Op: OpDrainShard, ShardID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if tg := Targets(m); tg[1] != 0 || tg[2]+tg[3] != NumSlots {
+		t.Fatalf("targets with shard 1 draining: %v", tg)
+	}
+	if err := m.Apply(Command{Op: OpMigrate, Slots: []int{NumSlots - 1}, ShardID: 1}); err == nil {
+		t.Fatal("a move onto a draining shard accepted")
+	}
+	moves := PlanDrain(m, 1, 0)
+	for _, mv := range moves {
+		m.Slots[mv.Slot] = uint16(mv.To)
+	}
+	if err := m.Apply(Command{Op: OpReleaseShard, ShardID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Shards[1] != nil || m.Nodes["a"].State != NodeStandby || m.Nodes["a"].Shard != 0 {
+		t.Fatalf("after release: shard %+v node %+v", m.Shards[1], m.Nodes["a"])
+	}
+	if role, _ := m.Role("a"); role != RoleNone {
+		t.Fatalf("released node's role %s", role)
+	}
+}

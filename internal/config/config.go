@@ -88,6 +88,7 @@ type Config struct {
 	Manager           string // manager: comma-separated manager addresses; "" = standalone
 	ClusterAnnounceIP string // cluster-announce-ip: the host other nodes and clients reach this node at
 	ClusterWeight     int    // cluster-weight: capacity share (slots are given in proportion)
+	Standby           bool   // standby: register in the standby pool (kept for new shards, never made a replica)
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -309,6 +310,7 @@ func init() {
 	stringDir("manager", false, func(c *Config) *string { return &c.Manager })
 	stringDir("cluster-announce-ip", false, func(c *Config) *string { return &c.ClusterAnnounceIP })
 	intDir("cluster-weight", false, 1, 1000000, func(c *Config) *int { return &c.ClusterWeight })
+	boolDir("standby", false, func(c *Config) *bool { return &c.Standby })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot
@@ -508,7 +510,11 @@ func (c *Config) ParseArgs(args []string) error {
 			j++
 		}
 		// "--save ''" arrives as an empty argument.
-		if err := c.Set(name, strings.Join(vals, " "), false); err != nil {
+		v := strings.Join(vals, " ")
+		if len(vals) == 0 && name == "standby" {
+			v = "yes" // a flag: "--standby" alone
+		}
+		if err := c.Set(name, v, false); err != nil {
 			return err
 		}
 		i = j

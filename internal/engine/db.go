@@ -39,6 +39,11 @@ type Slot struct {
 	// hits and misses are per slot, under the slot lock, so the hot path
 	// never contends on a shared counter; INFO sums them.
 	hits, misses int64
+	// Ops counts the commands run on the slot: the server adds under the
+	// slot lock (the line is already this core's: no contention), the
+	// cluster agent reads it without the lock (a heartbeat must not wait
+	// for 16384 slot locks, some held by slot imports).
+	Ops atomic.Uint64
 
 	volatile map[string]struct{} // keys with an expiry, for active expiry and volatile-* eviction
 	mem      int64

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -41,6 +40,8 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
 	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
 	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
+	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
+	mux.HandleFunc("GET /v1/autoscale", m.leaderOnly(m.handleAutoscale))
 	return mux
 }
 
@@ -145,6 +146,19 @@ type Status struct {
 	Shards    []ShardStatus     `json:"shards"`
 	Nodes     []NodeStatus      `json:"nodes"`
 	Failovers []FailoverEvent   `json:"failovers"`
+	// Standby is the pool: nodes in no shard (idle or standby), by id,
+	// as RESP addresses.
+	Standby   []string         `json:"standby"`
+	Autoscale AutoscaleSummary `json:"autoscale"`
+}
+
+// AutoscaleSummary is the autoscaler's part of Status.
+type AutoscaleSummary struct {
+	Enabled  bool                `json:"enabled"`
+	Kind     string              `json:"kind"`
+	Reason   string              `json:"reason"`
+	InFlight string              `json:"in_flight,omitempty"`
+	Recent   []AutoscaleDecision `json:"recent"` // the last few decisions, oldest first
 }
 
 // ShardStatus is one shard in Status. Primary and Replicas are RESP
@@ -157,6 +171,8 @@ type ShardStatus struct {
 	Replicas   []string `json:"replicas"`
 	ReplicaIDs []string `json:"replica_ids"`
 	Slots      int      `json:"slots"`
+	Weight     int      `json:"weight"`
+	Draining   bool     `json:"draining,omitempty"`
 	Healthy    bool     `json:"healthy"`
 	State      string   `json:"state,omitempty"`
 	Offset     uint64   `json:"offset"`
@@ -181,12 +197,19 @@ type NodeStatus struct {
 // status builds the cluster's status from the map and the leader's health view.
 func (m *Manager) status() Status {
 	mp := m.Map()
+	as := m.autoscaleStatus()
+	summary := AutoscaleSummary{Enabled: as.Enabled, Kind: as.Kind, Reason: as.Reason, InFlight: as.InFlight,
+		Recent: as.Decisions[max(0, len(as.Decisions)-5):]}
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, states := Decide(mp, m.health, now, m.leaderSince)
 	st := Status{Epoch: mp.Epoch, Leader: m.cfg.ID, Managers: mp.Managers, Settings: mp.Settings, Healthy: true,
-		Shards: []ShardStatus{}, Nodes: []NodeStatus{}, Failovers: append([]FailoverEvent{}, m.failovers...)}
+		Shards: []ShardStatus{}, Nodes: []NodeStatus{}, Failovers: append([]FailoverEvent{}, m.failovers...),
+		Standby: []string{}, Autoscale: summary}
+	for _, n := range mp.Pool() {
+		st.Standby = append(st.Standby, n.Addr)
+	}
 	st.Unowned = mp.Slots.Count(0)
 	if len(mp.Shards) == 0 || st.Unowned > 0 {
 		st.Healthy = false
@@ -195,7 +218,7 @@ func (m *Manager) status() Status {
 	for i, id := range mp.ShardIDs() {
 		s := mp.Shards[id]
 		ss := ShardStatus{ID: id, Epoch: s.Epoch, Primary: mp.Addr(s.Primary), PrimaryID: s.Primary, Replicas: []string{}, ReplicaIDs: []string{},
-			Slots: mp.Slots.Count(id), Healthy: states[i].Healthy, State: states[i].Reason, Lag: map[string]int64{}}
+			Slots: mp.Slots.Count(id), Weight: mp.ShardWeight(id), Draining: s.Draining, Healthy: states[i].Healthy, State: states[i].Reason, Lag: map[string]int64{}}
 		if h := m.health[s.Primary]; h != nil {
 			ss.Offset = h.HB.Offset
 		}
@@ -298,22 +321,22 @@ func (m *Manager) handleAddShard(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, err)
 		return
 	}
-	if err := m.propose(cluster.Command{Op: cluster.OpAddShard, Nodes: ids}); err != nil {
+	from := "named"
+	if len(ids) == 0 {
+		// From the standby pool: a primary and replicas_per_shard replicas.
+		if ids, err = m.poolShard(m.Map()); err != nil {
+			m.fail(w, err)
+			return
+		}
+		from = "standby pool"
+	}
+	id, n, err := m.addShardAndFill(ids, req.Rebalance)
+	if err != nil {
 		m.fail(w, err)
 		return
 	}
-	if req.Rebalance && len(ids) > 0 {
-		mp := m.Map()
-		if n := mp.Nodes[ids[0]]; n != nil && n.Shard != 0 {
-			moves := cluster.PlanAddShard(mp, n.Shard, 0)
-			moves = slices.DeleteFunc(moves, func(mv cluster.Move) bool { return mp.Migrations[mv.Slot] != nil })
-			if err := m.queueMoves(moves); err != nil {
-				m.fail(w, fmt.Errorf("shard %d added, but its slots could not be queued: %w", n.Shard, err))
-				return
-			}
-			m.log.Info("new shard: slot moves queued", "shard", n.Shard, "moves", len(moves))
-		}
-	}
+	m.decided(AutoscaleDecision{Time: time.Now(), Action: "add-shard", Shard: id, Nodes: m.addrs(ids), Moves: n,
+		Reason: fmt.Sprintf("manual add-shard (shoal ctl add-shard) of %s nodes", from)})
 	writeJSON(w, http.StatusOK, m.status())
 }
 
@@ -341,6 +364,37 @@ func resolveNode(mp *cluster.Map, name string) (string, error) {
 		}
 	}
 	return "", errors.New("no node " + strconv.Quote(name) + " (give a node id or its RESP address)")
+}
+
+// handleSetWeight: {"weight": W} (0: the primary node's weight).
+func (m *Manager) handleSetWeight(w http.ResponseWriter, r *http.Request) {
+	id, err := cluster.ParseShard(r.PathValue("id"))
+	if err != nil {
+		m.fail(w, err)
+		return
+	}
+	var req struct {
+		Weight *int `json:"weight"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if req.Weight == nil {
+		m.fail(w, errors.New(`set-weight needs {"weight": N}`))
+		return
+	}
+	if err := m.propose(cluster.Command{Op: cluster.OpSetWeight, ShardID: id, Value: *req.Weight}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	mp := m.Map()
+	m.log.Info("shard weight set", "shard", id, "weight", mp.ShardWeight(id))
+	writeJSON(w, http.StatusOK, map[string]any{"shard": id, "weight": mp.ShardWeight(id), "targets": cluster.Targets(mp)})
+}
+
+func (m *Manager) handleAutoscale(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, m.autoscaleStatus())
 }
 
 func (m *Manager) handleFailover(w http.ResponseWriter, r *http.Request) {

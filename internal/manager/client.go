@@ -276,3 +276,15 @@ func (c *Client) Drain(ctx context.Context, shard int, dryRun bool) (*PlanReply,
 	err := c.do(ctx, http.MethodPost, "/v1/shards/"+strconv.Itoa(shard)+"/drain", mustJSON(map[string]any{"dry_run": dryRun}), &out)
 	return &out, err
 }
+
+// SetWeight sets a shard's weight (0: its primary node's weight).
+func (c *Client) SetWeight(ctx context.Context, shard, weight int) error {
+	return c.do(ctx, http.MethodPut, "/v1/shards/"+strconv.Itoa(shard)+"/weight", mustJSON(map[string]int{"weight": weight}), nil)
+}
+
+// Autoscale returns the autoscaler's status and recent decisions.
+func (c *Client) Autoscale(ctx context.Context) (*AutoscaleStatus, error) {
+	var out AutoscaleStatus
+	err := c.do(ctx, http.MethodGet, "/v1/autoscale", nil, &out)
+	return &out, err
+}

@@ -34,6 +34,9 @@ type Config struct {
 
 	// Raft timings (0: defaults suited to a LAN: 500/500/250 ms).
 	RaftHeartbeat, RaftElection, RaftLeaderLease time.Duration
+
+	// Autoscale configures the leader's autoscaling loop (zero: off).
+	Autoscale AutoscaleOptions
 }
 
 // Manager is a running management node.
@@ -54,6 +57,9 @@ type Manager struct {
 	leader      bool
 	handoffs    map[int]*handoff // graceful failovers in progress, by shard
 	failovers   []FailoverEvent  // recent automatic and manual failovers (newest last)
+	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
+
+	ap autoscaleState // the autoscaling loop's state, for status
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -99,11 +105,31 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RaftLeaderLease == 0 {
 		cfg.RaftLeaderLease = 250 * time.Millisecond
 	}
+	a := &cfg.Autoscale
+	if a.Pilot.Scale.MaxShards == 0 {
+		a.Pilot = cluster.DefaultAutopilotConfig()
+	}
+	if a.Interval == 0 {
+		a.Interval = time.Second
+	}
+	if a.Smoothing == 0 {
+		a.Smoothing = 10 * time.Second
+	}
+	if a.ProvisionerTimeout == 0 {
+		a.ProvisionerTimeout = 5 * time.Minute
+	}
+	if a.MoveBatch == 0 {
+		a.MoveBatch = 256
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("autoscale: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager", "id", cfg.ID), fsm: newFSM(),
-		health: map[string]*Health{}, handoffs: map[int]*handoff{}, stop: make(chan struct{})}
+		health: map[string]*Health{}, handoffs: map[int]*handoff{}, stop: make(chan struct{}),
+		load: loadTracker{tau: cfg.Autoscale.Smoothing, shards: map[int]*shardEWMA{}}}
 	return m, nil
 }
 
@@ -120,7 +146,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(3)
+	m.wg.Add(4)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -129,6 +155,7 @@ func (m *Manager) Start() error {
 	}()
 	go m.leadership()
 	go m.migrator()
+	go m.autoscaler()
 	if len(m.cfg.Join) > 0 && !m.hadState() {
 		if err := m.join(); err != nil {
 			m.Close()
@@ -287,6 +314,7 @@ func (m *Manager) leadership() {
 			m.leader = isLeader
 			if !isLeader {
 				m.health = map[string]*Health{}
+				m.load.shards = map[int]*shardEWMA{}
 			}
 			if isLeader {
 				// Liveness is never in the log: a new leader starts blind
@@ -363,7 +391,8 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 	now := time.Now()
 	mp := m.Map()
 	id := hb.Node.ID
-	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) {
+	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node
 		if err := m.propose(cluster.Command{Op: cluster.OpRegister, Node: &node}); err != nil {
 			return cluster.HeartbeatReply{}, err
@@ -390,6 +419,9 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 	}
 	h.Seen, h.HB = now, hb
 	role, shard := mp.Role(id)
+	if role == cluster.RolePrimary && hb.Role == cluster.RolePrimary {
+		m.load.observe(now, shard.ID, &hb)
+	}
 	if role == cluster.RolePrimary {
 		if ho := m.handoffs[shard.ID]; ho != nil {
 			reply.Fence = true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"shoal/internal/cluster"
 )
@@ -19,26 +20,6 @@ type PlanReply struct {
 	Moves  []cluster.Move `json:"moves"`
 	Reason string         `json:"reason"`
 	DryRun bool           `json:"dry_run"`
-}
-
-// shardLoads collects each shard's load from its primary's last
-// heartbeat, and the per-slot key counts the primaries reported.
-func (m *Manager) shardLoads(mp *cluster.Map) (map[int]cluster.ShardLoad, map[int]int64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	load := map[int]cluster.ShardLoad{}
-	keys := map[int]int64{}
-	for id, sh := range mp.Shards {
-		h := m.health[sh.Primary]
-		if h == nil {
-			continue
-		}
-		load[id] = cluster.ShardLoad{OpsPerSec: h.HB.OpsPerSec, UsedMemory: h.HB.UsedMemory}
-		for _, p := range h.HB.SlotKeys {
-			keys[int(p[0])] = p[1]
-		}
-	}
-	return load, keys
 }
 
 // queueMoves proposes the moves, one command per target shard.
@@ -84,8 +65,8 @@ func (m *Manager) handleRebalance(w http.ResponseWriter, r *http.Request) {
 	if req.MaxMoves > 0 {
 		cfg.MaxMoves = req.MaxMoves
 	}
-	load, keys := m.shardLoads(mp)
-	moves, reason := cluster.PlanRebalance(mp, load, cluster.EstimateSlotLoad(mp, load, keys), cfg)
+	load, slots := m.shardLoads(mp)
+	moves, reason := cluster.PlanRebalance(mp, load, slots, cfg)
 	if !req.DryRun && len(moves) > 0 {
 		if err := m.queueMoves(moves); err != nil {
 			m.fail(w, err)
@@ -123,13 +104,17 @@ func (m *Manager) handleDrain(w http.ResponseWriter, r *http.Request) {
 	}
 	moves := cluster.PlanDrain(mp, id, 0)
 	moves = slices.DeleteFunc(moves, func(mv cluster.Move) bool { return mp.Migrations[mv.Slot] != nil })
-	reason := fmt.Sprintf("drain shard %d: %d slots to the other shards by weight", id, len(moves))
-	if !req.DryRun && len(moves) > 0 {
-		if err := m.queueMoves(moves); err != nil {
+	if !req.DryRun {
+		// Marked draining in the map: once its slots are gone the leader
+		// releases its nodes to the standby pool.
+		var err error
+		if moves, err = m.drainShard(id); err != nil {
 			m.fail(w, err)
 			return
 		}
-		m.log.Info("drain queued", "shard", id, "moves", len(moves))
+		m.decided(AutoscaleDecision{Time: time.Now(), Action: "drain", Shard: id, Moves: len(moves),
+			Reason: fmt.Sprintf("manual drain of shard %d (shoal ctl drain)", id)})
 	}
+	reason := fmt.Sprintf("drain shard %d: %d slots to the other shards by weight; then its nodes go back to the standby pool", id, len(moves))
 	writeJSON(w, http.StatusOK, PlanReply{Moves: moves, Reason: reason, DryRun: req.DryRun})
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +54,10 @@ type agent struct {
 	lastErr    string
 	lastOK     time.Time
 	beats      int
+
+	// Per-slot ops at the last SlotOps report (collect only).
+	slotOps   []uint64
+	slotOpsAt time.Time
 
 	quit chan struct{}
 	done chan struct{}
@@ -102,8 +108,10 @@ func (s *Server) startAgent() error {
 	var mgr, announce string
 	var weight, port, mcport int
 	var bind []string
+	var standby bool
 	s.cfg.Read(func(c *config.Config) {
 		mgr, announce, weight, port, mcport, bind = c.Manager, c.ClusterAnnounceIP, c.ClusterWeight, c.Port, c.MemcachedPort, c.Bind
+		standby = c.Standby
 	})
 	if mgr == "" {
 		return nil
@@ -130,6 +138,9 @@ func (s *Server) startAgent() error {
 	self := cluster.Node{ID: id, Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: max(1, weight)}
 	if mcport > 0 {
 		self.MCAddr = net.JoinHostPort(host, strconv.Itoa(mcport))
+	}
+	if standby {
+		self.State = cluster.NodeStandby // registers in the standby pool
 	}
 	c := manager.NewClient(mgr)
 	c.Retry = -1 // the heartbeat loop is the retry
@@ -271,6 +282,7 @@ func (a *agent) collect() *cluster.Heartbeat {
 	}
 	a.beats++
 	slotKeys := a.beats%25 == 1 // every ~5 s at the default period
+	slotOps := a.beats%slotOpsEvery == 1
 	mapRole := a.role
 	a.mu.Unlock()
 	id, _, _ := s.replIDs()
@@ -296,7 +308,11 @@ func (a *agent) collect() *cluster.Heartbeat {
 	hb.OpsPerSec = s.admin.ops.avg()
 	s.admin.mu.Unlock()
 	hb.UsedMemory = s.db.UsedMemory()
+	hb.MaxMemory = s.db.MaxMemory()
 	hb.Keys = s.db.KeyCount()
+	if slotOps {
+		hb.SlotOps = a.hottestSlots()
+	}
 	if slotKeys {
 		for i := 0; i < cluster.NumSlots; i++ {
 			sl := s.db.Slot(i)
@@ -309,6 +325,46 @@ func (a *agent) collect() *cluster.Heartbeat {
 		}
 	}
 	return hb
+}
+
+// slotOpsEvery: SlotOps go out every this many beats (~1 s at the
+// default period): reading them takes every slot's lock in turn.
+const slotOpsEvery = 5
+
+// hottestSlots returns the cluster.MaxSlotOps slots with the most
+// commands since the previous call, as ops/s, hottest first (nil on the
+// first call: no interval yet).
+func (a *agent) hottestSlots() [][2]float64 {
+	s := a.s
+	now := time.Now()
+	first := a.slotOps == nil
+	if first {
+		a.slotOps = make([]uint64, cluster.NumSlots)
+	}
+	secs := now.Sub(a.slotOpsAt).Seconds()
+	a.slotOpsAt = now
+	out := [][2]float64{} // non-nil: a report, even of no load
+	for i := 0; i < cluster.NumSlots; i++ {
+		n := s.db.Slot(i).Ops.Load()
+		d := n - a.slotOps[i]
+		a.slotOps[i] = n
+		if d > 0 && secs > 0 {
+			out = append(out, [2]float64{float64(i), float64(d) / secs})
+		}
+	}
+	slices.SortFunc(out, func(x, y [2]float64) int {
+		if x[1] != y[1] {
+			return cmp.Compare(y[1], x[1])
+		}
+		return cmp.Compare(x[0], y[0])
+	})
+	if len(out) > cluster.MaxSlotOps {
+		out = out[:cluster.MaxSlotOps]
+	}
+	if first {
+		return nil
+	}
+	return out
 }
 
 // install acts on a new map: routing, then the node's role.
@@ -345,6 +401,19 @@ func (a *agent) install(m *cluster.Map) {
 			s.repl.mu.Unlock()
 			if l != nil {
 				l.stop() // stop following the old primary meanwhile
+			}
+		}
+	case cluster.RoleNone:
+		if prev == cluster.RoleReplica {
+			// Released to the standby pool (its shard was drained and
+			// removed): stop following the old primary. A later shard
+			// makes it a replica (full copy) or a primary (on its lease).
+			s.repl.mu.Lock()
+			l := s.repl.link
+			s.repl.link = nil
+			s.repl.mu.Unlock()
+			if l != nil {
+				l.stop()
 			}
 		}
 	case cluster.RoleReplica:

@@ -389,6 +389,9 @@ func (s *Server) call(cl *Client, d *cmdDef, args [][]byte, inExec, allLocked bo
 			inc(&cl.shard.cmd[d.idx].rejected, 1)
 			return
 		}
+		for _, i := range slots {
+			s.db.Slot(i).Ops.Add(1) // per-slot load (heartbeats): under the lock, no contention
+		}
 		if cl.noTouch {
 			for _, i := range slots {
 				s.db.Slot(i).NoTouch = true

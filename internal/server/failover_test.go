@@ -99,9 +99,19 @@ func freeTCP(t *testing.T) string {
 // creates the shards and waits until every replica is synced.
 func newTCluster(t *testing.T, nManagers, shards, replicas int) *tcluster {
 	t.Helper()
+	return newTClusterWith(t, nManagers, shards, replicas, nil)
+}
+
+// newTClusterWith is newTCluster with each manager's config passed to
+// mcfg first, and with extra storage node directives (nodeArgs).
+func newTClusterWith(t *testing.T, nManagers, shards, replicas int, mcfg func(*manager.Config), nodeArgs ...string) *tcluster {
+	t.Helper()
 	c := &tcluster{t: t, net: &faultNet{drop: map[string]bool{}, delay: map[string]time.Duration{}}}
 	for i := 0; i < nManagers; i++ {
 		cfg := manager.Config{ID: fmt.Sprintf("m%d", i+1), RaftAddr: freeTCP(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: i == 0}
+		if mcfg != nil {
+			mcfg(&cfg)
+		}
 		if i > 0 {
 			cfg.Join = []string{c.mgrs[0].HTTPAddr()}
 		}
@@ -123,7 +133,7 @@ func newTCluster(t *testing.T, nManagers, shards, replicas int) *tcluster {
 		t.Fatal(err)
 	}
 	for i := 0; i < shards*(1+replicas); i++ {
-		c.startNode(fmt.Sprintf("n%d", i+1), t.TempDir(), 0)
+		c.startNode(fmt.Sprintf("n%d", i+1), t.TempDir(), 0, nodeArgs...)
 	}
 	waitUntil(t, "all nodes registered", func() bool {
 		st, err := mc.Status(context.Background())
@@ -144,7 +154,7 @@ func (c *tcluster) client() *manager.Client {
 	return mc
 }
 
-func (c *tcluster) startNode(key, dir string, port int) *fnode {
+func (c *tcluster) startNode(key, dir string, port int, extra ...string) *fnode {
 	t := c.t
 	t.Helper()
 	for attempt := 0; ; attempt++ {
@@ -159,6 +169,7 @@ func (c *tcluster) startNode(key, dir string, port int) *fnode {
 		cfg := config.Default()
 		args := []string{"--port", strconv.Itoa(p), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
 			"--appendonly", "yes", "--manager", joinComma(addrs)}
+		args = append(args, extra...)
 		if err := cfg.ParseArgs(args); err != nil {
 			t.Fatal(err)
 		}

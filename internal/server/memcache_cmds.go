@@ -252,7 +252,9 @@ func pick(ok bool, a, b string) string {
 func (s *Server) mcLocked(key []byte, fn func(sl *engine.Slot)) {
 	i := cluster.Slot(key)
 	s.db.Lock(i)
-	fn(s.db.Slot(i))
+	sl := s.db.Slot(i)
+	sl.Ops.Add(1)
+	fn(sl)
 	s.db.Unlock(i)
 }
 
@@ -275,6 +277,7 @@ func (s *Server) mcGet(cl *Client, cmd *memcache.Command) {
 		i := cluster.Slot(k)
 		s.db.Lock(i)
 		sl := s.db.Slot(i)
+		sl.Ops.Add(1)
 		if e := s.db.Lookup(sl, k); isString(e) {
 			hits++
 			e.MC |= mcFetched

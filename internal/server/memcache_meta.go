@@ -168,7 +168,9 @@ func (s *Server) mcMetaGet(cl *Client, cmd *memcache.Command) {
 func (s *Server) mcSlot(key []byte) (int, *engine.Slot) {
 	i := cluster.Slot(key)
 	s.db.Lock(i)
-	return i, s.db.Slot(i)
+	sl := s.db.Slot(i)
+	sl.Ops.Add(1)
+	return i, sl
 }
 
 func (s *Server) mcMetaSet(cl *Client, cmd *memcache.Command) {

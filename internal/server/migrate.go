@@ -444,6 +444,16 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 				}
 			}
 		}
+		// Once this node no longer owns the slot (the flip), the stream
+		// must end here: what follows is this node dropping its copy
+		// (journaled deletes, for its replicas), which the target must
+		// never apply. The flip came after the target applied the fenced
+		// slot's last change, so nothing of the slot is lost. Checked
+		// after reading the batch: a delete in it was journaled after
+		// the view changed, so it is seen here.
+		if v := s.clus.view.Load(); v != nil && v.slots[slot].state == slotRemote {
+			return errors.New("the slot moved away: its stream ends")
+		}
 		pos := cur.NextLSN() - 1
 		out = resp.AppendCommandBytes(out, []byte("pos"), strconv.AppendUint(nil, pos, 10))
 		if err := write(out); err != nil {
