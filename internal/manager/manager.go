@@ -34,6 +34,10 @@ type Config struct {
 
 	// Raft timings (0: defaults suited to a LAN: 500/500/250 ms).
 	RaftHeartbeat, RaftElection, RaftLeaderLease time.Duration
+
+	// MoveGate, for tests: the migrator holds a move ready for op
+	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
+	MoveGate func(op string, slot int) bool
 }
 
 // Manager is a running management node.

@@ -82,6 +82,7 @@ type fnode struct {
 type tcluster struct {
 	t     *testing.T
 	mgrs  []*manager.Manager
+	mcfgs []manager.Config // the managers' configs (to restart one)
 	nodes []*fnode
 	net   *faultNet
 }
@@ -99,12 +100,23 @@ func freeTCP(t *testing.T) string {
 // creates the shards and waits until every replica is synced.
 func newTCluster(t *testing.T, nManagers, shards, replicas int) *tcluster {
 	t.Helper()
+	return newTClusterWith(t, nManagers, shards, replicas, nil)
+}
+
+// newTClusterWith is newTCluster with each manager's config passed to
+// mcfg (when not nil) before it starts.
+func newTClusterWith(t *testing.T, nManagers, shards, replicas int, mcfg func(*manager.Config)) *tcluster {
+	t.Helper()
 	c := &tcluster{t: t, net: &faultNet{drop: map[string]bool{}, delay: map[string]time.Duration{}}}
 	for i := 0; i < nManagers; i++ {
 		cfg := manager.Config{ID: fmt.Sprintf("m%d", i+1), RaftAddr: freeTCP(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: i == 0}
 		if i > 0 {
 			cfg.Join = []string{c.mgrs[0].HTTPAddr()}
 		}
+		if mcfg != nil {
+			mcfg(&cfg)
+		}
+		c.mcfgs = append(c.mcfgs, cfg)
 		m, err := manager.New(cfg)
 		if err != nil {
 			t.Fatal(err)

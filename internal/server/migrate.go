@@ -101,7 +101,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	want := map[int]*cluster.Migration{}
 	if role == cluster.RolePrimary && sh != nil {
 		for slot, mg := range m.Migrations {
-			if mg.To == sh.ID {
+			if mg.To == sh.ID && !mg.Paused { // paused: no import (what was copied is dropped)
 				want[slot] = mg
 			}
 		}
