@@ -27,6 +27,10 @@ import (
 //
 //	image <mark>          the slot's image follows (taken under its lock)
 //	put <entry>           one key (the snapshot encoding)
+//	part <entry>          part of a big key (above migratePartLimit): an
+//	                      entry of the key with some of its elements, or a
+//	                      byte range of a string (persist.EncodeEntryParts)
+//	parted <key>          the key's last part was sent
 //	imaged <keys>         the image is complete
 //	eff <lsn> <args...>   an effect of a record of the source's stream on
 //	                      the slot, in order
@@ -40,6 +44,12 @@ import (
 // migrator flips the owner. A source that no longer owns a slot it owned
 // drops its keys, and an importer that stops without its shard owning the
 // slot drops the partial copy.
+
+// migratePartLimit bounds the frames of a move's image: a value whose
+// size is above it is sent in parts of about this size (one element
+// more at most), which the target merges aside and installs whole
+// after the last (so no client, replica or log ever sees it half there).
+const migratePartLimit = 256 << 10
 
 // importer pulls one slot from the source's primary.
 type importer struct {
@@ -242,6 +252,9 @@ func (im *importer) once() error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	rs := &replayState{cl: s.replayClient(), journal: true}
 	var args [][]byte
+	var aside *engine.Entry // a big key being assembled from its parts
+	var asideKey []byte
+	var enc persist.SectionEncoder
 	timeout := 3 * s.replTimeout()
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(timeout))
@@ -267,7 +280,34 @@ func (im *importer) once() error {
 				return err
 			}
 			im.keys.Add(1)
+		case "part":
+			key, e, err := persist.DecodeEntry(args[1])
+			if err != nil {
+				return fmt.Errorf("part frame: %w", err)
+			}
+			if aside == nil {
+				aside, asideKey = e, append(asideKey[:0], key...)
+			} else if string(key) != string(asideKey) {
+				return fmt.Errorf("a part of %q before the end of %q", key, asideKey)
+			} else if err := persist.MergeEntryPart(aside, e); err != nil {
+				return fmt.Errorf("part of %q: %w", key, err)
+			}
+		case "parted":
+			if aside == nil {
+				break // an empty collection: nothing was sent
+			}
+			if string(args[1]) != string(asideKey) {
+				return fmt.Errorf("end of %q while building %q", args[1], asideKey)
+			}
+			// Journaled whole: the target's replicas and log get one put.
+			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
+			s.putEntry(rs, 0, im.slot, asideKey, aside, put)
+			aside = nil
+			im.keys.Add(1)
 		case "imaged":
+			if aside != nil {
+				return fmt.Errorf("the image ended inside %q", asideKey)
+			}
 			im.state.Store(&impStreaming)
 		case "eff":
 			if len(args) < 3 {
@@ -364,6 +404,12 @@ func cmdSlotSync(c *Ctx) {
 	}()
 }
 
+var (
+	framePut    = []byte("put")
+	framePart   = []byte("part")
+	frameParted = []byte("parted")
+)
+
 func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	bl := s.ensureBacklog()
 	sl := s.db.Slot(slot)
@@ -381,8 +427,16 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	out = resp.AppendCommandBytes(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
 	keys := 0
 	s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
-		out = resp.AppendCommandBytes(out, []byte("put"), enc.EncodeEntry(k, e))
 		keys++
+		if e.MemSize() <= migratePartLimit {
+			out = resp.AppendCommandBytes(out, framePut, enc.EncodeEntry(k, e))
+			return true
+		}
+		_ = persist.EncodeEntryParts(k, e, migratePartLimit, func(p []byte) error {
+			out = resp.AppendCommandBytes(out, framePart, p)
+			return nil
+		})
+		out = resp.AppendCommandBytes(out, frameParted, []byte(k))
 		return true
 	})
 	s.db.Unlock(slot)
