@@ -62,11 +62,58 @@ type importer struct {
 	done    chan struct{}
 	after   chan struct{} // the slot's previous cleanup (nil: none); run waits for it
 	state   atomic.Pointer[string]
-	applied atomic.Uint64 // the source's stream position applied
+	applied atomic.Uint64 // the source's stream position applied and acknowledged here
 	keys    atomic.Int64  // keys of the image applied
 	mu      sync.Mutex
 	err     string
 	conn    net.Conn
+	marks   []posMark // source positions applied, not yet acknowledged here (mu)
+}
+
+// posMark: the source's stream position pos was applied here by the time
+// this node's own log reached local. The importer reports pos once local
+// is acknowledged (ackedLSN: in the log per appendfsync, and with
+// sync-replicas N on N of this shard's replicas), so the migrator never
+// flips the owner to a copy that a crash of this node could lose.
+type posMark struct{ pos, local uint64 }
+
+// maxPosMarks bounds marks; when full the two oldest merge (the earlier
+// position at the later LSN: reported later, never early).
+const maxPosMarks = 256
+
+// noteApplied records that the source's position pos is applied, by the
+// time the local log reached local.
+func (im *importer) noteApplied(pos, local uint64) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if n := len(im.marks); n > 0 && im.marks[n-1].local == local {
+		im.marks[n-1].pos = pos
+	} else {
+		if n == maxPosMarks {
+			im.marks[1].pos = im.marks[0].pos
+			im.marks = append(im.marks[:0], im.marks[1:]...)
+		}
+		im.marks = append(im.marks, posMark{pos, local})
+	}
+	im.advanceLocked(im.s.ackedLSN())
+}
+
+// advance reports the positions whose local LSN is acknowledged.
+func (im *importer) advance() {
+	im.mu.Lock()
+	im.advanceLocked(im.s.ackedLSN())
+	im.mu.Unlock()
+}
+
+func (im *importer) advanceLocked(acked uint64) {
+	i := 0
+	for i < len(im.marks) && im.marks[i].local <= acked {
+		im.applied.Store(im.marks[i].pos)
+		i++
+	}
+	if i > 0 {
+		im.marks = append(im.marks[:0], im.marks[i:]...)
+	}
 }
 
 var (
@@ -162,14 +209,42 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			}
 		}
 	}
-	// A primary that owned a slot now owned by another shard drops it.
-	if prev != nil && role == cluster.RolePrimary && sh != nil {
-		for i := range m.Slots {
-			if int(prev.Slots[i]) == sh.ID && int(m.Slots[i]) != sh.ID && m.Slots[i] != 0 {
-				why := "the slot moved to shard " + strconv.Itoa(int(m.Slots[i]))
-				s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
-			}
+	if role == cluster.RolePrimary && sh != nil && !s.repl.isReplica.Load() {
+		s.sweepUnownedLocked(prev, m, sh.ID)
+	}
+}
+
+// SweepUnowned drops the keys of slots map m gives to other shards
+// (sweepUnownedLocked); the agent calls it when this node starts acting
+// as its shard's primary.
+func (s *Server) sweepUnowned(m *cluster.Map, shard int) {
+	s.moves.mu.Lock()
+	defer s.moves.mu.Unlock()
+	s.sweepUnownedLocked(nil, m, shard)
+}
+
+// sweepUnownedLocked: a primary drops the keys it holds of slots another
+// shard owns and that it does not import: a slot that just moved away,
+// and also one that moved while this node was down or a replica (it
+// crashed before dropping, or a replica that never saw the drop was
+// promoted). The deletes are journaled, so its replicas drop them too.
+// prev is the map installed before m (nil: unknown).
+func (s *Server) sweepUnownedLocked(prev, m *cluster.Map, shard int) {
+	for i := range m.Slots {
+		if int(m.Slots[i]) == shard || m.Slots[i] == 0 || s.moves.imports[i] != nil {
+			continue
 		}
+		s.db.Lock(i)
+		n := s.db.Slot(i).Len()
+		s.db.Unlock(i)
+		if n == 0 {
+			continue
+		}
+		why := "the slot is shard " + strconv.Itoa(int(m.Slots[i])) + "'s"
+		if prev == nil || int(prev.Slots[i]) != shard {
+			why += " (it moved while this node was not acting as its shard's primary)"
+		}
+		s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
 	}
 }
 
@@ -234,6 +309,9 @@ func (im *importer) once() error {
 	im.state.Store(&impConnecting)
 	im.applied.Store(0)
 	im.keys.Store(0)
+	im.mu.Lock()
+	im.marks = nil
+	im.mu.Unlock()
 	conn, err := net.DialTimeout("tcp", im.from, 5*time.Second)
 	if err != nil {
 		return err
@@ -322,7 +400,7 @@ func (im *importer) once() error {
 				return fmt.Errorf("bad position %q", args[1])
 			}
 			if im.state.Load() == &impStreaming {
-				im.applied.Store(lsn)
+				im.noteApplied(lsn, s.lastLSN())
 			}
 		default:
 			return fmt.Errorf("unknown frame %q", args[0])
@@ -540,6 +618,7 @@ func cmdMigrationStatus(c *Ctx) {
 	state, applied, keys, lastErr, ident := "none", uint64(0), int64(0), "", ""
 	s.moves.mu.Lock()
 	if im := s.moves.imports[slot]; im != nil {
+		im.advance()
 		state, applied, keys, ident = *im.state.Load(), im.applied.Load(), im.keys.Load(), im.ident
 		im.mu.Lock()
 		lastErr = im.err
