@@ -130,6 +130,25 @@ type migrations struct {
 	// halted, a slot dropped) begun for it: a new importer of the slot
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
+	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
+	closed   bool                  // the server is closing: no new importer or sender
+}
+
+// stopMoves ends this node's part in every move (Server.Close): the
+// slots it sends are cut off and its importers halted, so that no
+// goroutine outlives the server and no peer keeps it waiting.
+func (s *Server) stopMoves() {
+	s.moves.mu.Lock()
+	s.moves.closed = true
+	ims := s.moves.imports
+	s.moves.imports = nil
+	for nc := range s.moves.senders {
+		_ = nc.Close()
+	}
+	s.moves.mu.Unlock()
+	for _, im := range ims {
+		im.halt()
+	}
 }
 
 // cleanupLocked runs fn for slot after the slot's previous cleanup, in
@@ -165,6 +184,9 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	}
 	s.moves.mu.Lock()
 	defer s.moves.mu.Unlock()
+	if s.moves.closed {
+		return
+	}
 	if s.moves.imports == nil {
 		s.moves.imports = map[int]*importer{}
 	}
@@ -417,6 +439,9 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
 	for {
+		if s.closing.Load() {
+			return false // the log may be closed: the next start drops them (sweepUnowned)
+		}
 		var keys []string
 		s.db.Lock(slot)
 		if v := s.clus.view.Load(); v != nil && v.slots[slot].state != slotRemote {
@@ -472,10 +497,26 @@ func cmdSlotSync(c *Ctx) {
 	if !ok {
 		return
 	}
+	s.moves.mu.Lock()
+	if s.moves.closed {
+		s.moves.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if s.moves.senders == nil {
+		s.moves.senders = map[net.Conn]struct{}{}
+	}
+	s.moves.senders[nc] = struct{}{}
+	s.moves.mu.Unlock()
 	s.repl.wg.Add(1)
 	go func() {
 		defer s.repl.wg.Done()
-		defer nc.Close()
+		defer func() {
+			s.moves.mu.Lock()
+			delete(s.moves.senders, nc)
+			s.moves.mu.Unlock()
+			nc.Close()
+		}()
 		if err := s.sendSlot(nc, slot, pending); err != nil {
 			s.log.Info("slot sync ended", "slot", slot, "to", nc.RemoteAddr().String(), "err", err)
 		}

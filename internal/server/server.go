@@ -377,6 +377,7 @@ func (s *Server) Close() error {
 		link.stop()
 	}
 	s.dropReplicas("shutting down")
+	s.stopMoves()
 	s.repl.wg.Wait()
 	s.drainClients(drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
