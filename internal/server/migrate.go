@@ -131,7 +131,17 @@ type migrations struct {
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
+	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
 	closed   bool                  // the server is closing: no new importer or sender
+	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+}
+
+// quitLocked returns the channel closed when the server closes.
+func (mv *migrations) quitLocked() chan struct{} {
+	if mv.quit == nil {
+		mv.quit = make(chan struct{})
+	}
+	return mv.quit
 }
 
 // stopMoves ends this node's part in every move (Server.Close): the
@@ -140,6 +150,7 @@ type migrations struct {
 func (s *Server) stopMoves() {
 	s.moves.mu.Lock()
 	s.moves.closed = true
+	close(s.moves.quitLocked())
 	ims := s.moves.imports
 	s.moves.imports = nil
 	for nc := range s.moves.senders {
@@ -561,10 +572,31 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	s.db.Unlock(slot)
 	out = resp.AppendCommandBytes(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
 	timeout := s.replTimeout()
+	s.moves.mu.Lock()
+	quit := s.moves.quitLocked()
+	s.moves.mu.Unlock()
+	// write sends b in pieces of 64 KiB, each reserved from the node's
+	// migrate-max-bytes-per-sec bucket (shared by every move it sends).
 	write := func(b []byte) error {
-		_ = nc.SetWriteDeadline(time.Now().Add(timeout))
-		_, err := nc.Write(b)
-		return err
+		for len(b) > 0 {
+			n := min(len(b), 64<<10)
+			if d := s.migLimit.reserve(n); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-quit:
+					t.Stop()
+					return errors.New("server closing")
+				}
+			}
+			_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := nc.Write(b[:n]); err != nil {
+				return err
+			}
+			s.moves.sent.Add(int64(n))
+			b = b[n:]
+		}
+		return nil
 	}
 	if err := write(out); err != nil {
 		return err

@@ -69,6 +69,10 @@ func TestSlotMovePauseResumeCancel(t *testing.T) {
 	src, _ := c.shard(1)
 	dst, _ := c.shard(2)
 	waitWritable(t, src, "{"+tag+"}:0")
+	// The source's moves go through its limiter (runtime setting).
+	if err := src.rdb.ConfigSet(ctx, "migrate-max-bytes-per-sec", "10mb").Err(); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 100; i++ {
 		if err := src.set("{"+tag+"}:"+strconv.Itoa(i), "v"); err != nil {
 			t.Fatal(err)
@@ -152,5 +156,22 @@ func TestSlotMovePauseResumeCancel(t *testing.T) {
 	})
 	if n := countInSlot(dst, slot); n != 102 {
 		t.Fatalf("target holds %d keys, want 102", n)
+	}
+	field := func(info, k string) string {
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, k+":"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	// Every byte sent was granted first (equal once no piece is in flight).
+	waitUntil(t, "bytes sent = bytes granted", func() bool {
+		info := src.rdb.Info(ctx, "replication").Val()
+		sent, granted := field(info, "migrate_sent_bytes"), field(info, "migrate_limiter_granted_bytes")
+		return sent != "" && sent != "0" && sent == granted
+	})
+	if v := src.rdb.ConfigGet(ctx, "migrate-max-bytes-per-sec").Val()["migrate-max-bytes-per-sec"]; v != "10485760" {
+		t.Fatalf("migrate-max-bytes-per-sec = %q", v)
 	}
 }
