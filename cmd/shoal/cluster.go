@@ -126,6 +126,10 @@ commands:
                          move slots to a shard online; waits, showing progress, and
                          exits non-zero if they have not all moved within --timeout
   migrations             the slot moves in progress (state, attempts, last error)
+  migrations pause|resume|cancel SLOT|FIRST-LAST...|all
+                         pause moves (the target stops importing and drops its partial
+                         copy; a move in cutover unfences), resume them (a fresh copy), or
+                         cancel them (the source keeps the slots); prints the moves left
   rebalance [--dry-run] [--max-moves N] [--no-wait]
                          plan slot moves by measured load (ops/s, memory per weight), or by
                          weight when the load is even; print the plan and why, then run it
@@ -406,7 +410,13 @@ func runCtl(args []string, out io.Writer) error {
 		printAutoscale(out, as)
 		return nil
 	case "migrations":
-		ms, err := c.Migrations(ctx)
+		var ms []*cluster.Migration
+		var err error
+		if len(params) > 0 {
+			ms, err = ctlMigrationAction(ctx, c, params)
+		} else {
+			ms, err = c.Migrations(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -597,18 +607,9 @@ func ctlMigrate(ctx context.Context, c *manager.Client, params []string, timeout
 		case p == "--no-wait":
 			wait = false
 		default:
-			first, last, found := strings.Cut(p, "-")
-			a, err1 := strconv.Atoi(first)
-			b := a
-			var err2 error
-			if found {
-				b, err2 = strconv.Atoi(last)
-			}
-			if err1 != nil || err2 != nil || a < 0 || b < a || b >= cluster.NumSlots {
-				return fmt.Errorf("bad slot or range %q (slots are 0-%d)", p, cluster.NumSlots-1)
-			}
-			for s := a; s <= b; s++ {
-				slots = append(slots, s)
+			var err error
+			if slots, err = appendSlotArg(slots, p); err != nil {
+				return err
 			}
 		}
 	}
@@ -629,31 +630,81 @@ func ctlMigrate(ctx context.Context, c *manager.Client, params []string, timeout
 	return waitMoves(ctx, c, targets, timeout, asJSON, out)
 }
 
+// appendSlotArg appends the slots of SLOT or FIRST-LAST.
+func appendSlotArg(slots []int, p string) ([]int, error) {
+	first, last, found := strings.Cut(p, "-")
+	a, err1 := strconv.Atoi(first)
+	b := a
+	var err2 error
+	if found {
+		b, err2 = strconv.Atoi(last)
+	}
+	if err1 != nil || err2 != nil || a < 0 || b < a || b >= cluster.NumSlots {
+		return nil, fmt.Errorf("bad slot or range %q (slots are 0-%d)", p, cluster.NumSlots-1)
+	}
+	for s := a; s <= b; s++ {
+		slots = append(slots, s)
+	}
+	return slots, nil
+}
+
+// ctlMigrationAction is `shoal ctl migrations pause|resume|cancel SLOT...|all`;
+// it returns the moves left.
+func ctlMigrationAction(ctx context.Context, c *manager.Client, params []string) ([]*cluster.Migration, error) {
+	usage := errors.New("usage: shoal ctl migrations [pause|resume|cancel SLOT|FIRST-LAST...|all]")
+	action := params[0]
+	if action != "pause" && action != "resume" && action != "cancel" || len(params) < 2 {
+		return nil, usage
+	}
+	all := false
+	var slots []int
+	for _, p := range params[1:] {
+		if p == "all" {
+			all = true
+			continue
+		}
+		var err error
+		if slots, err = appendSlotArg(slots, p); err != nil {
+			return nil, err
+		}
+	}
+	if all && len(slots) > 0 {
+		return nil, usage
+	}
+	return c.MigrationAction(ctx, action, slots, all)
+}
+
 // waitMoves waits until every slot of targets is owned by its target
 // shard, printing progress; an error when timeout passes first.
 func waitMoves(ctx context.Context, c *manager.Client, targets map[int]int, timeout time.Duration, asJSON bool, out io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
-	lastDone := -1
+	lastDone, lastPaused := -1, 0
 	for {
 		m, err := c.Map(ctx, 0, 0)
 		if err != nil {
 			return err
 		}
-		done, lastErr := 0, ""
+		done, paused, lastErr := 0, 0, ""
 		for s, to := range targets {
 			if int(m.Slots[s]) == to && m.Migrations[s] == nil {
 				done++
+			} else if mg := m.Migrations[s]; mg != nil && mg.Paused {
+				paused++
 			} else if mg := m.Migrations[s]; mg != nil && mg.Error != "" {
 				lastErr = fmt.Sprintf("slot %d attempt %d: %s", s, mg.Attempts, mg.Error)
 			} else if mg == nil && int(m.Slots[s]) != to {
 				return fmt.Errorf("slot %d is no longer moving and is on shard %d, not %d (cancelled?)", s, m.Slots[s], to)
 			}
 		}
-		if done != lastDone && !asJSON {
-			fmt.Fprintf(out, "%s %d/%d slots moved (%s)\n", bar(done, len(targets), 30), done, len(targets),
-				time.Since(start).Round(100*time.Millisecond))
-			lastDone = done
+		if (done != lastDone || paused != lastPaused) && !asJSON {
+			note := ""
+			if paused > 0 {
+				note = fmt.Sprintf(", %d paused", paused)
+			}
+			fmt.Fprintf(out, "%s %d/%d slots moved (%s%s)\n", bar(done, len(targets), 30), done, len(targets),
+				time.Since(start).Round(100*time.Millisecond), note)
+			lastDone, lastPaused = done, paused
 		}
 		if done == len(targets) {
 			if asJSON {
@@ -689,7 +740,11 @@ func printMigrations(out io.Writer, ms []*cluster.Migration) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tFROM\tTO\tSTATE\tATTEMPTS\tLAST ERROR")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%s\n", m.Slot, m.From, m.To, m.State, m.Attempts, m.Error)
+		state := m.State
+		if m.Paused {
+			state = "paused"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%d\t%s\n", m.Slot, m.From, m.To, state, m.Attempts, m.Error)
 	}
 	tw.Flush()
 }

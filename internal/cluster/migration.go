@@ -19,9 +19,17 @@ import (
 //	done     the owner flips to the target in the same command that ends
 //	         the move; the source drops its copy.
 //
-// A move that fails (a party crashed, a timeout) is cancelled: the entry
-// goes, the source unfences, the target drops its partial copy, and the
-// migrator starts it again.
+// A move that fails (a party crashed, a timeout) is cancelled: it goes
+// back to copying at the shards' current epochs (a new attempt), the
+// source unfences, the target drops its partial copy and imports again.
+//
+// An operator may pause a move (it goes back to copying if it was in
+// cutover, the target stops importing and drops what it copied, the
+// migrator leaves it alone), resume it (a fresh import), or cancel it:
+// the entry goes, the source keeps the slot, the target drops its copy.
+// Only the done step changes the owner, in the same command that removes
+// the entry, so a move is never half-done: before done the source owns
+// the slot, after it the target does.
 type Migration struct {
 	Slot  int    `json:"slot"`
 	From  int    `json:"from"` // source shard
@@ -34,6 +42,9 @@ type Migration struct {
 	ToEpoch   uint64 `json:"to_epoch"`
 	Attempts  int    `json:"attempts,omitempty"`
 	Error     string `json:"error,omitempty"` // why the last attempt failed
+	// Paused: an operator paused the move (shoal ctl migrations pause):
+	// nothing imports it and no migrator steps it until resumed.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Migration states.
@@ -47,7 +58,9 @@ const (
 	OpMigrate        = "migrate"         // Slots, ShardID (target): queue moves
 	OpMigrateCutover = "migrate-cutover" // Slot
 	OpMigrateDone    = "migrate-done"    // Slot: flip the owner
-	OpMigrateCancel  = "migrate-cancel"  // Slot, Error: back to copying (retry) or, with Drop, forget it
+	OpMigrateCancel  = "migrate-cancel"  // Slot, Error: back to copying (retry) or, with Drop, forget it (Slots or All too)
+	OpMigratePause   = "migrate-pause"   // Slots or All: stop importing and stepping (cutover goes back to copying)
+	OpMigrateResume  = "migrate-resume"  // Slots or All: import again from a fresh image
 )
 
 // MoveIdent names one attempt of a move: an importer reports it, so the
@@ -151,6 +164,9 @@ func (m *Map) migrateCutover(slot int) error {
 	if mg.State != MigrateCopying {
 		return fmt.Errorf("slot %d is in state %s", slot, mg.State)
 	}
+	if mg.Paused {
+		return fmt.Errorf("slot %d: the move is paused", slot)
+	}
 	mg.State = MigrateCutover
 	return nil
 }
@@ -188,11 +204,90 @@ func (m *Map) migrateCancel(slot int, why string, drop bool) error {
 	return nil
 }
 
+// operatorSlots are the moves an operator's pause, resume or cancel
+// names: c.Slots, or every move with c.All. Every slot listed must be
+// moving.
+func (m *Map) operatorSlots(c Command) ([]int, error) {
+	if c.All {
+		if len(m.Migrations) == 0 {
+			return nil, errors.New("no slot moves in progress")
+		}
+		out := make([]int, 0, len(m.Migrations))
+		for s := range m.Migrations {
+			out = append(out, s)
+		}
+		slices.Sort(out)
+		return out, nil
+	}
+	if len(c.Slots) == 0 {
+		return nil, errors.New("no slots given (or all)")
+	}
+	for _, s := range c.Slots {
+		if m.Migrations[s] == nil {
+			return nil, fmt.Errorf("slot %d is not moving", s)
+		}
+	}
+	return c.Slots, nil
+}
+
+// migratePause pauses moves: a move in cutover goes back to copying (the
+// source unfences), and nothing imports or steps a paused move.
+func (m *Map) migratePause(c Command) error {
+	slots, err := m.operatorSlots(c)
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		mg := m.Migrations[s]
+		mg.Paused = true
+		mg.State = MigrateCopying
+	}
+	return nil
+}
+
+// migrateResume resumes paused moves at the shards' current epochs (the
+// target imports from a fresh image, so a failover while paused costs
+// nothing).
+func (m *Map) migrateResume(c Command) error {
+	slots, err := m.operatorSlots(c)
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		mg := m.Migrations[s]
+		if !mg.Paused {
+			continue
+		}
+		mg.Paused = false
+		if f, t := m.Shards[mg.From], m.Shards[mg.To]; f != nil && t != nil {
+			mg.FromEpoch, mg.ToEpoch = f.Epoch, t.Epoch
+		}
+	}
+	return nil
+}
+
+// migrateCancelOp is OpMigrateCancel: the migrator's cancel of one
+// attempt (Slot), or an operator's cancel of moves (Slots or All, always
+// dropped: the source keeps them).
+func (m *Map) migrateCancelOp(c Command) error {
+	if len(c.Slots) == 0 && !c.All {
+		return m.migrateCancel(c.Slot, c.Error, c.Drop)
+	}
+	slots, err := m.operatorSlots(c)
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		delete(m.Migrations, s)
+	}
+	return nil
+}
+
 // Importing reports the slots shard imports (moves to it in progress).
 func (m *Map) Importing(shard int) []int {
 	var out []int
 	for s, mg := range m.Migrations {
-		if mg.To == shard {
+		if mg.To == shard && !mg.Paused {
 			out = append(out, s)
 		}
 	}

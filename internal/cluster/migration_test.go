@@ -126,3 +126,55 @@ func TestMigrationBatch(t *testing.T) {
 		t.Fatalf("after the batch: owners %d %d %d, moves %d", m.Slots[1], m.Slots[2], m.Slots[3], len(m.Migrations))
 	}
 }
+
+// Pause, resume and cancel by an operator.
+func TestMigrationPauseResumeCancel(t *testing.T) {
+	m := twoShards(t)
+	mustApply(t, m, Command{Op: OpMigrate, Slots: []int{1, 2, 3}, ShardID: 2})
+	mustApply(t, m, Command{Op: OpMigrateCutover, Slot: 1})
+	for _, bad := range []Command{
+		{Op: OpMigratePause},                      // nothing named
+		{Op: OpMigratePause, Slots: []int{1, 9}},  // 9 is not moving
+		{Op: OpMigrateResume, Slots: []int{4}},    // not moving
+		{Op: OpMigrateCancel, Slots: []int{2, 7}}, // 7 is not moving
+	} {
+		before, _ := json.Marshal(m)
+		if err := m.Apply(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+		if after, _ := json.Marshal(m); string(after) != string(before) {
+			t.Errorf("%+v changed the map", bad)
+		}
+	}
+	mustApply(t, m, Command{Op: OpMigratePause, Slots: []int{1, 2}})
+	if mg := m.Migrations[1]; !mg.Paused || mg.State != MigrateCopying || m.Fenced(1) {
+		t.Fatalf("paused move in cutover: %+v (fenced %v)", mg, m.Fenced(1))
+	}
+	if got := m.Importing(2); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("Importing(2) with 1 and 2 paused = %v", got)
+	}
+	if err := m.Apply(Command{Op: OpMigrateCutover, Slot: 2}); err == nil {
+		t.Fatal("cutover of a paused move accepted")
+	}
+	// A failover while paused: resume starts again at the new epochs.
+	sh := m.Shards[1]
+	mustApply(t, m, Command{Op: OpPromote, ShardID: 1, NodeID: sh.Replicas[0], Epoch: sh.Epoch})
+	mustApply(t, m, Command{Op: OpMigrateResume, All: true})
+	for _, s := range []int{1, 2} {
+		if mg := m.Migrations[s]; mg.Paused || mg.FromEpoch != m.Shards[1].Epoch {
+			t.Fatalf("resumed move %+v", mg)
+		}
+	}
+	mustApply(t, m, Command{Op: OpMigrateCutover, Slot: 2})
+	mustApply(t, m, Command{Op: OpMigrateCancel, Slots: []int{2}})
+	if m.Migrations[2] != nil || m.Slots[2] != 1 || m.Fenced(2) {
+		t.Fatal("cancel did not roll back the move to the source")
+	}
+	mustApply(t, m, Command{Op: OpMigrateCancel, All: true})
+	if len(m.Migrations) != 0 || m.Slots[1] != 1 || m.Slots[3] != 1 {
+		t.Fatalf("cancel all left %v", m.Migrations)
+	}
+	if err := m.Apply(Command{Op: OpMigratePause, All: true}); err == nil {
+		t.Fatal("pause all with no moves accepted")
+	}
+}

@@ -252,6 +252,7 @@ type Command struct {
 	Slot     int      `json:"slot_id,omitempty"`   // migrate-cutover, -done, -cancel
 	Error    string   `json:"error,omitempty"`     // migrate-cancel
 	Drop     bool     `json:"drop,omitempty"`      // migrate-cancel
+	All      bool     `json:"all,omitempty"`       // migrate-pause, -resume, -cancel: every move
 }
 
 // Command ops.
@@ -307,7 +308,11 @@ func (m *Map) Apply(c Command) error {
 	case OpMigrateDone:
 		err = m.migrateBatch(c, MigrateCutover, m.migrateDone)
 	case OpMigrateCancel:
-		err = m.migrateCancel(c.Slot, c.Error, c.Drop)
+		err = m.migrateCancelOp(c)
+	case OpMigratePause:
+		err = m.migratePause(c)
+	case OpMigrateResume:
+		err = m.migrateResume(c)
 	default:
 		err = fmt.Errorf("unknown op %q", c.Op)
 	}

@@ -73,16 +73,19 @@ type Config struct {
 	ClusterEnabled          bool  // cluster-enabled: route by the cluster map (docs/cluster.md); fixed at start
 
 	// Replication (docs/replication.md).
-	ReplicaOf         string // "host port" of the primary; "" = this node is a primary
-	MasterAuth        string // password sent to the primary (masterauth)
-	ReplBacklogSize   int64  // repl-backlog-size
-	ReplTimeout       int    // repl-timeout, seconds
-	ReplPingPeriod    int    // repl-ping-replica-period, seconds
-	ReplFullSyncAfter int    // repl-full-sync-after: seconds a replica may be away and still resync incrementally; 0 = no limit
-	ReplInSyncLag     int    // repl-in-sync-lag: ms a replica may trail its primary and still count as in sync
-	SyncReplicas      int    // sync-replicas: replicas that must have a write before it is acknowledged (0 = async)
-	SyncTimeout       int    // sync-timeout: ms a write waits for sync-replicas before failing
-	ReplBatchDelay    int    // repl-batch-delay: µs an async stream gathers records before a send (0 = at once)
+	ReplicaOf       string // "host port" of the primary; "" = this node is a primary
+	MasterAuth      string // password sent to the primary (masterauth)
+	ReplBacklogSize int64  // repl-backlog-size
+	// MigrateMaxBytesPerSec bounds the bytes per second this node sends
+	// for slot moves, all moves together (0: unlimited).
+	MigrateMaxBytesPerSec int64 // migrate-max-bytes-per-sec
+	ReplTimeout           int   // repl-timeout, seconds
+	ReplPingPeriod        int   // repl-ping-replica-period, seconds
+	ReplFullSyncAfter     int   // repl-full-sync-after: seconds a replica may be away and still resync incrementally; 0 = no limit
+	ReplInSyncLag         int   // repl-in-sync-lag: ms a replica may trail its primary and still count as in sync
+	SyncReplicas          int   // sync-replicas: replicas that must have a write before it is acknowledged (0 = async)
+	SyncTimeout           int   // sync-timeout: ms a write waits for sync-replicas before failing
+	ReplBatchDelay        int   // repl-batch-delay: µs an async stream gathers records before a send (0 = at once)
 
 	// Cluster membership (docs/cluster.md).
 	Manager           string // manager: comma-separated manager addresses; "" = standalone
@@ -300,6 +303,7 @@ func init() {
 	directives["slaveof"] = directives["replicaof"]
 	stringDir("masterauth", true, func(c *Config) *string { return &c.MasterAuth })
 	bytesDir("repl-backlog-size", true, 16<<10, func(c *Config) *int64 { return &c.ReplBacklogSize })
+	bytesDir("migrate-max-bytes-per-sec", true, 0, func(c *Config) *int64 { return &c.MigrateMaxBytesPerSec })
 	intDir("repl-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplTimeout })
 	intDir("repl-ping-replica-period", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplPingPeriod })
 	intDir("repl-full-sync-after", true, 0, math.MaxInt32, func(c *Config) *int { return &c.ReplFullSyncAfter })

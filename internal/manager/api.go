@@ -38,6 +38,7 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("POST /v1/join", m.leaderOnly(m.handleJoin))
 	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
 	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
+	mux.HandleFunc("POST /v1/migrations/{action}", m.leaderOnly(m.handleMigrationAction))
 	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
 	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
 	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
@@ -278,6 +279,35 @@ func (m *Manager) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, m.Map().SortedMigrations())
+}
+
+// handleMigrationAction pauses, resumes or cancels moves:
+// POST /v1/migrations/{pause|resume|cancel} {"slots": [..]} or {"all": true}.
+func (m *Manager) handleMigrationAction(w http.ResponseWriter, r *http.Request) {
+	op := map[string]string{"pause": cluster.OpMigratePause, "resume": cluster.OpMigrateResume,
+		"cancel": cluster.OpMigrateCancel}[r.PathValue("action")]
+	if op == "" {
+		m.fail(w, fmt.Errorf("unknown migrations action %q (pause, resume or cancel)", r.PathValue("action")))
+		return
+	}
+	var req struct {
+		Slots []int `json:"slots"`
+		All   bool  `json:"all"`
+	}
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
+	}
+	if req.All == (len(req.Slots) > 0) {
+		m.fail(w, errors.New("give slots or all, not both"))
+		return
+	}
+	if err := m.propose(cluster.Command{Op: op, Slots: req.Slots, All: req.All, Drop: op == cluster.OpMigrateCancel}); err != nil {
+		m.fail(w, err)
+		return
+	}
+	m.log.Info("slot moves "+r.PathValue("action")+"d", "slots", len(req.Slots), "all", req.All)
 	writeJSON(w, http.StatusOK, m.Map().SortedMigrations())
 }
 

@@ -256,6 +256,14 @@ func (c *Client) Migrate(ctx context.Context, slots []int, to int) ([]*cluster.M
 	return out, err
 }
 
+// MigrationAction pauses, resumes or cancels moves (action "pause",
+// "resume" or "cancel"): the slots given, or every move with all.
+func (c *Client) MigrationAction(ctx context.Context, action string, slots []int, all bool) ([]*cluster.Migration, error) {
+	var out []*cluster.Migration
+	err := c.do(ctx, http.MethodPost, "/v1/migrations/"+action, mustJSON(map[string]any{"slots": slots, "all": all}), &out)
+	return out, err
+}
+
 // Migrations lists the moves in progress.
 func (c *Client) Migrations(ctx context.Context) ([]*cluster.Migration, error) {
 	var out []*cluster.Migration

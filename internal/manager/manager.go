@@ -37,6 +37,10 @@ type Config struct {
 
 	// Autoscale configures the leader's autoscaling loop (zero: off).
 	Autoscale AutoscaleOptions
+
+	// MoveGate, for tests: the migrator holds a move ready for op
+	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
+	MoveGate func(op string, slot int) bool
 }
 
 // Manager is a running management node.

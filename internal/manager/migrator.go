@@ -77,10 +77,16 @@ func (m *Manager) migrator() {
 		var mu sync.Mutex
 		var failed []int
 		ready := map[string][]int{} // op → slots ready for it
-		for i, mg := range mp.SortedMigrations() {
-			if i == migrateConcurrent {
+		n := 0
+		for _, mg := range mp.SortedMigrations() {
+			if mg.Paused {
+				delete(prog, mg.Slot)
+				continue
+			}
+			if n == migrateConcurrent {
 				break
 			}
+			n++
 			id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 			p := prog[mg.Slot]
 			if p == nil || p.ident != id {
@@ -96,7 +102,7 @@ func (m *Manager) migrator() {
 					mu.Lock()
 					failed = append(failed, mg.Slot)
 					mu.Unlock()
-				} else if op != "" {
+				} else if op != "" && (m.cfg.MoveGate == nil || m.cfg.MoveGate(op, mg.Slot)) {
 					mu.Lock()
 					ready[op] = append(ready[op], mg.Slot)
 					mu.Unlock()
@@ -121,7 +127,8 @@ func (m *Manager) migrator() {
 			}
 			for _, sl := range slots {
 				if err := m.propose(cluster.Command{Op: op, Slot: sl}); err != nil {
-					if mg := mp.Migrations[sl]; mg != nil {
+					// A move paused or cancelled meanwhile is not failed.
+					if mg := m.Map().Migrations[sl]; mg != nil && !mg.Paused {
 						m.cancelMove(mg, err)
 					}
 					failed = append(failed, sl)

@@ -244,7 +244,7 @@ func (a *agent) beat(period time.Duration) {
 	}
 	a.mu.Lock()
 	a.lastErr, a.lastOK = "", time.Now()
-	role := a.role
+	role, mp := a.role, a.mp
 	a.mu.Unlock()
 	switch {
 	case reply.Fence && role == cluster.RolePrimary:
@@ -263,6 +263,11 @@ func (a *agent) beat(period time.Duration) {
 		if a.s.repl.isReplica.Load() {
 			a.s.becomePrimary()
 			_ = a.s.cfg.Set("replicaof", "no one", false)
+			if _, sh := mp.Role(a.self.ID); sh != nil {
+				// Keys of slots that moved away while this node was not
+				// acting as primary go now (journaled: replicas follow).
+				a.s.sweepUnowned(mp, sh.ID)
+			}
 		}
 		a.fenced.Store(false)
 		a.lease.Store(sent + int64(reply.LeaseMs)*int64(time.Millisecond))

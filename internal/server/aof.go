@@ -598,29 +598,7 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		if cluster.Slot(key) != slot {
 			return fmt.Errorf("put effect for key %q in slot %d", key, slot)
 		}
-		sl := s.db.Slot(slot)
-		s.db.Lock(slot)
-		sl.NoExpire = true
-		s.db.Delete(sl, key)
-		exp := e.ExpireAt
-		e.ExpireAt = 0
-		e = s.db.Add(sl, key, e)
-		if exp != 0 {
-			s.db.SetExpire(sl, key, e, exp)
-		}
-		sl.NoExpire = false
-		if rs.live {
-			sl.LSN = lsn
-		}
-		if rs.journal {
-			if l := s.journal(1, persist.AppendEffect(nil, slot, args...)); l > 0 {
-				sl.LSN = l
-			}
-		}
-		if len(sl.Watchers) > 0 {
-			s.signalModified(key)
-		}
-		s.db.Unlock(slot)
+		s.putEntry(rs, lsn, slot, key, e, args)
 		return nil
 	}
 	d := s.lookup(args[0])
@@ -702,4 +680,32 @@ func logScore(f float64) []byte {
 		return []byte("-inf")
 	}
 	return strconv.AppendFloat(nil, f, 'g', -1, 64)
+}
+
+// putEntry replaces key (slot's) with e, the decoded value of the put
+// effect args (journaled as such when rs.journal).
+func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *engine.Entry, args [][]byte) {
+	sl := s.db.Slot(slot)
+	s.db.Lock(slot)
+	sl.NoExpire = true
+	s.db.Delete(sl, key)
+	exp := e.ExpireAt
+	e.ExpireAt = 0
+	e = s.db.Add(sl, key, e)
+	if exp != 0 {
+		s.db.SetExpire(sl, key, e, exp)
+	}
+	sl.NoExpire = false
+	if rs.live {
+		sl.LSN = lsn
+	}
+	if rs.journal {
+		if l := s.journal(1, persist.AppendEffect(nil, slot, args...)); l > 0 {
+			sl.LSN = l
+		}
+	}
+	if len(sl.Watchers) > 0 {
+		s.signalModified(key)
+	}
+	s.db.Unlock(slot)
 }

@@ -82,6 +82,7 @@ type fnode struct {
 type tcluster struct {
 	t     *testing.T
 	mgrs  []*manager.Manager
+	mcfgs []manager.Config // the managers' configs (to restart one)
 	nodes []*fnode
 	net   *faultNet
 }
@@ -103,7 +104,7 @@ func newTCluster(t *testing.T, nManagers, shards, replicas int) *tcluster {
 }
 
 // newTClusterWith is newTCluster with each manager's config passed to
-// mcfg first, and with extra storage node directives (nodeArgs).
+// mcfg (when not nil) first, and with extra storage node directives (nodeArgs).
 func newTClusterWith(t *testing.T, nManagers, shards, replicas int, mcfg func(*manager.Config), nodeArgs ...string) *tcluster {
 	t.Helper()
 	c := &tcluster{t: t, net: &faultNet{drop: map[string]bool{}, delay: map[string]time.Duration{}}}
@@ -115,6 +116,10 @@ func newTClusterWith(t *testing.T, nManagers, shards, replicas int, mcfg func(*m
 		if i > 0 {
 			cfg.Join = []string{c.mgrs[0].HTTPAddr()}
 		}
+		if mcfg != nil {
+			mcfg(&cfg)
+		}
+		c.mcfgs = append(c.mcfgs, cfg)
 		m, err := manager.New(cfg)
 		if err != nil {
 			t.Fatal(err)

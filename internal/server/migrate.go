@@ -27,6 +27,10 @@ import (
 //
 //	image <mark>          the slot's image follows (taken under its lock)
 //	put <entry>           one key (the snapshot encoding)
+//	part <entry>          part of a big key (above migratePartLimit): an
+//	                      entry of the key with some of its elements, or a
+//	                      byte range of a string (persist.EncodeEntryParts)
+//	parted <key>          the key's last part was sent
 //	imaged <keys>         the image is complete
 //	eff <lsn> <args...>   an effect of a record of the source's stream on
 //	                      the slot, in order
@@ -41,6 +45,12 @@ import (
 // drops its keys, and an importer that stops without its shard owning the
 // slot drops the partial copy.
 
+// migratePartLimit bounds the frames of a move's image: a value whose
+// size is above it is sent in parts of about this size (one element
+// more at most), which the target merges aside and installs whole
+// after the last (so no client, replica or log ever sees it half there).
+const migratePartLimit = 256 << 10
+
 // importer pulls one slot from the source's primary.
 type importer struct {
 	s     *Server
@@ -52,11 +62,58 @@ type importer struct {
 	done    chan struct{}
 	after   chan struct{} // the slot's previous cleanup (nil: none); run waits for it
 	state   atomic.Pointer[string]
-	applied atomic.Uint64 // the source's stream position applied
+	applied atomic.Uint64 // the source's stream position applied and acknowledged here
 	keys    atomic.Int64  // keys of the image applied
 	mu      sync.Mutex
 	err     string
 	conn    net.Conn
+	marks   []posMark // source positions applied, not yet acknowledged here (mu)
+}
+
+// posMark: the source's stream position pos was applied here by the time
+// this node's own log reached local. The importer reports pos once local
+// is acknowledged (ackedLSN: in the log per appendfsync, and with
+// sync-replicas N on N of this shard's replicas), so the migrator never
+// flips the owner to a copy that a crash of this node could lose.
+type posMark struct{ pos, local uint64 }
+
+// maxPosMarks bounds marks; when full the two oldest merge (the earlier
+// position at the later LSN: reported later, never early).
+const maxPosMarks = 256
+
+// noteApplied records that the source's position pos is applied, by the
+// time the local log reached local.
+func (im *importer) noteApplied(pos, local uint64) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if n := len(im.marks); n > 0 && im.marks[n-1].local == local {
+		im.marks[n-1].pos = pos
+	} else {
+		if n == maxPosMarks {
+			im.marks[1].pos = im.marks[0].pos
+			im.marks = append(im.marks[:0], im.marks[1:]...)
+		}
+		im.marks = append(im.marks, posMark{pos, local})
+	}
+	im.advanceLocked(im.s.ackedLSN())
+}
+
+// advance reports the positions whose local LSN is acknowledged.
+func (im *importer) advance() {
+	im.mu.Lock()
+	im.advanceLocked(im.s.ackedLSN())
+	im.mu.Unlock()
+}
+
+func (im *importer) advanceLocked(acked uint64) {
+	i := 0
+	for i < len(im.marks) && im.marks[i].local <= acked {
+		im.applied.Store(im.marks[i].pos)
+		i++
+	}
+	if i > 0 {
+		im.marks = append(im.marks[:0], im.marks[i:]...)
+	}
 }
 
 var (
@@ -73,6 +130,36 @@ type migrations struct {
 	// halted, a slot dropped) begun for it: a new importer of the slot
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
+	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
+	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
+	closed   bool                  // the server is closing: no new importer or sender
+	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+}
+
+// quitLocked returns the channel closed when the server closes.
+func (mv *migrations) quitLocked() chan struct{} {
+	if mv.quit == nil {
+		mv.quit = make(chan struct{})
+	}
+	return mv.quit
+}
+
+// stopMoves ends this node's part in every move (Server.Close): the
+// slots it sends are cut off and its importers halted, so that no
+// goroutine outlives the server and no peer keeps it waiting.
+func (s *Server) stopMoves() {
+	s.moves.mu.Lock()
+	s.moves.closed = true
+	close(s.moves.quitLocked())
+	ims := s.moves.imports
+	s.moves.imports = nil
+	for nc := range s.moves.senders {
+		_ = nc.Close()
+	}
+	s.moves.mu.Unlock()
+	for _, im := range ims {
+		im.halt()
+	}
 }
 
 // cleanupLocked runs fn for slot after the slot's previous cleanup, in
@@ -101,13 +188,16 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	want := map[int]*cluster.Migration{}
 	if role == cluster.RolePrimary && sh != nil {
 		for slot, mg := range m.Migrations {
-			if mg.To == sh.ID {
+			if mg.To == sh.ID && !mg.Paused { // paused: no import (what was copied is dropped)
 				want[slot] = mg
 			}
 		}
 	}
 	s.moves.mu.Lock()
 	defer s.moves.mu.Unlock()
+	if s.moves.closed {
+		return
+	}
 	if s.moves.imports == nil {
 		s.moves.imports = map[int]*importer{}
 	}
@@ -152,14 +242,42 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			}
 		}
 	}
-	// A primary that owned a slot now owned by another shard drops it.
-	if prev != nil && role == cluster.RolePrimary && sh != nil {
-		for i := range m.Slots {
-			if int(prev.Slots[i]) == sh.ID && int(m.Slots[i]) != sh.ID && m.Slots[i] != 0 {
-				why := "the slot moved to shard " + strconv.Itoa(int(m.Slots[i]))
-				s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
-			}
+	if role == cluster.RolePrimary && sh != nil && !s.repl.isReplica.Load() {
+		s.sweepUnownedLocked(prev, m, sh.ID)
+	}
+}
+
+// SweepUnowned drops the keys of slots map m gives to other shards
+// (sweepUnownedLocked); the agent calls it when this node starts acting
+// as its shard's primary.
+func (s *Server) sweepUnowned(m *cluster.Map, shard int) {
+	s.moves.mu.Lock()
+	defer s.moves.mu.Unlock()
+	s.sweepUnownedLocked(nil, m, shard)
+}
+
+// sweepUnownedLocked: a primary drops the keys it holds of slots another
+// shard owns and that it does not import: a slot that just moved away,
+// and also one that moved while this node was down or a replica (it
+// crashed before dropping, or a replica that never saw the drop was
+// promoted). The deletes are journaled, so its replicas drop them too.
+// prev is the map installed before m (nil: unknown).
+func (s *Server) sweepUnownedLocked(prev, m *cluster.Map, shard int) {
+	for i := range m.Slots {
+		if int(m.Slots[i]) == shard || m.Slots[i] == 0 || s.moves.imports[i] != nil {
+			continue
 		}
+		s.db.Lock(i)
+		n := s.db.Slot(i).Len()
+		s.db.Unlock(i)
+		if n == 0 {
+			continue
+		}
+		why := "the slot is shard " + strconv.Itoa(int(m.Slots[i])) + "'s"
+		if prev == nil || int(prev.Slots[i]) != shard {
+			why += " (it moved while this node was not acting as its shard's primary)"
+		}
+		s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
 	}
 }
 
@@ -224,6 +342,9 @@ func (im *importer) once() error {
 	im.state.Store(&impConnecting)
 	im.applied.Store(0)
 	im.keys.Store(0)
+	im.mu.Lock()
+	im.marks = nil
+	im.mu.Unlock()
 	conn, err := net.DialTimeout("tcp", im.from, 5*time.Second)
 	if err != nil {
 		return err
@@ -242,6 +363,9 @@ func (im *importer) once() error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	rs := &replayState{cl: s.replayClient(), journal: true}
 	var args [][]byte
+	var aside *engine.Entry // a big key being assembled from its parts
+	var asideKey []byte
+	var enc persist.SectionEncoder
 	timeout := 3 * s.replTimeout()
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(timeout))
@@ -267,7 +391,34 @@ func (im *importer) once() error {
 				return err
 			}
 			im.keys.Add(1)
+		case "part":
+			key, e, err := persist.DecodeEntry(args[1])
+			if err != nil {
+				return fmt.Errorf("part frame: %w", err)
+			}
+			if aside == nil {
+				aside, asideKey = e, append(asideKey[:0], key...)
+			} else if string(key) != string(asideKey) {
+				return fmt.Errorf("a part of %q before the end of %q", key, asideKey)
+			} else if err := persist.MergeEntryPart(aside, e); err != nil {
+				return fmt.Errorf("part of %q: %w", key, err)
+			}
+		case "parted":
+			if aside == nil {
+				break // an empty collection: nothing was sent
+			}
+			if string(args[1]) != string(asideKey) {
+				return fmt.Errorf("end of %q while building %q", args[1], asideKey)
+			}
+			// Journaled whole: the target's replicas and log get one put.
+			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
+			s.putEntry(rs, 0, im.slot, asideKey, aside, put)
+			aside = nil
+			im.keys.Add(1)
 		case "imaged":
+			if aside != nil {
+				return fmt.Errorf("the image ended inside %q", asideKey)
+			}
 			im.state.Store(&impStreaming)
 		case "eff":
 			if len(args) < 3 {
@@ -282,7 +433,7 @@ func (im *importer) once() error {
 				return fmt.Errorf("bad position %q", args[1])
 			}
 			if im.state.Load() == &impStreaming {
-				im.applied.Store(lsn)
+				im.noteApplied(lsn, s.lastLSN())
 			}
 		default:
 			return fmt.Errorf("unknown frame %q", args[0])
@@ -299,6 +450,9 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
 	for {
+		if s.closing.Load() {
+			return false // the log may be closed: the next start drops them (sweepUnowned)
+		}
 		var keys []string
 		s.db.Lock(slot)
 		if v := s.clus.view.Load(); v != nil && v.slots[slot].state != slotRemote {
@@ -354,15 +508,37 @@ func cmdSlotSync(c *Ctx) {
 	if !ok {
 		return
 	}
+	s.moves.mu.Lock()
+	if s.moves.closed {
+		s.moves.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if s.moves.senders == nil {
+		s.moves.senders = map[net.Conn]struct{}{}
+	}
+	s.moves.senders[nc] = struct{}{}
+	s.moves.mu.Unlock()
 	s.repl.wg.Add(1)
 	go func() {
 		defer s.repl.wg.Done()
-		defer nc.Close()
+		defer func() {
+			s.moves.mu.Lock()
+			delete(s.moves.senders, nc)
+			s.moves.mu.Unlock()
+			nc.Close()
+		}()
 		if err := s.sendSlot(nc, slot, pending); err != nil {
 			s.log.Info("slot sync ended", "slot", slot, "to", nc.RemoteAddr().String(), "err", err)
 		}
 	}()
 }
+
+var (
+	framePut    = []byte("put")
+	framePart   = []byte("part")
+	frameParted = []byte("parted")
+)
 
 func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	bl := s.ensureBacklog()
@@ -381,17 +557,46 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	out = resp.AppendCommandBytes(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
 	keys := 0
 	s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
-		out = resp.AppendCommandBytes(out, []byte("put"), enc.EncodeEntry(k, e))
 		keys++
+		if e.MemSize() <= migratePartLimit {
+			out = resp.AppendCommandBytes(out, framePut, enc.EncodeEntry(k, e))
+			return true
+		}
+		_ = persist.EncodeEntryParts(k, e, migratePartLimit, func(p []byte) error {
+			out = resp.AppendCommandBytes(out, framePart, p)
+			return nil
+		})
+		out = resp.AppendCommandBytes(out, frameParted, []byte(k))
 		return true
 	})
 	s.db.Unlock(slot)
 	out = resp.AppendCommandBytes(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
 	timeout := s.replTimeout()
+	s.moves.mu.Lock()
+	quit := s.moves.quitLocked()
+	s.moves.mu.Unlock()
+	// write sends b in pieces of 64 KiB, each reserved from the node's
+	// migrate-max-bytes-per-sec bucket (shared by every move it sends).
 	write := func(b []byte) error {
-		_ = nc.SetWriteDeadline(time.Now().Add(timeout))
-		_, err := nc.Write(b)
-		return err
+		for len(b) > 0 {
+			n := min(len(b), 64<<10)
+			if d := s.migLimit.reserve(n); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-quit:
+					t.Stop()
+					return errors.New("server closing")
+				}
+			}
+			_ = nc.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := nc.Write(b[:n]); err != nil {
+				return err
+			}
+			s.moves.sent.Add(int64(n))
+			b = b[n:]
+		}
+		return nil
 	}
 	if err := write(out); err != nil {
 		return err
@@ -496,6 +701,7 @@ func cmdMigrationStatus(c *Ctx) {
 	state, applied, keys, lastErr, ident := "none", uint64(0), int64(0), "", ""
 	s.moves.mu.Lock()
 	if im := s.moves.imports[slot]; im != nil {
+		im.advance()
 		state, applied, keys, ident = *im.state.Load(), im.applied.Load(), im.keys.Load(), im.ident
 		im.mu.Lock()
 		lastErr = im.err

@@ -765,6 +765,9 @@ func (s *Server) infoReplication(line func(string, any)) {
 	}
 	line("in_sync_replicas", inSync)
 	line("sync_replicas", r.syncN.Load())
+	// Slot moves sent: every byte is reserved from the limiter first.
+	line("migrate_sent_bytes", s.moves.sent.Load())
+	line("migrate_limiter_granted_bytes", s.migLimit.Granted())
 	line("master_failover_state", "no-failover")
 	line("master_replid", id)
 	if id2 == "" {

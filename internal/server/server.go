@@ -101,7 +101,8 @@ type Server struct {
 	// by every command; the routing view SetClusterMap installs.
 	clusterMode bool
 	clus        clusterState
-	moves       migrations // slot moves (migrate.go)
+	moves       migrations  // slot moves (migrate.go)
+	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
@@ -197,6 +198,7 @@ func (s *Server) applyConfig() {
 			debug.SetGCPercent(c.GCPercent)
 		}
 		s.replApplyConfig(c)
+		s.migLimit.setRate(c.MigrateMaxBytesPerSec)
 		fsync = c.AppendFsync
 		groupDelay = time.Duration(c.AOFGroupCommitDelay) * time.Microsecond
 	})
@@ -377,6 +379,7 @@ func (s *Server) Close() error {
 		link.stop()
 	}
 	s.dropReplicas("shutting down")
+	s.stopMoves()
 	s.repl.wg.Wait()
 	s.drainClients(drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

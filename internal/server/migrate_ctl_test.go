@@ -1,0 +1,177 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"shoal/internal/cluster"
+	"shoal/internal/manager"
+)
+
+// moveGate holds the moves ready for an op (manager.Config.MoveGate)
+// while closed.
+type moveGate struct{ cutover, done atomic.Bool }
+
+func (g *moveGate) open(op string, _ int) bool {
+	switch op {
+	case cluster.OpMigrateCutover:
+		return !g.cutover.Load()
+	case cluster.OpMigrateDone:
+		return !g.done.Load()
+	}
+	return true
+}
+
+func (g *moveGate) config(c *manager.Config) { c.MoveGate = g.open }
+
+// migStatus is CLUSTER MIGRATION slot on n, as strings.
+func migStatus(n *fnode, slot int) map[string]string {
+	out := map[string]string{}
+	r, err := n.rdb.Do(context.Background(), "CLUSTER", "MIGRATION", slot).Slice()
+	if err != nil {
+		return out
+	}
+	for i := 0; i+1 < len(r); i += 2 {
+		out[fmt.Sprint(r[i])] = fmt.Sprint(r[i+1])
+	}
+	return out
+}
+
+func countInSlot(n *fnode, slot int) int64 {
+	v, err := n.rdb.Do(context.Background(), "CLUSTER", "COUNTKEYSINSLOT", slot).Int64()
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+func (c *tcluster) leaderMap() *cluster.Map {
+	mp, err := c.client().Map(context.Background(), 0, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return mp
+}
+
+// Pause, resume and cancel of a move, at copying and at cutover.
+func TestSlotMovePauseResumeCancel(t *testing.T) {
+	g := &moveGate{}
+	g.cutover.Store(true)
+	c := newTClusterWith(t, 1, 2, 0, g.config)
+	mc := c.client()
+	ctx := context.Background()
+	tag := c.keyIn(1, "pause")
+	slot := cluster.SlotString(tag)
+	src, _ := c.shard(1)
+	dst, _ := c.shard(2)
+	waitWritable(t, src, "{"+tag+"}:0")
+	// The source's moves go through its limiter (runtime setting).
+	if err := src.rdb.ConfigSet(ctx, "migrate-max-bytes-per-sec", "10mb").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := src.set("{"+tag+"}:"+strconv.Itoa(i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	streaming := func() bool {
+		st := migStatus(dst, slot)
+		return st["import_state"] == "streaming" && st["import_keys"] == "100"
+	}
+	if _, err := mc.Migrate(ctx, []int{slot}, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the target streams the slot", streaming)
+
+	// Pause at copying: the target stops importing and drops its copy.
+	ms, err := mc.MigrationAction(ctx, "pause", []int{slot}, false)
+	if err != nil || len(ms) != 1 || !ms[0].Paused {
+		t.Fatalf("pause: %v %+v", err, ms)
+	}
+	waitUntil(t, "the paused import stops and its copy goes", func() bool {
+		return migStatus(dst, slot)["import_state"] == "none" && countInSlot(dst, slot) == 0
+	})
+	if err := src.set("{"+tag+"}:paused", "w"); err != nil {
+		t.Fatalf("the source refuses writes to a paused move's slot: %v", err)
+	}
+	// Resume: a fresh copy, with the write made while paused.
+	if _, err := mc.MigrationAction(ctx, "resume", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the resumed move streams again", func() bool {
+		st := migStatus(dst, slot)
+		return st["import_state"] == "streaming" && countInSlot(dst, slot) == 101
+	})
+
+	// Pause at cutover: the source unfences.
+	g.done.Store(true)
+	g.cutover.Store(false)
+	waitUntil(t, "cutover", func() bool { return c.leaderMap().Fenced(slot) })
+	waitUntil(t, "the source fences the slot", func() bool {
+		err := src.set("{"+tag+"}:x", "y")
+		return err != nil && strings.HasPrefix(err.Error(), "TRYAGAIN")
+	})
+	g.cutover.Store(true)
+	if _, err := mc.MigrationAction(ctx, "pause", []int{slot}, false); err != nil {
+		t.Fatal(err)
+	}
+	if mp := c.leaderMap(); mp.Fenced(slot) || !mp.Migrations[slot].Paused {
+		t.Fatalf("after pause in cutover: %+v", mp.Migrations[slot])
+	}
+	waitWritable(t, src, "{"+tag+"}:x")
+
+	// Cancel: the move goes, the source keeps the slot, the target drops its copy.
+	if _, err := mc.MigrationAction(ctx, "resume", []int{slot}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "streaming again", func() bool { return countInSlot(dst, slot) == 102 })
+	if _, err := mc.MigrationAction(ctx, "cancel", []int{slot}, false); err != nil {
+		t.Fatal(err)
+	}
+	mp := c.leaderMap()
+	if mp.Migrations[slot] != nil || int(mp.Slots[slot]) != 1 {
+		t.Fatalf("after cancel: owner %d, move %+v", mp.Slots[slot], mp.Migrations[slot])
+	}
+	waitUntil(t, "the target drops the cancelled copy", func() bool { return countInSlot(dst, slot) == 0 })
+	if n := countInSlot(src, slot); n != 102 {
+		t.Fatalf("the source holds %d keys after cancel, want 102", n)
+	}
+	if _, err := mc.MigrationAction(ctx, "cancel", []int{slot}, false); err == nil {
+		t.Fatal("cancel of a slot not moving accepted")
+	}
+
+	// And the move still works afterwards.
+	g.cutover.Store(false)
+	g.done.Store(false)
+	if _, err := mc.Migrate(ctx, []int{slot}, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the slot moved", func() bool {
+		mp := c.leaderMap()
+		return int(mp.Slots[slot]) == 2 && mp.Migrations[slot] == nil
+	})
+	if n := countInSlot(dst, slot); n != 102 {
+		t.Fatalf("target holds %d keys, want 102", n)
+	}
+	field := func(info, k string) string {
+		for _, l := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(l, k+":"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	// Every byte sent was granted first (equal once no piece is in flight).
+	waitUntil(t, "bytes sent = bytes granted", func() bool {
+		info := src.rdb.Info(ctx, "replication").Val()
+		sent, granted := field(info, "migrate_sent_bytes"), field(info, "migrate_limiter_granted_bytes")
+		return sent != "" && sent != "0" && sent == granted
+	})
+	if v := src.rdb.ConfigGet(ctx, "migrate-max-bytes-per-sec").Val()["migrate-max-bytes-per-sec"]; v != "10485760" {
+		t.Fatalf("migrate-max-bytes-per-sec = %q", v)
+	}
+}

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"math/rand"
+	"testing"
+	"time"
+)
+
+// Three senders sharing a bucket on a fake clock (each waits what
+// reserve says): the bytes sent by any time never exceed rate × elapsed
+// + burst + one piece, and the senders are not slower than the rate
+// allows.
+func TestTokenBucketBound(t *testing.T) {
+	start := time.Unix(1000, 0)
+	clock := start
+	b := &tokenBucket{now: func() time.Time { return clock }}
+	const rate = 1 << 20
+	b.setRate(rate)
+	rng := rand.New(rand.NewSource(1))
+	ready := [3]time.Time{start, start, start} // when each sender may send next
+	sent := int64(0)
+	for i := 0; i < 5000; i++ {
+		// The sender whose turn comes first sends next.
+		s := 0
+		for j := range ready {
+			if ready[j].Before(ready[s]) {
+				s = j
+			}
+		}
+		clock = ready[s]
+		n := 1 + rng.Intn(256<<10)
+		wait := b.reserve(n)
+		// The piece goes out at clock + wait.
+		sent += int64(n)
+		at := clock.Add(wait)
+		elapsed := at.Sub(start).Seconds()
+		if limit := rate*elapsed + float64(max(rate/8, 64<<10)) + float64(n); float64(sent) > limit {
+			t.Fatalf("%d bytes sent after %.3fs: above %.0f", sent, elapsed, limit)
+		}
+		ready[s] = at
+	}
+	last := clock.Sub(start).Seconds()
+	if float64(sent) < rate*last*0.95 {
+		t.Fatalf("%d bytes in %.1fs: well below the rate", sent, last)
+	}
+	if b.Granted() != sent {
+		t.Fatalf("granted %d, sent %d", b.Granted(), sent)
+	}
+	// Unlimited: no wait.
+	b.setRate(0)
+	if d := b.reserve(100 << 20); d != 0 {
+		t.Fatalf("unlimited bucket waits %v", d)
+	}
+}
