@@ -109,7 +109,10 @@ const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--json] <command>
 commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
   nodes                  storage nodes with role, liveness, offset, memory, keys
-  create SHARDS          first shards from the registered idle nodes (slots by weight)
+  create SHARDS [--nodes N] [--if-new]
+                         first shards from the registered idle nodes (slots by weight);
+                         --nodes: wait (up to --timeout) until N nodes are registered;
+                         --if-new: succeed without change when shards exist (scripts, compose)
   add-shard [NODE...] [--no-rebalance] [--no-wait]
                          a new shard of idle nodes (ids or RESP addresses; first = primary),
                          or with no NODE of 1 + replicas_per_shard live standby-pool nodes;
@@ -235,15 +238,7 @@ func runCtl(args []string, out io.Writer) error {
 		printNodes(out, st.Nodes)
 		return nil
 	case "create":
-		if err := need(1, "SHARDS"); err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(params[0])
-		if err != nil {
-			return fmt.Errorf("bad shard count %q", params[0])
-		}
-		st, err := c.Create(ctx, n)
-		return show(st, err)
+		return ctlCreate(ctx, c, params, timeout, show)
 	case "add-shard":
 		var nodes []string
 		move, wait := true, true
@@ -837,4 +832,60 @@ func printPlan(out io.Writer, p *manager.PlanReply) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "%d slot moves\n", len(moves))
+}
+
+// ctlCreate is `shoal ctl create SHARDS [--nodes N] [--if-new]`. With
+// --nodes it first waits, up to timeout, for the managers to answer and N
+// storage nodes to be registered (a deployment's init step starts with
+// everything else); with --if-new a cluster that has shards already is a
+// success, so the step may run again.
+func ctlCreate(ctx context.Context, c *manager.Client, params []string, timeout time.Duration,
+	show func(*manager.Status, error) error) error {
+	const usage = "usage: shoal ctl create SHARDS [--nodes N] [--if-new]"
+	shards, nodes, ifNew := 0, 0, false
+	for i := 0; i < len(params); i++ {
+		switch p := params[i]; {
+		case p == "--if-new":
+			ifNew = true
+		case p == "--nodes" && i+1 < len(params):
+			n, err := strconv.Atoi(params[i+1])
+			if err != nil || n < 1 {
+				return fmt.Errorf("bad --nodes %q", params[i+1])
+			}
+			nodes = n
+			i++
+		case shards == 0:
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 {
+				return fmt.Errorf("bad shard count %q", p)
+			}
+			shards = n
+		default:
+			return errors.New(usage)
+		}
+	}
+	if shards == 0 {
+		return errors.New(usage)
+	}
+	if nodes > 0 || ifNew {
+		c.Retry = timeout
+		deadline := time.Now().Add(timeout)
+		for {
+			st, err := c.Status(ctx)
+			if err == nil && ifNew && len(st.Shards) > 0 {
+				return show(st, nil)
+			}
+			if err == nil && len(st.Nodes) >= nodes {
+				break
+			}
+			if time.Now().After(deadline) {
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("%d of %d nodes registered after %v", len(st.Nodes), nodes, timeout)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return show(c.Create(ctx, shards))
 }
