@@ -99,6 +99,13 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}
+	if lp, ok := ctx.Value(longPollKey{}).(time.Duration); ok && hc.Timeout > 0 {
+		// A long poll is answered after up to its wait: the request's
+		// time limit counts from then.
+		c2 := *hc
+		c2.Timeout += lp
+		hc = &c2
+	}
 	if len(c.Addrs) == 0 {
 		return errors.New("no manager address"), false
 	}
@@ -178,6 +185,9 @@ func (c *Client) Heartbeat(ctx context.Context, hb *cluster.Heartbeat) (*cluster
 	return &r, nil
 }
 
+// longPollKey marks a request's context with the wait of its long poll.
+type longPollKey struct{}
+
 // Map returns the cluster map; with wait > 0 it waits (long poll) until
 // the epoch passes after.
 func (c *Client) Map(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
@@ -186,6 +196,9 @@ func (c *Client) Map(ctx context.Context, after uint64, wait time.Duration) (*cl
 		path += "?epoch=" + strconv.FormatUint(after, 10) + "&wait=" + strconv.FormatFloat(wait.Seconds(), 'f', 3, 64)
 	}
 	m := cluster.NewMap()
+	if wait > 0 {
+		ctx = context.WithValue(ctx, longPollKey{}, wait)
+	}
 	if err := c.do(ctx, http.MethodGet, path, nil, m); err != nil {
 		return nil, err
 	}
