@@ -212,11 +212,14 @@ rb() {
     # Sync rows: the same loadgen for both; redis learns that a replica has
     # each batch by WAIT 1 0 after it (its only way), shoal acks each write
     # after a replica has it (--sync-replicas 1).
-    local wait=0
+    local wait=0 prefix=key:
     [ "$srv" = redis ] && wait=1
+    # INCR on its own keys, as redis-benchmark (counter:...): the SET
+    # rows before it leave non-integers under key:...
+    [ "$t" = incr ] && prefix=counter:
     /usr/bin/time -f "%e %U %S" -o "$TMP/time" \
       timeout "$TIMEOUT" env GOMAXPROCS=1 "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -op "$t" -c 50 -r 100000 \
-      -n "$nreq" -P "$P" -wait "$wait" </dev/null >"$TMP/out" 2>"$TMP/err"
+      -n "$nreq" -P "$P" -wait "$wait" -prefix "$prefix" </dev/null >"$TMP/out" 2>"$TMP/err"
     rc=$?
     T1=$(ticks_sum $pids); Q1=$(srv_ticks "${pids%% *}"); B1=$(sys_busy); W1=$(now_ticks)
     e1=$(info_field "$port" stats total_error_replies)
