@@ -427,10 +427,7 @@ func (m *Manager) autoscaler() {
 			return
 		case <-tick.C:
 		}
-		m.mu.Lock()
-		leading := m.leader
-		m.mu.Unlock()
-		if !leading || !m.IsLeader() {
+		if !m.leading() {
 			m.ap.mu.Lock()
 			m.ap.pilot, m.ap.job, m.ap.busy = nil, nil, ""
 			m.ap.mu.Unlock()

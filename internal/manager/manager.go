@@ -255,6 +255,16 @@ func (m *Manager) Map() *cluster.Map { return m.fsm.current() }
 // IsLeader reports whether this manager is the Raft leader.
 func (m *Manager) IsLeader() bool { return m.raft.State() == raft.Leader }
 
+// leading reports whether this manager has taken up leadership (its
+// leader duties started) and Raft still has it leader: the check the
+// leader's loops make on every tick.
+func (m *Manager) leading() bool {
+	m.mu.Lock()
+	l := m.leader
+	m.mu.Unlock()
+	return l && m.IsLeader()
+}
+
 // Close stops the manager.
 func (m *Manager) Close() error {
 	select {
@@ -337,10 +347,7 @@ func (m *Manager) leadership() {
 		case now := <-tick.C:
 			// m.leader, not the Raft state: it turns true only once this
 			// loop has reset the health view and leaderSince for the term.
-			m.mu.Lock()
-			leading := m.leader
-			m.mu.Unlock()
-			if !leading || !m.IsLeader() {
+			if !m.leading() {
 				continue
 			}
 			period := time.Duration(m.Map().Settings.HeartbeatMs) * time.Millisecond / 2

@@ -59,10 +59,7 @@ func (m *Manager) migrator() {
 			return
 		case <-tick.C:
 		}
-		m.mu.Lock()
-		leading := m.leader
-		m.mu.Unlock()
-		if !leading || !m.IsLeader() {
+		if !m.leading() {
 			clear(prog)
 			continue
 		}
