@@ -61,14 +61,17 @@ func (db *DB) evictOne(pol int) bool {
 	best := candidate{slot: -1}
 	found := 0
 	// Probe random slots; with few keys most slots are empty, so after a
-	// number of misses fall back to a scan from a random start.
+	// number of misses fall back to a scan of every slot from a random
+	// start (the scan must cover all of them: a lone candidate in any slot
+	// is found).
+	const randomProbes = 64
 	start := rand.IntN(cluster.NumSlots)
-	for probe := 0; probe < cluster.NumSlots && found < samples; probe++ {
+	for probe := 0; probe < randomProbes+cluster.NumSlots && found < samples; probe++ {
 		var i int
-		if probe < 64 {
+		if probe < randomProbes {
 			i = rand.IntN(cluster.NumSlots)
 		} else {
-			i = (start + probe) % cluster.NumSlots
+			i = (start + probe - randomProbes) % cluster.NumSlots
 		}
 		s := &db.slots[i]
 		s.mu.Lock()
