@@ -43,9 +43,12 @@ func (fs *flushSet) add(bc *bconn) {
 	*fs = append(*fs, bc)
 }
 
+// flush has every collected connection written soon (bconn.kick): the
+// client's requests are not held back, and other clients' requests to
+// the same node join them in one write.
 func (fs *flushSet) flush() {
 	for i, bc := range *fs {
-		bc.flush()
+		bc.kick()
 		(*fs)[i] = nil
 	}
 	*fs = (*fs)[:0]
