@@ -21,9 +21,10 @@ type call struct {
 	err     error  // connection failure
 	written bool   // the frame may have reached the backend
 	done    func(*call)
-	pin     int   // picks the pool connection: one client's requests to a node share one connection, so they run in order
-	next    *call // FIFO link
-	mcGet   bool  // memcached retrieval: the reply is VALUE blocks up to END
+	pin     int        // picks the pool connection: one client's requests to a node share one connection, so they run in order
+	next    *call      // FIFO link
+	mcGet   bool       // memcached retrieval: the reply is VALUE blocks up to END
+	sc      *shardCall // the shardCall embedding this call, if any (shardCallDone)
 }
 
 var (

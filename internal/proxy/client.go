@@ -103,6 +103,9 @@ type conn struct {
 	// the next request pushed takes them (metrics.go).
 	curCmd   int32
 	curStart time.Duration
+	// When the bytes being parsed arrived (since Proxy.t0): one clock
+	// read per read batch, the start of every command parsed from it.
+	batchStart time.Duration
 
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
@@ -394,6 +397,7 @@ func (c *conn) readMore(buf []byte, off int) ([]byte, int, error) {
 	n, err := c.nc.Read(buf[len(buf):cap(buf)])
 	if n > 0 {
 		buf = buf[:len(buf)+n]
+		c.batchStart = time.Since(c.p.t0)
 	}
 	return buf, off, err
 }
