@@ -25,6 +25,9 @@ type call struct {
 	next    *call      // FIFO link
 	mcGet   bool       // memcached retrieval: the reply is VALUE blocks up to END
 	sc      *shardCall // the shardCall embedding this call, if any (shardCallDone)
+	// batch: set by the reader goroutine just before done, taken (and
+	// cleared) by shardCallDone: the reader's batch of client writes.
+	batch *outBatch
 }
 
 var (
@@ -438,9 +441,24 @@ func (bc *bconn) fail(err error) {
 
 const maxBackendBulk = 512 << 20
 
+// batchReader reads from the connection after flushing the reader's
+// batch of client writes: replies already in are written before the
+// reader may wait for more.
+type batchReader struct {
+	nc    net.Conn
+	batch *outBatch
+}
+
+func (br batchReader) Read(p []byte) (int, error) {
+	br.batch.flush()
+	return br.nc.Read(p)
+}
+
 func (bc *bconn) readLoop() {
 	defer bc.b.p.wg.Done()
-	r := bufio.NewReaderSize(bc.nc, 32<<10)
+	var batch outBatch
+	defer batch.flush()
+	r := bufio.NewReaderSize(batchReader{bc.nc, &batch}, 32<<10)
 	var acc []byte // accumulates one reply across reads
 	for {
 		var c *call
@@ -450,6 +468,7 @@ func (bc *bconn) readLoop() {
 		if c == nil {
 			// Nothing in flight: wait for the writer (or an unsolicited
 			// byte, which is a protocol error).
+			batch.flush()
 			select {
 			case <-bc.inflight:
 				continue
@@ -488,6 +507,7 @@ func (bc *bconn) readLoop() {
 		if cap(acc) > 1<<20 {
 			acc = nil
 		}
+		c.batch = &batch
 		c.done(c)
 	}
 }

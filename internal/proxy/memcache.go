@@ -29,8 +29,7 @@ func (p *Proxy) serveMemcache(nc net.Conn) {
 		c.writeLoop()
 	}()
 	c.readMemcache()
-	close(c.q)
-	<-c.dead
+	c.endOutput()
 	c.forget()
 }
 

@@ -126,8 +126,15 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 // deliver the rest.
 func (sc *shardCall) onDone(*call) {
 	p := sc.p
+	batch := sc.batch
+	sc.batch = nil
 	if sc.blk == nil && sc.err == nil && !isRedirect(sc.reply, sc.mc) {
-		sc.deliver(sc.reply) // the common case: no clock read, no retry state
+		// The common case: no clock read, no retry state.
+		if sc.finish == nil && batch != nil {
+			sc.fin.completeIn(sc.reply, batch)
+			return
+		}
+		sc.deliver(sc.reply)
 		return
 	}
 	// The retry budget counts from the first attempt that failed (a
