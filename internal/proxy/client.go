@@ -102,9 +102,10 @@ func (b *outBatch) flush() {
 }
 
 // conn is one client connection (RESP or memcached). The reader
-// goroutine parses and routes; writeLoop delivers replies strictly in
-// request order, writing everything ready in one write. q bounds the
-// outstanding requests: when it is full the reader stops reading.
+// goroutine parses and routes; replies are queued strictly in request
+// order and written by whoever completes the oldest (writeOut), with
+// writeLoop waiting for a client that does not read. MaxPending bounds
+// the queued requests: when it is full the reader stops reading.
 type conn struct {
 	p    *Proxy
 	nc   net.Conn
