@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,7 +228,9 @@ func TestPrometheusAlerts(t *testing.T) {
 }
 
 // TestPromtoolCheckRules runs `promtool check rules` when promtool is
-// installed (Debian: the prometheus package).
+// installed (Debian: the prometheus package) on the alerting rules, and
+// on the dashboard's queries made recording rules (Grafana's variables
+// replaced by values), so that both parse as PromQL.
 func TestPromtoolCheckRules(t *testing.T) {
 	path, err := exec.LookPath("promtool")
 	if err != nil {
@@ -237,4 +241,38 @@ func TestPromtoolCheckRules(t *testing.T) {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+
+	data, err := os.ReadFile("grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$__range", "1h",
+		"$server_job", ".*", "$manager_job", ".*", "$proxy_job", ".*")
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			rules = append(rules, rule{Record: "dashboard:panel" + strconv.Itoa(p.ID) + ":" + tg.RefID, Expr: vars.Replace(tg.Expr)})
+		}
+	}
+	b, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(path, "check", "rules", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules (the dashboard's queries): %v\n%s", err, out)
+	}
+	t.Logf("dashboard: %s", out)
 }
