@@ -81,8 +81,8 @@ type cmdStat struct {
 }
 
 // Latency buckets of cmdStat.lat: bucket i counts the commands that took
-// less than 1024·2^i ns (1.024 µs, 2.048 µs, ... 1.07 s); the last one
-// counts the slower ones (+Inf).
+// at most 1024·2^i ns and more than half that (Prometheus' le: 1.024 µs,
+// 2.048 µs, ... 1.07 s); the last one counts the slower ones (+Inf).
 const (
 	latBuckets = 22
 	latShift   = 10 // the first bucket's bound: 2^10 ns

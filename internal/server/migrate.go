@@ -132,14 +132,15 @@ type migrations struct {
 	cleaning map[int]chan struct{}
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
 	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
+	closed   bool                  // the server is closing: no new importer or sender
+	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+
 	// Totals for metrics: keys of the images sent and received, bytes
 	// received, and slots handed over (sent: a map moved a slot from this
 	// primary's shard to the move's target; received: an import ended
 	// with this shard owning the slot).
 	sentKeys, sentSlots            atomic.Int64
 	recvBytes, recvKeys, recvSlots atomic.Int64
-	closed                         bool          // the server is closing: no new importer or sender
-	quit                           chan struct{} // closed when closed is set (senders waiting on the limiter)
 }
 
 // quitLocked returns the channel closed when the server closes.
