@@ -58,7 +58,17 @@ var (
 		"A replica's link to its primary: 1 up, 0 down (replicas only).")
 	descMasterLastIO = newDesc("shoal_server_replication_last_io_seconds",
 		"Seconds since a replica last heard from its primary (replicas only; -1 never).")
+	descMCCommands = newDesc("shoal_server_memcached_commands_total",
+		"Memcached commands as memcached's stats count them (get: keys requested; meta: mg, ms, md, ma), by command.", "command")
+	descMCGetHits   = newDesc("shoal_server_memcached_get_hits_total", "Memcached keys requested and found (get, gets, gat, gats, mg).")
+	descMCGetMisses = newDesc("shoal_server_memcached_get_misses_total", "Memcached keys requested and not found.")
 )
+
+// mcCommandStats are the memcached counters exported by command.
+var mcCommandStats = []struct {
+	idx  int
+	name string
+}{{mcCmdGet, "get"}, {mcCmdSet, "set"}, {mcCmdTouch, "touch"}, {mcCmdFlush, "flush"}, {mcCmdMeta, "meta"}}
 
 // serverMetrics are the plain gauges and counters, read at scrape time.
 var serverMetrics = []metricDesc{
@@ -181,7 +191,8 @@ type collector struct{ s *Server }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCmdDuration, descCmdRejected, descCmdFailed, descRole,
-		descReplicaOffset, descReplicaLagRecords, descReplicaLagSeconds, descReplicaInSync, descLinkUp, descMasterLastIO} {
+		descReplicaOffset, descReplicaLagRecords, descReplicaLagSeconds, descReplicaInSync, descLinkUp, descMasterLastIO,
+		descMCCommands, descMCGetHits, descMCGetMisses} {
 		ch <- d
 	}
 	for _, m := range serverMetrics {
@@ -196,6 +207,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	s.collectCommands(ch)
 	s.collectReplication(ch)
+	mc := s.mcCounters()
+	for _, c := range mcCommandStats {
+		ch <- prometheus.MustNewConstMetric(descMCCommands, prometheus.CounterValue, float64(mc[c.idx]), c.name)
+	}
+	ch <- prometheus.MustNewConstMetric(descMCGetHits, prometheus.CounterValue, float64(mc[mcGetHits]))
+	ch <- prometheus.MustNewConstMetric(descMCGetMisses, prometheus.CounterValue, float64(mc[mcGetMisses]))
 }
 
 // latBounds are the histogram's upper bounds, in seconds.

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -120,7 +122,9 @@ func checkDocumented(t *testing.T, prefix string, seen map[string]bool) {
 // docs/metrics.md lists (between the two); the values follow what the
 // clients did.
 func TestServerMetrics(t *testing.T) {
-	p := tu.StartServer(t, "admin-addr", "127.0.0.1:0", "appendonly", "yes", "maxmemory", "64mb")
+	mcPort := tu.FreePort(t)
+	p := tu.StartServer(t, "admin-addr", "127.0.0.1:0", "appendonly", "yes", "maxmemory", "64mb",
+		"memcached-port", strconv.Itoa(mcPort))
 	pa := p.Srv.AdminAddr()
 	if pa == "" {
 		t.Fatal("no admin endpoint")
@@ -139,6 +143,26 @@ func TestServerMetrics(t *testing.T) {
 	c.Do("GET", "nosuchkey")
 	if r := c.Do("INCR", "k"); !strings.HasPrefix(r, "ERR") && !strings.HasPrefix(r, "(error)") {
 		t.Fatalf("INCR on a string: %q", r)
+	}
+	mc, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(mcPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	if _, err := mc.Write([]byte("get k nokey\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	br := bufio.NewReader(mc)
+	for !strings.HasSuffix(string(got), "END\r\n") {
+		l, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("memcached get: %v after %q", err, got)
+		}
+		got = append(got, l...)
+	}
+	if string(got) != "VALUE k 0 1\r\nv\r\nEND\r\n" {
+		t.Fatalf("memcached get: %q", got)
 	}
 	c.Do("SET", "e", "v", "PX", "1")
 	waitUntil(t, "e expires", func() bool { return c.Do("EXISTS", "e") == "(integer) 0" })
@@ -165,13 +189,18 @@ func TestServerMetrics(t *testing.T) {
 		`shoal_server_command_duration_seconds_count{command="set"}`:            2,
 		`shoal_server_commands_failed_total{command="incr"}`:                    1,
 		`shoal_server_commands_rejected_total{command="get"}`:                   0,
-		`shoal_server_keys`:                             1,
-		`shoal_server_memory_max_bytes`:                 64 << 20,
-		`shoal_server_aof_enabled`:                      1,
-		`shoal_server_aof_last_write_ok`:                1,
-		`shoal_server_replication_role{role="primary"}`: 1,
-		`shoal_server_connected_replicas`:               1,
-		`shoal_server_loading`:                          0,
+		`shoal_server_keys`:                                    1,
+		`shoal_server_memory_max_bytes`:                        64 << 20,
+		`shoal_server_aof_enabled`:                             1,
+		`shoal_server_aof_last_write_ok`:                       1,
+		`shoal_server_replication_role{role="primary"}`:        1,
+		`shoal_server_connected_replicas`:                      1,
+		`shoal_server_loading`:                                 0,
+		`shoal_server_memcached_commands_total{command="get"}`: 2,
+		`shoal_server_memcached_commands_total{command="set"}`: 0,
+		`shoal_server_memcached_get_hits_total`:                1,
+		`shoal_server_memcached_get_misses_total`:              1,
+		`shoal_server_memcached_connections`:                   1,
 	}
 	for series, v := range want {
 		if got := ps.value(series); got != v {
