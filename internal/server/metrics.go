@@ -72,7 +72,7 @@ var mcCommandStats = []struct {
 
 // serverMetrics are the plain gauges and counters, read at scrape time.
 var serverMetrics = []metricDesc{
-	{newDesc("shoal_server_connected_clients", "Client connections open (RESP and memcached, replicas included)."), prometheus.GaugeValue,
+	{newDesc("shoal_server_connected_clients", "Client connections open (RESP and memcached)."), prometheus.GaugeValue,
 		func(s *Server) float64 { return float64(s.nclients.Load()) }},
 	{newDesc("shoal_server_memcached_connections", "Memcached connections open."), prometheus.GaugeValue,
 		func(s *Server) float64 { return float64(s.mcConns.Load()) }},
