@@ -230,15 +230,14 @@ var latBounds = func() []float64 {
 func (s *Server) collectCommands(ch chan<- prometheus.Metric) {
 	initDefs()
 	type total struct {
-		calls, nsec, rejected, failed int64
-		lat                           [latBuckets]uint64
+		nsec, rejected, failed int64
+		lat                    [latBuckets]uint64
 	}
 	tot := make([]total, len(defs))
 	s.shardsMu.Lock()
 	for _, sh := range s.shards {
 		for i := range sh.cmd {
 			st, t := &sh.cmd[i], &tot[i]
-			t.calls += st.calls.Load()
 			t.nsec += st.nsec.Load()
 			t.rejected += st.rejected.Load()
 			t.failed += st.failed.Load()
@@ -250,12 +249,14 @@ func (s *Server) collectCommands(ch chan<- prometheus.Metric) {
 	s.shardsMu.Unlock()
 	for name, d := range defs {
 		t := &tot[d.idx]
-		if t.calls == 0 && t.rejected == 0 && t.failed == 0 {
+		var calls uint64
+		for _, n := range t.lat {
+			calls += n
+		}
+		if calls == 0 && t.rejected == 0 && t.failed == 0 {
 			continue
 		}
-		// Cumulative buckets. The loops' counters are read one after the
-		// other while they run, so the count is the buckets' sum (not
-		// calls, which may be a few ahead) to keep +Inf == _count.
+		// Cumulative buckets; the count (the calls) is their sum.
 		buckets := make(map[float64]uint64, len(latBounds))
 		var cum uint64
 		for j, b := range latBounds {

@@ -136,7 +136,7 @@ func (s *Server) rawWrites() int64 {
 	s.shardsMu.Lock()
 	for _, sh := range s.shards {
 		for _, i := range p.writeIdx {
-			n += sh.cmd[i].calls.Load()
+			n += sh.cmd[i].calls()
 		}
 		// Memcached writes count as changes too.
 		for _, i := range []int{mcCmdSet, mcCmdTouch, mcCmdFlush, mcDeleteHits, mcIncrHits, mcDecrHits, mcCasHits} {
