@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"shoal/internal/admin"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
@@ -103,6 +105,11 @@ type Server struct {
 	clus        clusterState
 	moves       migrations  // slot moves (migrate.go)
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
+
+	// The admin endpoint (metrics.go): /metrics, /healthz, /readyz;
+	// nil when admin-port and admin-addr are unset. Set by Start.
+	adm *admin.Server
+	reg *prometheus.Registry
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
@@ -322,6 +329,11 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The admin endpoint answers during the load (/readyz: not ready).
+	if err := s.startAdmin(); err != nil {
+		s.abortStart()
+		return err
+	}
 	if load {
 		if err := s.recoverAtStart(); err != nil {
 			s.abortStart()
@@ -359,6 +371,9 @@ func (s *Server) Close() error {
 	if s.agent != nil {
 		s.agent.stop()
 		s.agent.lease.Store(0)
+	}
+	if s.adm != nil {
+		_ = s.adm.Close()
 	}
 	s.engMu.Lock()
 	eng := s.eng
