@@ -32,6 +32,9 @@ func runManager(args []string) error {
 	dir := fs.String("dir", "", "data directory (default ./manager-<id>)")
 	bootstrap := fs.Bool("bootstrap", false, "start a new cluster with this manager as its first voter")
 	join := fs.String("join", "", "comma-separated HTTP addresses of running managers to join")
+	bootstrapID := fs.String("bootstrap-id", "", "bootstrap if --id is this id, else --join (one argument list for every manager, as in a Kubernetes StatefulSet)")
+	raftAdvertise := fs.String("raft-advertise", "", "host:port the other managers reach --raft-addr by (may be a DNS name; default --raft-addr)")
+	httpAdvertise := fs.String("http-advertise", "", "host:port the map gives for this manager's HTTP API (may be a DNS name; default --http-addr)")
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
@@ -41,11 +44,22 @@ func runManager(args []string) error {
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
+	if *bootstrapID != "" {
+		if *bootstrap {
+			return errors.New("--bootstrap-id and --bootstrap exclude each other")
+		}
+		if *id == *bootstrapID {
+			*bootstrap, *join = true, ""
+		} else if *join == "" {
+			return errors.New("--bootstrap-id needs --join for the other managers")
+		}
+	}
 	if err := as.Validate(); err != nil {
 		return err
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as}
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as,
+		RaftAdvertise: *raftAdvertise, HTTPAdvertise: *httpAdvertise}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}

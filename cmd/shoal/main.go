@@ -40,7 +40,8 @@ commands:
              verify a snapshot (checksums, every entry) and print per-slot
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
-  manager [--id ID] [--bootstrap | --join ADDR] [--http-addr H:P] [--raft-addr H:P] [--dir DIR]
+  manager [--id ID] [--bootstrap | --join ADDR | --bootstrap-id ID --join ADDR] [--http-addr H:P] [--raft-addr H:P]
+          [--http-advertise H:P] [--raft-advertise H:P] [--dir DIR]
              run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md)
   ctl [--manager ADDR] [--json] COMMAND
              admin CLI: status, nodes, create, add-shard, remove-node,

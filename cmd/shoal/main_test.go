@@ -84,3 +84,18 @@ func TestCheckAOF(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 }
+
+func TestManagerBootstrapIDFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--id", "m2", "--bootstrap-id", "m1"}, "--bootstrap-id needs --join"},
+		{[]string{"--id", "m1", "--bootstrap-id", "m1", "--bootstrap"}, "exclude each other"},
+	} {
+		err := runManager(append(tc.args, "--dir", t.TempDir()))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("runManager(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
