@@ -584,13 +584,23 @@ func short(id string) string {
 	return id
 }
 
+// nodeVersion is a node's build and protocol version as `nodes` shows
+// them: "0.2.0/p1"; "-/p0" for builds from before they were reported.
+func nodeVersion(n cluster.Node) string {
+	v := n.Version
+	if v == "" {
+		v = "-"
+	}
+	return fmt.Sprintf("%s/p%d", v, n.Protocol)
+}
+
 func printNodes(out io.Writer, nodes []manager.NodeStatus) {
 	sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].Shard < nodes[j].Shard })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDR\tSHARD\tROLE\tALIVE\tSEEN(ms)\tOFFSET\tSYNCED\tOPS/S\tMEMORY\tKEYS")
+	fmt.Fprintln(tw, "ID\tADDR\tSHARD\tROLE\tALIVE\tSEEN(ms)\tOFFSET\tSYNCED\tOPS/S\tMEMORY\tKEYS\tVERSION")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%d\t%v\t%.0f\t%d\t%d\n", short(n.ID), n.Addr, n.Shard, n.Role, n.Alive,
-			n.LastSeenMs, n.Offset, n.Synced, n.OpsPerSec, n.UsedMemory, n.Keys)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%d\t%v\t%.0f\t%d\t%d\t%s\n", short(n.ID), n.Addr, n.Shard, n.Role, n.Alive,
+			n.LastSeenMs, n.Offset, n.Synced, n.OpsPerSec, n.UsedMemory, n.Keys, nodeVersion(n.Node))
 	}
 	tw.Flush()
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/persist"
@@ -75,7 +76,8 @@ func main() {
 	case "check-aof":
 		err = checkAOF(os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
-		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
+		fmt.Printf("shoal %s (redis %s compatible, protocol %d, peers from protocol %d)\n", server.ShoalVersion, server.RedisVersion,
+			cluster.ProtocolVersion, cluster.MinProtocolVersion)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	case "manager":

@@ -39,6 +39,11 @@ type Config struct {
 	// when it is rescheduled and Raft keeps peer addresses in its log.
 	RaftAdvertise, HTTPAdvertise string
 
+	// MinNodeProtocol refuses storage nodes speaking an older protocol
+	// than this (never below cluster.MinProtocolVersion): to keep
+	// out-of-date builds from joining, and for tests.
+	MinNodeProtocol int
+
 	// Raft timings (0: defaults suited to a LAN: 500/500/250 ms).
 	RaftHeartbeat, RaftElection, RaftLeaderLease time.Duration
 
@@ -442,9 +447,15 @@ func (m *Manager) promote(p Promotion, mp *cluster.Map) {
 // grants a primary its lease.
 func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error) {
 	now := time.Now()
+	if min := m.minNodeProtocol(); hb.Node.Protocol < min {
+		// Checked before registration: a refused node never enters the map.
+		return cluster.HeartbeatReply{}, fmt.Errorf("%w: node %s (%s, shoal %s) speaks protocol %d; this cluster needs at least protocol %d (managers speak %d): upgrade the node",
+			ErrProtocol, hb.Node.ID, hb.Node.Addr, orUnknown(hb.Node.Version), hb.Node.Protocol, min, cluster.ProtocolVersion)
+	}
 	mp := m.Map()
 	id := hb.Node.ID
 	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+		n.Version != hb.Node.Version || n.Protocol != hb.Node.Protocol ||
 		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node
 		if err := m.propose(cluster.Command{Op: cluster.OpRegister, Node: &node}); err != nil {
@@ -490,6 +501,21 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 		}
 	}
 	return reply, nil
+}
+
+// ErrProtocol: a node's protocol version is below what the cluster
+// supports (cluster.MinProtocolVersion, Config.MinNodeProtocol).
+var ErrProtocol = errors.New("protocol version not supported")
+
+func (m *Manager) minNodeProtocol() int {
+	return max(cluster.MinProtocolVersion, m.cfg.MinNodeProtocol)
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "version unknown"
+	}
+	return v
 }
 
 // Failover moves shard's primary role to its most advanced replica
