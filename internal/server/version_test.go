@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/manager"
+	"shoal/internal/resp"
 	"shoal/internal/server"
 	tu "shoal/internal/testutil"
 )
@@ -202,5 +205,99 @@ func TestManagerRefusesOldProtocol(t *testing.T) {
 	var ae *manager.APIError
 	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Msg, want) {
 		t.Fatalf("heartbeat of an old protocol: %v", err)
+	}
+}
+
+// fromProtocol0 sits between a replica and its primary and plays a
+// protocol-0 build (from before versions) on one side: with oldPrimary it
+// answers the replica's REPLCONF version as such a primary does (an
+// unknown option); otherwise it swallows it with +OK, so the primary sees
+// a replica that never says its version. Everything else is relayed.
+func fromProtocol0(t *testing.T, primary string, oldPrimary bool) (addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			rc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relayOld(rc, primary, oldPrimary)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func relayOld(rc net.Conn, primary string, oldPrimary bool) {
+	defer rc.Close()
+	pc, err := net.Dial("tcp", primary)
+	if err != nil {
+		return
+	}
+	defer pc.Close()
+	rbr, pbr := bufio.NewReader(rc), bufio.NewReader(pc)
+	for {
+		cmd, err := resp.ReadReply(rbr, 0)
+		if err != nil || len(cmd.Elems) == 0 {
+			return
+		}
+		var args []string
+		for _, e := range cmd.Elems {
+			args = append(args, e.Str)
+		}
+		if strings.EqualFold(args[0], "replconf") && len(args) == 3 && strings.EqualFold(args[1], "version") {
+			reply := "+OK\r\n"
+			if oldPrimary {
+				reply = "-ERR Unrecognized REPLCONF option: version\r\n"
+			}
+			if _, err := rc.Write([]byte(reply)); err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := pc.Write(resp.AppendCommand(nil, args...)); err != nil {
+			return
+		}
+		if strings.EqualFold(args[0], "psync") || strings.EqualFold(args[0], "sync") {
+			break // the stream follows: relay raw bytes both ways
+		}
+		line, err := pbr.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if _, err := rc.Write([]byte(line)); err != nil {
+			return
+		}
+	}
+	go func() { _, _ = io.Copy(pc, rbr); pc.Close() }()
+	_, _ = io.Copy(rc, pbr)
+}
+
+// TestReplicationWithProtocol0: this build replicates from a primary of
+// the builds before protocol versions, and streams to such a replica.
+func TestReplicationWithProtocol0(t *testing.T) {
+	for _, oldPrimary := range []bool{true, false} {
+		name := "protocol-0 replica"
+		if oldPrimary {
+			name = "protocol-0 primary"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := startOpts(t, server.Options{}, io.Discard)
+			relay := fromProtocol0(t, p.addr, oldPrimary)
+			_, port, _ := net.SplitHostPort(relay)
+			r := startOpts(t, server.Options{}, io.Discard, "--replicaof", "127.0.0.1 "+port)
+			pc := tu.Dial(t, p.addr)
+			for i := 0; i < 100; i++ {
+				pc.Do("SET", fmt.Sprintf("k%d", i), strconv.Itoa(i))
+			}
+			waitCaughtUp(t, p, r)
+			if got := tu.Dial(t, r.addr).Do("GET", "k99"); got != `"99"` {
+				t.Fatalf("replica GET k99 = %q", got)
+			}
+		})
 	}
 }
