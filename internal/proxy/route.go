@@ -22,11 +22,11 @@ type shardCall struct {
 	attempt  int
 	finish   func(reply []byte) // called exactly once (or, when nil, fin.complete)
 	fin      *req
-	blk      *blockState        // a blocking command: sent on a dedicated connection
-	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
-	r3       bool               // for a RESP3 client: sent on connections that said HELLO 3
-	sentTo   string             // the address of the last attempt (metrics)
-	why      int                // why the next attempt is made (retry reason)
+	blk      *blockState // a blocking command: sent on a dedicated connection
+	replica  bool        // a read a replica may serve (--read-from replica-preferred), first attempt only
+	r3       bool        // for a RESP3 client: sent on connections that said HELLO 3
+	sentTo   string      // the address of the last attempt (metrics)
+	why      int         // why the next attempt is made (retry reason)
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
