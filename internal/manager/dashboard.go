@@ -20,7 +20,8 @@ import (
 // ordinary admin API (rebalance, drain, failover).
 //
 // Goroutine: historian (one per manager, sampling only while leader); it
-// owns nothing but writes dash.hist and dash.moves under dash.mu.
+// writes dash.hist and dash.moves under dash.mu, as the page's handler
+// also updates dash.moves.
 
 //go:embed web
 var webFiles embed.FS
@@ -106,29 +107,29 @@ func (r *historyRing) all() []HistorySample {
 }
 
 // historian samples the shards' load every HistoryInterval while this
-// manager leads, and refreshes the move tracker every second so that a
-// batch of moves is counted even when no page polls.
+// manager leads, and shows the move tracker every version of the map, so
+// that a move queued and finished between two polls of the page still
+// counts in its batch.
 func (m *Manager) historian() {
 	defer m.wg.Done()
-	tick := time.NewTicker(min(time.Second, m.cfg.HistoryInterval))
+	tick := time.NewTicker(m.cfg.HistoryInterval)
 	defer tick.Stop()
-	var last time.Time
 	for {
+		// The channel first, then the map: a change after the read
+		// closes the channel.
+		changed := m.fsm.next()
+		mp := m.Map()
+		m.dash.mu.Lock()
+		m.dash.moves.update(mp)
+		m.dash.mu.Unlock()
 		select {
 		case <-m.stop:
 			return
+		case <-changed:
 		case now := <-tick.C:
 			if !m.leading() {
 				continue
 			}
-			mp := m.Map()
-			m.dash.mu.Lock()
-			m.dash.moves.update(mp)
-			m.dash.mu.Unlock()
-			if now.Sub(last) < m.cfg.HistoryInterval {
-				continue
-			}
-			last = now
 			s := m.sample(now, mp)
 			m.dash.mu.Lock()
 			m.dash.hist.add(s)

@@ -332,8 +332,9 @@ function drawChart(cv, samples, ids, span, value, fmt) {
   c.textAlign = "center";
   for (let i = 0; i <= 4; i++) {
     const t = start + span * i / 4;
-    const ago = Math.round((end - t) / 60000);
-    c.fillText(ago === 0 ? "now" : "-" + ago + " min", X(t), H - 6);
+    const ago = (end - t) / 1000;
+    const label = ago < 1 ? "now" : span <= 600e3 ? "-" + Math.round(ago) + " s" : "-" + Math.round(ago / 60) + " min";
+    c.fillText(label, X(t), H - 6);
   }
   if (samples.length === 0) { c.fillText("no samples yet", (L + W) / 2, H / 2); return; }
   c.lineWidth = 1.5;
@@ -371,10 +372,11 @@ function confirmAction(title, body, okLabel, ok) {
 
 function planBody(plan) {
   const by = new Map();
+  // cluster.Move has no JSON tags: its fields are Slot, From, To, Reason.
   for (const m of plan.moves || []) {
-    const k = m.from + " → " + m.to;
+    const k = m.From + " → " + m.To;
     if (!by.has(k)) by.set(k, []);
-    by.get(k).push(m.slot);
+    by.get(k).push(m.Slot);
   }
   const lines = [...by].map(([k, slots]) => "shard " + k + ": " + slots.length + " slots (" + slots.slice(0, 12).join(", ") + (slots.length > 12 ? ", …" : "") + ")");
   return [el("p", { class: "reason" }, plan.reason),
