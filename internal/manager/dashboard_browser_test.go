@@ -255,8 +255,9 @@ func TestDashboardInBrowser(t *testing.T) {
 				problems = append(problems, fmt.Sprintf("log %s: %s (%s)", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
 			}
 		case *network.EventRequestWillBeSent:
-			if ev.Request.Method == "POST" && strings.HasSuffix(ev.Request.URL, "/v1/rebalance") {
-				authHeaders = append(authHeaders, fmt.Sprint(ev.Request.Headers["Authorization"]))
+			if ev.Request.Method == "POST" {
+				path := strings.TrimPrefix(ev.Request.URL, base)
+				authHeaders = append(authHeaders, path+" "+fmt.Sprint(ev.Request.Headers["Authorization"]))
 			}
 		}
 	}); err != nil {
@@ -385,10 +386,44 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	shot("rebalanced")
 
+	// 4. A manual failover of shard 2 from the page.
+	run("ask for a failover of shard 2", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#shards tr.shard[data-shard="%d"] button.failover`, s2.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")))
+	if title := text("#confirm-title"); title != fmt.Sprintf("Fail over shard %d?", s2.ID) {
+		t.Fatalf("the failover dialog's title: %q", title)
+	}
+	run("confirm the failover", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	poll("shard 2 failed over on the page", fmt.Sprintf(`document.getElementById('message').textContent.startsWith('Shard %d failed over') &&
+		document.querySelector('#shards tr.shard[data-shard="%d"] td.primary').textContent === %q`, s2.ID, s2.ID, s2.Replicas[0]), 20*time.Second)
+	if p := m.Map().Shards[s2.ID].Primary; nodes[s2.Replicas[0]].id != p {
+		t.Fatalf("shard %d's primary after the failover from the page: %s, want %s", s2.ID, p, nodes[s2.Replicas[0]].id)
+	}
+
+	// 5. A drain planned on the page and cancelled: nothing changes.
+	epoch := m.Map().Epoch
+	run("plan a drain of shard 1", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#shards tr.shard[data-shard="%d"] button.drain`, s1.ID))),
+		chromedp.WaitVisible(chromedp.CSS("#confirm .plan")))
+	if n, _ := strconv.Atoi(text("#confirm .plan-moves")); n != m.Map().Slots.Count(s1.ID) {
+		t.Fatalf("the drain plan moves %d slots, shard %d has %d", n, s1.ID, m.Map().Slots.Count(s1.ID))
+	}
+	shot("drain-plan")
+	run("cancel the drain", chromedp.Click(chromedp.CSS("#confirm-cancel")))
+	poll("the dialog closed", `!document.getElementById('confirm').open`, 5*time.Second)
+	if mp := m.Map(); mp.Epoch != epoch || len(mp.Migrations) != 0 || mp.Shards[s1.ID].Draining {
+		t.Fatalf("a cancelled drain changed the map: epoch %d → %d, %d moves, draining %v", epoch, mp.Epoch, len(mp.Migrations), mp.Shards[s1.ID].Draining)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
-	if len(authHeaders) != 2 || authHeaders[0] != "Bearer "+token || authHeaders[1] != "Bearer "+token {
-		t.Errorf("the rebalance requests' Authorization headers: %q, want 2 × %q", authHeaders, "Bearer "+token)
+	// Every action the page sent carried the token.
+	wantPosts := []string{"/v1/rebalance", "/v1/rebalance", fmt.Sprintf("/v1/shards/%d/failover", s2.ID), fmt.Sprintf("/v1/shards/%d/drain", s1.ID)}
+	if len(authHeaders) != len(wantPosts) {
+		t.Errorf("the page sent %d POSTs: %q; want %q", len(authHeaders), authHeaders, wantPosts)
+	}
+	for i, h := range authHeaders {
+		if i < len(wantPosts) && h != wantPosts[i]+" Bearer "+token {
+			t.Errorf("POST %d: %q, want %q", i, h, wantPosts[i]+" Bearer "+token)
+		}
 	}
 	for _, p := range problems {
 		t.Errorf("browser: %s", p)
