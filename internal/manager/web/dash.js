@@ -15,6 +15,9 @@ let history = null;   // the last /v1/history reply
 let slotOwner = new Uint16Array(NSLOTS);
 let slotOps = new Float64Array(NSLOTS);
 let slotTo = new Map(); // moving slot -> target shard
+// While a mouse button is down the tables are not rebuilt: a row replaced
+// between press and release would swallow the click on its button.
+let pointerDown = false;
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,7 +75,10 @@ async function api(method, path, body) {
   const tok = token();
   if (tok) headers["Authorization"] = "Bearer " + tok;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+  // Reads give up after 5 s (the next poll tries again); actions may
+  // take long (a failover waits for the replica to catch up).
+  const signal = method === "GET" ? AbortSignal.timeout(5000) : undefined;
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store", signal });
   let data = null;
   const text = await resp.text();
   try { data = JSON.parse(text); } catch (e) { data = { error: text.trim() }; }
@@ -136,8 +142,10 @@ function render(d) {
   $("sum-unowned").textContent = st.unassigned_slots;
   $("sum-moves").textContent = pending;
 
-  renderShards(st, byID);
-  renderNodes(nodes);
+  if (!pointerDown) {
+    renderShards(st, byID);
+    renderNodes(nodes);
+  }
   renderHeat(d, st);
   renderMoves(d.moves || []);
   renderFailovers(st.failovers || [], byID);
@@ -434,6 +442,9 @@ $("token").addEventListener("change", (e) => {
   if (v) sessionStorage.setItem("shoal-admin-token", v); else sessionStorage.removeItem("shoal-admin-token");
 });
 $("rebalance").addEventListener("click", askRebalance);
+document.addEventListener("pointerdown", () => { pointerDown = true; }, true);
+document.addEventListener("pointerup", () => { pointerDown = false; }, true);
+document.addEventListener("pointercancel", () => { pointerDown = false; }, true);
 $("heat").addEventListener("mousemove", heatHover);
 $("heat").addEventListener("mouseleave", () => { $("heat-tip").hidden = true; });
 drawCharts();
