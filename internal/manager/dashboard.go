@@ -40,7 +40,12 @@ type dashState struct {
 	moves moveTracker
 }
 
-func (m *Manager) dashboardRoutes(mux *http.ServeMux) {
+// dashboardRoutes serves the page's files on mux, and its data calls
+// through register: the admin API's own registration, so that they get
+// whatever the other /v1 endpoints get (authorization). The page's files
+// need none: they hold no cluster data, and the page must load for the
+// operator to type a token.
+func (m *Manager) dashboardRoutes(mux *http.ServeMux, register func(pattern string, h http.HandlerFunc)) {
 	static, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		panic("BUG: embedded dashboard files: " + err.Error())
@@ -55,8 +60,8 @@ func (m *Manager) dashboardRoutes(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	}))
-	mux.HandleFunc("GET /v1/dashboard", m.leaderOnly(m.handleDashboard))
-	mux.HandleFunc("GET /v1/history", m.leaderOnly(m.handleHistory))
+	register("GET /v1/dashboard", m.leaderOnly(m.handleDashboard))
+	register("GET /v1/history", m.leaderOnly(m.handleHistory))
 }
 
 // ---- history ----------------------------------------------------------
@@ -83,15 +88,19 @@ type History struct {
 	Samples    []HistorySample `json:"samples"`
 }
 
-// historyRing keeps the last len(buf) samples; memory is bounded by the
+// historyRing keeps the last size samples; memory is bounded by the
 // ring's size whatever the uptime.
 type historyRing struct {
-	buf  []HistorySample
-	next int // where the next sample goes
-	n    int // samples held
+	size int
+	buf  []HistorySample // allocated at the first sample
+	next int             // where the next sample goes
+	n    int             // samples held
 }
 
 func (r *historyRing) add(s HistorySample) {
+	if r.buf == nil {
+		r.buf = make([]HistorySample, r.size)
+	}
 	r.buf[r.next] = s
 	r.next = (r.next + 1) % len(r.buf)
 	r.n = min(r.n+1, len(r.buf))
@@ -112,6 +121,9 @@ func (r *historyRing) all() []HistorySample {
 // counts in its batch.
 func (m *Manager) historian() {
 	defer m.wg.Done()
+	m.dash.mu.Lock()
+	m.dash.hist.size = m.cfg.HistorySamples
+	m.dash.mu.Unlock()
 	tick := time.NewTicker(m.cfg.HistoryInterval)
 	defer tick.Stop()
 	for {
@@ -166,7 +178,7 @@ func (m *Manager) sample(now time.Time, mp *cluster.Map) HistorySample {
 func (m *Manager) history() History {
 	m.dash.mu.Lock()
 	defer m.dash.mu.Unlock()
-	return History{IntervalMs: m.cfg.HistoryInterval.Milliseconds(), Capacity: len(m.dash.hist.buf), Samples: m.dash.hist.all()}
+	return History{IntervalMs: m.cfg.HistoryInterval.Milliseconds(), Capacity: m.cfg.HistorySamples, Samples: m.dash.hist.all()}
 }
 
 func (m *Manager) handleHistory(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,7 @@ import (
 )
 
 func TestHistoryRingBounded(t *testing.T) {
-	r := historyRing{buf: make([]HistorySample, 3)}
+	r := historyRing{size: 3}
 	if got := r.all(); len(got) != 0 {
 		t.Fatalf("empty ring: %v", got)
 	}

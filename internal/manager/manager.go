@@ -68,9 +68,9 @@ type Manager struct {
 	failovers   []FailoverEvent  // recent automatic and manual failovers (newest last)
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
 
-	ap autoscaleState // the autoscaling loop's state, for status
-
 	dash dashState // the dashboard's history and move progress (dashboard.go)
+
+	ap autoscaleState // the autoscaling loop's state, for status
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -147,7 +147,6 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager", "id", cfg.ID), fsm: newFSM(),
 		health: map[string]*Health{}, handoffs: map[int]*handoff{}, stop: make(chan struct{}),
 		load: loadTracker{tau: cfg.Autoscale.Smoothing, shards: map[int]*shardEWMA{}}}
-	m.dash.hist.buf = make([]HistorySample, cfg.HistorySamples)
 	return m, nil
 }
 

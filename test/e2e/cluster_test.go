@@ -29,11 +29,11 @@ import (
 type devCluster struct {
 	cmd     *exec.Cmd
 	manager string // host:port
+	dash    string // dashboard http://host:port/dashboard/
 	nodes   []string
 	proxy   string // proxy-resp host:port
 	proxyMC string // proxy-memcached host:port
 	admin   string // proxy-admin http://host:port
-	dash    string // dashboard http://host:port/dashboard/
 	log     *syncBuffer
 }
 
@@ -105,6 +105,8 @@ func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) 
 				}
 			case "manager":
 				d.manager = strings.TrimPrefix(addr, "http://")
+			case "dashboard":
+				d.dash = addr
 			case "node":
 				d.nodes = append(d.nodes, addr)
 			case "proxy-resp":
@@ -113,8 +115,6 @@ func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) 
 				d.proxyMC = addr
 			case "proxy-admin":
 				d.admin = addr
-			case "dashboard":
-				d.dash = addr
 			case "ready":
 				go func() {
 					for range lines {
