@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -319,13 +320,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	poll("slot load and history samples", `last !== null && last.heat.some((r) => r[3] > 0) && history !== null && history.samples.length >= 3 &&
 		history.samples[history.samples.length-1].shards.some((s) => s.ops_per_sec > 0)`, 20*time.Second)
-	shot("overview")
-
-	// 2. Kill the primary of shard 1: the page shows the failover.
+	// Hovering the slot map's last cell names slot 16383 and its owner.
 	st, err := mc.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	last := st.Shards[len(st.Shards)-1]
+	run("scroll to the slot map", chromedp.ScrollIntoView(chromedp.CSS("#heat")))
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+	xy, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => { const r = document.getElementById('heat').getBoundingClientRect();
+		return [r.left + 127*4 + 2, r.top + 127*4 + 2]; })()`))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("hover the last slot", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, xy[0], xy[1]))
+	poll("the slot's tooltip", fmt.Sprintf(`!document.getElementById('heat-tip').hidden &&
+		document.getElementById('heat-tip').textContent.startsWith(%q)`, fmt.Sprintf("slot 16383 · shard %d (primary %s) · ", last.ID, last.Primary)), 5*time.Second)
+	shot("overview")
+
+	// 2. Kill the primary of shard 1: the page shows the failover.
 	s1 := st.Shards[0]
 	oldPrimary, newPrimary := s1.Primary, s1.Replicas[0]
 	killed := time.Now()
