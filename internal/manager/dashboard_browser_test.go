@@ -427,6 +427,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("a cancelled drain changed the map: epoch %d → %d, %d moves, draining %v", epoch, mp.Epoch, len(mp.Migrations), mp.Shards[s1.ID].Draining)
 	}
 
+	// 6. Autoscaling decisions: this cluster makes none, so the table's
+	// rendering is fed one (the next poll redraws it from the manager).
+	ctx, cancel = context.WithTimeout(bctx, 10*time.Second)
+	row, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		renderDecisions([{time: new Date().toISOString(), action: 'scale-out', kind: 'ops', shard: 3, moves: 12,
+			reason: 'ops/s per shard over 20000 for 30 s', error: 'provisioner exited 1'}], {enabled: true, reason: 'watching'});
+		return document.querySelector('#decisions tr.decision').innerText; })()`))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"scale-out (ops)", "3", "12", "ops/s per shard over 20000 for 30 s", "error: provisioner exited 1"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the decision row %q lacks %q", row, want)
+		}
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	// Every action the page sent carried the token.
