@@ -91,7 +91,9 @@ func TestHeatRuns(t *testing.T) {
 // follower forwards the page's data calls to the leader.
 func TestDashboardOnFollower(t *testing.T) {
 	ms := startManagers(t, 2)
-	waitFor(t, "2 managers in the map", func() bool { return len(ms[1].Map().Managers) == 2 })
+	waitFor(t, "2 managers in the map, the follower knowing the leader", func() bool {
+		return len(ms[1].Map().Managers) == 2 && ms[1].leaderHTTP() == ms[0].HTTPAddr()
+	})
 	n := &fakeNode{hb: cluster.Heartbeat{Node: cluster.Node{ID: "n1", Addr: "127.0.0.1:7001"}, OpsPerSec: 42, UsedMemory: 1 << 20}}
 	if err := n.beat(context.Background(), clientOf(ms[1])); err != nil {
 		t.Fatal(err)
