@@ -45,6 +45,7 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
 	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
 	mux.HandleFunc("GET /v1/autoscale", m.leaderOnly(m.handleAutoscale))
+	m.dashboardRoutes(mux, func(p string, h http.HandlerFunc) { mux.HandleFunc(p, h) }) // the web dashboard (dashboard.go)
 	return mux
 }
 

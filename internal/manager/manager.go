@@ -54,6 +54,11 @@ type Config struct {
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
 	MoveGate func(op string, slot int) bool
+
+	// HistoryInterval and HistorySamples size the dashboard's ring of
+	// per-shard load samples (0: one every 10 s, 360 of them: an hour).
+	HistoryInterval time.Duration
+	HistorySamples  int
 }
 
 // Manager is a running management node.
@@ -75,6 +80,8 @@ type Manager struct {
 	handoffs    map[int]*handoff // graceful failovers in progress, by shard
 	failovers   []FailoverEvent  // recent automatic and manual failovers (newest last)
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
+
+	dash dashState // the dashboard's history and move progress (dashboard.go)
 
 	ap autoscaleState // the autoscaling loop's state, for status
 
@@ -141,6 +148,12 @@ func New(cfg Config) (*Manager, error) {
 	if a.MoveBatch == 0 {
 		a.MoveBatch = 256
 	}
+	if cfg.HistoryInterval <= 0 {
+		cfg.HistoryInterval = defaultHistoryInterval
+	}
+	if cfg.HistorySamples <= 0 {
+		cfg.HistorySamples = defaultHistorySamples
+	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("autoscale: %w", err)
 	}
@@ -167,7 +180,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(4)
+	m.wg.Add(5)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -177,6 +190,7 @@ func (m *Manager) Start() error {
 	go m.leadership()
 	go m.migrator()
 	go m.autoscaler()
+	go m.historian()
 	if len(m.cfg.Join) > 0 && !m.hadState() {
 		if err := m.join(); err != nil {
 			m.Close()
