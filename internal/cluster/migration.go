@@ -271,6 +271,12 @@ func (m *Map) migrateResume(c Command) error {
 // dropped: the source keeps them).
 func (m *Map) migrateCancelOp(c Command) error {
 	if len(c.Slots) == 0 && !c.All {
+		if !c.Drop {
+			// A migrator ending an attempt: only the lease holder may.
+			if err := m.checkStepper(c); err != nil {
+				return err
+			}
+		}
 		return m.migrateCancel(c.Slot, c.Error, c.Drop)
 	}
 	slots, err := m.operatorSlots(c)
