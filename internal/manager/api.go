@@ -39,6 +39,7 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
 	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
 	mux.HandleFunc("POST /v1/migrations/{action}", m.leaderOnly(m.handleMigrationAction))
+	mux.HandleFunc("POST /v1/migrator/{action}", m.leaderOnly(m.handleMigrator))
 	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
 	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
 	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))

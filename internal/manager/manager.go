@@ -38,6 +38,13 @@ type Config struct {
 	// Autoscale configures the leader's autoscaling loop (zero: off).
 	Autoscale AutoscaleOptions
 
+	// DisableMigrator turns the built-in migrator off (shoal manager
+	// --migrator=false): standalone `shoal migrator` processes drive the
+	// slot moves.
+	DisableMigrator bool
+	// MigratorLease is the built-in migrator's lease (0: migrator.DefaultLease).
+	MigratorLease time.Duration
+
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
 	MoveGate func(op string, slot int) bool
@@ -150,7 +157,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(4)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -158,7 +165,10 @@ func (m *Manager) Start() error {
 		}
 	}()
 	go m.leadership()
-	go m.migrator()
+	if !m.cfg.DisableMigrator {
+		m.wg.Add(1)
+		go m.runMigrator()
+	}
 	go m.autoscaler()
 	if len(m.cfg.Join) > 0 && !m.hadState() {
 		if err := m.join(); err != nil {
