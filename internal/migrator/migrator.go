@@ -96,6 +96,7 @@ type Migrator struct {
 	// clock: counted from before the request that took it was sent, so
 	// never later than the manager's expiry (Run's goroutine only).
 	until time.Time
+	held  bool // the lease was taken and not found lost since (Run's goroutine only)
 }
 
 type moveProgress struct {
@@ -128,7 +129,7 @@ func (g *Migrator) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if g.holding() {
+			if g.held {
 				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				if err := g.api.Release(rctx, g.cfg.ID); err == nil {
 					g.log.Info("migrator lease released")
@@ -149,6 +150,7 @@ func (g *Migrator) holding() bool { return time.Now().Before(g.until) }
 func (g *Migrator) standBy() {
 	clear(g.prog)
 	g.until = time.Time{}
+	g.held = false
 }
 
 // lease takes or renews the lease when a third of it has passed; it
@@ -170,6 +172,7 @@ func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
 		g.log.Info("migrator lease taken: driving the slot moves")
 	}
 	g.until = sent.Add(g.cfg.Lease)
+	g.held = true
 	return mp, true
 }
 
