@@ -80,6 +80,10 @@ func (m *Manager) migratorPropose(c cluster.Command) (*cluster.Map, error) {
 		return nil, ErrNotLeader
 	}
 	c.Time = time.Now().UnixMilli()
+	if l := m.Map().MigratorLease; c.Op == cluster.OpMigratorLease && l != nil && l.Holder != c.Migrator && c.Time < l.Until {
+		// Refused without a Raft entry: standbys ask every few ticks.
+		return nil, fmt.Errorf("%w: held by %s for %d ms more", cluster.ErrMigratorLease, l.Holder, l.Until-c.Time)
+	}
 	if err := m.propose(c); err != nil {
 		return nil, err
 	}

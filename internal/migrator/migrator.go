@@ -32,6 +32,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"shoal/internal/cluster"
@@ -78,6 +79,7 @@ const (
 	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
 	tick            = 50 * time.Millisecond
+	standbyRetry    = 200 * time.Millisecond // a standby's lease requests
 	// cutoverLag: the copy is caught up enough to cut over when the
 	// target has applied the source's stream to within this many records
 	// of the slot's last change (under steady writes to the slot it is
@@ -91,12 +93,18 @@ type Migrator struct {
 	api Manager
 	log *slog.Logger
 
-	prog map[int]*moveProgress // by slot; Run's goroutine only
-	// until is when this migrator's lease ends at the latest, on its own
-	// clock: counted from before the request that took it was sent, so
-	// never later than the manager's expiry (Run's goroutine only).
-	until time.Time
-	held  bool // the lease was taken and not found lost since (Run's goroutine only)
+	prog   map[int]*moveProgress // by slot; Run's goroutine only
+	active atomic.Bool           // the map has moves to drive (the lease keeper renews only then)
+
+	mu struct {
+		sync.Mutex
+		// until is when this migrator's lease ends at the latest, on
+		// its own clock: counted from before the request that took it
+		// was sent, so never later than the manager's expiry.
+		until time.Time
+		held  bool      // taken and not found lost since
+		retry time.Time // a standby asks for the lease again no sooner
+	}
 }
 
 type moveProgress struct {
@@ -122,14 +130,27 @@ func New(cfg Config, api Manager) (*Migrator, error) {
 	return &Migrator{cfg: cfg, api: api, log: cfg.Logger.With("component", "migrator", "migrator", cfg.ID), prog: map[int]*moveProgress{}}, nil
 }
 
-// Run drives moves until ctx ends, then gives the lease up if it holds it.
+// Run drives moves until ctx ends, then gives the lease up if it holds
+// it. Two goroutines: Run's steps the moves every tick; the lease keeper
+// renews the lease while there are moves, so a step that waits on a slow
+// node (up to 2 s) does not let the lease lapse.
 func (g *Migrator) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.keepLease(ctx)
+	}()
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if g.held {
+			wg.Wait()
+			g.mu.Lock()
+			held := g.mu.held
+			g.mu.Unlock()
+			if held {
 				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				if err := g.api.Release(rctx, g.cfg.ID); err == nil {
 					g.log.Info("migrator lease released")
@@ -139,45 +160,86 @@ func (g *Migrator) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		g.Tick(ctx)
+		g.stepAll(ctx)
 	}
 }
 
-func (g *Migrator) holding() bool { return time.Now().Before(g.until) }
+// keepLease renews a held lease while there are moves to drive.
+func (g *Migrator) keepLease(ctx context.Context) {
+	t := time.NewTicker(min(tick, g.cfg.Lease/6))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		held := g.mu.held
+		g.mu.Unlock()
+		if held && g.active.Load() {
+			g.lease(ctx)
+		}
+	}
+}
 
-// standBy forgets the moves' progress: another migrator may drive them,
-// and the phases' clocks start again when this one takes them back.
+// holding reports whether the lease is this migrator's now.
+func (g *Migrator) holding() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.held && time.Now().Before(g.mu.until)
+}
+
+// standBy forgets the moves' progress (another migrator may drive them,
+// and the phases' clocks start again when this one takes them back) and
+// the lease.
 func (g *Migrator) standBy() {
 	clear(g.prog)
-	g.until = time.Time{}
-	g.held = false
+	g.dropLease(time.Time{})
+}
+
+func (g *Migrator) dropLease(retry time.Time) {
+	g.mu.Lock()
+	g.mu.until, g.mu.held, g.mu.retry = time.Time{}, false, retry
+	g.mu.Unlock()
 }
 
 // lease takes or renews the lease when a third of it has passed; it
-// reports whether this migrator may step moves now.
+// reports whether this migrator may step moves now (and the map after a
+// renewal).
 func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
-	if time.Until(g.until) > g.cfg.Lease*2/3 {
+	sent := time.Now()
+	g.mu.Lock()
+	until, held, retry := g.mu.until, g.mu.held, g.mu.retry
+	g.mu.Unlock()
+	if held && until.Sub(sent) > g.cfg.Lease*2/3 {
 		return nil, true
 	}
-	sent := time.Now()
-	mp, err := g.api.Lease(ctx, g.cfg.ID, g.cfg.Lease)
-	if err != nil {
-		if g.holding() || len(g.prog) > 0 {
-			g.log.Warn("migrator lease lost: standing by", "err", err)
-		}
-		g.standBy()
+	if !held && sent.Before(retry) {
 		return nil, false
 	}
-	if !g.holding() {
+	mp, err := g.api.Lease(ctx, g.cfg.ID, g.cfg.Lease)
+	if err != nil {
+		if held {
+			g.log.Warn("migrator lease lost: standing by", "err", err)
+		}
+		g.dropLease(sent.Add(standbyRetry))
+		return nil, false
+	}
+	if !held {
 		g.log.Info("migrator lease taken: driving the slot moves")
 	}
-	g.until = sent.Add(g.cfg.Lease)
-	g.held = true
+	g.mu.Lock()
+	if !g.mu.held || sent.Add(g.cfg.Lease).After(g.mu.until) {
+		g.mu.until = sent.Add(g.cfg.Lease)
+	}
+	g.mu.held = true
+	g.mu.Unlock()
 	return mp, true
 }
 
-// Tick steps every move once (Run calls it every 50 ms).
-func (g *Migrator) Tick(ctx context.Context) {
+// stepAll steps every move once (Run calls it every 50 ms).
+func (g *Migrator) stepAll(ctx context.Context) {
 	mp, err := g.api.Map(ctx)
 	if err != nil {
 		g.standBy()
@@ -190,12 +252,14 @@ func (g *Migrator) Tick(ctx context.Context) {
 			break
 		}
 	}
+	g.active.Store(active)
 	if !active {
 		// Nothing to drive: no lease renewals (each is a map epoch).
 		clear(g.prog)
 		return
 	}
 	if lmp, ok := g.lease(ctx); !ok {
+		clear(g.prog)
 		return
 	} else if lmp != nil && lmp.Epoch > mp.Epoch {
 		mp = lmp

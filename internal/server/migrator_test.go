@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,6 +189,19 @@ func checkMoved(t *testing.T, c *tcluster, slots []int) {
 	}
 }
 
+// infoNum is a numeric INFO field (-1: missing).
+func infoNum(info, field string) float64 {
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
 func allMoved(mp *cluster.Map, slots []int, to int) bool {
 	for _, s := range slots {
 		if int(mp.Slots[s]) != to || mp.Migrations[s] != nil {
@@ -242,6 +256,14 @@ func TestStandaloneMigratorMovesSlots(t *testing.T) {
 		t.Fatalf("%d client errors, the first: %v", n, load.first.Load())
 	}
 	checkMoved(t, c, slots)
+	// The source timed each slot's fence (INFO cluster).
+	src, _ := c.shard(1)
+	info := src.rdb.Info(ctx, "cluster").Val()
+	pauses, maxMs := infoNum(info, "cluster_cutover_pauses"), infoNum(info, "cluster_cutover_pause_max_ms")
+	if pauses < float64(len(slots)) || maxMs <= 0 {
+		t.Fatalf("source's cutover pauses: %v, max %v ms\n%s", pauses, maxMs, info)
+	}
+	t.Logf("source: %v cutover pauses, the longest %.1f ms", pauses, maxMs)
 	// A clean stop gives the lease up at once.
 	s.stop()
 	if mp := c.leaderMap(); mp.MigratorLease != nil {
