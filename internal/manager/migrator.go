@@ -92,8 +92,10 @@ func (m *Manager) migratorPropose(c cluster.Command) (*cluster.Map, error) {
 
 // handleMigrator is POST /v1/migrator/{lease,release,step}: a standalone
 // migrator's lease and steps. lease: {"id", "lease_ms"}; release: {"id"};
-// step: {"id", "op", "slot_id", "slots", "error"}. Each returns the map
-// after the command; 409 when the lease is another's.
+// step: {"id", "op", "slot_id", "slots", "error"}. Each returns {"epoch"}
+// of the map after the command (not the map: with thousands of moves
+// queued it is megabytes; the migrator long-polls it); 409 when the
+// lease is another's.
 func (m *Manager) handleMigrator(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ID      string `json:"id"`
@@ -136,44 +138,128 @@ func (m *Manager) handleMigrator(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, mp)
+	writeJSON(w, http.StatusOK, map[string]uint64{"epoch": mp.Epoch})
 }
 
 // RemoteMigrator is migrator.Manager over the managers' HTTP API: what a
-// standalone `shoal migrator` drives the moves through.
+// standalone `shoal migrator` drives the moves through. Watch (run by the
+// migrator) long-polls the map, so each map crosses the network once, not
+// once per 50 ms tick: with thousands of moves queued a map is megabytes
+// of JSON.
 type RemoteMigrator struct {
 	C *Client
 
-	mu  sync.Mutex
-	cur *cluster.Map // the newest map seen (never goes back in epoch)
+	mu      sync.Mutex
+	cur     *cluster.Map  // the newest map seen (never goes back in epoch)
+	lastOK  time.Time     // the watch's last answer
+	watched bool          // Watch runs: Map serves cur
+	changed chan struct{} // closed and replaced when cur changes
 }
 
-// newest keeps mp if it is newer than what was seen, and returns the
-// newest: a follower's map may lag the leader's, and a migrator that saw
-// its own step applied must not act on a map from before it.
-func (r *RemoteMigrator) newest(mp *cluster.Map) *cluster.Map {
+// staleAfter: Map fails once the watch has not heard from a manager for
+// this long (its long polls last 30 s).
+const staleAfter = 40 * time.Second
+
+// newest keeps mp if it is newer than what was seen: a follower's map
+// may lag the leader's, and a migrator that saw its own step applied must
+// not act on a map from before it.
+func (r *RemoteMigrator) newest(mp *cluster.Map) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cur == nil || mp.Epoch >= r.cur.Epoch {
-		r.cur = mp
+	r.lastOK = time.Now()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
 	}
-	return r.cur
+	if r.cur == nil || mp.Epoch > r.cur.Epoch {
+		r.cur = mp
+		close(r.changed)
+		r.changed = make(chan struct{})
+	}
 }
 
+// Watch keeps the map fresh until ctx ends.
+func (r *RemoteMigrator) Watch(ctx context.Context) {
+	r.mu.Lock()
+	r.watched = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.watched = false
+		r.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		var after uint64
+		r.mu.Lock()
+		if r.cur != nil {
+			after = r.cur.Epoch
+		}
+		r.mu.Unlock()
+		mp, err := r.C.Map(ctx, after, 30*time.Second)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		r.newest(mp)
+	}
+}
+
+// Map returns the watched map (fetched once if the watch has none yet).
 func (r *RemoteMigrator) Map(ctx context.Context) (*cluster.Map, error) {
+	r.mu.Lock()
+	cur, last, watched := r.cur, r.lastOK, r.watched
+	r.mu.Unlock()
+	if watched && cur != nil && time.Since(last) < staleAfter {
+		return cur, nil
+	}
 	mp, err := r.C.Map(ctx, 0, 0)
 	if err != nil {
 		return nil, err
 	}
-	return r.newest(mp), nil
+	r.newest(mp)
+	return r.atLeast(ctx, 0)
+}
+
+// atLeast returns the newest map once its epoch is at least epoch (the
+// watch delivers it), fetching it after a second without.
+func (r *RemoteMigrator) atLeast(ctx context.Context, epoch uint64) (*cluster.Map, error) {
+	deadline := time.After(time.Second)
+	for {
+		r.mu.Lock()
+		cur, ch := r.cur, r.changed
+		if ch == nil {
+			r.changed = make(chan struct{})
+			ch = r.changed
+		}
+		r.mu.Unlock()
+		if cur != nil && cur.Epoch >= epoch {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			mp, err := r.C.Map(ctx, 0, 0)
+			if err != nil {
+				return nil, err
+			}
+			r.newest(mp)
+			deadline = time.After(time.Second)
+		}
+	}
 }
 
 func (r *RemoteMigrator) call(ctx context.Context, action string, body map[string]any) (*cluster.Map, error) {
-	mp := cluster.NewMap()
-	if err := r.C.do(ctx, http.MethodPost, "/v1/migrator/"+action, mustJSON(body), mp); err != nil {
+	var reply struct {
+		Epoch uint64 `json:"epoch"`
+	}
+	if err := r.C.do(ctx, http.MethodPost, "/v1/migrator/"+action, mustJSON(body), &reply); err != nil {
 		return nil, err
 	}
-	return r.newest(mp), nil
+	return r.atLeast(ctx, reply.Epoch)
 }
 
 func (r *RemoteMigrator) Lease(ctx context.Context, id string, d time.Duration) (*cluster.Map, error) {
@@ -181,8 +267,8 @@ func (r *RemoteMigrator) Lease(ctx context.Context, id string, d time.Duration) 
 }
 
 func (r *RemoteMigrator) Release(ctx context.Context, id string) error {
-	_, err := r.call(ctx, "release", map[string]any{"id": id})
-	return err
+	var reply struct{}
+	return r.C.do(ctx, http.MethodPost, "/v1/migrator/release", mustJSON(map[string]any{"id": id}), &reply)
 }
 
 func (r *RemoteMigrator) Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error) {

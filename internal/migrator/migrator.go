@@ -56,6 +56,12 @@ type Manager interface {
 	Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error)
 }
 
+// Watcher is a Manager that keeps its map fresh in the background: Run
+// runs Watch until it stops.
+type Watcher interface {
+	Watch(ctx context.Context)
+}
+
 // Config configures a migrator.
 type Config struct {
 	ID     string        // lease holder id (cluster.ManagerMigrator for the managers' own)
@@ -74,7 +80,6 @@ const DefaultLease = 5 * time.Second
 
 // Settings (fixed for now; see docs/cluster.md).
 const (
-	concurrent      = 32              // moves in progress at once
 	copyTimeout     = 5 * time.Minute // image + catch-up
 	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
@@ -133,7 +138,8 @@ func New(cfg Config, api Manager) (*Migrator, error) {
 // Run drives moves until ctx ends, then gives the lease up if it holds
 // it. Two goroutines: Run's steps the moves every tick; the lease keeper
 // renews the lease while there are moves, so a step that waits on a slow
-// node (up to 2 s) does not let the lease lapse.
+// node (up to 2 s) does not let the lease lapse; and, for a remote
+// manager, its map watch (Watcher).
 func (g *Migrator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -141,6 +147,13 @@ func (g *Migrator) Run(ctx context.Context) {
 		defer wg.Done()
 		g.keepLease(ctx)
 	}()
+	if w, ok := g.api.(Watcher); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Watch(ctx)
+		}()
+	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -271,16 +284,13 @@ func (g *Migrator) stepAll(ctx context.Context) {
 	var failed []int
 	lost := false
 	ready := map[string][]int{} // op → slots ready for it
-	n := 0
-	for _, mg := range mp.SortedMigrations() {
+	window := mp.Window() // the moves the targets import (cluster.MoveWindow)
+	for slot, mg := range mp.Migrations {
 		if mg.Paused {
-			delete(g.prog, mg.Slot)
-			continue
+			delete(g.prog, slot)
 		}
-		if n == concurrent {
-			break
-		}
-		n++
+	}
+	for _, mg := range window {
 		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 		p := g.prog[mg.Slot]
 		if p == nil || p.ident != id {

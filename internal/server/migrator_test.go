@@ -58,6 +58,14 @@ func (k *killableAPI) Step(ctx context.Context, id string, c cluster.Command) (*
 	return k.Manager.Step(ctx, id, c)
 }
 
+// Watch runs the map watch of the link it wraps (a killed migrator's
+// watch is harmless: its other calls fail).
+func (k *killableAPI) Watch(ctx context.Context) {
+	if w, ok := k.Manager.(migrator.Watcher); ok {
+		w.Watch(ctx)
+	}
+}
+
 type standalone struct {
 	api    *killableAPI
 	cancel context.CancelFunc
