@@ -284,7 +284,7 @@ func (g *Migrator) stepAll(ctx context.Context) {
 	var failed []int
 	lost := false
 	ready := map[string][]int{} // op → slots ready for it
-	window := mp.Window() // the moves the targets import (cluster.MoveWindow)
+	window := mp.Window()       // the moves the targets import (cluster.MoveWindow)
 	for slot, mg := range mp.Migrations {
 		if mg.Paused {
 			delete(g.prog, slot)
