@@ -114,15 +114,24 @@ sample() {
 }
 for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
 
+# CPU of each process during the move (where the move's cost goes).
+pid_of() { pgrep -f -- "$1" | head -1; }
+SRC_PID=$(info_field "$SRC" server process_id); DST_PID=$(info_field "$DST" server process_id)
+MGR_PID=$(pid_of "manager .*--http-addr $MGR"); PROXY_PID=$(pid_of "proxy --manager .* --port ${PROXY##*:} ")
+CPU_PIDS="source=$SRC_PID target=$DST_PID manager=$MGR_PID proxy=$PROXY_PID"
+[ -n "$MIG_PID" ] && CPU_PIDS="$CPU_PIDS migrator=$MIG_PID"
+cpu_snapshot() { local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done; }
 redis-cli -p "$SRC" config resetstat >/dev/null
 redis-cli -p "$DST" config resetstat >/dev/null
 SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
+CPU0=$(cpu_snapshot)
 t0=$(date +%s.%N)
 ctl migrate $SLOTS --to 2 --timeout 60m >"$TMP/migrate.out" 2>&1 &
 CTL=$!
 while kill -0 $CTL 2>/dev/null; do sample move; done
 wait $CTL || { echo "ctl migrate failed:" >&2; tail -5 "$TMP/migrate.out" >&2; exit 1; }
 t1=$(date +%s.%N)
+CPU1=$(cpu_snapshot)
 SENT1=$(info_field "$SRC" replication migrate_sent_bytes)
 PSRC=$(info_field "$SRC" cluster cluster_cutover_pause_max_ms)
 PDST=$(info_field "$DST" cluster cluster_cutover_pause_max_ms)
@@ -136,12 +145,15 @@ done
 if [ "$SLOTS" = 0-16383 ] && [ "$LEFT" != 0 ]; then echo "source still holds $LEFT keys" >&2; exit 1; fi
 NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][1]["slots"])')
 
-python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" <<'EOF'
+python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" <<'EOF'
 import sys, statistics, collections
 rows, outfile = sys.argv[1], sys.argv[2]
 t0, t1, s0, s1 = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 total, value, psrc, pdst, npause, who = int(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10]), sys.argv[11], sys.argv[12]
 n, nslots = int(sys.argv[13]), int(sys.argv[14])
+cpu0 = dict(kv.split("=") for kv in sys.argv[15].split())
+cpu1 = dict(kv.split("=") for kv in sys.argv[16].split())
+tck = float(sys.argv[17])
 v = collections.defaultdict(list)
 for l in open(rows):
     ph, op, ops, p99, err = l.rstrip("\n").split("\t")
@@ -152,6 +164,8 @@ pause = max(psrc, pdst)
 out = [f"{n} of {total} keys x {value} B moved shard 1 -> 2 ({nslots} slots, migrator: {who}): "
        f"{secs:.1f} s, {mb:.0f} MB sent, {mb/secs:.1f} MB/s, {n/secs:.0f} keys/s, {nslots/secs:.0f} slots/s",
        f"longest per-slot write pause at cutover: {pause:.1f} ms (source {psrc:.1f}, target {pdst:.1f}; {npause} slots timed on the source)",
+       "CPU during the move (cores, incl. serving the workload): " + ", ".join(
+           f"{k} {(int(cpu1[k]) - int(cpu0[k])) / tck / secs:.2f}" for k in cpu0 if k in cpu1),
        "",
        "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | baseline p99 ms | during move p99 ms (median / worst sample) | errors during move |",
        "|---|---|---|---|---|---|---|"]
