@@ -232,6 +232,9 @@ func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
 		return nil, false
 	}
 	mp, err := g.api.Lease(ctx, g.cfg.ID, g.cfg.Lease)
+	if err != nil && ctx.Err() != nil {
+		return nil, false // stopping: Run releases a lease still held
+	}
 	if err != nil {
 		if held {
 			g.log.Warn("migrator lease lost: standing by", "err", err)
