@@ -121,7 +121,7 @@ func startIncrLoad(c *tcluster, keys []string) *incrLoad {
 		seeds = append(seeds, n.addr)
 	}
 	l := &incrLoad{keys: keys, acked: make([]atomic.Int64, len(keys)), stopc: make(chan struct{}),
-		rc: redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, MaxRedirects: 16,
+		rc: redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, MaxRedirects: 64, // ~3 s of TRYAGAIN retries: a cutover on a loaded machine
 			MinRetryBackoff: 2 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})}
 	for i := range keys {
 		l.wg.Add(1)
