@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,6 +72,8 @@ type Manager struct {
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
 
 	ap autoscaleState // the autoscaling loop's state, for status
+
+	mapJSON atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
 
 	stop chan struct{}
 	wg   sync.WaitGroup
