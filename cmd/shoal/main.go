@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/persist"
@@ -27,7 +28,9 @@ const usage = `usage: shoal <command> [arguments]
 commands:
   server [config-file] [--directive value ...]
              run a storage node (standalone: a drop-in for redis-server);
-             directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb
+             directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb;
+             --admin-port P (or --admin-addr H:P) serves Prometheus
+             /metrics, /healthz and /readyz (docs/metrics.md)
   check-aof [--fix] PATH
              verify the append-only log: PATH is the log directory
              (dir/appendonlydir: every segment, in order) or one segment
@@ -40,9 +43,11 @@ commands:
              verify a snapshot (checksums, every entry) and print per-slot
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
-  manager [--id ID] [--bootstrap | --join ADDR] [--http-addr H:P] [--raft-addr H:P] [--dir DIR] [--migrator=false]
+  manager [--id ID] [--bootstrap | --join ADDR | --bootstrap-id ID --join ADDR] [--http-addr H:P] [--raft-addr H:P]
+          [--http-advertise H:P] [--raft-advertise H:P] [--dir DIR] [--migrator=false]
              run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md);
-             its leader drives the slot moves unless --migrator=false
+             /metrics, /healthz and /readyz on its HTTP address; its leader
+             drives the slot moves unless --migrator=false
   migrator --manager ADDR[,...] [--id ID] [--lease 5s]
              a standalone migration node: drives the slot moves queued in
              the map (shoal ctl migrate, rebalance, drain) through the
@@ -56,7 +61,7 @@ commands:
              a whole cluster on 127.0.0.1 as child processes; prints
              "name: address" lines, then "ready"; Ctrl-C stops it
   proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s] [--client-output-limit 64mb] [--read-from primary|replica-preferred]
-        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P]
+        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P] [--threads 1]
              the routing node for plain (non-cluster) Redis and memcached
              clients: routes by slot, splits multi-key commands, retries
              across failovers, ranks hot keys (shoal ctl hotkeys) and can
@@ -79,7 +84,8 @@ func main() {
 	case "check-aof":
 		err = checkAOF(os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
-		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
+		fmt.Printf("shoal %s (redis %s compatible, protocol %d, peers from protocol %d)\n", server.ShoalVersion, server.RedisVersion,
+			cluster.ProtocolVersion, cluster.MinProtocolVersion)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	case "manager":

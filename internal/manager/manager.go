@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"shoal/internal/admin"
 	"shoal/internal/cluster"
 )
 
@@ -32,6 +33,18 @@ type Config struct {
 	Bootstrap bool     // start a new cluster with this manager as its only voter (ignored once state exists)
 	Join      []string // HTTP addresses of running managers to join (ignored once state exists)
 	Logger    *slog.Logger
+
+	// RaftAdvertise and HTTPAdvertise, when set, are the host:port the
+	// other managers (and the map) know this one by, instead of RaftAddr
+	// and the HTTP listener's address. They may be DNS names, resolved at
+	// each dial: on Kubernetes a pod's stable name, since its IP changes
+	// when it is rescheduled and Raft keeps peer addresses in its log.
+	RaftAdvertise, HTTPAdvertise string
+
+	// MinNodeProtocol refuses storage nodes speaking an older protocol
+	// than this (never below cluster.MinProtocolVersion): to keep
+	// out-of-date builds from joining, and for tests.
+	MinNodeProtocol int
 
 	// Raft timings (0: defaults suited to a LAN: 500/500/250 ms).
 	RaftHeartbeat, RaftElection, RaftLeaderLease time.Duration
@@ -72,6 +85,9 @@ type Manager struct {
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
 
 	ap autoscaleState // the autoscaling loop's state, for status
+
+	met counters      // for metrics.go
+	adm *admin.Server // /metrics and /readyz, served by the API's mux
 
 	mapJSON atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
 
@@ -144,6 +160,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager", "id", cfg.ID), fsm: newFSM(),
 		health: map[string]*Health{}, handoffs: map[int]*handoff{}, stop: make(chan struct{}),
 		load: loadTracker{tau: cfg.Autoscale.Smoothing, shards: map[int]*shardEWMA{}}}
+	m.adm = m.adminHandler()
 	return m, nil
 }
 
@@ -199,8 +216,14 @@ func (m *Manager) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft address: %w", err)
 	}
-	tr, err := raft.NewTCPTransport(m.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard)
-	if err != nil {
+	var tr *raft.NetworkTransport
+	if m.cfg.RaftAdvertise != "" {
+		ln, lerr := net.Listen("tcp", m.cfg.RaftAddr)
+		if lerr != nil {
+			return fmt.Errorf("raft transport: %w", lerr)
+		}
+		tr = raft.NewNetworkTransport(&namedStream{Listener: ln, addr: namedAddr(m.cfg.RaftAdvertise)}, 3, 10*time.Second, io.Discard)
+	} else if tr, err = raft.NewTCPTransport(m.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard); err != nil {
 		return fmt.Errorf("raft transport: %w", err)
 	}
 	bolt, err := raftboltdb.NewBoltStore(filepath.Join(m.cfg.Dir, "raft.db"))
@@ -238,7 +261,11 @@ func (m *Manager) startRaft() error {
 
 // join asks the running managers to add this one as a voter.
 func (m *Manager) join() error {
-	body, _ := json.Marshal(joinRequest{ID: m.cfg.ID, RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.HTTPAddr()})
+	raftAddr := m.cfg.RaftAddr
+	if m.cfg.RaftAdvertise != "" {
+		raftAddr = m.cfg.RaftAdvertise
+	}
+	body, _ := json.Marshal(joinRequest{ID: m.cfg.ID, RaftAddr: raftAddr, HTTPAddr: m.HTTPAddr()})
 	var last error
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -259,8 +286,33 @@ func (m *Manager) join() error {
 	return fmt.Errorf("join %v: %w", m.cfg.Join, last)
 }
 
-// HTTPAddr is the address the HTTP API listens on.
-func (m *Manager) HTTPAddr() string { return m.ln.Addr().String() }
+// HTTPAddr is the address of the HTTP API: HTTPAdvertise if set, else
+// the address it listens on.
+func (m *Manager) HTTPAddr() string {
+	if m.cfg.HTTPAdvertise != "" {
+		return m.cfg.HTTPAdvertise
+	}
+	return m.ln.Addr().String()
+}
+
+// namedStream is a Raft stream layer that advertises a name (host:port,
+// the host possibly a DNS name) rather than the listener's IP address,
+// and dials peers by the names they advertise.
+type namedStream struct {
+	net.Listener
+	addr namedAddr
+}
+
+func (s *namedStream) Addr() net.Addr { return s.addr }
+
+func (s *namedStream) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(a), timeout)
+}
+
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
 
 // Map returns the current cluster map (immutable).
 func (m *Manager) Map() *cluster.Map { return m.fsm.current() }
@@ -400,6 +452,7 @@ func (m *Manager) promote(p Promotion, mp *cluster.Map) {
 		m.log.Warn("promotion refused", "shard", p.Shard, "node", p.Node, "err", err)
 		return
 	}
+	m.met.failovers.Add(1)
 	m.mu.Lock()
 	m.failovers = append(m.failovers, FailoverEvent{Time: time.Now(), Shard: p.Shard, FromNode: from, ToNode: p.Node, Reason: p.Reason, Epoch: p.Epoch + 1})
 	if len(m.failovers) > 100 {
@@ -413,9 +466,15 @@ func (m *Manager) promote(p Promotion, mp *cluster.Map) {
 // grants a primary its lease.
 func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error) {
 	now := time.Now()
+	if min := m.minNodeProtocol(); hb.Node.Protocol < min {
+		// Checked before registration: a refused node never enters the map.
+		return cluster.HeartbeatReply{}, fmt.Errorf("%w: node %s (%s, shoal %s) speaks protocol %d; this cluster needs at least protocol %d (managers speak %d): upgrade the node",
+			ErrProtocol, hb.Node.ID, hb.Node.Addr, orUnknown(hb.Node.Version), hb.Node.Protocol, min, cluster.ProtocolVersion)
+	}
 	mp := m.Map()
 	id := hb.Node.ID
 	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+		n.Version != hb.Node.Version || n.Protocol != hb.Node.Protocol ||
 		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node
 		if err := m.propose(cluster.Command{Op: cluster.OpRegister, Node: &node}); err != nil {
@@ -461,6 +520,21 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 		}
 	}
 	return reply, nil
+}
+
+// ErrProtocol: a node's protocol version is below what the cluster
+// supports (cluster.MinProtocolVersion, Config.MinNodeProtocol).
+var ErrProtocol = errors.New("protocol version not supported")
+
+func (m *Manager) minNodeProtocol() int {
+	return max(cluster.MinProtocolVersion, m.cfg.MinNodeProtocol)
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "version unknown"
+	}
+	return v
 }
 
 // Failover moves shard's primary role to its most advanced replica
@@ -532,6 +606,7 @@ func (m *Manager) Failover(ctx context.Context, shardID int, timeout time.Durati
 	if err := m.propose(cluster.Command{Op: cluster.OpPromote, ShardID: shardID, NodeID: target, Epoch: s.Epoch}); err != nil {
 		return "", err
 	}
+	m.met.failovers.Add(1)
 	m.mu.Lock()
 	m.failovers = append(m.failovers, FailoverEvent{Time: time.Now(), Shard: shardID, FromNode: s.Primary, ToNode: target, Reason: p.Reason, Epoch: s.Epoch + 1})
 	m.mu.Unlock()

@@ -87,6 +87,13 @@ func (m *Manager) migratorPropose(c cluster.Command) (*cluster.Map, error) {
 	if err := m.propose(c); err != nil {
 		return nil, err
 	}
+	// Counted here, on the leader, whichever migrator stepped (metrics.go).
+	switch c.Op {
+	case cluster.OpMigrateDone:
+		m.met.movesDone.Add(int64(max(1, len(c.Slots))))
+	case cluster.OpMigrateCancel:
+		m.met.movesFailed.Add(1)
+	}
 	return m.Map(), nil
 }
 

@@ -32,7 +32,9 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"shoal/internal/admin"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
@@ -104,6 +106,11 @@ type Server struct {
 	moves       migrations  // slot moves (migrate.go)
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
+	// The admin endpoint (metrics.go): /metrics, /healthz, /readyz;
+	// nil when admin-port and admin-addr are unset. Set by Start.
+	adm *admin.Server
+	reg *prometheus.Registry
+
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
 	mcFlushAt atomic.Int64 // unix ms of a delayed flush_all; 0 = none (run by cron)
@@ -131,6 +138,12 @@ type Options struct {
 	// ManagerHTTP, if set, carries the cluster agent's calls to the
 	// managers (tests inject network faults through it).
 	ManagerHTTP *http.Client
+	// Protocol, if not 0, is the protocol version the node claims to the
+	// managers and to its primary instead of cluster.ProtocolVersion, and
+	// MinReplicaProtocol raises the oldest protocol it streams to as a
+	// primary (never below cluster.MinProtocolVersion): tests of
+	// mixed-version clusters without a second build.
+	Protocol, MinReplicaProtocol int
 }
 
 // New builds a server; it starts nothing.
@@ -322,6 +335,11 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The admin endpoint answers during the load (/readyz: not ready).
+	if err := s.startAdmin(); err != nil {
+		s.abortStart()
+		return err
+	}
 	if load {
 		if err := s.recoverAtStart(); err != nil {
 			s.abortStart()
@@ -359,6 +377,9 @@ func (s *Server) Close() error {
 	if s.agent != nil {
 		s.agent.stop()
 		s.agent.lease.Store(0)
+	}
+	if s.adm != nil {
+		_ = s.adm.Close()
 	}
 	s.engMu.Lock()
 	eng := s.eng
