@@ -21,6 +21,7 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
+	"shoal/internal/migrator"
 )
 
 // runManager is `shoal manager`.
@@ -36,6 +37,8 @@ func runManager(args []string) error {
 	raftAdvertise := fs.String("raft-advertise", "", "host:port the other managers reach --raft-addr by (may be a DNS name; default --raft-addr)")
 	httpAdvertise := fs.String("http-advertise", "", "host:port the map gives for this manager's HTTP API (may be a DNS name; default --http-addr)")
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
+	builtin := fs.Bool("migrator", true, "run the built-in migrator on the leader (false: standalone `shoal migrator` processes drive the slot moves)")
+	lease := fs.Duration("migrator-lease", migrator.DefaultLease, "the built-in migrator's lease on the moves (how long a standby waits after it stops)")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +62,8 @@ func runManager(args []string) error {
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
 		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as,
-		RaftAdvertise: *raftAdvertise, HTTPAdvertise: *httpAdvertise}
+		RaftAdvertise: *raftAdvertise, HTTPAdvertise: *httpAdvertise,
+		DisableMigrator: !*builtin, MigratorLease: *lease}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
@@ -79,6 +83,37 @@ func runManager(args []string) error {
 	defer stop()
 	<-ctx.Done()
 	return m.Close()
+}
+
+// runMigrator is `shoal migrator`: a standalone migrator that drives the
+// slot moves through the managers' HTTP API while it holds the migrator
+// lease, and stands by while another migrator holds it.
+func runMigrator(args []string) error {
+	fs := flag.NewFlagSet("migrator", flag.ContinueOnError)
+	managers := fs.String("manager", "", "comma-separated HTTP addresses of the managers (required)")
+	host, _ := os.Hostname()
+	id := fs.String("id", fmt.Sprintf("migrator-%s-%d", host, os.Getpid()), "this migrator's id, the lease holder name (unique among the migrators)")
+	lease := fs.Duration("lease", migrator.DefaultLease, "lease on the moves: after a crash, a standby takes them on this long after the last renewal")
+	logLevel := fs.String("loglevel", "info", "debug, info, warning")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *managers == "" || fs.NArg() > 0 {
+		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info]")
+	}
+	if *id == cluster.ManagerMigrator {
+		return fmt.Errorf("migrator id %q is the managers' own: choose another", *id)
+	}
+	log := newLogger(os.Stderr, *logLevel)
+	g, err := migrator.New(migrator.Config{ID: *id, Lease: *lease, Logger: log}, &manager.RemoteMigrator{C: manager.NewClient(*managers)})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("migrator started", "id", *id, "managers", *managers, "lease", *lease)
+	g.Run(ctx) // releases the lease on the way out
+	return nil
 }
 
 // autoscaleFlags registers the autoscaling flags of shoal manager (and
@@ -433,6 +468,12 @@ func runCtl(args []string, out io.Writer) error {
 			return emit(ms)
 		}
 		printMigrations(out, ms)
+		if len(ms) > 0 {
+			// Who drives them (the lease; expiry on the manager's clock).
+			if mp, err := c.Map(ctx, 0, 0); err == nil {
+				printLease(out, mp.MigratorLease, time.Now().UnixMilli())
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("unknown ctl command %q\n\n%s", cmd, ctlUsage)
@@ -749,6 +790,18 @@ func bar(done, total, width int) string {
 		n = done * width / total
 	}
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+// printLease says which migrator holds the lease on the moves.
+func printLease(out io.Writer, l *cluster.MigratorLease, now int64) {
+	switch {
+	case l == nil:
+		fmt.Fprintln(out, "driven by: no migrator yet (none running? shoal manager --migrator=false needs a shoal migrator)")
+	case now < l.Until:
+		fmt.Fprintf(out, "driven by: %s (lease for %.1fs more)\n", l.Holder, float64(l.Until-now)/1000)
+	default:
+		fmt.Fprintf(out, "driven by: nobody (%s's lease expired %.1fs ago; is a migrator running?)\n", l.Holder, float64(now-l.Until)/1000)
+	}
 }
 
 func printMigrations(out io.Writer, ms []*cluster.Migration) {

@@ -44,9 +44,16 @@ commands:
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
   manager [--id ID] [--bootstrap | --join ADDR | --bootstrap-id ID --join ADDR] [--http-addr H:P] [--raft-addr H:P]
-          [--http-advertise H:P] [--raft-advertise H:P] [--dir DIR]
+          [--http-advertise H:P] [--raft-advertise H:P] [--dir DIR] [--migrator=false]
              run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md);
-             /metrics, /healthz and /readyz on its HTTP address
+             /metrics, /healthz and /readyz on its HTTP address; its leader
+             drives the slot moves unless --migrator=false
+  migrator --manager ADDR[,...] [--id ID] [--lease 5s]
+             a standalone migration node: drives the slot moves queued in
+             the map (shoal ctl migrate, rebalance, drain) through the
+             managers' API while it holds the migrator lease; run several
+             (and/or the managers' built-in one): the others stand by and
+             take over once the holder's lease expires (docs/cluster.md)
   ctl [--manager ADDR] [--json] COMMAND
              admin CLI: status, nodes, create, add-shard, remove-node,
              failover, config get|set, map (shoal ctl --help)
@@ -61,8 +68,6 @@ commands:
              cache their reads; Prometheus /metrics, /healthz and /readyz
              on the admin port (docs/proxy.md, docs/metrics.md)
   version    print the version
-
-planned (not built yet): migrator
 `
 
 func main() {
@@ -92,7 +97,7 @@ func main() {
 	case "proxy":
 		err = runProxy(os.Args[2:])
 	case "migrator":
-		err = fmt.Errorf("'shoal %s' is not built yet: this version ships the storage node, the manager, the proxy, shoal ctl and shoal dev", os.Args[1])
+		err = runMigrator(os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "shoal: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)

@@ -86,6 +86,40 @@ func TestCheckAOF(t *testing.T) {
 	}
 }
 
+// shoal migrator refuses to start without managers or under the
+// managers' own lease holder id.
+func TestMigratorFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--id", "x"},
+		{"--manager", "127.0.0.1:1", "--id", cluster.ManagerMigrator},
+		{"--manager", "127.0.0.1:1", "--lease", "1ms"},
+		{"--manager", "127.0.0.1:1", "extra"},
+	} {
+		if err := runMigrator(args); err == nil {
+			t.Errorf("shoal migrator %v started", args)
+		}
+	}
+}
+
+// shoal ctl migrations says who drives the moves.
+func TestPrintLease(t *testing.T) {
+	for _, c := range []struct {
+		l    *cluster.MigratorLease
+		want string
+	}{
+		{nil, "no migrator yet"},
+		{&cluster.MigratorLease{Holder: "mig-a", Until: 5000}, "driven by: mig-a (lease for 3.0s more)"},
+		{&cluster.MigratorLease{Holder: "mig-a", Until: 1000}, "mig-a's lease expired 1.0s ago"},
+	} {
+		var b bytes.Buffer
+		printLease(&b, c.l, 2000)
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("lease %+v: %q, want %q", c.l, b.String(), c.want)
+		}
+	}
+}
+
 func TestManagerBootstrapIDFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -69,6 +69,29 @@ func MoveIdent(mg *Migration) string {
 	return fmt.Sprintf("%d/%d/%d/%d", mg.From, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 }
 
+// MoveWindow is how many moves are under way at once: the migrator steps,
+// and target primaries import, only the first MoveWindow moves that are
+// not paused, in slot order (Window). A rebalance queues thousands; were
+// they all imported at once, every one would hold a connection and a
+// stream on its source, which then stalls its clients.
+const MoveWindow = 32
+
+// Window returns the moves under way: the first MoveWindow moves that
+// are not paused, in slot order.
+func (m *Map) Window() []*Migration {
+	out := make([]*Migration, 0, min(MoveWindow, len(m.Migrations)))
+	for _, mg := range m.SortedMigrations() {
+		if mg.Paused {
+			continue
+		}
+		if len(out) == MoveWindow {
+			break
+		}
+		out = append(out, mg)
+	}
+	return out
+}
+
 // MaxMigrations bounds the moves queued in the map at once.
 const MaxMigrations = NumSlots
 
@@ -271,6 +294,12 @@ func (m *Map) migrateResume(c Command) error {
 // dropped: the source keeps them).
 func (m *Map) migrateCancelOp(c Command) error {
 	if len(c.Slots) == 0 && !c.All {
+		if !c.Drop {
+			// A migrator ending an attempt: only the lease holder may.
+			if err := m.checkStepper(c); err != nil {
+				return err
+			}
+		}
 		return m.migrateCancel(c.Slot, c.Error, c.Drop)
 	}
 	slots, err := m.operatorSlots(c)

@@ -178,3 +178,25 @@ func TestMigrationPauseResumeCancel(t *testing.T) {
 		t.Fatal("pause all with no moves accepted")
 	}
 }
+
+// Window: the first MoveWindow moves not paused, in slot order; a pause
+// lets the next one in.
+func TestMoveWindow(t *testing.T) {
+	m := twoShards(t)
+	var slots []int
+	for s := 0; s < NumSlots && len(slots) < MoveWindow+10; s++ {
+		if m.Slots[s] == 1 {
+			slots = append(slots, s)
+		}
+	}
+	mustApply(t, m, Command{Op: OpMigrate, Slots: slots, ShardID: 2})
+	w := m.Window()
+	if len(w) != MoveWindow || w[0].Slot != slots[0] || w[MoveWindow-1].Slot != slots[MoveWindow-1] {
+		t.Fatalf("window of %d moves, %v..", len(w), w[0])
+	}
+	mustApply(t, m, Command{Op: OpMigratePause, Slots: []int{slots[0]}})
+	w = m.Window()
+	if len(w) != MoveWindow || w[0].Slot != slots[1] || w[MoveWindow-1].Slot != slots[MoveWindow] {
+		t.Fatalf("after a pause: window %d..%d", w[0].Slot, w[len(w)-1].Slot)
+	}
+}

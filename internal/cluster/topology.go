@@ -141,6 +141,8 @@ type Map struct {
 	Managers  map[string]string `json:"managers"` // raft server id → HTTP address
 	// Migrations are the slot moves in progress, by slot.
 	Migrations map[int]*Migration `json:"migrations,omitempty"`
+	// MigratorLease: which migrator drives the moves (lease.go).
+	MigratorLease *MigratorLease `json:"migrator_lease,omitempty"`
 }
 
 // NewMap returns an empty map with default settings.
@@ -168,6 +170,10 @@ func (m *Map) Clone() *Map {
 			mm := *mg
 			c.Migrations[k] = &mm
 		}
+	}
+	if m.MigratorLease != nil {
+		l := *m.MigratorLease
+		c.MigratorLease = &l
 	}
 	c.Managers = make(map[string]string, len(m.Managers))
 	for k, v := range m.Managers {
@@ -258,6 +264,12 @@ type Command struct {
 	Error    string   `json:"error,omitempty"`     // migrate-cancel
 	Drop     bool     `json:"drop,omitempty"`      // migrate-cancel
 	All      bool     `json:"all,omitempty"`       // migrate-pause, -resume, -cancel: every move
+	// Migrator: the migrator proposing a lease op or a step (cutover,
+	// done, its cancel of an attempt); Time: the leader's clock (Unix ms)
+	// when it proposed it; LeaseMs: the lease asked for.
+	Migrator string `json:"migrator,omitempty"`
+	Time     int64  `json:"time_ms,omitempty"`
+	LeaseMs  int    `json:"lease_ms,omitempty"`
 }
 
 // Command ops.
@@ -309,11 +321,19 @@ func (m *Map) Apply(c Command) error {
 	case OpMigrate:
 		err = m.migrate(c.Slots, c.ShardID)
 	case OpMigrateCutover:
-		err = m.migrateBatch(c, MigrateCopying, m.migrateCutover)
+		if err = m.checkStepper(c); err == nil {
+			err = m.migrateBatch(c, MigrateCopying, m.migrateCutover)
+		}
 	case OpMigrateDone:
-		err = m.migrateBatch(c, MigrateCutover, m.migrateDone)
+		if err = m.checkStepper(c); err == nil {
+			err = m.migrateBatch(c, MigrateCutover, m.migrateDone)
+		}
 	case OpMigrateCancel:
 		err = m.migrateCancelOp(c)
+	case OpMigratorLease:
+		err = m.migratorLease(c)
+	case OpMigratorRelease:
+		err = m.migratorRelease(c)
 	case OpMigratePause:
 		err = m.migratePause(c)
 	case OpMigrateResume:

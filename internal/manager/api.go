@@ -41,6 +41,7 @@ func (m *Manager) routes() http.Handler {
 	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
 	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
 	mux.HandleFunc("POST /v1/migrations/{action}", m.leaderOnly(m.handleMigrationAction))
+	mux.HandleFunc("POST /v1/migrator/{action}", m.leaderOnly(m.handleMigrator))
 	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
 	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
 	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
@@ -106,7 +107,7 @@ func (m *Manager) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("wait") == "" {
-		writeJSON(w, http.StatusOK, m.Map())
+		m.writeMap(w, m.Map())
 		return
 	}
 	after, err1 := strconv.ParseUint(q.Get("epoch"), 10, 64)
@@ -117,7 +118,32 @@ func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(secs*float64(time.Second)))
 	defer cancel()
-	writeJSON(w, http.StatusOK, m.fsm.wait(ctx, after))
+	m.writeMap(w, m.fsm.wait(ctx, after))
+}
+
+// encodedMap is a map's JSON, kept for the next readers of the same map.
+type encodedMap struct {
+	m *cluster.Map
+	b []byte
+}
+
+// writeMap sends mp as compact JSON, encoded once per map: every node,
+// proxy and standalone migrator long-polls the map, and with thousands of
+// slot moves queued it is megabytes.
+func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map) {
+	e := m.mapJSON.Load()
+	if e == nil || e.m != mp {
+		b, err := json.Marshal(mp)
+		if err != nil {
+			m.fail(w, err)
+			return
+		}
+		e = &encodedMap{m: mp, b: append(b, '\n')}
+		m.mapJSON.Store(e)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(e.b)
 }
 
 func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request) {

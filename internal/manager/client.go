@@ -40,6 +40,12 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Msg }
 
+// Is makes a 409 reply match cluster.ErrMigratorLease (the migrator
+// lease is another's).
+func (e *APIError) Is(target error) bool {
+	return target == cluster.ErrMigratorLease && e.Status == http.StatusConflict
+}
+
 // NewClient parses a comma-separated list of manager addresses.
 func NewClient(list string) *Client {
 	var addrs []string

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -51,6 +52,13 @@ type Config struct {
 	// Autoscale configures the leader's autoscaling loop (zero: off).
 	Autoscale AutoscaleOptions
 
+	// DisableMigrator turns the built-in migrator off (shoal manager
+	// --migrator=false): standalone `shoal migrator` processes drive the
+	// slot moves.
+	DisableMigrator bool
+	// MigratorLease is the built-in migrator's lease (0: migrator.DefaultLease).
+	MigratorLease time.Duration
+
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
 	MoveGate func(op string, slot int) bool
@@ -87,6 +95,8 @@ type Manager struct {
 
 	met counters      // for metrics.go
 	adm *admin.Server // /metrics and /readyz, served by the API's mux
+
+	mapJSON atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -180,7 +190,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(5)
+	m.wg.Add(4) // http, leadership, autoscaler, historian (the migrator below)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -188,7 +198,10 @@ func (m *Manager) Start() error {
 		}
 	}()
 	go m.leadership()
-	go m.migrator()
+	if !m.cfg.DisableMigrator {
+		m.wg.Add(1)
+		go m.runMigrator()
+	}
 	go m.autoscaler()
 	go m.historian()
 	if len(m.cfg.Join) > 0 && !m.hadState() {

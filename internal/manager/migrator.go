@@ -1,275 +1,283 @@
 package manager
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"shoal/internal/cluster"
-	"shoal/internal/resp"
+	"shoal/internal/migrator"
 )
 
-// The migrator drives the slot moves recorded in the map (see
-// internal/cluster/migration.go and internal/server/migrate.go). It runs
-// in the leader: the states are in the map, so a new leader carries on
-// where the old one stopped; what it keeps in memory (when a phase began)
-// only bounds the phases' durations.
-//
-//	copying → cutover  once the target has applied the source's stream up
-//	                   to the slot's last change
-//	cutover → done     once the source reports the slot fenced (it has
-//	                   installed the cutover map: no more writes to it) and
-//	                   the target has applied up to the slot's final change
-//
-// A phase that takes too long, an import that fails, or a shard that
-// fails over cancels the attempt (the move goes back to copying).
+// The manager's side of the migrators (internal/migrator): its built-in
+// migrator, run by the leader unless Config.DisableMigrator, and the HTTP
+// API standalone `shoal migrator` processes drive the moves through.
+// Both propose the same commands; the leader stamps them with its clock
+// (cluster.Command.Time), by which the map judges the migrator lease.
 
-// Migrator settings (fixed for now; see docs/cluster.md).
-const (
-	migrateConcurrent = 32              // moves in progress at once
-	copyTimeout       = 5 * time.Minute // image + catch-up
-	cutoverTimeout    = 3 * time.Second // writes to the slot wait this long at most
-	importFailGrace   = 2 * time.Second // an import reported failed this long is cancelled
-	migrateTick       = 50 * time.Millisecond
-	// cutoverLag: the copy is caught up enough to cut over when the
-	// target has applied the source's stream to within this many records
-	// of the slot's last change (under steady writes to the slot it is
-	// never exactly caught up; the rest is applied during the cutover).
-	cutoverLag = 5000
-)
-
-type moveProgress struct {
-	ident       string
-	since       time.Time // the current phase's start
-	failedSince time.Time
-}
-
-func (m *Manager) migrator() {
+// runMigrator runs the built-in migrator until the manager stops; it
+// stands by while this manager does not lead.
+func (m *Manager) runMigrator() {
 	defer m.wg.Done()
-	tick := time.NewTicker(migrateTick)
-	defer tick.Stop()
-	prog := map[int]*moveProgress{}
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-		}
-		if !m.leading() {
-			clear(prog)
-			continue
-		}
-		mp := m.Map()
-		if len(mp.Migrations) == 0 {
-			clear(prog)
-			continue
-		}
-		// Step the first moves (slot order) in parallel: each polls its two
-		// nodes and may propose one command.
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var failed []int
-		ready := map[string][]int{} // op → slots ready for it
-		n := 0
-		for _, mg := range mp.SortedMigrations() {
-			if mg.Paused {
-				delete(prog, mg.Slot)
-				continue
-			}
-			if n == migrateConcurrent {
-				break
-			}
-			n++
-			id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
-			p := prog[mg.Slot]
-			if p == nil || p.ident != id {
-				p = &moveProgress{ident: id, since: time.Now()}
-				prog[mg.Slot] = p
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				op, err := m.step(mp, mg, p)
-				if err != nil {
-					m.cancelMove(mg, err)
-					mu.Lock()
-					failed = append(failed, mg.Slot)
-					mu.Unlock()
-				} else if op != "" && (m.cfg.MoveGate == nil || m.cfg.MoveGate(op, mg.Slot)) {
-					mu.Lock()
-					ready[op] = append(ready[op], mg.Slot)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		// One Raft entry per step for all the moves ready for it (a map
-		// epoch per slot would have every node fetch the map thousands of
-		// times in a rebalance); if the batch is refused (a move's shard
-		// failed over meanwhile), one by one.
-		for _, op := range []string{cluster.OpMigrateCutover, cluster.OpMigrateDone} {
-			slots := ready[op]
-			if len(slots) == 0 {
-				continue
-			}
-			if err := m.propose(cluster.Command{Op: op, Slots: slots}); err == nil {
-				if op == cluster.OpMigrateDone {
-					m.log.Info("slots moved", "slots", len(slots), "first", slots[0])
-					m.met.movesDone.Add(int64(len(slots)))
-				}
-				continue
-			}
-			for _, sl := range slots {
-				err := m.propose(cluster.Command{Op: op, Slot: sl})
-				if err == nil && op == cluster.OpMigrateDone {
-					m.met.movesDone.Add(1)
-				}
-				if err != nil {
-					// A move paused or cancelled meanwhile is not failed.
-					if mg := m.Map().Migrations[sl]; mg != nil && !mg.Paused {
-						m.cancelMove(mg, err)
-					}
-					failed = append(failed, sl)
-				}
-			}
-		}
-		for _, s := range failed {
-			delete(prog, s)
-		}
-		for slot := range prog {
-			if mp.Migrations[slot] == nil {
-				delete(prog, slot)
-			}
-		}
+	g, err := migrator.New(migrator.Config{ID: cluster.ManagerMigrator, Lease: m.cfg.MigratorLease,
+		Logger: m.cfg.Logger.With("id", m.cfg.ID), MoveGate: m.cfg.MoveGate}, localMigratorAPI{m})
+	if err != nil {
+		m.log.Error("built-in migrator not started", "err", err)
+		return
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-m.stop
+		cancel()
+	}()
+	g.Run(ctx)
 }
 
-func (m *Manager) cancelMove(mg *cluster.Migration, err error) {
-	m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To, "state", mg.State, "err", err)
-	if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
-		m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
-	} else {
+// localMigratorAPI is migrator.Manager on the leader itself.
+type localMigratorAPI struct{ m *Manager }
+
+func (a localMigratorAPI) Map(context.Context) (*cluster.Map, error) {
+	if !a.m.leading() {
+		return nil, ErrNotLeader
+	}
+	return a.m.Map(), nil
+}
+
+func (a localMigratorAPI) Lease(_ context.Context, id string, d time.Duration) (*cluster.Map, error) {
+	return a.m.migratorPropose(cluster.Command{Op: cluster.OpMigratorLease, Migrator: id, LeaseMs: int(d.Milliseconds())})
+}
+
+func (a localMigratorAPI) Release(_ context.Context, id string) error {
+	_, err := a.m.migratorPropose(cluster.Command{Op: cluster.OpMigratorRelease, Migrator: id})
+	return err
+}
+
+func (a localMigratorAPI) Step(_ context.Context, id string, c cluster.Command) (*cluster.Map, error) {
+	c.Migrator = id
+	return a.m.migratorPropose(c)
+}
+
+// migratorPropose proposes a migrator's command stamped with the
+// leader's clock and returns the map after it.
+func (m *Manager) migratorPropose(c cluster.Command) (*cluster.Map, error) {
+	switch c.Op {
+	case cluster.OpMigratorLease, cluster.OpMigratorRelease, cluster.OpMigrateCutover, cluster.OpMigrateDone:
+	case cluster.OpMigrateCancel:
+		if len(c.Slots) > 0 || c.All || c.Drop {
+			return nil, errors.New("a migrator cancels one attempt (slot_id, error), not moves")
+		}
+	default:
+		return nil, fmt.Errorf("%q is not a migrator's op", c.Op)
+	}
+	if c.Migrator == "" {
+		return nil, errors.New("no migrator id")
+	}
+	if !m.leading() {
+		return nil, ErrNotLeader
+	}
+	c.Time = time.Now().UnixMilli()
+	if l := m.Map().MigratorLease; c.Op == cluster.OpMigratorLease && l != nil && l.Holder != c.Migrator && c.Time < l.Until {
+		// Refused without a Raft entry: standbys ask every few ticks.
+		return nil, fmt.Errorf("%w: held by %s for %d ms more", cluster.ErrMigratorLease, l.Holder, l.Until-c.Time)
+	}
+	if err := m.propose(c); err != nil {
+		return nil, err
+	}
+	// Counted here, on the leader, whichever migrator stepped (metrics.go).
+	switch c.Op {
+	case cluster.OpMigrateDone:
+		m.met.movesDone.Add(int64(max(1, len(c.Slots))))
+	case cluster.OpMigrateCancel:
 		m.met.movesFailed.Add(1)
 	}
+	return m.Map(), nil
 }
 
-// step checks one move: the op it is ready for (OpMigrateCutover,
-// OpMigrateDone, "" for none yet); an error cancels the attempt.
-func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
-	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
-	if from == nil || to == nil {
-		return "", errors.New("a shard of the move is gone")
+// handleMigrator is POST /v1/migrator/{lease,release,step}: a standalone
+// migrator's lease and steps. lease: {"id", "lease_ms"}; release: {"id"};
+// step: {"id", "op", "slot_id", "slots", "error"}. Each returns {"epoch"}
+// of the map after the command (not the map: with thousands of moves
+// queued it is megabytes; the migrator long-polls it); 409 when the
+// lease is another's.
+func (m *Manager) handleMigrator(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID      string `json:"id"`
+		LeaseMs int    `json:"lease_ms"`
+		Op      string `json:"op"`
+		Slot    int    `json:"slot_id"`
+		Slots   []int  `json:"slots"`
+		Error   string `json:"error"`
 	}
-	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
-		return "", errors.New("a shard of the move failed over")
+	if err := decode(r, &req); err != nil {
+		m.fail(w, err)
+		return
 	}
-	src, err := migrationStatus(mp.Addr(from.Primary), mg.Slot)
+	if req.ID == cluster.ManagerMigrator || strings.TrimSpace(req.ID) == "" {
+		m.fail(w, fmt.Errorf("migrator id %q not allowed (%q is the managers' own)", req.ID, cluster.ManagerMigrator))
+		return
+	}
+	var c cluster.Command
+	switch r.PathValue("action") {
+	case "lease":
+		c = cluster.Command{Op: cluster.OpMigratorLease, Migrator: req.ID, LeaseMs: req.LeaseMs}
+	case "release":
+		c = cluster.Command{Op: cluster.OpMigratorRelease, Migrator: req.ID}
+	case "step":
+		c = cluster.Command{Op: req.Op, Migrator: req.ID, Slot: req.Slot, Slots: req.Slots, Error: req.Error}
+		if req.Op != cluster.OpMigrateCutover && req.Op != cluster.OpMigrateDone && req.Op != cluster.OpMigrateCancel {
+			m.fail(w, fmt.Errorf("%q is not a step", req.Op))
+			return
+		}
+	default:
+		m.fail(w, fmt.Errorf("unknown migrator action %q (lease, release or step)", r.PathValue("action")))
+		return
+	}
+	mp, err := m.migratorPropose(c)
+	if errors.Is(err, cluster.ErrMigratorLease) {
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error()})
+		return
+	}
 	if err != nil {
-		return "", m.patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
+		m.fail(w, err)
+		return
 	}
-	dst, err := migrationStatus(mp.Addr(to.Primary), mg.Slot)
-	if err != nil {
-		return "", m.patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
-	}
-	if dst.ident != cluster.MoveIdent(mg) {
-		// The target has not installed this attempt's map yet.
-		dst.state, dst.applied = "none", 0
-	}
-	if dst.state == "failed" {
-		if p.failedSince.IsZero() {
-			p.failedSince = time.Now()
-		} else if time.Since(p.failedSince) > importFailGrace {
-			return "", fmt.Errorf("import failed: %s", dst.err)
-		}
-	} else {
-		p.failedSince = time.Time{}
-	}
-	switch mg.State {
-	case cluster.MigrateCopying:
-		if dst.state == "streaming" && dst.applied+cutoverLag >= src.lsn {
-			return cluster.OpMigrateCutover, nil
-		}
-		if time.Since(p.since) > copyTimeout {
-			return "", fmt.Errorf("copy not caught up after %s (target %s at %d, slot at %d)", copyTimeout, dst.state, dst.applied, src.lsn)
-		}
-	case cluster.MigrateCutover:
-		if src.fenced && dst.state == "streaming" && dst.applied >= src.lsn {
-			return cluster.OpMigrateDone, nil
-		}
-		if time.Since(p.since) > cutoverTimeout {
-			return "", fmt.Errorf("cutover not done after %s (source fenced %v at %d, target %s at %d)", cutoverTimeout, src.fenced, src.lsn, dst.state, dst.applied)
-		}
-	}
-	return "", nil
+	writeJSON(w, http.StatusOK, map[string]uint64{"epoch": mp.Epoch})
 }
 
-// patience turns a failed status query into a cancel only once the
-// phase has lasted its limit (a node restarting is often back soon).
-func (m *Manager) patience(mg *cluster.Migration, p *moveProgress, err error) error {
-	limit := copyTimeout
-	if mg.State == cluster.MigrateCutover {
-		limit = cutoverTimeout
-	}
-	if time.Since(p.since) > limit {
-		return err
-	}
-	return nil
+// RemoteMigrator is migrator.Manager over the managers' HTTP API: what a
+// standalone `shoal migrator` drives the moves through. Watch (run by the
+// migrator) long-polls the map, so each map crosses the network once, not
+// once per 50 ms tick: with thousands of moves queued a map is megabytes
+// of JSON.
+type RemoteMigrator struct {
+	C *Client
+
+	mu      sync.Mutex
+	cur     *cluster.Map  // the newest map seen (never goes back in epoch)
+	lastOK  time.Time     // the watch's last answer
+	watched bool          // Watch runs: Map serves cur
+	changed chan struct{} // closed and replaced when cur changes
 }
 
-type moveStatus struct {
-	epoch   uint64
-	lsn     uint64
-	fenced  bool
-	state   string
-	applied uint64
-	err     string
-	ident   string // the attempt the import is for (cluster.MoveIdent)
+// staleAfter: Map fails once the watch has not heard from a manager for
+// this long (its long polls last 30 s).
+const staleAfter = 40 * time.Second
+
+// newest keeps mp if it is newer than what was seen: a follower's map
+// may lag the leader's, and a migrator that saw its own step applied must
+// not act on a map from before it.
+func (r *RemoteMigrator) newest(mp *cluster.Map) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastOK = time.Now()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	if r.cur == nil || mp.Epoch > r.cur.Epoch {
+		r.cur = mp
+		close(r.changed)
+		r.changed = make(chan struct{})
+	}
 }
 
-// migrationStatus asks a node CLUSTER MIGRATION slot.
-func migrationStatus(addr string, slot int) (moveStatus, error) {
-	var st moveStatus
-	if addr == "" {
-		return st, errors.New("no address")
+// Watch keeps the map fresh until ctx ends.
+func (r *RemoteMigrator) Watch(ctx context.Context) {
+	r.mu.Lock()
+	r.watched = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.watched = false
+		r.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		var after uint64
+		r.mu.Lock()
+		if r.cur != nil {
+			after = r.cur.Epoch
+		}
+		r.mu.Unlock()
+		mp, err := r.C.Map(ctx, after, 30*time.Second)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		r.newest(mp)
 	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+}
+
+// Map returns the watched map (fetched once if the watch has none yet).
+func (r *RemoteMigrator) Map(ctx context.Context) (*cluster.Map, error) {
+	r.mu.Lock()
+	cur, last, watched := r.cur, r.lastOK, r.watched
+	r.mu.Unlock()
+	if watched && cur != nil && time.Since(last) < staleAfter {
+		return cur, nil
+	}
+	mp, err := r.C.Map(ctx, 0, 0)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "MIGRATION", strconv.Itoa(slot))); err != nil {
-		return st, err
-	}
-	r, err := resp.ReadReply(bufio.NewReader(c), 0)
-	if err != nil {
-		return st, err
-	}
-	if r.Kind == '-' {
-		return st, errors.New(r.Str)
-	}
-	for i := 0; i+1 < len(r.Elems); i += 2 {
-		v := r.Elems[i+1]
-		switch r.Elems[i].Str {
-		case "map_epoch":
-			st.epoch = uint64(v.Int)
-		case "slot_lsn":
-			st.lsn = uint64(v.Int)
-		case "fenced":
-			st.fenced = v.Int == 1
-		case "import_state":
-			st.state = v.Str
-		case "import_applied":
-			st.applied = uint64(v.Int)
-		case "import_error":
-			st.err = v.Str
-		case "import_move":
-			st.ident = v.Str
+	r.newest(mp)
+	return r.atLeast(ctx, 0)
+}
+
+// atLeast returns the newest map once its epoch is at least epoch (the
+// watch delivers it), fetching it after a second without.
+func (r *RemoteMigrator) atLeast(ctx context.Context, epoch uint64) (*cluster.Map, error) {
+	deadline := time.After(time.Second)
+	for {
+		r.mu.Lock()
+		cur, ch := r.cur, r.changed
+		if ch == nil {
+			r.changed = make(chan struct{})
+			ch = r.changed
+		}
+		r.mu.Unlock()
+		if cur != nil && cur.Epoch >= epoch {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			mp, err := r.C.Map(ctx, 0, 0)
+			if err != nil {
+				return nil, err
+			}
+			r.newest(mp)
+			deadline = time.After(time.Second)
 		}
 	}
-	return st, nil
+}
+
+func (r *RemoteMigrator) call(ctx context.Context, action string, body map[string]any) (*cluster.Map, error) {
+	var reply struct {
+		Epoch uint64 `json:"epoch"`
+	}
+	if err := r.C.do(ctx, http.MethodPost, "/v1/migrator/"+action, mustJSON(body), &reply); err != nil {
+		return nil, err
+	}
+	return r.atLeast(ctx, reply.Epoch)
+}
+
+func (r *RemoteMigrator) Lease(ctx context.Context, id string, d time.Duration) (*cluster.Map, error) {
+	return r.call(ctx, "lease", map[string]any{"id": id, "lease_ms": d.Milliseconds()})
+}
+
+func (r *RemoteMigrator) Release(ctx context.Context, id string) error {
+	var reply struct{}
+	return r.C.do(ctx, http.MethodPost, "/v1/migrator/release", mustJSON(map[string]any{"id": id}), &reply)
+}
+
+func (r *RemoteMigrator) Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error) {
+	return r.call(ctx, "step", map[string]any{"id": id, "op": c.Op, "slot_id": c.Slot, "slots": c.Slots, "error": c.Error})
 }

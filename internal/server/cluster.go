@@ -70,6 +70,52 @@ type clusterView struct {
 type clusterState struct {
 	mu   sync.Mutex // serializes SetClusterMap
 	view atomic.Pointer[clusterView]
+
+	// pauseStart: when each slot's cutover write pause began here (a
+	// nanotime; 0: none), guarded by mu. A slot is paused on the source's
+	// primary while fenced, and on the target's primary while incoming
+	// (the source may redirect to it before it has the flip): from the
+	// map that cuts the move over to the one that ends it (the flip, or
+	// a cancel). What clients see is at most the longer of the two plus
+	// their retry backoff. INFO cluster: cluster_cutover_*.
+	pauseStart [cluster.NumSlots]int64
+	pauses     atomic.Int64 // cutover pauses ended here
+	pauseMaxUs atomic.Int64 // the longest, in µs
+	pauseLast  atomic.Int64 // the last one ended, in µs
+}
+
+// paused reports whether writes to slot r wait for a cutover on this node.
+func (v *clusterView) paused(i int) bool {
+	r := v.slots[i]
+	return (r.state == slotPrimary && r.fenced) || (r.state == slotRemote && r.incoming && v.role == cluster.RolePrimary)
+}
+
+// notePausesLocked records the cutover pauses that begin or end as the
+// view goes from old to v (s.clus.mu held).
+func (s *Server) notePausesLocked(old, v *clusterView, changed []int) {
+	now := nanotime()
+	for _, i := range changed {
+		was, is := old.paused(i), v.paused(i)
+		switch {
+		case is && !was:
+			s.clus.pauseStart[i] = now
+		case was && !is && s.clus.pauseStart[i] != 0:
+			d := (now - s.clus.pauseStart[i]) / 1000
+			s.clus.pauseStart[i] = 0
+			s.clus.pauses.Add(1)
+			s.clus.pauseLast.Store(d)
+			if d > s.clus.pauseMaxUs.Load() {
+				s.clus.pauseMaxUs.Store(d) // one writer: SetClusterMap, under mu
+			}
+		}
+	}
+}
+
+// cutoverInfo adds the cutover pause figures to INFO cluster.
+func (s *Server) cutoverInfo(line func(string, any)) {
+	line("cluster_cutover_pauses", s.clus.pauses.Load())
+	line("cluster_cutover_pause_max_ms", strconv.FormatFloat(float64(s.clus.pauseMaxUs.Load())/1000, 'f', 3, 64))
+	line("cluster_cutover_pause_last_ms", strconv.FormatFloat(float64(s.clus.pauseLast.Load())/1000, 'f', 3, 64))
 }
 
 func newClusterView(m *cluster.Map, self string) *clusterView {
@@ -145,6 +191,7 @@ func (s *Server) SetClusterMap(m *cluster.Map, self string) {
 			changed = append(changed, i)
 		}
 	}
+	s.notePausesLocked(old, v, changed)
 	s.db.LockSlots(changed)
 	s.clus.view.Store(v)
 	for _, i := range changed {

@@ -397,6 +397,9 @@ func (s *Server) infoSection(b *strings.Builder, sec string) {
 		b.WriteString("# Cluster\r\n")
 		line("cluster_enabled", b2i(s.clusterMode))
 		s.agentInfo(line)
+		if s.clusterMode {
+			s.cutoverInfo(line)
+		}
 	case "keyspace":
 		b.WriteString("# Keyspace\r\n")
 		if n := s.db.KeyCount(); n > 0 {
@@ -419,6 +422,9 @@ func (s *Server) clientOutputBytes() int64 {
 func (s *Server) resetStats() {
 	s.statConns.Store(0)
 	s.statRejects.Store(0)
+	s.clus.pauses.Store(0)
+	s.clus.pauseMaxUs.Store(0)
+	s.clus.pauseLast.Store(0)
 	s.ResetCommandStats()
 	s.db.ResetStats()
 	s.admin.peakMem.Store(s.db.UsedMemory())

@@ -194,9 +194,11 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	role, sh := m.Role(self)
 	want := map[int]*cluster.Migration{}
 	if role == cluster.RolePrimary && sh != nil {
-		for slot, mg := range m.Migrations {
-			if mg.To == sh.ID && !mg.Paused { // paused: no import (what was copied is dropped)
-				want[slot] = mg
+		// Only the moves under way (the migrator's window; paused ones
+		// import nothing, what was copied is dropped): the rest wait.
+		for _, mg := range m.Window() {
+			if mg.To == sh.ID {
+				want[mg.Slot] = mg
 			}
 		}
 	}

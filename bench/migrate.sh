@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# bench/migrate.sh — slot migration: how fast a shard's data moves to
+# another shard, what a concurrent workload sees meanwhile, and how long
+# each slot's writes pause at its cutover.
+#
+# Usage: bench/migrate.sh [-s SHOAL_BIN] [-o OUTFILE]
+# Environment: QUICK=1 (SCALE=0.1), SCALE=F (keys = 1M x F), VALUE=bytes
+# (1000), CONNS=workload connections per op (8), CHUNK=seconds per
+# workload sample (2), BASE_CHUNKS=baseline samples (5), MIGRATOR=standalone|builtin
+# (standalone: the manager runs with --migrator=false and a `shoal
+# migrator` process drives the moves), BPS=migrate-max-bytes-per-sec on
+# the source (0: unlimited), SLOTS=the slots to move (0-16383: all;
+# QUICK=1: 0-4095, a quarter of the keys), KEEP_TMP=1.
+#
+# 1. shoal dev --shards 1 --replicas 0 --standby 1 --appendonly=false
+#    --memcached=false; `shoal ctl add-shard --no-rebalance` makes shard 2
+#    of the standby node, owning no slot. All 16384 slots are shard 1's.
+# 2. Load N keys of VALUE bytes through the proxy (loadgen -seq, -P 16):
+#    all land on shard 1.
+# 3. Baseline: BASE_CHUNKS samples of CHUNK s of the workload, GET and SET
+#    on uniformly random keys of the N (two loadgen processes at once,
+#    CONNS connections each, -P 1) through the proxy.
+# 4. The move: `shoal ctl migrate 0-16383 --to 2` (waits until every slot
+#    is shard 2's); the same workload samples run until it returns.
+#    Reported: total time, MB/s (the source's migrate_sent_bytes over the
+#    time), keys/s, the workload's ops/s and p99 during the move against
+#    the baseline, client errors, and the longest per-slot write pause at
+#    cutover (INFO cluster cluster_cutover_pause_max_ms on both nodes:
+#    from the map that fences the slot to the one that flips it).
+# 5. Checks: shard 2 holds N keys, shard 1 none.
+# Targets: >= 100 MB/s; workload ops/s during the move >= 80% of the
+# baseline; longest per-slot write pause <= 50 ms.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+SHOAL_BIN=${SHOAL_BIN:-}
+OUTFILE=""
+while getopts "s:o:h" o; do
+  case $o in
+    s) SHOAL_BIN=$OPTARG ;;
+    o) OUTFILE=$OPTARG ;;
+    *) sed -n '2,33p' "$0"; exit 2 ;;
+  esac
+done
+[ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && SLOTS=${SLOTS:-0-4095}
+SLOTS=${SLOTS:-0-16383}
+SCALE=${SCALE:-1}
+VALUE=${VALUE:-1000}
+CONNS=${CONNS:-8}
+CHUNK=${CHUNK:-2}
+BASE_CHUNKS=${BASE_CHUNKS:-5}
+MIGRATOR=${MIGRATOR:-standalone}
+BPS=${BPS:-0}
+N=$(awk -v s="$SCALE" 'BEGIN{x=int(1000000*s); if(x<1000)x=1000; print x}')
+TMP=$(mktemp -d)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+DEV_PID=""; MIG_PID=""
+trap 'cleanup; [ -n "$MIG_PID" ] && kill $MIG_PID 2>/dev/null; [ -n "$DEV_PID" ] && kill $DEV_PID 2>/dev/null; [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"' EXIT
+need redis-cli python3
+build_shoal
+build_loadgen
+
+mflags=""
+[ "$MIGRATOR" = standalone ] && mflags="--migrator=false"
+"$SHOAL_BIN" dev --dir "$TMP/dev" --base-port 0 --shards 1 --replicas 0 --standby 1 \
+  --memcached=false --appendonly=false --manager-flags "$mflags" >"$TMP/dev.out" 2>&1 &
+DEV_PID=$!
+for i in $(seq 1 600); do
+  grep -q '^ready' "$TMP/dev.out" && break
+  kill -0 $DEV_PID 2>/dev/null || { cat "$TMP/dev.out"; exit 1; }
+  sleep 0.1
+done
+grep -q '^ready' "$TMP/dev.out" || { echo "shoal dev not ready" >&2; cat "$TMP/dev.out"; exit 1; }
+MGR=$(sed -n 's|^manager: http://||p' "$TMP/dev.out")
+PROXY=$(sed -n 's/^proxy-resp: //p' "$TMP/dev.out")
+SRC=$(sed -n 's/^node: 127.0.0.1://p' "$TMP/dev.out" | head -1)
+DST=$(sed -n 's/^standby: 127.0.0.1://p' "$TMP/dev.out" | head -1)
+ctl() { "$SHOAL_BIN" ctl --manager "$MGR" "$@"; }
+if [ "$MIGRATOR" = standalone ]; then
+  "$SHOAL_BIN" migrator --manager "$MGR" --id bench-migrator >"$TMP/migrator.log" 2>&1 &
+  MIG_PID=$!
+fi
+for i in $(seq 1 100); do
+  ctl add-shard --no-rebalance >"$TMP/add-shard.out" 2>&1 && break
+  sleep 0.2 # the standby node registers with its first heartbeat
+done
+ctl status --json | python3 -c '
+import json,sys; s=json.load(sys.stdin)
+assert len(s["shards"]) == 2 and s["shards"][1]["slots"] == 0, s["shards"]' || { echo "shard 2 not made" >&2; cat "$TMP/add-shard.out"; exit 1; }
+[ "$BPS" != 0 ] && redis-cli -p "$SRC" config set migrate-max-bytes-per-sec "$BPS" >/dev/null
+echo "# $N keys x $VALUE B; source :$SRC, target :$DST, proxy $PROXY, migrator $MIGRATOR" >&2
+
+"$LOADGEN" -addr "$PROXY" -op set -seq -n "$N" -size "$VALUE" -c 16 -P 16 >"$TMP/load.out" || { cat "$TMP/load.out"; exit 1; }
+KEYS=$(redis-cli -p "$SRC" dbsize)
+[ "$KEYS" = "$N" ] || { echo "shard 1 holds $KEYS keys, want $N" >&2; exit 1; }
+
+ROWS="$TMP/rows.tsv"
+: >"$ROWS"
+# sample PHASE — one CHUNK of GET and SET at once; a row per op:
+# phase op ops_s p99_ms errors
+sample() {
+  local op pids=""
+  for op in get set; do
+    "$LOADGEN" -addr "$PROXY" -op $op -r "$N" -size "$VALUE" -c "$CONNS" -P 1 -d "${CHUNK}s" >"$TMP/s.$op" 2>&1 &
+    pids="$pids $!"
+  done
+  wait $pids
+  for op in get set; do
+    tr ' ' '\n' <"$TMP/s.$op" | awk -F= -v ph="$1" -v op=$op '
+      $1=="ops_s"{o=$2} $1=="p99_ms"{p=$2} $1=="errors"{e=$2}
+      END{printf "%s\t%s\t%s\t%s\t%s\n", ph, op, o, p, e}' >>"$ROWS"
+  done
+}
+for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
+
+# CPU of each process during the move (where the move's cost goes).
+pid_of() { pgrep -f -- "$1" | head -1; }
+SRC_PID=$(info_field "$SRC" server process_id); DST_PID=$(info_field "$DST" server process_id)
+MGR_PID=$(pid_of "manager .*--http-addr $MGR"); PROXY_PID=$(pid_of "proxy --manager .* --port ${PROXY##*:} ")
+CPU_PIDS="source=$SRC_PID target=$DST_PID manager=$MGR_PID proxy=$PROXY_PID"
+[ -n "$MIG_PID" ] && CPU_PIDS="$CPU_PIDS migrator=$MIG_PID"
+cpu_snapshot() { local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done; }
+redis-cli -p "$SRC" config resetstat >/dev/null
+redis-cli -p "$DST" config resetstat >/dev/null
+SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
+CPU0=$(cpu_snapshot)
+t0=$(date +%s.%N)
+ctl migrate $SLOTS --to 2 --timeout 60m >"$TMP/migrate.out" 2>&1 &
+CTL=$!
+while kill -0 $CTL 2>/dev/null; do sample move; done
+wait $CTL || { echo "ctl migrate failed:" >&2; tail -5 "$TMP/migrate.out" >&2; exit 1; }
+t1=$(date +%s.%N)
+CPU1=$(cpu_snapshot)
+SENT1=$(info_field "$SRC" replication migrate_sent_bytes)
+PSRC=$(info_field "$SRC" cluster cluster_cutover_pause_max_ms)
+PDST=$(info_field "$DST" cluster cluster_cutover_pause_max_ms)
+NSRC=$(info_field "$SRC" cluster cluster_cutover_pauses)
+# The source drops a moved slot's keys just after the flip.
+for i in $(seq 1 100); do
+  LEFT=$(redis-cli -p "$SRC" dbsize); GOT=$(redis-cli -p "$DST" dbsize)
+  [ $((LEFT + GOT)) = "$N" ] && break; sleep 0.1
+done
+[ $((LEFT + GOT)) = "$N" ] && [ "$GOT" -gt 0 ] || { echo "after the move: target $GOT keys, source $LEFT, want $N in all" >&2; exit 1; }
+if [ "$SLOTS" = 0-16383 ] && [ "$LEFT" != 0 ]; then echo "source still holds $LEFT keys" >&2; exit 1; fi
+NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][1]["slots"])')
+
+python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" <<'EOF'
+import sys, statistics, collections
+rows, outfile = sys.argv[1], sys.argv[2]
+t0, t1, s0, s1 = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+total, value, psrc, pdst, npause, who = int(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10]), sys.argv[11], sys.argv[12]
+n, nslots = int(sys.argv[13]), int(sys.argv[14])
+cpu0 = dict(kv.split("=") for kv in sys.argv[15].split())
+cpu1 = dict(kv.split("=") for kv in sys.argv[16].split())
+tck = float(sys.argv[17])
+v = collections.defaultdict(list)
+for l in open(rows):
+    ph, op, ops, p99, err = l.rstrip("\n").split("\t")
+    v[(ph, op)].append((float(ops or 0), float(p99 or 0), int(err or 0)))
+secs = t1 - t0
+mb = (s1 - s0) / 1e6
+pause = max(psrc, pdst)
+out = [f"{n} of {total} keys x {value} B moved shard 1 -> 2 ({nslots} slots, migrator: {who}): "
+       f"{secs:.1f} s, {mb:.0f} MB sent, {mb/secs:.1f} MB/s, {n/secs:.0f} keys/s, {nslots/secs:.0f} slots/s",
+       f"longest per-slot write pause at cutover: {pause:.1f} ms (source {psrc:.1f}, target {pdst:.1f}; {npause} slots timed on the source)",
+       "CPU during the move (cores, incl. serving the workload): " + ", ".join(
+           f"{k} {(int(cpu1[k]) - int(cpu0[k])) / tck / secs:.2f}" for k in cpu0 if k in cpu1),
+       "",
+       "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | baseline p99 ms | during move p99 ms (median / worst sample) | errors during move |",
+       "|---|---|---|---|---|---|---|"]
+ratios = []
+for op in ("get", "set"):
+    b, m = v[("base", op)], v[("move", op)]
+    if not b or not m:
+        continue
+    bo, mo = statistics.mean(x[0] for x in b), statistics.mean(x[0] for x in m)
+    bp = statistics.median(x[1] for x in b)
+    mp, mw = statistics.median(x[1] for x in m), max(x[1] for x in m)
+    ratios.append(mo / bo)
+    out.append(f"| {op.upper()} | {bo:.0f} | {mo:.0f} | {mo/bo:.2f} | {bp:.2f} | {mp:.2f} / {mw:.2f} | {sum(x[2] for x in m)} |")
+out.append("")
+ok = lambda c: "met" if c else "NOT met"
+out.append(f"targets: >= 100 MB/s: {ok(mb/secs >= 100)} ({mb/secs:.1f}); "
+           f"workload >= 80% of baseline: {ok(ratios and min(ratios) >= 0.8)} ({', '.join(f'{r:.2f}' for r in ratios)}); "
+           f"write pause <= 50 ms: {ok(pause <= 50)} ({pause:.1f} ms)")
+print("\n".join(out))
+if outfile:
+    open(outfile, "w").write("\n".join(out) + "\n")
+EOF

@@ -1,0 +1,508 @@
+// Package migrator drives the slot moves recorded in the cluster map
+// (internal/cluster/migration.go; the nodes' side is
+// internal/server/migrate.go). The same code runs inside the leader
+// manager (its built-in migrator) and as a standalone `shoal migrator`
+// process that talks to the managers over HTTP: both see the manager
+// through the Manager interface.
+//
+// The move states are in the map, so a migrator keeps nothing that
+// matters: another one carries on where it stopped. What it keeps in
+// memory (when a phase began) only bounds the phases' durations. One
+// migrator at a time drives the moves: the holder of the migrator lease
+// in the map (cluster.MigratorLease); the others stand by and take over
+// once the holder stops renewing it.
+//
+//	copying → cutover  once the target has applied the source's stream up
+//	                   to the slot's last change
+//	cutover → done     once the source reports the slot fenced (it has
+//	                   installed the cutover map: no more writes to it) and
+//	                   the target has applied up to the slot's final change
+//
+// A phase that takes too long, an import that fails, or a shard that
+// fails over cancels the attempt (the move goes back to copying).
+package migrator
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/internal/cluster"
+	"shoal/internal/resp"
+)
+
+// Manager is what a migrator needs from the managers: the in-process
+// leader (manager.Manager's built-in migrator) or the HTTP API
+// (manager.RemoteMigrator).
+type Manager interface {
+	// Map returns a recent map; an error (no leader, not leading) makes
+	// the migrator stand by for this tick.
+	Map(ctx context.Context) (*cluster.Map, error)
+	// Lease takes or renews the migrator lease for id for d.
+	Lease(ctx context.Context, id string, d time.Duration) (*cluster.Map, error)
+	// Release gives the lease up.
+	Release(ctx context.Context, id string) error
+	// Step proposes a step (OpMigrateCutover, OpMigrateDone,
+	// OpMigrateCancel of one attempt) as id and returns the map after it;
+	// an error wrapping cluster.ErrMigratorLease means id lost the lease.
+	Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error)
+}
+
+// Watcher is a Manager that keeps its map fresh in the background: Run
+// runs Watch until it stops.
+type Watcher interface {
+	Watch(ctx context.Context)
+}
+
+// Config configures a migrator.
+type Config struct {
+	ID     string        // lease holder id (cluster.ManagerMigrator for the managers' own)
+	Lease  time.Duration // lease duration; 0: DefaultLease
+	Logger *slog.Logger
+
+	// MoveGate, for tests: the migrator holds a move ready for op
+	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
+	MoveGate func(op string, slot int) bool
+}
+
+// DefaultLease is how long a migrator that stops renewing (killed,
+// partitioned) keeps the moves from others: a move in cutover stays
+// fenced that long at most before a standby takes it on.
+const DefaultLease = 5 * time.Second
+
+// Settings (fixed for now; see docs/cluster.md).
+const (
+	copyTimeout     = 5 * time.Minute // image + catch-up
+	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
+	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
+	tick            = 50 * time.Millisecond
+	standbyRetry    = 200 * time.Millisecond // a standby's lease requests
+	// cutoverLag: the copy is caught up enough to cut over when the
+	// target has applied the source's stream to within this many records
+	// of the slot's last change (under steady writes to the slot it is
+	// never exactly caught up; the rest is applied during the cutover).
+	cutoverLag = 5000
+)
+
+// Migrator is one migrator; Run drives the moves while it holds the lease.
+type Migrator struct {
+	cfg Config
+	api Manager
+	log *slog.Logger
+
+	prog   map[int]*moveProgress // by slot; Run's goroutine only
+	active atomic.Bool           // the map has moves to drive (the lease keeper renews only then)
+
+	mu struct {
+		sync.Mutex
+		// until is when this migrator's lease ends at the latest, on
+		// its own clock: counted from before the request that took it
+		// was sent, so never later than the manager's expiry.
+		until time.Time
+		held  bool      // taken and not found lost since
+		retry time.Time // a standby asks for the lease again no sooner
+	}
+}
+
+type moveProgress struct {
+	ident       string
+	since       time.Time // the current phase's start
+	failedSince time.Time
+}
+
+// New returns a migrator; Run starts it.
+func New(cfg Config, api Manager) (*Migrator, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("migrator needs an id")
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Lease < 3*tick || cfg.Lease > cluster.MaxLeaseMs*time.Millisecond {
+		return nil, fmt.Errorf("migrator lease %s out of range (%s to %s)", cfg.Lease, 3*tick, cluster.MaxLeaseMs*time.Millisecond)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Migrator{cfg: cfg, api: api, log: cfg.Logger.With("component", "migrator", "migrator", cfg.ID), prog: map[int]*moveProgress{}}, nil
+}
+
+// Run drives moves until ctx ends, then gives the lease up if it holds
+// it. Two goroutines: Run's steps the moves every tick; the lease keeper
+// renews the lease while there are moves, so a step that waits on a slow
+// node (up to 2 s) does not let the lease lapse; and, for a remote
+// manager, its map watch (Watcher).
+func (g *Migrator) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.keepLease(ctx)
+	}()
+	if w, ok := g.api.(Watcher); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Watch(ctx)
+		}()
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			g.mu.Lock()
+			held := g.mu.held
+			g.mu.Unlock()
+			if held {
+				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				if err := g.api.Release(rctx, g.cfg.ID); err == nil {
+					g.log.Info("migrator lease released")
+				}
+				cancel()
+			}
+			return
+		case <-t.C:
+		}
+		g.stepAll(ctx)
+	}
+}
+
+// keepLease renews a held lease while there are moves to drive.
+func (g *Migrator) keepLease(ctx context.Context) {
+	t := time.NewTicker(min(tick, g.cfg.Lease/6))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		held := g.mu.held
+		g.mu.Unlock()
+		if held && g.active.Load() {
+			g.lease(ctx)
+		}
+	}
+}
+
+// holding reports whether the lease is this migrator's now.
+func (g *Migrator) holding() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.held && time.Now().Before(g.mu.until)
+}
+
+// standBy forgets the moves' progress (another migrator may drive them,
+// and the phases' clocks start again when this one takes them back) and
+// the lease.
+func (g *Migrator) standBy() {
+	clear(g.prog)
+	g.dropLease(time.Time{})
+}
+
+func (g *Migrator) dropLease(retry time.Time) {
+	g.mu.Lock()
+	g.mu.until, g.mu.held, g.mu.retry = time.Time{}, false, retry
+	g.mu.Unlock()
+}
+
+// lease takes or renews the lease when a third of it has passed; it
+// reports whether this migrator may step moves now (and the map after a
+// renewal).
+func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
+	sent := time.Now()
+	g.mu.Lock()
+	until, held, retry := g.mu.until, g.mu.held, g.mu.retry
+	g.mu.Unlock()
+	if held && until.Sub(sent) > g.cfg.Lease*2/3 {
+		return nil, true
+	}
+	if !held && sent.Before(retry) {
+		return nil, false
+	}
+	mp, err := g.api.Lease(ctx, g.cfg.ID, g.cfg.Lease)
+	if err != nil && ctx.Err() != nil {
+		return nil, false // stopping: Run releases a lease still held
+	}
+	if err != nil {
+		if held {
+			g.log.Warn("migrator lease lost: standing by", "err", err)
+		}
+		g.dropLease(sent.Add(standbyRetry))
+		return nil, false
+	}
+	if !held {
+		g.log.Info("migrator lease taken: driving the slot moves")
+	}
+	g.mu.Lock()
+	if !g.mu.held || sent.Add(g.cfg.Lease).After(g.mu.until) {
+		g.mu.until = sent.Add(g.cfg.Lease)
+	}
+	g.mu.held = true
+	g.mu.Unlock()
+	return mp, true
+}
+
+// stepAll steps every move once (Run calls it every 50 ms).
+func (g *Migrator) stepAll(ctx context.Context) {
+	mp, err := g.api.Map(ctx)
+	if err != nil {
+		g.standBy()
+		return
+	}
+	active := false
+	for _, mg := range mp.Migrations {
+		if !mg.Paused {
+			active = true
+			break
+		}
+	}
+	g.active.Store(active)
+	if !active {
+		// Nothing to drive: no lease renewals (each is a map epoch).
+		clear(g.prog)
+		return
+	}
+	if lmp, ok := g.lease(ctx); !ok {
+		clear(g.prog)
+		return
+	} else if lmp != nil && lmp.Epoch > mp.Epoch {
+		mp = lmp
+	}
+	// Step the first moves (slot order) in parallel: each polls its two
+	// nodes and may propose one command.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []int
+	lost := false
+	ready := map[string][]int{} // op → slots ready for it
+	window := mp.Window()       // the moves the targets import (cluster.MoveWindow)
+	for slot, mg := range mp.Migrations {
+		if mg.Paused {
+			delete(g.prog, slot)
+		}
+	}
+	for _, mg := range window {
+		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
+		p := g.prog[mg.Slot]
+		if p == nil || p.ident != id {
+			p = &moveProgress{ident: id, since: time.Now()}
+			g.prog[mg.Slot] = p
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			op, err := step(mp, mg, p)
+			if err != nil {
+				l := g.cancelMove(ctx, mg, err)
+				mu.Lock()
+				failed = append(failed, mg.Slot)
+				lost = lost || l
+				mu.Unlock()
+			} else if op != "" && (g.cfg.MoveGate == nil || g.cfg.MoveGate(op, mg.Slot)) {
+				mu.Lock()
+				ready[op] = append(ready[op], mg.Slot)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if lost {
+		g.log.Warn("migrator lease lost: standing by")
+		g.standBy()
+		return
+	}
+	// One Raft entry per step for all the moves ready for it (a map
+	// epoch per slot would have every node fetch the map thousands of
+	// times in a rebalance); if the batch is refused (a move's shard
+	// failed over meanwhile), one by one.
+	for _, op := range []string{cluster.OpMigrateCutover, cluster.OpMigrateDone} {
+		slots := ready[op]
+		if len(slots) == 0 {
+			continue
+		}
+		if !g.holding() {
+			// The lease may have run out while the nodes were polled.
+			g.standBy()
+			return
+		}
+		after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slots: slots})
+		if err == nil {
+			if op == cluster.OpMigrateDone {
+				g.log.Info("slots moved", "slots", len(slots), "first", slots[0])
+			}
+			mp = after
+			continue
+		}
+		if errors.Is(err, cluster.ErrMigratorLease) {
+			g.log.Warn("migrator lease lost: standing by", "err", err)
+			g.standBy()
+			return
+		}
+		for _, sl := range slots {
+			after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slot: sl})
+			if err == nil {
+				mp = after
+				continue
+			}
+			if errors.Is(err, cluster.ErrMigratorLease) {
+				g.standBy()
+				return
+			}
+			// A move paused or cancelled meanwhile is not failed.
+			if now, merr := g.api.Map(ctx); merr == nil {
+				if mg := now.Migrations[sl]; mg != nil && !mg.Paused {
+					g.cancelMove(ctx, mg, err)
+				}
+			}
+			failed = append(failed, sl)
+		}
+	}
+	for _, s := range failed {
+		delete(g.prog, s)
+	}
+	for slot := range g.prog {
+		if mp.Migrations[slot] == nil {
+			delete(g.prog, slot)
+		}
+	}
+}
+
+// cancelMove ends the move's attempt; it reports whether the lease was
+// found lost.
+func (g *Migrator) cancelMove(ctx context.Context, mg *cluster.Migration, err error) bool {
+	g.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To, "state", mg.State, "err", err)
+	_, perr := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()})
+	if perr != nil {
+		g.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
+	}
+	return errors.Is(perr, cluster.ErrMigratorLease)
+}
+
+// step checks one move: the op it is ready for (OpMigrateCutover,
+// OpMigrateDone, "" for none yet); an error cancels the attempt.
+func step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
+	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
+	if from == nil || to == nil {
+		return "", errors.New("a shard of the move is gone")
+	}
+	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
+		return "", errors.New("a shard of the move failed over")
+	}
+	src, err := migrationStatus(mp.Addr(from.Primary), mg.Slot)
+	if err != nil {
+		return "", patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
+	}
+	dst, err := migrationStatus(mp.Addr(to.Primary), mg.Slot)
+	if err != nil {
+		return "", patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
+	}
+	if dst.ident != cluster.MoveIdent(mg) {
+		// The target has not installed this attempt's map yet.
+		dst.state, dst.applied = "none", 0
+	}
+	if dst.state == "failed" {
+		if p.failedSince.IsZero() {
+			p.failedSince = time.Now()
+		} else if time.Since(p.failedSince) > importFailGrace {
+			return "", fmt.Errorf("import failed: %s", dst.err)
+		}
+	} else {
+		p.failedSince = time.Time{}
+	}
+	switch mg.State {
+	case cluster.MigrateCopying:
+		if dst.state == "streaming" && dst.applied+cutoverLag >= src.lsn {
+			return cluster.OpMigrateCutover, nil
+		}
+		if time.Since(p.since) > copyTimeout {
+			return "", fmt.Errorf("copy not caught up after %s (target %s at %d, slot at %d)", copyTimeout, dst.state, dst.applied, src.lsn)
+		}
+	case cluster.MigrateCutover:
+		if src.fenced && dst.state == "streaming" && dst.applied >= src.lsn {
+			return cluster.OpMigrateDone, nil
+		}
+		if time.Since(p.since) > cutoverTimeout {
+			return "", fmt.Errorf("cutover not done after %s (source fenced %v at %d, target %s at %d)", cutoverTimeout, src.fenced, src.lsn, dst.state, dst.applied)
+		}
+	}
+	return "", nil
+}
+
+// patience turns a failed status query into a cancel only once the
+// phase has lasted its limit (a node restarting is often back soon).
+func patience(mg *cluster.Migration, p *moveProgress, err error) error {
+	limit := copyTimeout
+	if mg.State == cluster.MigrateCutover {
+		limit = cutoverTimeout
+	}
+	if time.Since(p.since) > limit {
+		return err
+	}
+	return nil
+}
+
+type moveStatus struct {
+	epoch   uint64
+	lsn     uint64
+	fenced  bool
+	state   string
+	applied uint64
+	err     string
+	ident   string // the attempt the import is for (cluster.MoveIdent)
+}
+
+// migrationStatus asks a node CLUSTER MIGRATION slot.
+func migrationStatus(addr string, slot int) (moveStatus, error) {
+	var st moveStatus
+	if addr == "" {
+		return st, errors.New("no address")
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return st, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "MIGRATION", strconv.Itoa(slot))); err != nil {
+		return st, err
+	}
+	r, err := resp.ReadReply(bufio.NewReader(c), 0)
+	if err != nil {
+		return st, err
+	}
+	if r.Kind == '-' {
+		return st, errors.New(r.Str)
+	}
+	for i := 0; i+1 < len(r.Elems); i += 2 {
+		v := r.Elems[i+1]
+		switch r.Elems[i].Str {
+		case "map_epoch":
+			st.epoch = uint64(v.Int)
+		case "slot_lsn":
+			st.lsn = uint64(v.Int)
+		case "fenced":
+			st.fenced = v.Int == 1
+		case "import_state":
+			st.state = v.Str
+		case "import_applied":
+			st.applied = uint64(v.Int)
+		case "import_error":
+			st.err = v.Str
+		case "import_move":
+			st.ident = v.Str
+		}
+	}
+	return st, nil
+}
