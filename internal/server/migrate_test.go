@@ -35,7 +35,7 @@ func TestSlotMoveUnderLoad(t *testing.T) {
 	for _, n := range c.nodes {
 		seeds = append(seeds, n.addr)
 	}
-	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, MaxRedirects: 16,
+	rc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds, MaxRedirects: 64, // ~3 s of TRYAGAIN retries: a cutover on a loaded machine
 		MinRetryBackoff: 2 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
 	defer rc.Close()
 	for i := 0; i < 2000; i++ {
