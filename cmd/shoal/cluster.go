@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 	"shoal/internal/migrator"
@@ -95,11 +100,16 @@ func runMigrator(args []string) error {
 	id := fs.String("id", fmt.Sprintf("migrator-%s-%d", host, os.Getpid()), "this migrator's id, the lease holder name (unique among the migrators)")
 	lease := fs.Duration("lease", migrator.DefaultLease, "lease on the moves: after a crash, a standby takes them on this long after the last renewal")
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
+	adminPort := fs.Int("admin-port", 0, "admin HTTP port on 127.0.0.1: /metrics, /healthz, /readyz (0: off)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *managers == "" || fs.NArg() > 0 {
-		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info]")
+		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info] [--admin-port P | --admin-addr H:P]")
+	}
+	if *adminAddr == "" && *adminPort > 0 {
+		*adminAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*adminPort))
 	}
 	if *id == cluster.ManagerMigrator {
 		return fmt.Errorf("migrator id %q is the managers' own: choose another", *id)
@@ -108,6 +118,16 @@ func runMigrator(args []string) error {
 	g, err := migrator.New(migrator.Config{ID: *id, Lease: *lease, Logger: log}, &manager.RemoteMigrator{C: manager.NewClient(*managers)})
 	if err != nil {
 		return err
+	}
+	if *adminAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(g.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		adm := admin.New(admin.Config{Addr: *adminAddr, Gatherer: reg, Ready: g.Ready, Log: log})
+		if err := adm.Start(); err != nil {
+			return fmt.Errorf("admin endpoint: %w", err)
+		}
+		defer adm.Close()
+		log.Info("migrator admin endpoint", "addr", adm.Addr())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

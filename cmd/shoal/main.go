@@ -48,7 +48,7 @@ commands:
              run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md);
              /metrics, /healthz and /readyz on its HTTP address; its leader
              drives the slot moves unless --migrator=false
-  migrator --manager ADDR[,...] [--id ID] [--lease 5s]
+  migrator --manager ADDR[,...] [--id ID] [--lease 5s] [--admin-port P | --admin-addr H:P]
              a standalone migration node: drives the slot moves queued in
              the map (shoal ctl migrate, rebalance, drain) through the
              managers' API while it holds the migrator lease; run several

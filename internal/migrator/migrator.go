@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -100,6 +101,18 @@ type Migrator struct {
 
 	prog   map[int]*moveProgress // by slot; Run's goroutine only
 	active atomic.Bool           // the map has moves to drive (the lease keeper renews only then)
+
+	// Counters for /metrics (Stats).
+	stats struct {
+		mapOK      atomic.Bool   // the last map request succeeded
+		window     atomic.Int64  // moves stepped in the last tick
+		queued     atomic.Int64  // moves in the map at the last tick (paused ones included)
+		cutovers   atomic.Uint64 // moves this migrator took to cutover
+		done       atomic.Uint64 // moves this migrator finished
+		cancels    atomic.Uint64 // attempts this migrator cancelled
+		leaseTaken atomic.Uint64 // times the lease was taken (not renewals)
+		leaseLost  atomic.Uint64 // times the lease was found lost
+	}
 
 	mu struct {
 		sync.Mutex
@@ -237,12 +250,14 @@ func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
 	}
 	if err != nil {
 		if held {
+			g.stats.leaseLost.Add(1)
 			g.log.Warn("migrator lease lost: standing by", "err", err)
 		}
 		g.dropLease(sent.Add(standbyRetry))
 		return nil, false
 	}
 	if !held {
+		g.stats.leaseTaken.Add(1)
 		g.log.Info("migrator lease taken: driving the slot moves")
 	}
 	g.mu.Lock()
@@ -257,10 +272,13 @@ func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
 // stepAll steps every move once (Run calls it every 50 ms).
 func (g *Migrator) stepAll(ctx context.Context) {
 	mp, err := g.api.Map(ctx)
+	g.stats.mapOK.Store(err == nil)
 	if err != nil {
 		g.standBy()
 		return
 	}
+	g.stats.queued.Store(int64(len(mp.Migrations)))
+	g.stats.window.Store(0)
 	active := false
 	for _, mg := range mp.Migrations {
 		if !mg.Paused {
@@ -288,6 +306,7 @@ func (g *Migrator) stepAll(ctx context.Context) {
 	lost := false
 	ready := map[string][]int{} // op → slots ready for it
 	window := mp.Window()       // the moves the targets import (cluster.MoveWindow)
+	g.stats.window.Store(int64(len(window)))
 	for slot, mg := range mp.Migrations {
 		if mg.Paused {
 			delete(g.prog, slot)
@@ -339,6 +358,7 @@ func (g *Migrator) stepAll(ctx context.Context) {
 		}
 		after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slots: slots})
 		if err == nil {
+			g.countStep(op, len(slots))
 			if op == cluster.OpMigrateDone {
 				g.log.Info("slots moved", "slots", len(slots), "first", slots[0])
 			}
@@ -353,6 +373,7 @@ func (g *Migrator) stepAll(ctx context.Context) {
 		for _, sl := range slots {
 			after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slot: sl})
 			if err == nil {
+				g.countStep(op, 1)
 				mp = after
 				continue
 			}
@@ -384,6 +405,9 @@ func (g *Migrator) stepAll(ctx context.Context) {
 func (g *Migrator) cancelMove(ctx context.Context, mg *cluster.Migration, err error) bool {
 	g.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To, "state", mg.State, "err", err)
 	_, perr := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()})
+	if perr == nil {
+		g.stats.cancels.Add(1)
+	}
 	if perr != nil {
 		g.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
 	}
@@ -505,4 +529,91 @@ func migrationStatus(addr string, slot int) (moveStatus, error) {
 		}
 	}
 	return st, nil
+}
+
+func (g *Migrator) countStep(op string, n int) {
+	switch op {
+	case cluster.OpMigrateCutover:
+		g.stats.cutovers.Add(uint64(n))
+	case cluster.OpMigrateDone:
+		g.stats.done.Add(uint64(n))
+	}
+}
+
+// Stats is what a migrator reports on its admin port.
+type Stats struct {
+	ID         string
+	MapOK      bool // the last map request succeeded
+	Holding    bool // it holds the migrator lease now
+	Window     int64
+	Queued     int64
+	Cutovers   uint64
+	Done       uint64
+	Cancels    uint64
+	LeaseTaken uint64
+	LeaseLost  uint64
+}
+
+// Stats returns the migrator's counters (any goroutine).
+func (g *Migrator) Stats() Stats {
+	return Stats{
+		ID: g.cfg.ID, MapOK: g.stats.mapOK.Load(), Holding: g.holding(),
+		Window: g.stats.window.Load(), Queued: g.stats.queued.Load(),
+		Cutovers: g.stats.cutovers.Load(), Done: g.stats.done.Load(), Cancels: g.stats.cancels.Load(),
+		LeaseTaken: g.stats.leaseTaken.Load(), LeaseLost: g.stats.leaseLost.Load(),
+	}
+}
+
+// Ready is the standalone migrator's readiness: it reaches a manager
+// leader (its last map request succeeded).
+func (g *Migrator) Ready() error {
+	if !g.stats.mapOK.Load() {
+		return errors.New("no cluster map from the managers")
+	}
+	return nil
+}
+
+// Collector exports Stats as Prometheus metrics (docs/metrics.md,
+// "shoal migrator").
+func (g *Migrator) Collector() prometheus.Collector { return collector{g} }
+
+type collector struct{ g *Migrator }
+
+var (
+	descHolding    = prometheus.NewDesc("shoal_migrator_lease_held", "1 while this migrator holds the migrator lease (drives the moves)", nil, nil)
+	descMapOK      = prometheus.NewDesc("shoal_migrator_map_ok", "1 if the last cluster map request to the managers succeeded", nil, nil)
+	descWindow     = prometheus.NewDesc("shoal_migrator_window_moves", "moves stepped in the last tick (the window the targets import)", nil, nil)
+	descQueued     = prometheus.NewDesc("shoal_migrator_queued_moves", "moves in the cluster map at the last tick, paused ones included", nil, nil)
+	descCutovers   = prometheus.NewDesc("shoal_migrator_cutovers_total", "moves this migrator took to cutover", nil, nil)
+	descDone       = prometheus.NewDesc("shoal_migrator_moves_done_total", "moves this migrator finished (the slot's owner flipped)", nil, nil)
+	descCancels    = prometheus.NewDesc("shoal_migrator_cancels_total", "move attempts this migrator cancelled (timeouts, failed imports, failovers)", nil, nil)
+	descLeaseTaken = prometheus.NewDesc("shoal_migrator_lease_taken_total", "times this migrator took the lease (renewals not counted)", nil, nil)
+	descLeaseLost  = prometheus.NewDesc("shoal_migrator_lease_lost_total", "times this migrator found its lease lost", nil, nil)
+	descLeaseSecs  = prometheus.NewDesc("shoal_migrator_lease_seconds", "the lease this migrator takes (--lease): how long its moves wait for a standby after it dies", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descHolding, descMapOK, descWindow, descQueued, descCutovers, descDone, descCancels, descLeaseTaken, descLeaseLost, descLeaseSecs} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.g.Stats()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(descHolding, prometheus.GaugeValue, b(st.Holding))
+	ch <- prometheus.MustNewConstMetric(descMapOK, prometheus.GaugeValue, b(st.MapOK))
+	ch <- prometheus.MustNewConstMetric(descWindow, prometheus.GaugeValue, float64(st.Window))
+	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(st.Queued))
+	ch <- prometheus.MustNewConstMetric(descCutovers, prometheus.CounterValue, float64(st.Cutovers))
+	ch <- prometheus.MustNewConstMetric(descDone, prometheus.CounterValue, float64(st.Done))
+	ch <- prometheus.MustNewConstMetric(descCancels, prometheus.CounterValue, float64(st.Cancels))
+	ch <- prometheus.MustNewConstMetric(descLeaseTaken, prometheus.CounterValue, float64(st.LeaseTaken))
+	ch <- prometheus.MustNewConstMetric(descLeaseLost, prometheus.CounterValue, float64(st.LeaseLost))
+	ch <- prometheus.MustNewConstMetric(descLeaseSecs, prometheus.GaugeValue, c.g.cfg.Lease.Seconds())
 }

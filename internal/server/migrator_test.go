@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"os"
 	"strconv"
@@ -67,6 +68,7 @@ func (k *killableAPI) Watch(ctx context.Context) {
 }
 
 type standalone struct {
+	g      *migrator.Migrator
 	api    *killableAPI
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -82,7 +84,7 @@ func startMigrator(t *testing.T, c *tcluster, id string, lease time.Duration, ga
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &standalone{api: api, cancel: cancel, done: make(chan struct{})}
+	s := &standalone{g: g, api: api, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		g.Run(ctx)
@@ -272,6 +274,35 @@ func TestStandaloneMigratorMovesSlots(t *testing.T) {
 		t.Fatalf("source's cutover pauses: %v, max %v ms\n%s", pauses, maxMs, info)
 	}
 	t.Logf("source: %v cutover pauses, the longest %.1f ms", pauses, maxMs)
+	// Its counters and /metrics names (docs/metrics.md, shoal migrator).
+	st := s.g.Stats()
+	if st.Done < uint64(len(slots)) || st.Cutovers < uint64(len(slots)) || st.LeaseTaken < 1 || !st.Holding || !st.MapOK || s.g.Ready() != nil {
+		t.Fatalf("migrator stats after moving %d slots: %+v (ready: %v)", len(slots), st, s.g.Ready())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.g.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = true
+		if mf.GetName() == "shoal_migrator_moves_done_total" && mf.GetMetric()[0].GetCounter().GetValue() < float64(len(slots)) {
+			t.Fatalf("shoal_migrator_moves_done_total %v", mf.GetMetric()[0].GetCounter().GetValue())
+		}
+	}
+	want := documented(t, "shoal_migrator_")
+	for n := range want {
+		if !got[n] {
+			t.Errorf("documented but not exported: %s", n)
+		}
+	}
+	for n := range got {
+		if !want[n] {
+			t.Errorf("exported but not in docs/metrics.md: %s", n)
+		}
+	}
 	// A clean stop gives the lease up at once.
 	s.stop()
 	if mp := c.leaderMap(); mp.MigratorLease != nil {
