@@ -27,11 +27,15 @@ type OutputLimit struct {
 type Config struct {
 	mu sync.RWMutex
 
-	Port                    int
-	Bind                    []string
-	ProtectedMode           bool
-	Dir                     string
-	RequirePass             string
+	Port          int
+	Bind          []string
+	ProtectedMode bool
+	Dir           string
+	RequirePass   string
+	// Users are the "user" directives ("alice on >secret ~* +@all"), in
+	// order; requirepass applies to the default user after them. Not a
+	// CONFIG GET/SET directive (as in Redis: users change through ACL).
+	Users                   []string
 	MaxClients              int
 	Timeout                 int // seconds an idle client is kept; 0 = forever
 	TCPKeepAlive            int
@@ -74,7 +78,8 @@ type Config struct {
 
 	// Replication (docs/replication.md).
 	ReplicaOf       string // "host port" of the primary; "" = this node is a primary
-	MasterAuth      string // password sent to the primary (masterauth)
+	MasterAuth      string // password sent to the primary (masterauth), and to a slot move's source
+	MasterUser      string // user for MasterAuth (masteruser); "" = AUTH <password> as the default user
 	ReplBacklogSize int64  // repl-backlog-size
 	// MigrateMaxBytesPerSec bounds the bytes per second this node sends
 	// for slot moves, all moves together (0: unlimited).
@@ -302,6 +307,7 @@ func init() {
 	})
 	directives["slaveof"] = directives["replicaof"]
 	stringDir("masterauth", true, func(c *Config) *string { return &c.MasterAuth })
+	stringDir("masteruser", true, func(c *Config) *string { return &c.MasterUser })
 	bytesDir("repl-backlog-size", true, 16<<10, func(c *Config) *int64 { return &c.ReplBacklogSize })
 	bytesDir("migrate-max-bytes-per-sec", true, 0, func(c *Config) *int64 { return &c.MigrateMaxBytesPerSec })
 	intDir("repl-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplTimeout })
@@ -409,6 +415,9 @@ var ErrUnknown = errors.New("unknown directive")
 // which case only mutable directives may change.
 func (c *Config) Set(name, value string, running bool) error {
 	name = strings.ToLower(name)
+	if name == "user" {
+		return c.addUser(value, running)
+	}
 	d, ok := directives[name]
 	if !ok {
 		return fmt.Errorf("%w '%s'", ErrUnknown, name)
@@ -558,6 +567,21 @@ func (c *Config) LoadFile(path string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// addUser appends a "user" directive. Its rules are checked when the
+// server builds its users (the acl package), which reports the line.
+func (c *Config) addUser(v string, running bool) error {
+	if running {
+		return errors.New("can't set immutable config 'user': change users with ACL SETUSER")
+	}
+	if strings.TrimSpace(v) == "" {
+		return errors.New("'user' needs a name and rules")
+	}
+	c.mu.Lock()
+	c.Users = append(c.Users, v)
+	c.mu.Unlock()
+	return nil
 }
 
 // SetError is a failed SetMany: the directive that failed and why.

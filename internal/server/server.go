@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"shoal/internal/acl"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
@@ -69,6 +71,12 @@ type Server struct {
 	nclients  atomic.Int64
 
 	limits atomic.Pointer[runtimeLimits]
+
+	// Users (cmd_acl.go). aclPass is the requirepass last applied to the
+	// default user (applyConfig applies a change once).
+	acl     *acl.Registry
+	aclMu   sync.Mutex
+	aclPass string
 
 	startTime   time.Time
 	statConns   atomic.Int64
@@ -113,7 +121,6 @@ type Server struct {
 type runtimeLimits struct {
 	proto         resp.Limits
 	queryBuf      int64
-	requirePass   string
 	maxClients    int
 	timeout       int64 // ms
 	protectedMode bool
@@ -165,6 +172,18 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server,
 	cfg.Read(func(c *config.Config) { s.mcPort, s.clusterMode = c.MemcachedPort, c.ClusterEnabled || c.Manager != "" })
 	s.persist.lastSave.Store(s.startTime.Unix())
 	s.persist.lastBgSecs.Store(-1)
+	s.acl = acl.NewRegistry()
+	var users []string
+	cfg.Read(func(c *config.Config) { users = slices.Clone(c.Users) })
+	for _, line := range users {
+		name, rules, err := acl.ParseUserLine(line)
+		if err == nil {
+			err = s.acl.SetUser(name, rules)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("user %q: %w", line, err)
+		}
+	}
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
@@ -178,9 +197,9 @@ func (s *Server) applyConfig() {
 	var groupDelay time.Duration
 	s.cfg.Read(func(c *config.Config) {
 		l := &runtimeLimits{
-			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
-			queryBuf:    c.QueryBufferLimit,
-			requirePass: c.RequirePass, maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
+			proto:      resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
+			queryBuf:   c.QueryBufferLimit,
+			maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
 			protectedMode: c.ProtectedMode, outNormal: c.OutputNormal, outPubsub: c.OutputPubsub,
 			slowerThan: c.SlowlogSlower, slowMax: c.SlowlogMaxLen,
 			mc: memcache.Limits{MaxLine: memcache.DefaultLimits.MaxLine, MaxGetLine: memcache.DefaultLimits.MaxGetLine,
@@ -198,6 +217,12 @@ func (s *Server) applyConfig() {
 			debug.SetGCPercent(c.GCPercent)
 		}
 		s.replApplyConfig(c)
+		s.aclMu.Lock()
+		if c.RequirePass != s.aclPass {
+			s.acl.SetDefaultPassword(c.RequirePass)
+			s.aclPass = c.RequirePass
+		}
+		s.aclMu.Unlock()
 		s.migLimit.setRate(c.MigrateMaxBytesPerSec)
 		fsync = c.AppendFsync
 		groupDelay = time.Duration(c.AOFGroupCommitDelay) * time.Microsecond
