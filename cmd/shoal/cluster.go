@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 )
@@ -35,8 +36,14 @@ func runManager(args []string) error {
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
+	var nodeAuth acl.Credentials
+	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
+	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if nodeAuth.Pass == "" {
+		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
 	}
 	if *dir == "" {
 		*dir = "manager-" + *id
@@ -45,7 +52,7 @@ func runManager(args []string) error {
 		return err
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as}
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}

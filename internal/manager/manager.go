@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 
 	// Autoscale configures the leader's autoscaling loop (zero: off).
 	Autoscale AutoscaleOptions
+
+	// NodeAuth is what the manager sends (AUTH) to storage nodes that
+	// require a password when it probes a slot move (CLUSTER MIGRATION).
+	NodeAuth acl.Credentials
 
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/resp"
 )
@@ -160,11 +160,11 @@ func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) 
 	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
 		return "", errors.New("a shard of the move failed over")
 	}
-	src, err := migrationStatus(mp.Addr(from.Primary), mg.Slot)
+	src, err := migrationStatus(m.cfg.NodeAuth, mp.Addr(from.Primary), mg.Slot)
 	if err != nil {
 		return "", m.patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
 	}
-	dst, err := migrationStatus(mp.Addr(to.Primary), mg.Slot)
+	dst, err := migrationStatus(m.cfg.NodeAuth, mp.Addr(to.Primary), mg.Slot)
 	if err != nil {
 		return "", m.patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
 	}
@@ -224,12 +224,12 @@ type moveStatus struct {
 }
 
 // migrationStatus asks a node CLUSTER MIGRATION slot.
-func migrationStatus(addr string, slot int) (moveStatus, error) {
+func migrationStatus(auth acl.Credentials, addr string, slot int) (moveStatus, error) {
 	var st moveStatus
 	if addr == "" {
 		return st, errors.New("no address")
 	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := acl.Dial(addr, auth, time.Second)
 	if err != nil {
 		return st, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/manager"
@@ -34,6 +35,10 @@ type tcluster struct {
 	t     *testing.T
 	mgr   *manager.Manager
 	nodes []*tnode
+	// nodeArgs are extra directives of every node; auth is what test
+	// helpers send first on their direct connections (AUTH ...).
+	nodeArgs []string
+	auth     []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -62,8 +67,15 @@ func quietLog() *slog.Logger {
 
 func newTCluster(t *testing.T, shards, replicas int, settings map[string]int) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t}
-	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true})
+	return newTClusterAuth(t, shards, replicas, settings, nil, acl.Credentials{})
+}
+
+// newTClusterAuth is newTCluster with extra node directives (requirepass,
+// user, masterauth...) and the AUTH the helpers' direct connections send.
+func newTClusterAuth(t *testing.T, shards, replicas int, settings map[string]int, nodeArgs []string, cred acl.Credentials) *tcluster {
+	t.Helper()
+	c := &tcluster{t: t, nodeArgs: nodeArgs, auth: cred.AuthArgs()}
+	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true, NodeAuth: cred})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +117,7 @@ func (c *tcluster) waitServing() {
 	for _, id := range c.shardIDs() {
 		addr, k := c.primary(id).addr, c.keyIn(id, "serving")
 		waitUntil(c.t, "the primaries serve", func() bool {
-			r := direct(c.t, addr, "GET", k)
+			r := c.direct(addr, "GET", k)
 			return !strings.HasPrefix(r, "(error)")
 		})
 	}
@@ -126,6 +138,7 @@ func (c *tcluster) startNode(key, dir string) *tnode {
 		cfg := config.Default()
 		args := []string{"--port", strconv.Itoa(port), "--memcached-port", strconv.Itoa(mcport), "--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "yes", "--manager", c.mgr.HTTPAddr()}
+		args = append(args, c.nodeArgs...)
 		if err := cfg.ParseArgs(args); err != nil {
 			t.Fatal(err)
 		}
@@ -243,6 +256,18 @@ func (c *tcluster) startProxyWith(edit func(*proxy.Config)) *proxy.Proxy {
 func direct(t *testing.T, addr string, args ...string) string {
 	cl := tu.Dial(t, addr)
 	defer cl.C.Close()
+	return cl.Do(args...)
+}
+
+// direct is direct after the cluster's AUTH.
+func (c *tcluster) direct(addr string, args ...string) string {
+	cl := tu.Dial(c.t, addr)
+	defer cl.C.Close()
+	if c.auth != nil {
+		if r := cl.Do(c.auth...); r != "OK" {
+			c.t.Fatalf("AUTH on %s: %s", addr, r)
+		}
+	}
 	return cl.Do(args...)
 }
 

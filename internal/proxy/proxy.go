@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
@@ -74,7 +75,18 @@ type Config struct {
 	// AdminAddr is host:port of the admin HTTP endpoint (/metrics,
 	// /healthz, /readyz); "" = off, port 0 = any free port.
 	AdminAddr string
-	Log       *slog.Logger
+	// Client authentication (docs/proxy.md, "Authentication"):
+	// RequirePass is the default user's password; Users are ACL users
+	// written as the storage node's user directive ("alice on >pw ~* +@all").
+	// The proxy answers AUTH and HELLO AUTH itself and applies each
+	// user's command, key and channel rules before routing.
+	RequirePass string
+	Users       []string
+	// Backend are the credentials the proxy sends (AUTH) on every
+	// connection it opens to a storage node, when the nodes require a
+	// password: every client's commands reach the nodes as this user.
+	Backend acl.Credentials
+	Log     *slog.Logger
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
@@ -202,6 +214,7 @@ type Proxy struct {
 	t0      time.Time // monotonic base of request timestamps
 	hot     *hotTracker
 	met     *metrics
+	acl     *acl.Registry // the clients' users (static: from Config)
 	admin   *admin.Server
 
 	ctx    context.Context
@@ -221,6 +234,19 @@ func New(cfg Config) (*Proxy, error) {
 	p.log = p.log.With("component", "proxy")
 	if cfg.ManagerHTTP != nil {
 		p.mc.HTTP = cfg.ManagerHTTP
+	}
+	p.acl = acl.NewRegistry()
+	for _, line := range cfg.Users {
+		name, rules, err := acl.ParseUserLine(line)
+		if err == nil {
+			err = p.acl.SetUser(name, rules)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("proxy: --user %q: %w", line, err)
+		}
+	}
+	if cfg.RequirePass != "" {
+		p.acl.SetDefaultPassword(cfg.RequirePass)
 	}
 	p.mu.backends = map[string]*backend{}
 	p.mu.clients = map[net.Conn]struct{}{}

@@ -8,6 +8,7 @@ import (
 
 	"shoal/internal/acl"
 	"shoal/internal/command"
+	"shoal/internal/config"
 )
 
 func init() {
@@ -23,6 +24,14 @@ func (s *Server) aclCheck(cl *Client, spec *command.Spec, args [][]byte) string 
 		return ""
 	}
 	return p.Check(u.Name, spec, args)
+}
+
+// nodeCredentials is what this node sends to other nodes (its primary,
+// a slot move's source): masteruser / masterauth.
+func (s *Server) nodeCredentials() acl.Credentials {
+	var c acl.Credentials
+	s.cfg.Read(func(cf *config.Config) { c = acl.Credentials{User: cf.MasterUser, Pass: cf.MasterAuth} })
+	return c
 }
 
 // userName is the connection's user (CLIENT LIST, CLIENT KILL USER).

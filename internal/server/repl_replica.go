@@ -151,11 +151,10 @@ func (l *replicaLink) session() (streamed bool, err error) {
 		}
 		return rp, err
 	}
-	var auth string
 	var port, fullAfter int
-	s.cfg.Read(func(c *config.Config) { auth, port, fullAfter = c.MasterAuth, c.Port, c.ReplFullSyncAfter })
-	if auth != "" {
-		if _, err := call("AUTH", auth); err != nil {
+	s.cfg.Read(func(c *config.Config) { port, fullAfter = c.Port, c.ReplFullSyncAfter })
+	if auth := s.nodeCredentials().AuthArgs(); auth != nil {
+		if _, err := call(auth...); err != nil {
 			return false, err
 		}
 	}

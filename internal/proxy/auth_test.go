@@ -1,0 +1,152 @@
+package proxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"shoal/internal/acl"
+	"shoal/internal/cluster"
+	"shoal/internal/proxy"
+	tu "shoal/internal/testutil"
+)
+
+// TestProxyAuth: nodes with requirepass (replicas log in with
+// masterauth), a proxy with its own users that logs in to the nodes with
+// backend credentials on its pooled, dedicated (MULTI, BLPOP) and
+// pub/sub connections.
+func TestProxyAuth(t *testing.T) {
+	c := newTClusterAuth(t, 2, 1, nil,
+		[]string{"--requirepass", "nodepw", "--masterauth", "nodepw"}, acl.Credentials{Pass: "nodepw"})
+	p := c.startProxyWith(func(cfg *proxy.Config) {
+		cfg.RetryBudget = 10 * time.Second
+		cfg.RequirePass = "clientpw"
+		cfg.Users = []string{"alice on >apw ~app:* &news.* +@all -@dangerous"}
+		cfg.Backend = acl.Credentials{Pass: "nodepw"}
+	})
+	ids := c.shardIDs()
+	k0, k1 := c.keyIn(ids[0], "app:a"), c.keyIn(ids[1], "app:b")
+
+	cl := tu.Dial(t, p.Addr())
+	steps(t, cl,
+		"GET x", "(error) NOAUTH Authentication required.",
+		"SHOAL HOTKEYS", "(error) NOAUTH Authentication required.",
+		"HELLO 3", "(error) NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+		"AUTH wrong", "(error) WRONGPASS invalid username-password pair or user is disabled.",
+		"AUTH clientpw", "OK",
+		"ACL WHOAMI", `"default"`,
+		"SET "+k0+" 1", "OK",
+		"SET "+k1+" 2", "OK",
+		"MGET "+k0+" "+k1, `["1" "2"]`,
+		"DBSIZE", "(integer) 2",
+		"ACL SETUSER bob on", "(error) ERR the shoal proxy's users come from its --user and --requirepass flags: ACL SETUSER is not supported",
+		"ACL USERS", `["alice" "default"]`,
+	)
+
+	a := tu.Dial(t, p.Addr())
+	steps(t, a,
+		"AUTH alice wrong", "(error) WRONGPASS invalid username-password pair or user is disabled.",
+		"AUTH alice apw", "OK",
+		"ACL WHOAMI", `"alice"`,
+		"GET "+k0, `"1"`,
+		"SET other 1", "(error) NOPERM No permissions to access a key",
+		"MGET "+k0+" other", "(error) NOPERM No permissions to access a key",
+		"FLUSHALL", "(error) NOPERM User alice has no permissions to run the 'flushall' command",
+		"KEYS *", "(error) NOPERM User alice has no permissions to run the 'keys' command",
+		"PUBLISH sport x", "(error) NOPERM No permissions to access a channel",
+		"ACL SETUSER bob on", "(error) NOPERM User alice has no permissions to run the 'acl' command",
+		// A transaction on a dedicated backend connection.
+		"MULTI", "OK",
+		"INCR "+k0, "QUEUED",
+		"SET other 1", "(error) NOPERM No permissions to access a key",
+		"EXEC", "(error) EXECABORT Transaction discarded because of previous errors.",
+		"MULTI", "OK",
+		"INCR "+k0, "QUEUED",
+		"EXEC", "[(integer) 2]",
+		// A blocking command on a dedicated connection.
+		"RPUSH "+k1+"l 9", "(integer) 1",
+		"BLPOP "+k1+"l 1", `["`+k1+`l" "9"]`,
+	)
+
+	// Pub/sub through the proxy's own (authenticated) node connections.
+	sub := tu.Dial(t, p.Addr())
+	steps(t, sub, "AUTH alice apw", "OK", "SUBSCRIBE news.1", `["subscribe" "news.1" (integer) 1]`)
+	waitUntil(t, "the message to arrive", func() bool {
+		return a.Do("PUBLISH", "news.1", "hello") == "(integer) 1"
+	})
+	if m, err := sub.Read(); err != nil || m.String() != `["message" "news.1" "hello"]` {
+		t.Fatalf("message %v %v", m.String(), err)
+	}
+
+	// go-redis with Username/Password, RESP2 and RESP3.
+	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), Username: "alice", Password: "apw", Protocol: proto})
+		if err := rdb.Set(ctx, k1, "g", 0).Err(); err != nil {
+			t.Fatalf("RESP%d: %v", proto, err)
+		}
+		if v, err := rdb.Get(ctx, k1).Result(); err != nil || v != "g" {
+			t.Errorf("RESP%d get: %q %v", proto, v, err)
+		}
+		if err := rdb.Set(ctx, "other", "v", 0).Err(); err == nil || err.Error() != "NOPERM No permissions to access a key" {
+			t.Errorf("RESP%d set other: %v", proto, err)
+		}
+		rdb.Close()
+	}
+}
+
+// TestProxyBackendAuthMissing: a proxy without (or with wrong) backend
+// credentials in front of nodes that require a password passes the
+// nodes' refusal on; it never serves data it could not authenticate for.
+func TestProxyBackendAuthMissing(t *testing.T) {
+	c := newTClusterAuth(t, 1, 0, nil, []string{"--requirepass", "nodepw"}, acl.Credentials{Pass: "nodepw"})
+	k := c.keyIn(c.shardIDs()[0], "k")
+	none := c.startProxyWith(func(cfg *proxy.Config) { cfg.RetryBudget = 100 * time.Millisecond })
+	steps(t, tu.Dial(t, none.Addr()), "GET "+k, "(error) NOAUTH Authentication required.")
+	wrong := c.startProxyWith(func(cfg *proxy.Config) {
+		cfg.RetryBudget = 100 * time.Millisecond
+		cfg.Backend = acl.Credentials{User: "default", Pass: "nope"}
+	})
+	if r := tu.Dial(t, wrong.Addr()).Do("GET", k); !strings.Contains(r, "WRONGPASS") {
+		t.Errorf("wrong backend password: %s", r)
+	}
+}
+
+// TestSlotMoveAuth: a slot move between nodes that require a password.
+// The target logs in to the source (masteruser/masterauth) for the
+// CLUSTER SLOTSYNC stream and the manager (NodeAuth) for its CLUSTER
+// MIGRATION probes, here as a user limited to what they need (and
+// reads, which the test helpers use to see the cluster serving).
+func TestSlotMoveAuth(t *testing.T) {
+	c := newTClusterAuth(t, 2, 0, nil, []string{"--requirepass", "nodepw",
+		"--user", "cluster on >cpw ~* resetchannels -@all +cluster +ping +@read",
+		"--masteruser", "cluster", "--masterauth", "cpw"}, acl.Credentials{User: "cluster", Pass: "cpw"})
+	ids := c.shardIDs()
+	k := c.keyIn(ids[0], "mv")
+	src := tu.Dial(t, c.primary(ids[0]).addr)
+	steps(t, src, "AUTH nodepw", "OK", "SET "+k+" moved", "OK")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	slot := cluster.SlotString(k)
+	if _, err := c.client().Migrate(ctx, []int{slot}, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the slot moved", func() bool {
+		mp := c.mgr.Map()
+		return int(mp.Slots[slot]) == ids[1] && mp.Migrations[slot] == nil
+	})
+	dst := tu.Dial(t, c.primary(ids[1]).addr)
+	steps(t, dst, "AUTH nodepw", "OK", "GET "+k, `"moved"`)
+}
+
+func steps(t *testing.T, c *tu.Conn, pairs ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if got := c.Do(tu.C(pairs[i])...); got != pairs[i+1] {
+			t.Errorf("%s:\n got  %s\n want %s", pairs[i], got, pairs[i+1])
+		}
+	}
+}
