@@ -36,6 +36,10 @@ func runManager(args []string) error {
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
+	adminToken := fs.String("admin-token", "", "require \"Authorization: Bearer TOKEN\" on the HTTP API (every manager of the cluster the same); also $SHOAL_ADMIN_TOKEN")
+	adminTokenFile := fs.String("admin-token-file", "", "read --admin-token from this file (first line)")
+	clusterToken := fs.String("cluster-token", "", "a second token accepted only on the map and heartbeat endpoints (for nodes and proxies); needs --admin-token; also $SHOAL_CLUSTER_TOKEN")
+	clusterTokenFile := fs.String("cluster-token-file", "", "read --cluster-token from this file (first line)")
 	var nodeAuth acl.Credentials
 	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
 	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
@@ -45,6 +49,14 @@ func runManager(args []string) error {
 	if nodeAuth.Pass == "" {
 		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
 	}
+	admin, err := tokenFrom(*adminToken, *adminTokenFile, "SHOAL_ADMIN_TOKEN")
+	if err != nil {
+		return err
+	}
+	clusterTok, err := tokenFrom(*clusterToken, *clusterTokenFile, "SHOAL_CLUSTER_TOKEN")
+	if err != nil {
+		return err
+	}
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
@@ -52,7 +64,7 @@ func runManager(args []string) error {
 		return err
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth}
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
@@ -72,6 +84,29 @@ func runManager(args []string) error {
 	defer stop()
 	<-ctx.Done()
 	return m.Close()
+}
+
+// tokenFrom is a token given as a flag, else read from a file (its first
+// line: keeps it out of ps and shell history), else from an environment
+// variable; "" when none is set.
+func tokenFrom(flagVal, file, env string) (string, error) {
+	switch {
+	case flagVal != "" && file != "":
+		return "", errors.New("give a token or a token file, not both")
+	case flagVal != "":
+		return flagVal, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if line = strings.TrimSpace(line); line == "" {
+			return "", fmt.Errorf("token file %q is empty", file)
+		}
+		return line, nil
+	}
+	return os.Getenv(env), nil
 }
 
 // autoscaleFlags registers the autoscaling flags of shoal manager (and
@@ -111,7 +146,10 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--json] <command> [args]
+const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--token T | --token-file F] [--json] <command> [args]
+
+The token (or $SHOAL_TOKEN) is sent as "Authorization: Bearer T" to managers
+started with --admin-token.
 
 commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
@@ -164,11 +202,24 @@ func runCtl(args []string, out io.Writer) error {
 	timeout := 10 * time.Second
 	timeoutSet := false
 	var rest []string
+	token, tokenFile := "", ""
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+		case a == "--token" || a == "--token-file":
+			if i+1 >= len(args) {
+				return fmt.Errorf("%s needs a value", a)
+			}
+			if a == "--token" {
+				token = args[i+1]
+			} else {
+				tokenFile = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "--token="):
+			token = strings.TrimPrefix(a, "--token=")
 		case a == "--manager" || a == "-manager" || a == "--timeout":
 			if i+1 >= len(args) {
 				return fmt.Errorf("%s needs a value", a)
@@ -195,7 +246,12 @@ func runCtl(args []string, out io.Writer) error {
 	if len(rest) == 0 {
 		return errors.New("missing command\n\n" + ctlUsage)
 	}
+	tok, err := tokenFrom(token, tokenFile, "SHOAL_TOKEN")
+	if err != nil {
+		return err
+	}
 	c := manager.NewClient(addr)
+	c.Token = tok
 	ctx := context.Background()
 	emit := func(v any) error {
 		enc := json.NewEncoder(out)

@@ -35,6 +35,7 @@ func runProxy(args []string) error {
 	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
 	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
+	fs.StringVar(&cfg.ManagerToken, "manager-token", "", "bearer token for the managers' API (their --cluster-token or --admin-token); also $SHOAL_MANAGER_TOKEN")
 	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password of the default user for the proxy's clients (AUTH)")
 	fs.Func("user", "an ACL user for the proxy's clients, as the server's user directive: \"alice on >pw ~app:* +@all\" (repeatable)", func(v string) error {
 		cfg.Users = append(cfg.Users, v)
@@ -44,6 +45,9 @@ func runProxy(args []string) error {
 	fs.StringVar(&cfg.Backend.Pass, "backend-pass", "", "password the proxy sends to the storage nodes (their requirepass, or --backend-user's); also $SHOAL_BACKEND_PASS")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.ManagerToken == "" {
+		cfg.ManagerToken = os.Getenv("SHOAL_MANAGER_TOKEN")
 	}
 	if cfg.Backend.Pass == "" {
 		cfg.Backend.Pass = os.Getenv("SHOAL_BACKEND_PASS")

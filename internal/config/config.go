@@ -97,6 +97,7 @@ type Config struct {
 	ClusterAnnounceIP string // cluster-announce-ip: the host other nodes and clients reach this node at
 	ClusterWeight     int    // cluster-weight: capacity share (slots are given in proportion)
 	Standby           bool   // standby: register in the standby pool (kept for new shards, never made a replica)
+	ManagerToken      string // manager-token: bearer token for the managers' API (their --cluster-token or --admin-token)
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -321,6 +322,7 @@ func init() {
 	stringDir("cluster-announce-ip", false, func(c *Config) *string { return &c.ClusterAnnounceIP })
 	intDir("cluster-weight", false, 1, 1000000, func(c *Config) *int { return &c.ClusterWeight })
 	boolDir("standby", false, func(c *Config) *bool { return &c.Standby })
+	stringDir("manager-token", false, func(c *Config) *string { return &c.ManagerToken })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot

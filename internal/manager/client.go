@@ -26,6 +26,9 @@ type Client struct {
 	// Retry is how long a call keeps retrying while no manager answers
 	// or none is leader (an election); 0: 5 s, negative: one round.
 	Retry time.Duration
+	// Token is sent as "Authorization: Bearer <Token>" when set (the
+	// managers' --admin-token or --cluster-token).
+	Token string
 
 	mu   sync.Mutex
 	last string
@@ -125,6 +128,9 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {

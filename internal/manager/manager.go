@@ -39,6 +39,15 @@ type Config struct {
 	// Autoscale configures the leader's autoscaling loop (zero: off).
 	Autoscale AutoscaleOptions
 
+	// AdminToken, if set, must be sent as "Authorization: Bearer <token>"
+	// on every /v1 endpoint (401 otherwise); /healthz stays open. The
+	// managers of one cluster share it (a joining manager sends it).
+	// ClusterToken, if set, is accepted besides it on the endpoints
+	// storage nodes and proxies use (GET /v1/map, POST /v1/heartbeat),
+	// so they need not hold the operators' token (docs/operations.md,
+	// "Security"). It requires AdminToken.
+	AdminToken, ClusterToken string
+
 	// NodeAuth is what the manager sends (AUTH) to storage nodes that
 	// require a password when it probes a slot move (CLUSTER MIGRATION).
 	NodeAuth acl.Credentials
@@ -101,6 +110,9 @@ var ErrNotLeader = errors.New("not the leader")
 func New(cfg Config) (*Manager, error) {
 	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.HTTPAddr == "" || cfg.Dir == "" {
 		return nil, errors.New("manager needs an id, a raft address, an HTTP address and a data directory")
+	}
+	if cfg.ClusterToken != "" && cfg.AdminToken == "" {
+		return nil, errors.New("manager: a cluster token needs an admin token (without one the API is open)")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -235,7 +247,7 @@ func (m *Manager) join() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, a := range m.cfg.Join {
-			c := &Client{Addrs: []string{a}}
+			c := &Client{Addrs: []string{a}, Token: m.cfg.AdminToken}
 			if err := c.do(context.Background(), http.MethodPost, "/v1/join", body, nil); err != nil {
 				last = err
 				continue

@@ -10,6 +10,7 @@ import (
 
 	"shoal/internal/acl"
 	"shoal/internal/cluster"
+	"shoal/internal/manager"
 	"shoal/internal/proxy"
 	tu "shoal/internal/testutil"
 )
@@ -140,6 +141,43 @@ func TestSlotMoveAuth(t *testing.T) {
 	})
 	dst := tu.Dial(t, c.primary(ids[1]).addr)
 	steps(t, dst, "AUTH nodepw", "OK", "GET "+k, `"moved"`)
+}
+
+// TestManagerTokens: a manager with an admin and a cluster token; the
+// nodes (--manager-token) and the proxy (ManagerToken) use the cluster
+// token, which cannot administer; a proxy without it cannot start.
+func TestManagerTokens(t *testing.T) {
+	c := newTClusterOpts(t, 2, 0, nil, tclusterOpts{
+		nodeArgs:   []string{"--manager-token", "clu"},
+		adminToken: "adm", clusterToken: "clu",
+	})
+	p := c.startProxyWith(func(cfg *proxy.Config) { cfg.ManagerToken = "clu" })
+	k := c.keyIn(c.shardIDs()[1], "tok")
+	steps(t, tu.Dial(t, p.Addr()), "SET "+k+" v", "OK", "GET "+k, `"v"`)
+
+	cfg := proxy.DefaultConfig()
+	cfg.Managers, cfg.Port, cfg.Log = c.mgr.HTTPAddr(), 0, quietLog()
+	bare, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = bare.Start(ctx)
+	if err == nil {
+		bare.Close()
+		t.Fatal("a proxy without the token started")
+	}
+	if !strings.Contains(err.Error(), "unauthorized") {
+		t.Errorf("proxy without a token: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("the 401 was retried until the deadline")
+	}
+	clusterOnly := &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: "clu"}
+	if _, err := clusterOnly.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "not valid") {
+		t.Errorf("status with the cluster token: %v", err)
+	}
 }
 
 func steps(t *testing.T, c *tu.Conn, pairs ...string) {

@@ -37,8 +37,16 @@ type tcluster struct {
 	nodes []*tnode
 	// nodeArgs are extra directives of every node; auth is what test
 	// helpers send first on their direct connections (AUTH ...).
-	nodeArgs []string
-	auth     []string
+	nodeArgs   []string
+	auth       []string
+	adminToken string // the manager's; c.client() sends it
+}
+
+// tclusterOpts are newTClusterOpts's security settings.
+type tclusterOpts struct {
+	nodeArgs                 []string        // extra directives of every node
+	cred                     acl.Credentials // nodes' password: the manager's NodeAuth and the helpers' AUTH
+	adminToken, clusterToken string          // the manager's tokens (nodes get --manager-token themselves, in nodeArgs)
 }
 
 func freeAddr(t *testing.T) string {
@@ -74,8 +82,14 @@ func newTCluster(t *testing.T, shards, replicas int, settings map[string]int) *t
 // user, masterauth...) and the AUTH the helpers' direct connections send.
 func newTClusterAuth(t *testing.T, shards, replicas int, settings map[string]int, nodeArgs []string, cred acl.Credentials) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t, nodeArgs: nodeArgs, auth: cred.AuthArgs()}
-	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true, NodeAuth: cred})
+	return newTClusterOpts(t, shards, replicas, settings, tclusterOpts{nodeArgs: nodeArgs, cred: cred})
+}
+
+func newTClusterOpts(t *testing.T, shards, replicas int, settings map[string]int, o tclusterOpts) *tcluster {
+	t.Helper()
+	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken}
+	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true,
+		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +138,7 @@ func (c *tcluster) waitServing() {
 }
 
 func (c *tcluster) client() *manager.Client {
-	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}}
+	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: c.adminToken}
 }
 
 func (c *tcluster) startNode(key, dir string) *tnode {

@@ -87,6 +87,9 @@ type Config struct {
 	// password: every client's commands reach the nodes as this user.
 	Backend acl.Credentials
 	Log     *slog.Logger
+	// ManagerToken is the bearer token for the managers' API (their
+	// --cluster-token or --admin-token); "" sends none.
+	ManagerToken string
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
@@ -235,6 +238,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.ManagerHTTP != nil {
 		p.mc.HTTP = cfg.ManagerHTTP
 	}
+	p.mc.Token = cfg.ManagerToken
 	p.acl = acl.NewRegistry()
 	for _, line := range cfg.Users {
 		name, rules, err := acl.ParseUserLine(line)

@@ -105,13 +105,13 @@ func (s *Server) nodeID() (string, error) {
 
 // startAgent starts the cluster agent when a manager is configured.
 func (s *Server) startAgent() error {
-	var mgr, announce string
+	var mgr, announce, token string
 	var weight, port, mcport int
 	var bind []string
 	var standby bool
 	s.cfg.Read(func(c *config.Config) {
 		mgr, announce, weight, port, mcport, bind = c.Manager, c.ClusterAnnounceIP, c.ClusterWeight, c.Port, c.MemcachedPort, c.Bind
-		standby = c.Standby
+		standby, token = c.Standby, c.ManagerToken
 	})
 	if mgr == "" {
 		return nil
@@ -145,6 +145,7 @@ func (s *Server) startAgent() error {
 	c := manager.NewClient(mgr)
 	c.Retry = -1 // the heartbeat loop is the retry
 	c.HTTP = s.opts.ManagerHTTP
+	c.Token = token
 	a := &agent{s: s, client: c, self: self, role: cluster.RoleNone, quit: make(chan struct{}), done: make(chan struct{})}
 	s.agent = a
 	go a.run()
