@@ -98,6 +98,14 @@ type Config struct {
 	ClusterWeight     int    // cluster-weight: capacity share (slots are given in proportion)
 	Standby           bool   // standby: register in the standby pool (kept for new shards, never made a replica)
 	ManagerToken      string // manager-token: bearer token for the managers' API (their --cluster-token or --admin-token)
+	ManagerCAFile     string // manager-tls-ca-cert-file: CA that signed the managers' HTTPS certificates ("" = plain HTTP)
+
+	// TLS on a second client port (docs/server.md, "TLS").
+	TLSPort        int    // tls-port (0 = off)
+	TLSCertFile    string // tls-cert-file
+	TLSKeyFile     string // tls-key-file
+	TLSCACertFile  string // tls-ca-cert-file: CA for client certificates
+	TLSAuthClients string // tls-auth-clients: yes | no | optional
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -118,6 +126,7 @@ func Default() *Config {
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
 		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000, ReplBatchDelay: 1000, ClusterWeight: 1,
+		TLSAuthClients: "yes",
 	}
 }
 
@@ -323,6 +332,12 @@ func init() {
 	intDir("cluster-weight", false, 1, 1000000, func(c *Config) *int { return &c.ClusterWeight })
 	boolDir("standby", false, func(c *Config) *bool { return &c.Standby })
 	stringDir("manager-token", false, func(c *Config) *string { return &c.ManagerToken })
+	stringDir("manager-tls-ca-cert-file", false, func(c *Config) *string { return &c.ManagerCAFile })
+	intDir("tls-port", false, 0, 65535, func(c *Config) *int { return &c.TLSPort })
+	stringDir("tls-cert-file", false, func(c *Config) *string { return &c.TLSCertFile })
+	stringDir("tls-key-file", false, func(c *Config) *string { return &c.TLSKeyFile })
+	stringDir("tls-ca-cert-file", false, func(c *Config) *string { return &c.TLSCACertFile })
+	enumDir("tls-auth-clients", false, []string{"yes", "no", "optional"}, func(c *Config) *string { return &c.TLSAuthClients })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot
@@ -453,6 +468,9 @@ func (c *Config) validateLocked() error {
 	}
 	if c.MemcachedPort != 0 && c.MemcachedPort == c.Port {
 		return errors.New("memcached-port must differ from port")
+	}
+	if c.TLSPort != 0 && (c.TLSPort == c.Port || c.TLSPort == c.MemcachedPort) {
+		return errors.New("tls-port must differ from port and memcached-port")
 	}
 	if c.Dir == "" {
 		return errors.New("dir must not be empty")

@@ -115,7 +115,13 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	defUser := s.acl.Default()
 	defPerms := defUser.Perms()
-	if lim.protectedMode && defPerms.NoPass && !isLoopback(c.RemoteAddr()) {
+	remote := c.RemoteAddr()
+	if f := s.tls.Load(); f != nil {
+		if p := f.peer(remote); p != nil {
+			remote = p // a TLS client through the relay (tls.go)
+		}
+	}
+	if lim.protectedMode && defPerms.NoPass && !isLoopback(remote) {
 		if isMC {
 			return []byte("SERVER_ERROR protected mode: only loopback clients are accepted while no password is set\r\n"), gnet.Close
 		}
@@ -130,8 +136,8 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		shard: s.shardFor(c.EventLoop()),
 	}
 	cl.user.Store(defUser)
-	if a := c.RemoteAddr(); a != nil {
-		cl.addr = a.String()
+	if remote != nil {
+		cl.addr = remote.String()
 	}
 	if a := c.LocalAddr(); a != nil {
 		cl.laddr = a.String()

@@ -112,6 +112,8 @@ type Server struct {
 	moves       migrations  // slot moves (migrate.go)
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
+	tls atomic.Pointer[tlsFront] // the tls-port listeners (tls.go); nil when off
+
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
 	mcFlushAt atomic.Int64 // unix ms of a delayed flush_all; 0 = none (run by cron)
@@ -359,6 +361,10 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("open the append-only log: %w", err)
 		}
 	}
+	if err := s.startTLS(); err != nil {
+		s.abortStart()
+		return err
+	}
 	s.updateStopWrites()
 	s.persist.loading.Store(false)
 	s.replStart()
@@ -402,6 +408,9 @@ func (s *Server) Close() error {
 	s.repl.mu.Unlock()
 	if link != nil {
 		link.stop()
+	}
+	if f := s.tls.Load(); f != nil {
+		f.close() // no new TLS clients; their relays close with them
 	}
 	s.dropReplicas("shutting down")
 	s.stopMoves()
