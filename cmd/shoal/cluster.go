@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
+	"shoal/internal/tlsconf"
 )
 
 // runManager is `shoal manager`.
@@ -40,6 +42,9 @@ func runManager(args []string) error {
 	adminTokenFile := fs.String("admin-token-file", "", "read --admin-token from this file (first line)")
 	clusterToken := fs.String("cluster-token", "", "a second token accepted only on the map and heartbeat endpoints (for nodes and proxies); needs --admin-token; also $SHOAL_CLUSTER_TOKEN")
 	clusterTokenFile := fs.String("cluster-token-file", "", "read --cluster-token from this file (first line)")
+	tlsCert := fs.String("tls-cert-file", "", "serve the HTTP API over HTTPS with this certificate (with --tls-key-file)")
+	tlsKey := fs.String("tls-key-file", "", "the HTTPS certificate's key")
+	tlsCA := fs.String("tls-ca-cert-file", "", "CA that signed the other managers' certificates (joining, forwarding to the leader); default: the system's roots")
 	var nodeAuth acl.Credentials
 	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
 	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
@@ -60,11 +65,23 @@ func runManager(args []string) error {
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
+	var serverTLS, peerTLS *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		if serverTLS, err = tlsconf.Server(*tlsCert, *tlsKey, "", "no"); err != nil {
+			return err
+		}
+		if *tlsCA != "" {
+			if peerTLS, err = tlsconf.Client(*tlsCA, "", ""); err != nil {
+				return err
+			}
+		}
+	}
 	if err := as.Validate(); err != nil {
 		return err
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok}
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok,
+		TLS: serverTLS, PeerTLS: peerTLS}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
@@ -146,10 +163,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--token T | --token-file F] [--json] <command> [args]
+const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--token T | --token-file F] [--cacert F] [--json] <command> [args]
 
 The token (or $SHOAL_TOKEN) is sent as "Authorization: Bearer T" to managers
-started with --admin-token.
+started with --admin-token. --cacert (or $SHOAL_CACERT) calls the managers
+over HTTPS, trusting that CA (managers started with --tls-cert-file).
 
 commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
@@ -203,11 +221,18 @@ func runCtl(args []string, out io.Writer) error {
 	timeoutSet := false
 	var rest []string
 	token, tokenFile := "", ""
+	cacert := os.Getenv("SHOAL_CACERT")
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+		case a == "--cacert":
+			if i+1 >= len(args) {
+				return fmt.Errorf("%s needs a value", a)
+			}
+			cacert = args[i+1]
+			i++
 		case a == "--token" || a == "--token-file":
 			if i+1 >= len(args) {
 				return fmt.Errorf("%s needs a value", a)
@@ -252,6 +277,11 @@ func runCtl(args []string, out io.Writer) error {
 	}
 	c := manager.NewClient(addr)
 	c.Token = tok
+	if cacert != "" {
+		if c.TLS, err = tlsconf.Client(cacert, "", ""); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	emit := func(v any) error {
 		enc := json.NewEncoder(out)

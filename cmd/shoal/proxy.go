@@ -36,6 +36,7 @@ func runProxy(args []string) error {
 	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
 	fs.StringVar(&cfg.ManagerToken, "manager-token", "", "bearer token for the managers' API (their --cluster-token or --admin-token); also $SHOAL_MANAGER_TOKEN")
+	fs.StringVar(&cfg.ManagerCAFile, "manager-tls-ca-cert-file", "", "call the managers over HTTPS, trusting this CA")
 	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password of the default user for the proxy's clients (AUTH)")
 	fs.Func("user", "an ACL user for the proxy's clients, as the server's user directive: \"alice on >pw ~app:* +@all\" (repeatable)", func(v string) error {
 		cfg.Users = append(cfg.Users, v)

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,11 +140,23 @@ func (m *Manager) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 		r.Header.Set("X-Shoal-Forwarded", m.cfg.ID)
 		u := &url.URL{Scheme: "http", Host: leader}
 		p := httputil.NewSingleHostReverseProxy(u)
+		if pt := m.peerTLS(); pt != nil {
+			u.Scheme = "https"
+			p.Transport = m.forwardTransport(pt)
+		}
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSON(w, http.StatusBadGateway, apiError{Error: "forwarding to the leader: " + err.Error(), Leader: leader})
 		}
 		p.ServeHTTP(w, r)
 	}
+}
+
+// forwardTransport is the (one, reused) HTTPS transport to the leader.
+func (m *Manager) forwardTransport(pt *tls.Config) http.RoundTripper {
+	m.fwdOnce.Do(func() {
+		m.fwd = &http.Transport{TLSClientConfig: pt, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 8}
+	})
+	return m.fwd
 }
 
 // handleMap returns the map; with ?epoch=E&wait=SECONDS it waits until

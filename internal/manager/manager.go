@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type Config struct {
 	// "Security"). It requires AdminToken.
 	AdminToken, ClusterToken string
 
+	// TLS, if set, serves the HTTP API over HTTPS. PeerTLS is the client
+	// side of manager-to-manager calls (forwarding to the leader,
+	// joining): it must trust the other managers' certificates. The
+	// managers of a cluster all use HTTPS or all plain HTTP.
+	TLS, PeerTLS *tls.Config
+
 	// NodeAuth is what the manager sends (AUTH) to storage nodes that
 	// require a password when it probes a slot move (CLUSTER MIGRATION).
 	NodeAuth acl.Credentials
@@ -68,6 +75,9 @@ type Manager struct {
 
 	ln   net.Listener
 	http *http.Server
+
+	fwdOnce sync.Once
+	fwd     *http.Transport // HTTPS forwarding to the leader (api.go)
 
 	mu          sync.Mutex
 	health      map[string]*Health
@@ -161,6 +171,9 @@ func (m *Manager) Start() error {
 	if err != nil {
 		return err
 	}
+	if m.cfg.TLS != nil {
+		ln = tls.NewListener(ln, m.cfg.TLS)
+	}
 	m.ln = ln
 	if err := m.startRaft(); err != nil {
 		ln.Close()
@@ -247,7 +260,7 @@ func (m *Manager) join() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, a := range m.cfg.Join {
-			c := &Client{Addrs: []string{a}, Token: m.cfg.AdminToken}
+			c := &Client{Addrs: []string{a}, Token: m.cfg.AdminToken, TLS: m.peerTLS()}
 			if err := c.do(context.Background(), http.MethodPost, "/v1/join", body, nil); err != nil {
 				last = err
 				continue
@@ -261,6 +274,17 @@ func (m *Manager) join() error {
 		}
 	}
 	return fmt.Errorf("join %v: %w", m.cfg.Join, last)
+}
+
+// peerTLS is the TLS client configuration for other managers (nil: HTTP).
+func (m *Manager) peerTLS() *tls.Config {
+	if m.cfg.TLS == nil {
+		return nil
+	}
+	if m.cfg.PeerTLS != nil {
+		return m.cfg.PeerTLS
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12} // the system's roots
 }
 
 // HTTPAddr is the address the HTTP API listens on.

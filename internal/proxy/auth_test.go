@@ -12,7 +12,9 @@ import (
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 	"shoal/internal/proxy"
+	"shoal/internal/testcert"
 	tu "shoal/internal/testutil"
+	"shoal/internal/tlsconf"
 )
 
 // TestProxyAuth: nodes with requirepass (replicas log in with
@@ -177,6 +179,41 @@ func TestManagerTokens(t *testing.T) {
 	clusterOnly := &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: "clu"}
 	if _, err := clusterOnly.Status(context.Background()); err == nil || !strings.Contains(err.Error(), "not valid") {
 		t.Errorf("status with the cluster token: %v", err)
+	}
+}
+
+// TestManagerHTTPSCluster: the manager serves HTTPS; nodes
+// (manager-tls-ca-cert-file) and the proxy (ManagerCAFile) trust its CA.
+func TestManagerHTTPSCluster(t *testing.T) {
+	certs := testcert.New(t)
+	srv, err := tlsconf.Server(certs.ServerCert, certs.ServerKey, "", "no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsconf.Client(certs.CA, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTClusterOpts(t, 2, 0, nil, tclusterOpts{
+		nodeArgs: []string{"--manager-tls-ca-cert-file", certs.CA},
+		mgrTLS:   srv, clientTLS: cli,
+	})
+	p := c.startProxyWith(func(cfg *proxy.Config) { cfg.ManagerCAFile = certs.CA })
+	k := c.keyIn(c.shardIDs()[0], "https")
+	steps(t, tu.Dial(t, p.Addr()), "SET "+k+" v", "OK", "GET "+k, `"v"`)
+
+	cfg := proxy.DefaultConfig()
+	cfg.Managers, cfg.Port, cfg.Log = c.mgr.HTTPAddr(), 0, quietLog()
+	cfg.ManagerCAFile = certs.OtherCA
+	untrusting, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := untrusting.Start(ctx); err == nil {
+		untrusting.Close()
+		t.Fatal("a proxy trusting another CA reached the manager")
 	}
 }
 

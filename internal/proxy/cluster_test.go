@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +40,8 @@ type tcluster struct {
 	// helpers send first on their direct connections (AUTH ...).
 	nodeArgs   []string
 	auth       []string
-	adminToken string // the manager's; c.client() sends it
+	adminToken string      // the manager's; c.client() sends it
+	clientTLS  *tls.Config // c.client()'s HTTPS configuration (nil: HTTP)
 }
 
 // tclusterOpts are newTClusterOpts's security settings.
@@ -47,6 +49,7 @@ type tclusterOpts struct {
 	nodeArgs                 []string        // extra directives of every node
 	cred                     acl.Credentials // nodes' password: the manager's NodeAuth and the helpers' AUTH
 	adminToken, clusterToken string          // the manager's tokens (nodes get --manager-token themselves, in nodeArgs)
+	mgrTLS, clientTLS        *tls.Config     // the manager's HTTPS, and c.client()'s trust of it
 }
 
 func freeAddr(t *testing.T) string {
@@ -87,9 +90,9 @@ func newTClusterAuth(t *testing.T, shards, replicas int, settings map[string]int
 
 func newTClusterOpts(t *testing.T, shards, replicas int, settings map[string]int, o tclusterOpts) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken}
+	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken, clientTLS: o.clientTLS}
 	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true,
-		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken})
+		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken, TLS: o.mgrTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +141,7 @@ func (c *tcluster) waitServing() {
 }
 
 func (c *tcluster) client() *manager.Client {
-	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: c.adminToken}
+	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: c.adminToken, TLS: c.clientTLS}
 }
 
 func (c *tcluster) startNode(key, dir string) *tnode {

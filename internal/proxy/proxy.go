@@ -40,6 +40,7 @@ import (
 	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
+	"shoal/internal/tlsconf"
 )
 
 // Config configures a proxy.
@@ -90,6 +91,9 @@ type Config struct {
 	// ManagerToken is the bearer token for the managers' API (their
 	// --cluster-token or --admin-token); "" sends none.
 	ManagerToken string
+	// ManagerCAFile, if set, calls the managers over HTTPS trusting this
+	// CA (managers started with --tls-cert-file).
+	ManagerCAFile string
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
@@ -239,6 +243,13 @@ func New(cfg Config) (*Proxy, error) {
 		p.mc.HTTP = cfg.ManagerHTTP
 	}
 	p.mc.Token = cfg.ManagerToken
+	if cfg.ManagerCAFile != "" {
+		tc, err := tlsconf.Client(cfg.ManagerCAFile, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("proxy: --manager-tls-ca-cert-file: %w", err)
+		}
+		p.mc.TLS = tc
+	}
 	p.acl = acl.NewRegistry()
 	for _, line := range cfg.Users {
 		name, rules, err := acl.ParseUserLine(line)

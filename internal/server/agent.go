@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"shoal/internal/config"
 	"shoal/internal/manager"
 	"shoal/internal/persist"
+	"shoal/internal/tlsconf"
 )
 
 // The cluster agent of a storage node started with --manager: it
@@ -105,13 +107,13 @@ func (s *Server) nodeID() (string, error) {
 
 // startAgent starts the cluster agent when a manager is configured.
 func (s *Server) startAgent() error {
-	var mgr, announce, token string
+	var mgr, announce, token, caFile string
 	var weight, port, mcport int
 	var bind []string
 	var standby bool
 	s.cfg.Read(func(c *config.Config) {
 		mgr, announce, weight, port, mcport, bind = c.Manager, c.ClusterAnnounceIP, c.ClusterWeight, c.Port, c.MemcachedPort, c.Bind
-		standby, token = c.Standby, c.ManagerToken
+		standby, token, caFile = c.Standby, c.ManagerToken, c.ManagerCAFile
 	})
 	if mgr == "" {
 		return nil
@@ -146,6 +148,11 @@ func (s *Server) startAgent() error {
 	c.Retry = -1 // the heartbeat loop is the retry
 	c.HTTP = s.opts.ManagerHTTP
 	c.Token = token
+	if caFile != "" {
+		if c.TLS, err = tlsconf.Client(caFile, "", ""); err != nil {
+			return fmt.Errorf("manager-tls-ca-cert-file: %w", err)
+		}
+	}
 	a := &agent{s: s, client: c, self: self, role: cluster.RoleNone, quit: make(chan struct{}), done: make(chan struct{})}
 	s.agent = a
 	go a.run()
