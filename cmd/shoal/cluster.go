@@ -45,6 +45,9 @@ func runManager(args []string) error {
 	tlsCert := fs.String("tls-cert-file", "", "serve the HTTP API over HTTPS with this certificate (with --tls-key-file)")
 	tlsKey := fs.String("tls-key-file", "", "the HTTPS certificate's key")
 	tlsCA := fs.String("tls-ca-cert-file", "", "CA that signed the other managers' certificates (joining, forwarding to the leader); default: the system's roots")
+	nodeCA := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
+	nodeCert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
+	nodeKey := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
 	var nodeAuth acl.Credentials
 	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
 	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
@@ -65,7 +68,12 @@ func runManager(args []string) error {
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
-	var serverTLS, peerTLS *tls.Config
+	var serverTLS, peerTLS, nodeTLS *tls.Config
+	if *nodeCA != "" {
+		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
+			return err
+		}
+	}
 	if *tlsCert != "" || *tlsKey != "" {
 		if serverTLS, err = tlsconf.Server(*tlsCert, *tlsKey, "", "no"); err != nil {
 			return err
@@ -81,7 +89,7 @@ func runManager(args []string) error {
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
 		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok,
-		TLS: serverTLS, PeerTLS: peerTLS}
+		TLS: serverTLS, PeerTLS: peerTLS, NodeTLS: nodeTLS}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}

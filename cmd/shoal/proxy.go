@@ -15,6 +15,7 @@ import (
 
 	"shoal/internal/config"
 	"shoal/internal/proxy"
+	"shoal/internal/tlsconf"
 )
 
 // runProxy is `shoal proxy`: the stateless routing node for plain Redis
@@ -44,8 +45,18 @@ func runProxy(args []string) error {
 	})
 	fs.StringVar(&cfg.Backend.User, "backend-user", "", "user the proxy logs in as on the storage nodes (with --backend-pass)")
 	fs.StringVar(&cfg.Backend.Pass, "backend-pass", "", "password the proxy sends to the storage nodes (their requirepass, or --backend-user's); also $SHOAL_BACKEND_PASS")
+	backendCA := fs.String("backend-tls-ca-cert-file", "", "connect to the nodes' tls-port over TLS, trusting this CA")
+	backendCert := fs.String("backend-tls-cert-file", "", "client certificate presented to the nodes (with --backend-tls-key-file)")
+	backendKey := fs.String("backend-tls-key-file", "", "key of --backend-tls-cert-file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *backendCA != "" {
+		tc, err := tlsconf.Client(*backendCA, *backendCert, *backendKey)
+		if err != nil {
+			return fmt.Errorf("--backend-tls-ca-cert-file: %w", err)
+		}
+		cfg.BackendTLS = tc
 	}
 	if cfg.ManagerToken == "" {
 		cfg.ManagerToken = os.Getenv("SHOAL_MANAGER_TOKEN")

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -28,11 +29,17 @@ func (c Credentials) AuthArgs() []string {
 	return []string{"AUTH", c.User, c.Pass}
 }
 
-// Dial connects to a node and authenticates with c before anything else
-// is sent: the node answers AUTH alone, so the small reader used here
-// holds no later bytes.
-func Dial(addr string, c Credentials, timeout time.Duration) (net.Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+// Dial connects to a node (over TLS with tc, to the node's tls-port)
+// and authenticates with c before anything else is sent: the node
+// answers AUTH alone, so the small reader used here holds no later bytes.
+func Dial(addr string, c Credentials, tc *tls.Config, timeout time.Duration) (net.Conn, error) {
+	var nc net.Conn
+	var err error
+	if tc != nil {
+		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, tc)
+	} else {
+		nc, err = net.DialTimeout("tcp", addr, timeout)
+	}
 	if err != nil || c.Pass == "" {
 		return nc, err
 	}

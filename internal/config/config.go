@@ -106,6 +106,7 @@ type Config struct {
 	TLSKeyFile     string // tls-key-file
 	TLSCACertFile  string // tls-ca-cert-file: CA for client certificates
 	TLSAuthClients string // tls-auth-clients: yes | no | optional
+	TLSReplication bool   // tls-replication: dial other nodes (primary, slot-move source) over TLS
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -337,6 +338,7 @@ func init() {
 	stringDir("tls-cert-file", false, func(c *Config) *string { return &c.TLSCertFile })
 	stringDir("tls-key-file", false, func(c *Config) *string { return &c.TLSKeyFile })
 	stringDir("tls-ca-cert-file", false, func(c *Config) *string { return &c.TLSCACertFile })
+	boolDir("tls-replication", false, func(c *Config) *bool { return &c.TLSReplication })
 	enumDir("tls-auth-clients", false, []string{"yes", "no", "optional"}, func(c *Config) *string { return &c.TLSAuthClients })
 }
 

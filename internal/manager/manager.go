@@ -58,6 +58,9 @@ type Config struct {
 	// NodeAuth is what the manager sends (AUTH) to storage nodes that
 	// require a password when it probes a slot move (CLUSTER MIGRATION).
 	NodeAuth acl.Credentials
+	// NodeTLS, if set, makes those probes TLS to the nodes' tls-port
+	// (Node.TLSAddr), trusting the nodes' CA.
+	NodeTLS *tls.Config
 
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
@@ -443,7 +446,7 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 	now := time.Now()
 	mp := m.Map()
 	id := hb.Node.ID
-	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || n.TLSAddr != hb.Node.TLSAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
 		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node
 		if err := m.propose(cluster.Command{Op: cluster.OpRegister, Node: &node}); err != nil {

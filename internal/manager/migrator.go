@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -160,11 +161,11 @@ func (m *Manager) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) 
 	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
 		return "", errors.New("a shard of the move failed over")
 	}
-	src, err := migrationStatus(m.cfg.NodeAuth, mp.Addr(from.Primary), mg.Slot)
+	src, err := migrationStatus(m.cfg.NodeAuth, m.cfg.NodeTLS, mp.PeerAddr(from.Primary, m.cfg.NodeTLS != nil), mg.Slot)
 	if err != nil {
 		return "", m.patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
 	}
-	dst, err := migrationStatus(m.cfg.NodeAuth, mp.Addr(to.Primary), mg.Slot)
+	dst, err := migrationStatus(m.cfg.NodeAuth, m.cfg.NodeTLS, mp.PeerAddr(to.Primary, m.cfg.NodeTLS != nil), mg.Slot)
 	if err != nil {
 		return "", m.patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
 	}
@@ -224,12 +225,12 @@ type moveStatus struct {
 }
 
 // migrationStatus asks a node CLUSTER MIGRATION slot.
-func migrationStatus(auth acl.Credentials, addr string, slot int) (moveStatus, error) {
+func migrationStatus(auth acl.Credentials, tc *tls.Config, addr string, slot int) (moveStatus, error) {
 	var st moveStatus
 	if addr == "" {
 		return st, errors.New("no address")
 	}
-	c, err := acl.Dial(addr, auth, time.Second)
+	c, err := acl.Dial(addr, auth, tc, time.Second)
 	if err != nil {
 		return st, err
 	}

@@ -217,6 +217,69 @@ func TestManagerHTTPSCluster(t *testing.T) {
 	}
 }
 
+// TestClusterTLS: every node serves a tls-port requiring client
+// certificates; replicas follow their primaries over TLS, a slot move's
+// stream runs over TLS, the manager probes the move over TLS and the
+// proxy reaches the nodes over TLS only (with a password on top).
+func TestClusterTLS(t *testing.T) {
+	certs := testcert.New(t)
+	nodeTLS, err := tlsconf.Client(certs.CA, certs.ClientCert, certs.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newTClusterOpts(t, 2, 1, nil, tclusterOpts{
+		nodeArgs: []string{"--requirepass", "nodepw", "--masterauth", "nodepw"},
+		cred:     acl.Credentials{Pass: "nodepw"},
+		certs:    &certs, nodeTLS: nodeTLS,
+	})
+	for _, n := range c.mgr.Map().Nodes {
+		if n.TLSAddr == "" || n.TLSAddr == n.Addr {
+			t.Fatalf("node %s registered no TLS address: %+v", n.ID, n)
+		}
+	}
+	p := c.startProxyWith(func(cfg *proxy.Config) {
+		cfg.Backend = acl.Credentials{Pass: "nodepw"}
+		cfg.BackendTLS = nodeTLS
+	})
+	ids := c.shardIDs()
+	k := c.keyIn(ids[0], "tlsmove")
+	cl := tu.Dial(t, p.Addr())
+	steps(t, cl, "SET "+k+" v", "OK", "GET "+k, `"v"`, "DBSIZE", "(integer) 1")
+	sub := tu.Dial(t, p.Addr())
+	steps(t, sub, "SUBSCRIBE ch", `["subscribe" "ch" (integer) 1]`)
+	waitUntil(t, "a message through TLS backends", func() bool { return cl.Do("PUBLISH", "ch", "m") == "(integer) 1" })
+	if m, err := sub.Read(); err != nil || m.String() != `["message" "ch" "m"]` {
+		t.Fatalf("message %v %v", m.String(), err)
+	}
+	slot := cluster.SlotString(k)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.client().Migrate(ctx, []int{slot}, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the slot moved over TLS", func() bool {
+		mp := c.mgr.Map()
+		return int(mp.Slots[slot]) == ids[1] && mp.Migrations[slot] == nil
+	})
+	steps(t, cl, "GET "+k, `"v"`)
+	if got := c.direct(c.primary(ids[1]).addr, "GET", k); got != `"v"` {
+		t.Fatalf("target after the move: %s", got)
+	}
+	// A proxy that trusts another CA gets the certificate error.
+	other, err := tlsconf.Client(certs.OtherCA, certs.ClientCert, certs.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := c.startProxyWith(func(cfg *proxy.Config) {
+		cfg.RetryBudget = 100 * time.Millisecond
+		cfg.Backend = acl.Credentials{Pass: "nodepw"}
+		cfg.BackendTLS = other
+	})
+	if r := tu.Dial(t, wrong.Addr()).Do("GET", k); !strings.Contains(r, "certificate") {
+		t.Errorf("a proxy trusting another CA: %s", r)
+	}
+}
+
 func steps(t *testing.T, c *tu.Conn, pairs ...string) {
 	t.Helper()
 	for i := 0; i+1 < len(pairs); i += 2 {

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -99,7 +101,17 @@ func (p *Proxy) dialBackend(addr string, mc bool) (net.Conn, error) {
 	if mc {
 		return net.DialTimeout("tcp", addr, time.Second)
 	}
-	nc, err := acl.Dial(addr, p.cfg.Backend, time.Second)
+	var tc *tls.Config
+	if p.cfg.BackendTLS != nil {
+		// Backends are keyed by their RESP address (the map's, MOVED's):
+		// dial the same node's TLS port.
+		taddr := p.table.Load().tlsOf[addr]
+		if taddr == "" {
+			return nil, fmt.Errorf("backend %s serves no tls-port (the proxy has --backend-tls-ca-cert-file)", addr)
+		}
+		addr, tc = taddr, p.cfg.BackendTLS
+	}
+	nc, err := acl.Dial(addr, p.cfg.Backend, tc, time.Second)
 	var ne net.Error
 	if err != nil && p.cfg.Backend.Pass != "" && !errors.As(err, &ne) {
 		p.log.Warn("backend refused the proxy's credentials", "addr", addr, "err", err)

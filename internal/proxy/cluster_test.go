@@ -18,6 +18,7 @@ import (
 	"shoal/internal/manager"
 	"shoal/internal/proxy"
 	"shoal/internal/server"
+	"shoal/internal/testcert"
 	tu "shoal/internal/testutil"
 )
 
@@ -40,8 +41,9 @@ type tcluster struct {
 	// helpers send first on their direct connections (AUTH ...).
 	nodeArgs   []string
 	auth       []string
-	adminToken string      // the manager's; c.client() sends it
-	clientTLS  *tls.Config // c.client()'s HTTPS configuration (nil: HTTP)
+	adminToken string          // the manager's; c.client() sends it
+	clientTLS  *tls.Config     // c.client()'s HTTPS configuration (nil: HTTP)
+	certs      *testcert.Files // set: every node serves a tls-port and replicates over TLS
 }
 
 // tclusterOpts are newTClusterOpts's security settings.
@@ -50,6 +52,8 @@ type tclusterOpts struct {
 	cred                     acl.Credentials // nodes' password: the manager's NodeAuth and the helpers' AUTH
 	adminToken, clusterToken string          // the manager's tokens (nodes get --manager-token themselves, in nodeArgs)
 	mgrTLS, clientTLS        *tls.Config     // the manager's HTTPS, and c.client()'s trust of it
+	certs                    *testcert.Files // nodes with tls-port, tls-auth-clients yes, tls-replication; the manager probes them over TLS
+	nodeTLS                  *tls.Config     // the manager's NodeTLS
 }
 
 func freeAddr(t *testing.T) string {
@@ -90,9 +94,9 @@ func newTClusterAuth(t *testing.T, shards, replicas int, settings map[string]int
 
 func newTClusterOpts(t *testing.T, shards, replicas int, settings map[string]int, o tclusterOpts) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken, clientTLS: o.clientTLS}
+	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken, clientTLS: o.clientTLS, certs: o.certs}
 	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true,
-		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken, TLS: o.mgrTLS})
+		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken, TLS: o.mgrTLS, NodeTLS: o.nodeTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +160,10 @@ func (c *tcluster) startNode(key, dir string) *tnode {
 		args := []string{"--port", strconv.Itoa(port), "--memcached-port", strconv.Itoa(mcport), "--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "yes", "--manager", c.mgr.HTTPAddr()}
 		args = append(args, c.nodeArgs...)
+		if f := c.certs; f != nil {
+			args = append(args, "--tls-port", strconv.Itoa(tu.FreePort(t)), "--tls-cert-file", f.ServerCert, "--tls-key-file", f.ServerKey,
+				"--tls-ca-cert-file", f.CA, "--tls-replication", "yes")
+		}
 		if err := cfg.ParseArgs(args); err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +88,11 @@ type Config struct {
 	// connection it opens to a storage node, when the nodes require a
 	// password: every client's commands reach the nodes as this user.
 	Backend acl.Credentials
-	Log     *slog.Logger
+	// BackendTLS, if set, makes every backend RESP connection TLS to the
+	// node's tls-port (Node.TLSAddr in the map), trusting its RootCAs and
+	// presenting its certificate if any.
+	BackendTLS *tls.Config
+	Log        *slog.Logger
 	// ManagerToken is the bearer token for the managers' API (their
 	// --cluster-token or --admin-token); "" sends none.
 	ManagerToken string
@@ -147,10 +152,16 @@ type route struct {
 	shards []int                    // sorted shard ids
 	prim   map[int]*cluster.Node    // shard id → primary node
 	repl   map[int][]*cluster.Node  // shard id → replicas (with an address)
+	tlsOf  map[string]string        // node RESP address → its TLS address (BackendTLS)
 }
 
 func newRoute(m *cluster.Map) *route {
-	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}, repl: map[int][]*cluster.Node{}}
+	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}, repl: map[int][]*cluster.Node{}, tlsOf: map[string]string{}}
+	for _, n := range m.Nodes {
+		if n.TLSAddr != "" {
+			r.tlsOf[n.Addr] = n.TLSAddr
+		}
+	}
 	for id, s := range m.Shards {
 		if n := m.Nodes[s.Primary]; n != nil {
 			r.prim[id] = n

@@ -141,6 +141,7 @@ func (s *Server) startAgent() error {
 	if mcport > 0 {
 		self.MCAddr = net.JoinHostPort(host, strconv.Itoa(mcport))
 	}
+	self.TLSAddr = s.tlsAddr(host)
 	if standby {
 		self.State = cluster.NodeStandby // registers in the standby pool
 	}
@@ -430,7 +431,7 @@ func (a *agent) install(m *cluster.Map) {
 			}
 		}
 	case cluster.RoleReplica:
-		host, port, err := net.SplitHostPort(m.Addr(shard.Primary))
+		host, port, err := net.SplitHostPort(m.PeerAddr(shard.Primary, s.peerTLSOn()))
 		p, _ := strconv.Atoi(port)
 		if err != nil || p == 0 {
 			s.log.Warn("the map names no address for this shard's primary", "shard", shard.ID)

@@ -223,7 +223,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		if from == nil || m.Addr(from.Primary) == "" {
 			continue
 		}
-		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.Addr(from.Primary),
+		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.PeerAddr(from.Primary, s.peerTLSOn()),
 			stop: make(chan struct{}), done: make(chan struct{}), after: s.moves.cleaning[slot]}
 		im.state.Store(&impConnecting)
 		s.moves.imports[slot] = im
@@ -345,7 +345,7 @@ func (im *importer) once() error {
 	im.mu.Lock()
 	im.marks = nil
 	im.mu.Unlock()
-	conn, err := net.DialTimeout("tcp", im.from, 5*time.Second)
+	conn, err := s.dialPeer(im.from, 5*time.Second)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func (l *replicaLink) run() {
 func (l *replicaLink) session() (streamed bool, err error) {
 	s := l.s
 	l.state.Store(&lsConnecting)
-	conn, err := net.DialTimeout("tcp", l.addr(), 5*time.Second)
+	conn, err := s.dialPeer(l.addr(), 5*time.Second)
 	if err != nil {
 		return false, err
 	}

@@ -18,6 +18,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +113,8 @@ type Server struct {
 	moves       migrations  // slot moves (migrate.go)
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
-	tls atomic.Pointer[tlsFront] // the tls-port listeners (tls.go); nil when off
+	tls     atomic.Pointer[tlsFront]   // the tls-port listeners (tls.go); nil when off
+	peerTLS atomic.Pointer[tls.Config] // tls-replication's client side (tls.go); nil: plain TCP to peers
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections

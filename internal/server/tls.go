@@ -43,13 +43,28 @@ type tlsFront struct {
 	closed bool
 }
 
-// startTLS listens on tls-port when it is set (after the event loops run).
+// startTLS listens on tls-port when it is set (after the event loops
+// run), and loads the client side for tls-replication.
 func (s *Server) startTLS() error {
 	var port int
 	var cert, key, ca, auth string
+	var peers bool
 	s.cfg.Read(func(c *config.Config) {
 		port, cert, key, ca, auth = c.TLSPort, c.TLSCertFile, c.TLSKeyFile, c.TLSCACertFile, c.TLSAuthClients
+		peers = c.TLSReplication
 	})
+	if peers {
+		// Node to node: trust tls-ca-cert-file, and present this node's
+		// certificate (peers may require client certificates).
+		if ca == "" {
+			return errors.New("tls-replication needs tls-ca-cert-file (the CA of the other nodes' certificates)")
+		}
+		pc, err := tlsconf.Client(ca, cert, key)
+		if err != nil {
+			return fmt.Errorf("tls-replication: %w", err)
+		}
+		s.peerTLS.Store(pc)
+	}
 	if port == 0 {
 		return nil
 	}
@@ -72,6 +87,9 @@ func (s *Server) startTLS() error {
 		ip = net.IPv6loopback
 	}
 	pn, _ := strconv.Atoi(p)
+	if pn == 0 {
+		return errors.New("tls-port needs a plaintext port too (port 0 is not supported with tls-port): the TLS relay serves through it")
+	}
 	f := &tlsFront{s: s, cfg: tc, target: &net.TCPAddr{IP: ip, Port: pn}, conns: map[net.Conn]struct{}{}}
 	for _, a := range s.addrsFor(port) {
 		ln, err := net.Listen("tcp", strings.TrimPrefix(a, "tcp://"))
@@ -87,6 +105,38 @@ func (s *Server) startTLS() error {
 		go f.accept(ln)
 	}
 	return nil
+}
+
+// dialPeer connects to another node (its primary, a slot move's source):
+// over TLS with tls-replication (addr is then the peer's TLS port), else
+// plain TCP.
+func (s *Server) dialPeer(addr string, timeout time.Duration) (net.Conn, error) {
+	pc := s.peerTLS.Load()
+	if pc == nil {
+		return net.DialTimeout("tcp", addr, timeout)
+	}
+	if addr == "" {
+		return nil, errors.New("tls-replication: the peer serves no tls-port")
+	}
+	d := &net.Dialer{Timeout: timeout}
+	c, err := tls.DialWithDialer(d, "tcp", addr, pc)
+	if err != nil {
+		return nil, fmt.Errorf("TLS to %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// peerTLSOn reports whether this node dials its peers over TLS.
+func (s *Server) peerTLSOn() bool { return s.peerTLS.Load() != nil }
+
+// tlsAddr is this node's TLS address for the cluster map ("" when off).
+func (s *Server) tlsAddr(host string) string {
+	f := s.tls.Load()
+	if f == nil || len(f.lns) == 0 {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(f.lns[0].Addr().String())
+	return net.JoinHostPort(host, port)
 }
 
 // TLSAddrs returns the TLS listeners' addresses (none when tls-port is 0).

@@ -156,3 +156,31 @@ func TestTLSConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSReplication: a replica with tls-replication follows its primary
+// through the primary's tls-port, presenting its certificate (the
+// primary requires client certificates); pointed at the plaintext port
+// instead, its TLS handshake fails and the link stays down.
+func TestTLSReplication(t *testing.T) {
+	certs := testcert.New(t)
+	tlsArgs := func(port int) []string {
+		return []string{"tls-port", strconv.Itoa(port), "tls-cert-file", certs.ServerCert, "tls-key-file", certs.ServerKey,
+			"tls-ca-cert-file", certs.CA, "tls-replication", "yes"}
+	}
+	pport := tu.FreePort(t)
+	p := tu.StartServer(t, append(tlsArgs(pport), "requirepass", "pw")...)
+	r := tu.StartServer(t, append(tlsArgs(tu.FreePort(t)), "masterauth", "pw", "replicaof", "127.0.0.1 "+strconv.Itoa(pport))...)
+	_, plainPort, _ := strings.Cut(p.Addr, ":")
+	bad := tu.StartServer(t, append(tlsArgs(tu.FreePort(t)), "masterauth", "pw", "replicaof", "127.0.0.1 "+plainPort)...)
+	pc := tu.Dial(t, p.Addr)
+	steps(t, pc, "AUTH pw", "OK", "SET k over-tls", "OK")
+	rc := tu.Dial(t, r.Addr)
+	waitUntil(t, "the replica to sync over TLS", func() bool {
+		return infoField(t, rc, "replication", "master_link_status") == "up" && rc.Do("GET", "k") == `"over-tls"`
+	})
+	steps(t, pc, "SET k2 v2", "OK")
+	waitUntil(t, "the stream over TLS", func() bool { return rc.Do("GET", "k2") == `"v2"` })
+	bc := tu.Dial(t, bad.Addr)
+	wantInfo(t, bc, "replication", "master_link_status", "down")
+	wantInfo(t, pc, "replication", "connected_slaves", "1")
+}

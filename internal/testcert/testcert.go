@@ -41,8 +41,9 @@ func New(t testing.TB) Files {
 	}
 	writePEM(t, f.CA, "CERTIFICATE", ca.Raw)
 	writePEM(t, f.OtherCA, "CERTIFICATE", other.Raw)
-	leaf(t, ca, caKey, "server", x509.ExtKeyUsageServerAuth, f.ServerCert, f.ServerKey)
-	leaf(t, ca, caKey, "client", x509.ExtKeyUsageClientAuth, f.ClientCert, f.ClientKey)
+	// Nodes present their server certificate to peers too (tls-replication).
+	leaf(t, ca, caKey, "server", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, f.ServerCert, f.ServerKey)
+	leaf(t, ca, caKey, "client", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, f.ClientCert, f.ClientKey)
 	return f
 }
 
@@ -76,7 +77,7 @@ func newCA(t testing.TB, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return cert, key
 }
 
-func leaf(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage, certPath, keyPath string) {
+func leaf(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage []x509.ExtKeyUsage, certPath, keyPath string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -85,7 +86,7 @@ func leaf(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string
 	tmpl := &x509.Certificate{
 		SerialNumber: next(), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
