@@ -45,11 +45,23 @@ func runProxy(args []string) error {
 	})
 	fs.StringVar(&cfg.Backend.User, "backend-user", "", "user the proxy logs in as on the storage nodes (with --backend-pass)")
 	fs.StringVar(&cfg.Backend.Pass, "backend-pass", "", "password the proxy sends to the storage nodes (their requirepass, or --backend-user's); also $SHOAL_BACKEND_PASS")
+	tlsPort := fs.Int("tls-port", 0, "RESP over TLS on this port too (0: off; needs --tls-cert-file, --tls-key-file)")
+	tlsCert := fs.String("tls-cert-file", "", "the TLS port's certificate")
+	tlsKey := fs.String("tls-key-file", "", "the TLS port's key")
+	tlsCA := fs.String("tls-ca-cert-file", "", "CA of the client certificates the TLS port accepts")
+	tlsAuth := fs.String("tls-auth-clients", "yes", "yes: clients need a certificate signed by --tls-ca-cert-file; optional; no")
 	backendCA := fs.String("backend-tls-ca-cert-file", "", "connect to the nodes' tls-port over TLS, trusting this CA")
 	backendCert := fs.String("backend-tls-cert-file", "", "client certificate presented to the nodes (with --backend-tls-key-file)")
 	backendKey := fs.String("backend-tls-key-file", "", "key of --backend-tls-cert-file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *tlsPort > 0 {
+		tc, err := tlsconf.Server(*tlsCert, *tlsKey, *tlsCA, *tlsAuth)
+		if err != nil {
+			return fmt.Errorf("--tls-port: %w", err)
+		}
+		cfg.TLSPort, cfg.TLS = *tlsPort, tc
 	}
 	if *backendCA != "" {
 		tc, err := tlsconf.Client(*backendCA, *backendCert, *backendKey)
@@ -97,7 +109,7 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
+	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "tls", p.TLSAddr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
 	<-ctx.Done()
 	log.Info("received signal, shutting down", "component", "proxy")
 	if err := p.Close(); err != nil {

@@ -237,9 +237,14 @@ func TestClusterTLS(t *testing.T) {
 			t.Fatalf("node %s registered no TLS address: %+v", n.ID, n)
 		}
 	}
+	front, err := tlsconf.Server(certs.ServerCert, certs.ServerKey, certs.CA, "yes")
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := c.startProxyWith(func(cfg *proxy.Config) {
 		cfg.Backend = acl.Credentials{Pass: "nodepw"}
 		cfg.BackendTLS = nodeTLS
+		cfg.TLSPort, cfg.TLS = 0, front
 	})
 	ids := c.shardIDs()
 	k := c.keyIn(ids[0], "tlsmove")
@@ -250,6 +255,21 @@ func TestClusterTLS(t *testing.T) {
 	waitUntil(t, "a message through TLS backends", func() bool { return cl.Do("PUBLISH", "ch", "m") == "(integer) 1" })
 	if m, err := sub.Read(); err != nil || m.String() != `["message" "ch" "m"]` {
 		t.Fatalf("message %v %v", m.String(), err)
+	}
+	// The proxy's own TLS port: a client certificate is required.
+	rdb := redis.NewClient(&redis.Options{Addr: p.TLSAddr(), TLSConfig: nodeTLS})
+	defer rdb.Close()
+	if v, err := rdb.Get(context.Background(), k).Result(); err != nil || v != "v" {
+		t.Fatalf("GET through the proxy's TLS port: %q %v", v, err)
+	}
+	noCert, err := tlsconf.Client(certs.CA, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := redis.NewClient(&redis.Options{Addr: p.TLSAddr(), TLSConfig: noCert, MaxRetries: -1})
+	defer anon.Close()
+	if err := anon.Ping(context.Background()).Err(); err == nil {
+		t.Error("the proxy's TLS port served a client without a certificate")
 	}
 	slot := cluster.SlotString(k)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -46,10 +46,14 @@ import (
 
 // Config configures a proxy.
 type Config struct {
-	Managers    string        // comma-separated manager HTTP addresses
-	Bind        string        // listen host; "" = 127.0.0.1
-	Port        int           // RESP port; 0 = any free port
-	MCPort      int           // memcached port; -1 = off, 0 = any free port
+	Managers string // comma-separated manager HTTP addresses
+	Bind     string // listen host; "" = 127.0.0.1
+	Port     int    // RESP port; 0 = any free port
+	MCPort   int    // memcached port; -1 = off, 0 = any free port
+	// TLSPort serves RESP over TLS (with TLS) besides Port; -1 = off, 0 =
+	// any free port. Its clients are served exactly as Port's.
+	TLSPort     int
+	TLS         *tls.Config
 	RetryBudget time.Duration // how long a command is retried across failovers
 	// PoolSize is the number of pipelined connections per backend node.
 	PoolSize int
@@ -105,7 +109,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
+	return Config{Bind: "127.0.0.1", MCPort: -1, TLSPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
 		HotKeySample: 8, HotKeyHalfLife: time.Second}
 }
 
@@ -118,6 +122,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("proxy: bad port %d", c.Port)
 	case c.MCPort < -1 || c.MCPort > 65535:
 		return fmt.Errorf("proxy: bad memcached port %d", c.MCPort)
+	case c.TLSPort < -1 || c.TLSPort > 65535:
+		return fmt.Errorf("proxy: bad TLS port %d", c.TLSPort)
+	case c.TLSPort >= 0 && c.TLS == nil:
+		return errors.New("proxy: --tls-port needs --tls-cert-file and --tls-key-file")
 	case c.RetryBudget < 0:
 		return errors.New("proxy: retry budget must not be negative")
 	case c.PoolSize < 1 || c.PoolSize > 64:
@@ -213,7 +221,7 @@ type Proxy struct {
 	changed atomic.Pointer[chan struct{}] // closed and replaced on every new table
 	kick    chan struct{}                 // asks the watcher for an immediate refresh
 
-	ln, mcln net.Listener
+	ln, mcln, tlsln net.Listener
 
 	mu struct {
 		sync.Mutex
@@ -309,12 +317,26 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: listen (memcached): %w", err)
 		}
 	}
+	if p.cfg.TLSPort >= 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.TLSPort)))
+		if err != nil {
+			p.ln.Close()
+			if p.mcln != nil {
+				p.mcln.Close()
+			}
+			return fmt.Errorf("proxy: listen (TLS): %w", err)
+		}
+		p.tlsln = tls.NewListener(l, p.cfg.TLS)
+	}
 	if p.cfg.AdminAddr != "" {
 		p.admin = admin.New(admin.Config{Addr: p.cfg.AdminAddr, Gatherer: p.met.reg, Ready: p.ready, Log: p.log})
 		if err := p.admin.Start(); err != nil {
 			p.ln.Close()
 			if p.mcln != nil {
 				p.mcln.Close()
+			}
+			if p.tlsln != nil {
+				p.tlsln.Close()
 			}
 			return fmt.Errorf("proxy: %w", err)
 		}
@@ -329,6 +351,12 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.wg.Add(1)
 		go p.accept(p.mcln, p.serveMemcache)
 	}
+	if p.tlsln != nil {
+		// The handshake runs on the connection's goroutine (at its first
+		// read), not in the accept loop.
+		p.wg.Add(1)
+		go p.accept(p.tlsln, p.serveRESP)
+	}
 	return nil
 }
 
@@ -341,6 +369,14 @@ func (p *Proxy) MCAddr() string {
 		return ""
 	}
 	return p.mcln.Addr().String()
+}
+
+// TLSAddr is the TLS RESP listen address ("" when off).
+func (p *Proxy) TLSAddr() string {
+	if p.tlsln == nil {
+		return ""
+	}
+	return p.tlsln.Addr().String()
 }
 
 // AdminAddr is the admin endpoint's address ("" when off).
@@ -376,6 +412,9 @@ func (p *Proxy) Close() error {
 	}
 	if p.mcln != nil {
 		p.mcln.Close()
+	}
+	if p.tlsln != nil {
+		p.tlsln.Close()
 	}
 	for _, b := range backends {
 		b.close()
