@@ -104,8 +104,13 @@ func TestACLCommands(t *testing.T) {
 	steps(t, b, "AUTH bob pw", "OK", "SET k1 v", "OK", "DEL k1", "(error) NOPERM User bob has no permissions to run the 'del' command")
 	steps(t, c, "ACL SETUSER bob +del", "OK")
 	steps(t, b, "DEL k1", "(integer) 1")
+	// Rules changed between MULTI's queueing and EXEC apply at EXEC.
+	steps(t, c, "ACL SETUSER bob +@transaction", "OK")
+	steps(t, b, "MULTI", "OK", "SET k1 a", "QUEUED", "DEL k1", "QUEUED")
+	steps(t, c, "ACL SETUSER bob -del", "OK")
+	steps(t, b, "EXEC", "[OK (error) NOPERM User bob has no permissions to run the 'del' command]", "GET k1", `"a"`)
 	steps(t, c, "ACL SETUSER bob off", "OK")
-	steps(t, b, "GET k1", "(nil)") // off stops new logins only, as Redis
+	steps(t, b, "GET k1", `"a"`) // off stops new logins only, as Redis
 	other := tu.Dial(t, n.Addr)
 	steps(t, other, "AUTH bob pw", "(error) WRONGPASS invalid username-password pair or user is disabled.")
 	steps(t, c, "ACL DELUSER bob nobody", "(integer) 1")
