@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testcert"
 )
 
 // TestManagerTokenCtl: shoal manager --admin-token-file, and shoal ctl
@@ -87,5 +89,36 @@ func TestManagerTokenCtl(t *testing.T) {
 		if err != nil {
 			t.Errorf("ctl %v %v: %v\n%s", tc.env, tc.args, err, out)
 		}
+	}
+}
+
+// TestRedisCLITLS: redis-cli --tls with a client certificate against
+// tls-port, and a password on top.
+func TestRedisCLITLS(t *testing.T) {
+	bin := needTool(t, "redis-cli")
+	certs := testcert.New(t)
+	tport := freePort(t)
+	p := startShoal(t, "--tls-port", strconv.Itoa(tport), "--tls-cert-file", certs.ServerCert, "--tls-key-file", certs.ServerKey,
+		"--tls-ca-cert-file", certs.CA, "--requirepass", "pw")
+	run := func(extra ...string) string {
+		args := append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(tport), "--tls", "--cacert", certs.CA, "--no-auth-warning"}, extra...)
+		out, _ := exec.Command(bin, args...).CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	withCert := []string{"--cert", certs.ClientCert, "--key", certs.ClientKey}
+	if got := run(append(withCert, "-a", "pw", "SET", "k", "tls")...); got != "OK" {
+		t.Fatalf("SET over TLS: %q", got)
+	}
+	if got := run(append(withCert, "-a", "pw", "GET", "k")...); got != "tls" {
+		t.Errorf("GET over TLS: %q", got)
+	}
+	if got := run(append(withCert, "GET", "k")...); !strings.Contains(got, "NOAUTH") {
+		t.Errorf("no password over TLS: %q", got)
+	}
+	if got := run("-a", "pw", "GET", "k"); strings.Contains(got, "tls") {
+		t.Errorf("served without a client certificate: %q", got)
+	}
+	if got := cli(t, p, "", "-a", "pw", "--no-auth-warning", "GET", "k"); got != "tls" {
+		t.Errorf("plaintext port: %q", got)
 	}
 }
