@@ -673,7 +673,9 @@ func ParseUserLine(line string) (name string, rules []string, err error) {
 func (p *Perms) Check(user string, sp *command.Spec, args [][]byte) string {
 	// A disabled user's connections keep working (as in Redis: "off"
 	// only stops new authentications); a deleted user's were closed.
-	if !p.CanRun(sp, args) {
+	// AUTH, HELLO, QUIT, RESET (no-auth commands) are always allowed,
+	// as in Redis: a user can always switch users.
+	if sp.Flags&command.NoAuth == 0 && !p.CanRun(sp, args) {
 		name := sp.Name
 		if id := permBit(sp, args); id != sp.ID {
 			name = subcommands[id-len(command.ByID)].name

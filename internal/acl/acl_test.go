@@ -72,6 +72,8 @@ func TestRulesAndChecks(t *testing.T) {
 		"config get x":         NoPermCommand("alice", "config"),
 		"zunion 2 app:a other": ErrNoPermKey, // numkeys positions
 		"publish ch m":         NoPermCommand("alice", "publish"),
+		"auth bob pw":          "", // no-auth commands: always allowed (Redis)
+		"hello 3":              "",
 	} {
 		if got := check(p, "alice", cmd); got != want {
 			t.Errorf("%s: %q, want %q", cmd, got, want)

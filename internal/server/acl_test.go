@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,46 @@ func TestACLGoRedis(t *testing.T) {
 			t.Errorf("RESP%d wrong password: %v", proto, err)
 		}
 		bad.Close()
+	}
+}
+
+// TestACLConfigRewrite: CONFIG REWRITE writes the current users as
+// "user" lines (replacing the file's), so ACL SETUSER/DELUSER survive a
+// restart; requirepass keeps carrying the default user's password.
+func TestACLConfigRewrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shoal.conf")
+	conf := "dir " + dir + "\nrequirepass adminpw\nuser alice on >apw ~* +@all\n# users above\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := tu.Dial(t, startWithFile(t, path, tu.FreePort(t)))
+	steps(t, c, "AUTH adminpw", "OK",
+		"ACL SETUSER bob on >bpw ~b:* +get", "OK",
+		"ACL DELUSER alice", "(integer) 1",
+		"CONFIG REWRITE", "OK")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	want := "user bob on #" + acl.HashPassword("bpw") + " ~b:* resetchannels -@all +get\n"
+	if !strings.Contains(got, want) || strings.Contains(got, "alice") || strings.Contains(got, "user default") ||
+		!strings.Contains(got, "requirepass adminpw\n") || !strings.Contains(got, "# users above\n") {
+		t.Fatalf("rewritten file:\n%s", got)
+	}
+	again := tu.Dial(t, startWithFile(t, path, tu.FreePort(t)))
+	steps(t, again,
+		"AUTH alice apw", "(error) WRONGPASS invalid username-password pair or user is disabled.",
+		"AUTH bob bpw", "OK",
+		"GET b:1", "(nil)",
+		"GET other", "(error) NOPERM No permissions to access a key",
+		"AUTH adminpw", "OK")
+	// A changed default user is written too (and wins over requirepass
+	// only if requirepass is changed with it: both lines are kept).
+	steps(t, again, "ACL SETUSER default -flushall", "OK", "CONFIG REWRITE", "OK")
+	b, _ = os.ReadFile(path)
+	if !strings.Contains(string(b), "user default on #"+acl.HashPassword("adminpw")+" ~* &* +@all -flushall\n") {
+		t.Fatalf("default user not written:\n%s", b)
 	}
 }

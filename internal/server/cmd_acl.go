@@ -34,6 +34,45 @@ func (s *Server) nodeCredentials() acl.Credentials {
 	return c
 }
 
+// aclLines are the users as config "user" lines (CONFIG REWRITE): every
+// user but an untouched default one (on nopass ~* &* +@all), which needs
+// no line, and whose password requirepass carries.
+func (s *Server) aclLines() []string {
+	var out []string
+	for _, n := range s.acl.Names() {
+		u := s.acl.Get(n)
+		if u == nil {
+			continue
+		}
+		d := strings.TrimPrefix(u.Describe(), "user ")
+		if n == acl.DefaultUser && s.defaultIsRequirePass(u) {
+			continue
+		}
+		out = append(out, d)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+// defaultIsRequirePass reports whether the default user is what
+// requirepass alone makes of it (on, all permissions, requirepass's
+// password or nopass): then the requirepass line says everything.
+func (s *Server) defaultIsRequirePass(u *acl.User) bool {
+	p := u.Perms()
+	if !p.Enabled || !p.Unrestricted {
+		return false
+	}
+	s.aclMu.Lock()
+	pass := s.aclPass
+	s.aclMu.Unlock()
+	if pass == "" {
+		return p.NoPass
+	}
+	return !p.NoPass && len(p.Passwords) == 1 && p.Passwords[0] == acl.HashPassword(pass)
+}
+
 // userName is the connection's user (CLIENT LIST, CLIENT KILL USER).
 func (cl *Client) userName() string {
 	if u := cl.user.Load(); u != nil {
