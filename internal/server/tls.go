@@ -256,7 +256,14 @@ func (f *tlsFront) serve(tc *tls.Conn) {
 		close(done)
 	}()
 	_, _ = io.Copy(pc, tc)
-	pc.Close()
+	// The client is done sending (close_notify, or gone): pass the
+	// half-close on, so the node answers what it got and then closes, as
+	// for a plaintext client that shuts down its write side.
+	if tcp, ok := pc.(*net.TCPConn); ok {
+		_ = tcp.CloseWrite()
+	} else {
+		pc.Close()
+	}
 	<-done
 }
 

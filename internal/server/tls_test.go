@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,6 +70,22 @@ func TestTLSPort(t *testing.T) {
 	}
 	if want := "addr=" + tc.LocalAddr().String() + " "; !strings.Contains(r.Str, want) {
 		t.Errorf("CLIENT INFO over TLS = %q, want %s", r.Str, want)
+	}
+
+	// A client that sends its commands and closes its write side gets
+	// every reply, then EOF (as on the plaintext port).
+	hc, err := tls.Dial("tcp", addr, tlsClient(t, certs.CA, certs.ClientCert, certs.ClientKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.Write([]byte("SET hc 1\r\nINCR hc\r\n"))
+	if err := hc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	hc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(hc); err != nil || string(b) != "+OK\r\n:2\r\n" {
+		t.Errorf("half-closed TLS client got %q, %v", b, err)
 	}
 
 	// Without a client certificate, or trusting another CA: refused.
