@@ -61,6 +61,10 @@ func TestACLUsersFromConfig(t *testing.T) {
 	if got := c.Do("CLIENT", "INFO"); !strings.Contains(got, " user=alice ") {
 		t.Errorf("CLIENT INFO (alice) = %s", got)
 	}
+	steps(t, r, "CLIENT KILL USER nobody", "(integer) 0", "CLIENT KILL USER alice", "(integer) 1")
+	if !c.Closed(5 * time.Second) {
+		t.Error("CLIENT KILL USER alice left alice's connection open")
+	}
 	steps(t, r, "RESET", "RESET", "GET x", "(error) NOAUTH Authentication required.")
 }
 
