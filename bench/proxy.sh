@@ -12,10 +12,12 @@
 #   twemproxy:   nutcracker (redis: true, ketama) → 3 redis-server
 #   shoal-direct: one standalone shoal server; redis-direct: one redis-server
 # Loads: redis-benchmark -c 50 -r 100000, 3-byte values: SET, GET, and
-# MGET of 10 random keys, at -P 1 and -P 16. Reported per setup: ops/s,
+# MGET of 10 random keys, at -P 1 and -P 16; and GET, SET with one client
+# at -P 1 (*_c1: the latency a proxy adds without queueing). Reported per setup: ops/s,
 # p50 latency (ms), and the CPU of the proxy process per request (µs; for
 # the direct rows, the server's). Ratios: shoal-proxy / twemproxy
-# throughput and CPU per request; shoal-proxy p50 minus shoal-direct p50
+# throughput, and at equal CPU (requests per proxy CPU-second, shoal /
+# twemproxy: twemproxy is single-threaded, the shoal proxy uses both cores); shoal-proxy p50 minus shoal-direct p50
 # (the latency the proxy adds).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -83,10 +85,12 @@ DRPID=$SERVER_PID
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-# run WHO PORT PID TEST P
+# run WHO PORT PID TEST P [CLIENTS]
 run() {
-  local who=$1 port=$2 pid=$3 t=$4 p=$5 n args out a b v p50
+  local who=$1 port=$2 pid=$3 t=$4 p=$5 c=${6:-50} n args out a b v p50 name
   n=$(n $(( p == 1 ? 200000 : 1000000 )))
+  name="${t}_P$p"
+  if [ "$c" != 50 ]; then n=$(n 40000); name="${t}_P${p}_c$c"; fi
   case $t in
     set) args=(-t set) ;;
     get) args=(-t get) ;;
@@ -95,12 +99,12 @@ run() {
             n=$(( n / 4 )) ;;
   esac
   a=$(ticks "$pid")
-  out=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -r 100000 -d 3 -P "$p" -n "$n" -q "${args[@]}" 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
+  out=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$c" -r 100000 -d 3 -P "$p" -n "$n" -q "${args[@]}" 2>/dev/null | tr '\r' '\n' | grep 'requests per second' | tail -1)
   b=$(ticks "$pid")
   v=$(echo "$out" | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p')
   p50=$(echo "$out" | sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p')
   cpu=$(awk -v t=$((b - a)) -v k="$TCK" -v n="$n" 'BEGIN{printf "%.2f", t / k * 1e6 / n}')
-  printf "%s_P%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$p" "$who" "$r" "${v:-0}" "${p50:-0}" "$cpu" | tee -a "$ROWS"
+  printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$name" "$who" "$r" "${v:-0}" "${p50:-0}" "$cpu" | tee -a "$ROWS"
 }
 
 # Preload the keys MGET reads (through each front end).
@@ -110,10 +114,10 @@ redis-benchmark -h 127.0.0.1 -p "$DS" -t set -r 100000 -n 200000 -P 16 -q >/dev/
 redis-benchmark -h 127.0.0.1 -p "$DR" -t set -r 100000 -n 200000 -P 16 -q >/dev/null 2>&1
 
 for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then order="shoal-proxy twemproxy shoal-direct redis-direct"; else order="twemproxy shoal-proxy redis-direct shoal-direct"; fi
   for t in set get mget10; do
     for p in 1 16; do
       echo "${t}_P$p" | grep -qE "$ONLY" || continue
-      if [ $((r % 2)) = 1 ]; then order="shoal-proxy twemproxy shoal-direct redis-direct"; else order="twemproxy shoal-proxy redis-direct shoal-direct"; fi
       for who in $order; do
         case $who in
           shoal-proxy) run "$who" "$SP" "$SPID" $t $p ;;
@@ -122,6 +126,18 @@ for r in $(seq 1 "$ROUNDS"); do
           redis-direct) run "$who" "$DR" "$DRPID" $t $p ;;
         esac
       done
+    done
+  done
+  # The latency a proxy adds, without queueing: one client, pipeline 1.
+  for t in get set; do
+    echo "${t}_P1_c1" | grep -qE "$ONLY" || continue
+    for who in $order; do
+      case $who in
+        shoal-proxy) run "$who" "$SP" "$SPID" $t 1 1 ;;
+        twemproxy) run "$who" "$TP" "$TPID" $t 1 1 ;;
+        shoal-direct) run "$who" "$DS" "$DSPID" $t 1 1 ;;
+        redis-direct) run "$who" "$DR" "$DRPID" $t 1 1 ;;
+      esac
     done
   done
 done
@@ -134,16 +150,19 @@ for test, who, rnd, ops, p50, cpu in rows:
     d = v[(test, who)]
     d["ops"].append(float(ops)); d["p50"].append(float(p50)); d["cpu"].append(float(cpu))
 med = lambda t, w, k: statistics.median(v[(t, w)][k]) if v[(t, w)][k] else 0
-tests = sorted({t for t, _ in v}, key=lambda t: (t.split("_")[0], int(t.split("_P")[1])))
-out = ["| test | shoal proxy ops/s | twemproxy ops/s | ratio | proxy CPU/op shoal : twemproxy (µs) | p50 shoal proxy / direct (ms) | p50 twemproxy / redis direct (ms) | proxy adds p50 (ms) |",
-       "|---|---|---|---|---|---|---|---|"]
+tests = sorted({t for t, _ in v}, key=lambda t: (t.split("_")[0], t.split("_P")[1]))
+out = ["| test | shoal proxy ops/s | twemproxy ops/s | ratio | proxy CPU/op shoal : twemproxy (µs) | ratio at equal CPU | p50 shoal proxy / direct (ms) | p50 twemproxy / redis direct (ms) | proxy adds p50 (ms) |",
+       "|---|---|---|---|---|---|---|---|---|"]
 for t in tests:
     so, to = med(t, "shoal-proxy", "ops"), med(t, "twemproxy", "ops")
     sc, tc = med(t, "shoal-proxy", "cpu"), med(t, "twemproxy", "cpu")
     sp, dp = med(t, "shoal-proxy", "p50"), med(t, "shoal-direct", "p50")
     tp, rp = med(t, "twemproxy", "p50"), med(t, "redis-direct", "p50")
     ratio = f"{so/to:.2f}" if to else "-"
-    out.append(f"| {t} | {so:.0f} | {to:.0f} | {ratio} | {sc:.2f} : {tc:.2f} | {sp:.3f} / {dp:.3f} | {tp:.3f} / {rp:.3f} | {sp-dp:+.3f} |")
+    # Requests per second of proxy CPU, shoal over twemproxy (twemproxy
+    # is single-threaded; this is the throughput ratio at equal CPU).
+    eq = f"{tc/sc:.2f}" if sc else "-"
+    out.append(f"| {t} | {so:.0f} | {to:.0f} | {ratio} | {sc:.2f} : {tc:.2f} | {eq} | {sp:.3f} / {dp:.3f} | {tp:.3f} / {rp:.3f} | {sp-dp:+.3f} |")
 print("\n".join(out))
 if sys.argv[2]:
     open(sys.argv[2], "w").write("\n".join(out) + "\n")

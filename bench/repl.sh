@@ -16,6 +16,7 @@
 #   ONLY=REGEX   parts to run (grep -E) on "TEST_PN REPLICAS MODE" for the
 #                write runs (e.g. "set_P16 2 sync") and "fullsync"
 #   TESTS        redis-benchmark tests (default "set incr lpush")
+#   BACKLOG      repl-backlog-size of both servers (default 256mb, shoal's)
 #   LOADGEN, KEEP_TMP as in compare.sh
 #
 # 1. Write throughput. Per configuration — 0, 1, 2 replicas async; 1 and 2
@@ -76,9 +77,14 @@ need redis-server redis-cli redis-benchmark python3 go /usr/bin/time
 build_loadgen
 build_shoal
 
-# Same configuration on both sides: loopback, no snapshots, the log only with -a.
-SHOAL_BASE="$SHOAL_BIN server --port {port} --bind 127.0.0.1 --dir {dir} --save ''"
-REDIS_BASE="redis-server --port {port} --bind 127.0.0.1 --dir {dir} --save '' --daemonize no --enable-debug-command local --repl-diskless-sync-delay 0"
+# Same configuration on both sides: loopback, no snapshots, the log only
+# with -a, the same replication backlog (BACKLOG, default shoal's 256mb;
+# redis's own default is 1mb, which keeps a few ms of history at these
+# rates and stays in the cache, while a backlog that keeps a minute of
+# writes streams through fresh memory on either server).
+BACKLOG=${BACKLOG:-256mb}
+SHOAL_BASE="$SHOAL_BIN server --port {port} --bind 127.0.0.1 --dir {dir} --save '' --repl-backlog-size $BACKLOG"
+REDIS_BASE="redis-server --port {port} --bind 127.0.0.1 --dir {dir} --save '' --daemonize no --enable-debug-command local --repl-diskless-sync-delay 0 --repl-backlog-size $BACKLOG"
 if [ "$AOF" = 1 ]; then
   SHOAL_BASE="$SHOAL_BASE --appendonly yes --appendfsync everysec"
   REDIS_BASE="$REDIS_BASE --appendonly yes --appendfsync everysec"

@@ -52,8 +52,10 @@ func runDev(args []string, out io.Writer) error {
 	}
 	absDir, _ := filepath.Abs(*dir)
 	n := *shards * (1 + *replicas)
-	all := n + *standby                      // shard nodes, then standby nodes
-	ports, err := devPorts(*base, 2+2*all+3) // manager ×2, nodes ×2, proxy RESP + memcached + admin
+	all := n + *standby // shard nodes, then standby nodes
+	// manager ×2, nodes ×2, proxy RESP + memcached + admin, nodes' admin
+	// (last: the earlier ports stay where they were before nodes had one).
+	ports, err := devPorts(*base, 2+2*all+3+all)
 	if err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func runDev(args []string, out io.Writer) error {
 			}
 		}
 	}
-	var nodeAddrs, standbyAddrs []string
+	var nodeAddrs, standbyAddrs, nodeAdmins []string
 	for i := 0; i < all; i++ {
 		port := ports[2+i]
 		name := fmt.Sprintf("node-%d", i+1)
@@ -100,6 +102,9 @@ func runDev(args []string, out io.Writer) error {
 		if *memcached {
 			args = append(args, "--memcached-port", strconv.Itoa(ports[2+all+i]))
 		}
+		adminPort := ports[2+2*all+3+i]
+		args = append(args, "--admin-port", strconv.Itoa(adminPort))
+		nodeAdmins = append(nodeAdmins, "127.0.0.1:"+strconv.Itoa(adminPort))
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		if i >= n {
 			// Registered as standby: create does not take them.
@@ -171,6 +176,11 @@ func runDev(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "proxy-memcached: %s\n", proxyMC)
 	}
 	fmt.Fprintf(out, "proxy-admin: http://%s\n", proxyAdmin)
+	// The nodes' admin endpoints, in the order of the node: and
+	// standby: lines (the manager serves /metrics on its own address).
+	for _, a := range nodeAdmins {
+		fmt.Fprintf(out, "node-admin: http://%s\n", a)
+	}
 	fmt.Fprintf(out, "dir: %s\n", absDir)
 	fmt.Fprintln(out, "ready")
 	<-ctx.Done()

@@ -27,7 +27,9 @@ const usage = `usage: shoal <command> [arguments]
 commands:
   server [config-file] [--directive value ...]
              run a storage node (standalone: a drop-in for redis-server);
-             directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb
+             directives as in redis.conf, e.g. --port 6379 --maxmemory 1gb;
+             --admin-port P (or --admin-addr H:P) serves Prometheus
+             /metrics, /healthz and /readyz (docs/metrics.md)
   check-aof [--fix] PATH
              verify the append-only log: PATH is the log directory
              (dir/appendonlydir: every segment, in order) or one segment
@@ -41,7 +43,8 @@ commands:
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
   manager [--id ID] [--bootstrap | --join ADDR] [--http-addr H:P] [--raft-addr H:P] [--dir DIR]
-             run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md)
+             run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md);
+             /metrics, /healthz and /readyz on its HTTP address
   ctl [--manager ADDR] [--json] COMMAND
              admin CLI: status, nodes, create, add-shard, remove-node,
              failover, config get|set, map (shoal ctl --help)
@@ -49,7 +52,7 @@ commands:
              a whole cluster on 127.0.0.1 as child processes; prints
              "name: address" lines, then "ready"; Ctrl-C stops it
   proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s] [--client-output-limit 64mb] [--read-from primary|replica-preferred]
-        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P]
+        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P] [--threads 1]
              the routing node for plain (non-cluster) Redis and memcached
              clients: routes by slot, splits multi-key commands, retries
              across failovers, ranks hot keys (shoal ctl hotkeys) and can

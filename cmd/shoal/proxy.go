@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,8 +54,19 @@ func runProxy(args []string) error {
 	backendCA := fs.String("backend-tls-ca-cert-file", "", "connect to the nodes' tls-port over TLS, trusting this CA")
 	backendCert := fs.String("backend-tls-cert-file", "", "client certificate presented to the nodes (with --backend-tls-key-file)")
 	backendKey := fs.String("backend-tls-key-file", "", "key of --backend-tls-cert-file")
+	threads := fs.Int("threads", 1, "OS threads running the proxy's goroutines (GOMAXPROCS; 0: one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case *threads < 0:
+		return fmt.Errorf("--threads %d: must be 0 (one per CPU) or more", *threads)
+	case *threads > 0:
+		// One thread by default: a proxy shares its machine with clients
+		// or nodes, and on 2 cores one thread spent ~10-15 % less CPU
+		// per request than two (fewer thread wake-ups), with more
+		// throughput. Give it the cores it has to itself.
+		runtime.GOMAXPROCS(*threads)
 	}
 	if *tlsPort > 0 {
 		tc, err := tlsconf.Server(*tlsCert, *tlsKey, *tlsCA, *tlsAuth)

@@ -78,6 +78,10 @@ func New(cfg Config) *Server {
 // Handle adds a handler (before Start).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// ServeHTTP serves the endpoint's paths: a role with an HTTP server of
+// its own (the manager) mounts them there instead of calling Start.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
 // Start listens and serves in the background.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)

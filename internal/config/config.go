@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,6 +76,10 @@ type Config struct {
 	IOThreads               int   // event loops; 0 = one per core
 	GCPercent               int   // gc-percent: Go GC target (GOGC); lower = less memory headroom, more GC CPU
 	ClusterEnabled          bool  // cluster-enabled: route by the cluster map (docs/cluster.md); fixed at start
+
+	// Admin endpoint: HTTP /metrics, /healthz, /readyz (docs/metrics.md).
+	AdminPort int    // admin-port: on the first bind address (0 = off)
+	AdminAddr string // admin-addr: host:port instead of admin-port (port 0: any free port)
 
 	// Replication (docs/replication.md).
 	ReplicaOf       string // "host port" of the primary; "" = this node is a primary
@@ -297,6 +302,16 @@ func init() {
 		return nil
 	})
 	intDir("memcached-port", false, 0, 65535, func(c *Config) *int { return &c.MemcachedPort })
+	intDir("admin-port", false, 0, 65535, func(c *Config) *int { return &c.AdminPort })
+	def("admin-addr", false, func(c *Config) string { return c.AdminAddr }, func(c *Config, v string) error {
+		if v != "" {
+			if _, p, err := net.SplitHostPort(v); err != nil || p == "" {
+				return errors.New("argument must be host:port")
+			}
+		}
+		c.AdminAddr = v
+		return nil
+	})
 	bytesDir("memcached-max-item-size", true, 1024, func(c *Config) *int64 { return &c.MemcachedMaxItem })
 	intDir("io-threads", false, 0, 1024, func(c *Config) *int { return &c.IOThreads })
 	intDir("gc-percent", true, 5, 1000, func(c *Config) *int { return &c.GCPercent })
@@ -471,8 +486,11 @@ func (c *Config) validateLocked() error {
 	if c.MemcachedPort != 0 && c.MemcachedPort == c.Port {
 		return errors.New("memcached-port must differ from port")
 	}
-	if c.TLSPort != 0 && (c.TLSPort == c.Port || c.TLSPort == c.MemcachedPort) {
-		return errors.New("tls-port must differ from port and memcached-port")
+	if c.TLSPort != 0 && (c.TLSPort == c.Port || c.TLSPort == c.MemcachedPort || c.TLSPort == c.AdminPort) {
+		return errors.New("tls-port must differ from port, memcached-port and admin-port")
+	}
+	if c.AdminPort != 0 && (c.AdminPort == c.Port || c.AdminPort == c.MemcachedPort) {
+		return errors.New("admin-port must differ from port and memcached-port")
 	}
 	if c.Dir == "" {
 		return errors.New("dir must not be empty")

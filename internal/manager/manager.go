@@ -21,6 +21,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"shoal/internal/acl"
+	"shoal/internal/admin"
 	"shoal/internal/cluster"
 )
 
@@ -91,6 +92,9 @@ type Manager struct {
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
 
 	ap autoscaleState // the autoscaling loop's state, for status
+
+	met counters      // for metrics.go
+	adm *admin.Server // /metrics and /readyz, served by the API's mux
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -164,6 +168,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "manager", "id", cfg.ID), fsm: newFSM(),
 		health: map[string]*Health{}, handoffs: map[int]*handoff{}, stop: make(chan struct{}),
 		load: loadTracker{tau: cfg.Autoscale.Smoothing, shards: map[int]*shardEWMA{}}}
+	m.adm = m.adminHandler()
 	return m, nil
 }
 
@@ -431,6 +436,7 @@ func (m *Manager) promote(p Promotion, mp *cluster.Map) {
 		m.log.Warn("promotion refused", "shard", p.Shard, "node", p.Node, "err", err)
 		return
 	}
+	m.met.failovers.Add(1)
 	m.mu.Lock()
 	m.failovers = append(m.failovers, FailoverEvent{Time: time.Now(), Shard: p.Shard, FromNode: from, ToNode: p.Node, Reason: p.Reason, Epoch: p.Epoch + 1})
 	if len(m.failovers) > 100 {
@@ -563,6 +569,7 @@ func (m *Manager) Failover(ctx context.Context, shardID int, timeout time.Durati
 	if err := m.propose(cluster.Command{Op: cluster.OpPromote, ShardID: shardID, NodeID: target, Epoch: s.Epoch}); err != nil {
 		return "", err
 	}
+	m.met.failovers.Add(1)
 	m.mu.Lock()
 	m.failovers = append(m.failovers, FailoverEvent{Time: time.Now(), Shard: shardID, FromNode: s.Primary, ToNode: target, Reason: p.Reason, Epoch: s.Epoch + 1})
 	m.mu.Unlock()

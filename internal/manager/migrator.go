@@ -120,11 +120,16 @@ func (m *Manager) migrator() {
 			if err := m.propose(cluster.Command{Op: op, Slots: slots}); err == nil {
 				if op == cluster.OpMigrateDone {
 					m.log.Info("slots moved", "slots", len(slots), "first", slots[0])
+					m.met.movesDone.Add(int64(len(slots)))
 				}
 				continue
 			}
 			for _, sl := range slots {
-				if err := m.propose(cluster.Command{Op: op, Slot: sl}); err != nil {
+				err := m.propose(cluster.Command{Op: op, Slot: sl})
+				if err == nil && op == cluster.OpMigrateDone {
+					m.met.movesDone.Add(1)
+				}
+				if err != nil {
 					// A move paused or cancelled meanwhile is not failed.
 					if mg := m.Map().Migrations[sl]; mg != nil && !mg.Paused {
 						m.cancelMove(mg, err)
@@ -148,6 +153,8 @@ func (m *Manager) cancelMove(mg *cluster.Migration, err error) {
 	m.log.Warn("slot move attempt failed", "slot", mg.Slot, "from", mg.From, "to", mg.To, "state", mg.State, "err", err)
 	if perr := m.propose(cluster.Command{Op: cluster.OpMigrateCancel, Slot: mg.Slot, Error: err.Error()}); perr != nil {
 		m.log.Warn("cannot cancel the slot move", "slot", mg.Slot, "err", perr)
+	} else {
+		m.met.movesFailed.Add(1)
 	}
 }
 

@@ -3,7 +3,9 @@ package proxy
 import (
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"shoal/internal/acl"
@@ -13,9 +15,10 @@ import (
 // A req is one client request's slot in the client's reply order.
 type req struct {
 	reply []byte
-	done  atomic.Bool
+	done  bool // the reply is in (guarded by cl.omu)
 	close bool // close the connection after this reply
 	cl    *conn
+	next  *req // the client's reply queue (guarded by cl.omu)
 	// reached, if set, is closed when the writer gets to this request:
 	// every earlier request of the client has been answered (barrier).
 	reached chan struct{}
@@ -30,10 +33,18 @@ type req struct {
 	start time.Duration
 }
 
-// complete delivers the reply (exactly once) and wakes the writer.
-// The reply's bytes count against the client's output limit until the
-// writer has written them.
+// complete delivers the reply (exactly once). If it is the oldest
+// reply the client waits for and nobody is writing, the caller writes it
+// (and every answered reply behind it) at once, without blocking.
 func (r *req) complete(reply []byte) {
+	r.completeIn(reply, nil)
+}
+
+// completeIn is complete for a backend reader in the middle of a batch
+// of replies (b non-nil): the write is left to the end of the batch
+// (outBatch.flush), so that a client with many replies in the batch gets
+// them in one write.
+func (r *req) completeIn(reply []byte, b *outBatch) {
 	c := r.cl
 	if lim := c.p.cfg.ClientOutputLimit; lim > 0 {
 		// A reply that would take the client past its limit is not held
@@ -60,26 +71,69 @@ func (r *req) complete(reply []byte) {
 			hc.invalidateAll()
 		}
 	}
+	c.omu.Lock()
 	r.reply = reply
-	r.done.Store(true)
-	select {
-	case r.cl.sig <- struct{}{}:
-	default:
+	r.done = true
+	if !c.owner && c.qhead == r && !c.gone {
+		c.owner = true
+		if b != nil {
+			b.add(c)
+		} else {
+			c.writeOut(false)
+		}
 	}
+	c.omu.Unlock()
+}
+
+// An outBatch collects the clients a backend reader owes a write (it
+// took their output over in completeIn) until the end of its batch.
+type outBatch []*conn
+
+func (b *outBatch) add(c *conn) { *b = append(*b, c) }
+
+// flush writes every collected client's answered replies.
+func (b *outBatch) flush() {
+	for i, c := range *b {
+		c.omu.Lock()
+		c.writeOut(false)
+		c.omu.Unlock()
+		(*b)[i] = nil
+	}
+	*b = (*b)[:0]
 }
 
 // conn is one client connection (RESP or memcached). The reader
-// goroutine parses and routes; writeLoop delivers replies strictly in
-// request order, writing everything ready in one write. q bounds the
-// outstanding requests: when it is full the reader stops reading.
+// goroutine parses and routes; replies are queued strictly in request
+// order and written by whoever completes the oldest (writeOut), with
+// writeLoop waiting for a client that does not read. MaxPending bounds
+// the queued requests: when it is full the reader stops reading.
 type conn struct {
 	p    *Proxy
 	nc   net.Conn
+	rc   syscall.RawConn // nc's, for writes that must not block (nil: nc has none)
 	id   int64
 	name string
-	q    chan *req
-	sig  chan struct{}
-	dead chan struct{} // closed when the writer stops
+	dead chan struct{} // closed when the output stops (written out, or failed)
+
+	// The reply queue, in request order (see writeOut). owner: a
+	// goroutine is taking answered replies off the head and writing
+	// them; only the owner touches out and the socket's writes. pend:
+	// bytes a non-blocking write left, handed to writeLoop (which owns
+	// the output until it wrote them). room and wake are signals with a
+	// buffer of one.
+	omu        sync.Mutex
+	qhead      *req
+	qtail      *req
+	qn         int
+	owner      bool
+	gone       bool // the output stopped: later replies are dropped
+	ending     bool // the reader is done: stop once the queue is written
+	out        []byte
+	pend       []byte
+	closeAfter bool // with pend: close the connection once it is written
+	room       chan struct{}
+	wake       chan struct{}
+	deadOnce   sync.Once
 
 	// Output accounting: bytes of replies answered but not yet written
 	// (in reqs and the writer's buffer). Past cfg.ClientOutputLimit the
@@ -109,6 +163,9 @@ type conn struct {
 	// the next request pushed takes them (metrics.go).
 	curCmd   int32
 	curStart time.Duration
+	// When the bytes being parsed arrived (since Proxy.t0): one clock
+	// read per read batch, the start of every command parsed from it.
+	batchStart time.Duration
 
 	// Reader-owned state of the slower paths (nil for ordinary traffic).
 	tx   *txState      // WATCH or MULTI in progress (tx.go)
@@ -118,7 +175,10 @@ type conn struct {
 }
 
 func (p *Proxy) newConn(nc net.Conn) *conn {
-	c := &conn{p: p, nc: nc, id: p.nextID.Add(1), q: make(chan *req, p.cfg.MaxPending), sig: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &conn{p: p, nc: nc, id: p.nextID.Add(1), room: make(chan struct{}, 1), wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
 	c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
 	c.user = p.acl.Default()
 	dp := c.user.Perms()
@@ -146,7 +206,9 @@ func (c *conn) overLimit() {
 	c.nc.Close()
 }
 
-// push queues r in order; false when the writer is gone.
+// push queues r in order; false when the output is gone. The reader
+// waits while MaxPending requests are unanswered or unwritten, after
+// flushing what it has not sent yet (their replies make the room).
 func (c *conn) push(r *req) bool {
 	r.cl = c
 	if r.reached == nil {
@@ -159,20 +221,41 @@ func (c *conn) push(r *req) bool {
 			c.inval, c.invalAll = nil, false
 		}
 	}
-	select {
-	case c.q <- r:
-		return true
-	default:
+	return c.enqueue(r, nil, true)
+}
+
+// enqueue appends r to the reply queue, waiting for room; false when the
+// output is gone or stop is closed. flush: the caller is the reader.
+func (c *conn) enqueue(r *req, stop chan struct{}, flush bool) bool {
+	r.cl = c
+	c.omu.Lock()
+	for c.qn >= c.p.cfg.MaxPending && !c.gone {
+		c.omu.Unlock()
+		if flush {
+			c.fs.flush()
+		}
+		select {
+		case <-c.room:
+		case <-c.dead:
+			return false
+		case <-stop:
+			return false
+		}
+		c.omu.Lock()
 	}
-	// Full: the requests still unflushed must go out before waiting for
-	// their replies to make room.
-	c.fs.flush()
-	select {
-	case c.q <- r:
-		return true
-	case <-c.dead:
+	if c.gone {
+		c.omu.Unlock()
 		return false
 	}
+	if c.qtail == nil {
+		c.qhead = r
+	} else {
+		c.qtail.next = r
+	}
+	c.qtail = r
+	c.qn++
+	c.omu.Unlock()
+	return true
 }
 
 // local queues a reply the proxy makes itself.
@@ -183,58 +266,171 @@ func (c *conn) local(reply []byte) bool {
 	return ok
 }
 
-func (c *conn) writeLoop() {
-	defer close(c.dead)
-	var out []byte
-	flush := func() bool {
-		if len(out) == 0 {
-			return true
-		}
-		_, err := c.nc.Write(out)
-		if c.p.cfg.ClientOutputLimit > 0 {
-			c.outBytes.Add(-int64(len(out)))
-		}
-		if cap(out) > 1<<20 {
-			out = nil
-		} else {
-			out = out[:0]
-		}
-		return err == nil
-	}
+// writeOut takes the answered replies off the head of the queue and
+// writes them, until the head is unanswered. Called with omu held and
+// owner set; returns with omu held and, unless it handed the output to
+// writeLoop, owner cleared. block: the caller may wait for the client
+// (writeLoop); otherwise a write that cannot complete now is handed over.
+func (c *conn) writeOut(block bool) {
 	for {
-		var r *req
-		var ok bool
-		select {
-		case r, ok = <-c.q:
-		default:
-			if !flush() {
-				c.nc.Close()
-				return
+		closing := false
+		popped := false
+		for r := c.qhead; r != nil && r.done; r = c.qhead {
+			c.out = append(c.out, r.reply...)
+			r.reply = nil
+			c.qhead = r.next
+			if c.qhead == nil {
+				c.qtail = nil
 			}
-			r, ok = <-c.q
+			r.next = nil
+			c.qn--
+			popped = true
+			if r.reached != nil {
+				close(r.reached)
+			}
+			if r.close {
+				closing = true
+				break
+			}
 		}
-		if !ok {
-			flush()
+		if popped {
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
+		}
+		if len(c.out) == 0 && !closing {
+			c.owner = false
+			if c.ending && c.qhead == nil {
+				c.signalWake()
+			}
 			return
 		}
-		for !r.done.Load() {
-			if !flush() {
-				c.nc.Close()
-				return
-			}
-			<-c.sig
+		buf := c.out
+		c.out = nil
+		c.omu.Unlock()
+		var n int
+		var err error
+		if block || c.rc == nil {
+			n, err = c.nc.Write(buf)
+		} else {
+			n, err = c.tryWrite(buf)
 		}
-		out = append(out, r.reply...)
-		r.reply = nil
-		if r.reached != nil {
-			close(r.reached)
+		if c.p.cfg.ClientOutputLimit > 0 && n > 0 {
+			c.outBytes.Add(-int64(n))
 		}
-		if r.close {
-			flush()
-			c.nc.Close()
+		c.omu.Lock()
+		if err != nil {
+			c.stopLocked()
+			return
+		}
+		if n < len(buf) {
+			// The client is not reading fast enough: writeLoop waits
+			// for it, owning the output until then.
+			c.pend = buf[n:]
+			c.closeAfter = closing
+			c.signalWake()
+			return
+		}
+		if cap(buf) <= 1<<20 {
+			c.out = buf[:0]
+		}
+		if closing {
+			c.stopLocked()
 			return
 		}
 	}
+}
+
+// tryWrite writes what the socket takes now, without waiting.
+func (c *conn) tryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	if n < 0 {
+		n = 0
+	}
+	if werr == syscall.EAGAIN {
+		werr = nil
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, werr
+}
+
+func (c *conn) signalWake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stopLocked ends the output (a failed write, a reply that closes the
+// connection): the connection is closed, later replies are dropped, and
+// dead is closed. omu is held; owner stays set (nobody writes again).
+func (c *conn) stopLocked() {
+	c.gone = true
+	c.owner = true
+	c.nc.Close()
+	c.deadOnce.Do(func() { close(c.dead) })
+}
+
+// writeLoop writes what a non-blocking write left (waiting for the
+// client as long as it takes) and ends the output once the reader is
+// done and every queued reply is written.
+func (c *conn) writeLoop() {
+	for range c.wake {
+		c.omu.Lock()
+		if c.gone {
+			c.omu.Unlock()
+			return
+		}
+		if c.pend != nil {
+			buf, closing := c.pend, c.closeAfter
+			c.pend, c.closeAfter = nil, false
+			c.omu.Unlock()
+			n, err := c.nc.Write(buf)
+			if c.p.cfg.ClientOutputLimit > 0 && n > 0 {
+				c.outBytes.Add(-int64(n))
+			}
+			c.omu.Lock()
+			if err != nil || closing {
+				c.stopLocked()
+				c.omu.Unlock()
+				return
+			}
+			c.writeOut(true)
+		} else if !c.owner && c.qhead != nil && c.qhead.done {
+			c.owner = true
+			c.writeOut(true)
+		}
+		if c.ending && !c.owner && c.qhead == nil && !c.gone {
+			c.stopLocked()
+		}
+		gone := c.gone
+		c.omu.Unlock()
+		if gone {
+			return
+		}
+	}
+}
+
+// endOutput tells the output the reader is done, and waits until every
+// queued reply is written (or the output failed).
+func (c *conn) endOutput() {
+	c.omu.Lock()
+	c.ending = true
+	c.omu.Unlock()
+	c.signalWake()
+	<-c.dead
 }
 
 // serveRESP runs one RESP client connection until it closes.
@@ -247,8 +443,7 @@ func (p *Proxy) serveRESP(nc net.Conn) {
 	}()
 	c.readRESP()
 	c.cleanup()
-	close(c.q)
-	<-c.dead
+	c.endOutput()
 	c.forget()
 }
 
@@ -403,6 +598,7 @@ func (c *conn) readMore(buf []byte, off int) ([]byte, int, error) {
 	n, err := c.nc.Read(buf[len(buf):cap(buf)])
 	if n > 0 {
 		buf = buf[:len(buf)+n]
+		c.batchStart = time.Since(c.p.t0)
 	}
 	return buf, off, err
 }

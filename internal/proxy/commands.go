@@ -33,7 +33,7 @@ const errCrossShard = "CROSSSLOT Keys in request don't hash to the same shard (t
 
 // handle serves one request; false stops reading (QUIT, or the writer is gone).
 func (c *conn) handle(args [][]byte) bool {
-	c.curStart = time.Since(c.p.t0)
+	c.curStart = c.batchStart
 	var lower [32]byte
 	name := args[0]
 	if len(name) <= len(lower) {
@@ -250,32 +250,45 @@ func bulk(b, v []byte) []byte {
 
 // forward sends the request unchanged to the primary of slot.
 func (c *conn) forward(args [][]byte, slot int, readonly bool) bool {
-	r := &req{}
+	f := &fwd{}
+	r := &f.r
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, finish: r.complete}, &c.fs)
+	f.sc = shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: readonly, fin: r}
+	c.p.start(&f.sc, &c.fs)
 	return true
+}
+
+// fwd holds a forwarded request's reply slot and its backend call in
+// one allocation.
+type fwd struct {
+	r  req
+	sc shardCall
 }
 
 // forwardRead sends a read-only request to a replica of slot's shard
 // (--read-from replica-preferred; the primary when it has none, and on
 // every retry).
 func (c *conn) forwardRead(args [][]byte, slot int) bool {
-	r := &req{}
+	f := &fwd{}
+	r := &f.r
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, finish: r.complete}, &c.fs)
+	f.sc = shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: slot, readonly: true, replica: true, fin: r}
+	c.p.start(&f.sc, &c.fs)
 	return true
 }
 
 func (c *conn) forwardShard(args [][]byte, shard int, readonly bool) bool {
-	r := &req{}
+	f := &fwd{}
+	r := &f.r
 	if !c.push(r) {
 		return false
 	}
-	c.p.start(&shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: -1, shard: shard, readonly: readonly, finish: r.complete}, &c.fs)
+	f.sc = shardCall{call: call{pin: int(c.id)}, r3: c.proto3, body: resp.AppendCommandBytes(nil, args...), slot: -1, shard: shard, readonly: readonly, fin: r}
+	c.p.start(&f.sc, &c.fs)
 	return true
 }
 

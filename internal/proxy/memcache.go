@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"time"
 
 	"shoal/internal/cluster"
 	"shoal/internal/memcache"
@@ -30,8 +29,7 @@ func (p *Proxy) serveMemcache(nc net.Conn) {
 		c.writeLoop()
 	}()
 	c.readMemcache()
-	close(c.q)
-	<-c.dead
+	c.endOutput()
 	c.forget()
 }
 
@@ -71,7 +69,7 @@ func mcLine(s string) []byte { return []byte(s + "\r\n") }
 
 // handleMC serves one memcached request; false stops reading.
 func (c *conn) handleMC(cmd *memcache.Command) bool {
-	c.curStart, c.curCmd = time.Since(c.p.t0), int32(mcCmdID(cmd.Op)+1)
+	c.curStart, c.curCmd = c.batchStart, int32(mcCmdID(cmd.Op)+1)
 	if ok, handled := c.hotMC(cmd); handled {
 		return ok
 	}

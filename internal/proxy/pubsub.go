@@ -390,12 +390,8 @@ func maxInts(replies [][]byte) []byte {
 
 // deliver queues a message for the client; false when it is gone.
 func (c *conn) deliver(b []byte, stop chan struct{}) bool {
-	r := &req{cl: c}
-	select {
-	case c.q <- r:
-	case <-stop:
-		return false
-	case <-c.dead:
+	r := &req{}
+	if !c.enqueue(r, stop, false) {
 		return false
 	}
 	r.complete(b)

@@ -20,12 +20,13 @@ type shardCall struct {
 	asking   bool
 	deadline time.Time
 	attempt  int
-	finish   func(reply []byte) // called exactly once
-	blk      *blockState        // a blocking command: sent on a dedicated connection
-	replica  bool               // a read a replica may serve (--read-from replica-preferred), first attempt only
-	r3       bool               // for a RESP3 client: sent on connections that said HELLO 3
-	sentTo   string             // the address of the last attempt (metrics)
-	why      int                // why the next attempt is made (retry reason)
+	finish   func(reply []byte) // called exactly once (or, when nil, fin.complete)
+	fin      *req
+	blk      *blockState // a blocking command: sent on a dedicated connection
+	replica  bool        // a read a replica may serve (--read-from replica-preferred), first attempt only
+	r3       bool        // for a RESP3 client: sent on connections that said HELLO 3
+	sentTo   string      // the address of the last attempt (metrics)
+	why      int         // why the next attempt is made (retry reason)
 }
 
 var askingFrame = []byte("*1\r\n$6\r\nASKING\r\n")
@@ -43,9 +44,12 @@ func (fs *flushSet) add(bc *bconn) {
 	*fs = append(*fs, bc)
 }
 
+// flush has every collected connection written soon (bconn.kick): the
+// client's requests are not held back, and other clients' requests to
+// the same node join them in one write.
 func (fs *flushSet) flush() {
 	for i, bc := range *fs {
-		bc.flush()
+		bc.kick()
 		(*fs)[i] = nil
 	}
 	*fs = (*fs)[:0]
@@ -55,8 +59,8 @@ func (fs *flushSet) flush() {
 // caller (fs.flush), without it the request is written at once.
 func (p *Proxy) start(sc *shardCall, fs *flushSet) {
 	sc.p = p
-	sc.deadline = time.Now().Add(p.cfg.RetryBudget)
-	sc.done = sc.onDone
+	sc.sc = sc
+	sc.done = shardCallDone
 	p.stats.cmds.Add(1)
 	p.dispatch(sc, fs)
 }
@@ -122,18 +126,33 @@ func (p *Proxy) dispatch(sc *shardCall, fs *flushSet) {
 // deliver the rest.
 func (sc *shardCall) onDone(*call) {
 	p := sc.p
+	batch := sc.batch
+	sc.batch = nil
+	if sc.blk == nil && sc.err == nil && !isRedirect(sc.reply, sc.mc) {
+		// The common case: no clock read, no retry state.
+		if sc.finish == nil && batch != nil {
+			sc.fin.completeIn(sc.reply, batch)
+			return
+		}
+		sc.deliver(sc.reply)
+		return
+	}
+	// The retry budget counts from the first attempt that failed (a
+	// redirect, a lost connection), or for a blocking command from the
+	// end of its wait: a redirect may come after a long block.
 	now := time.Now()
 	if sc.blk != nil {
 		sc.endBlocking()
 		if sc.blk.gone.Load() {
-			sc.finish(errLine("ERR shoal proxy: " + errClientGone.Error()))
+			sc.deliver(errLine("ERR shoal proxy: " + errClientGone.Error()))
 			return
 		}
 		if sc.attempt == 0 {
-			// The budget counts from the end of the wait, not from
-			// the command: a redirect may come after a long block.
 			sc.deadline = now.Add(p.cfg.RetryBudget)
 		}
+	}
+	if sc.deadline.IsZero() {
+		sc.deadline = now.Add(p.cfg.RetryBudget)
 	}
 	inBudget := now.Before(sc.deadline) && p.ctx.Err() == nil
 	if sc.err != nil {
@@ -149,9 +168,9 @@ func (sc *shardCall) onDone(*call) {
 			msg += " (the command may have been applied)"
 		}
 		if sc.mc {
-			sc.finish([]byte("SERVER_ERROR " + msg + "\r\n"))
+			sc.deliver([]byte("SERVER_ERROR " + msg + "\r\n"))
 		} else {
-			sc.finish([]byte("-" + msg + "\r\n"))
+			sc.deliver([]byte("-" + msg + "\r\n"))
 		}
 		return
 	}
@@ -173,7 +192,7 @@ func (sc *shardCall) onDone(*call) {
 			return
 		}
 	}
-	sc.finish(sc.reply)
+	sc.deliver(sc.reply)
 }
 
 // retry sends sc again; with wait, after the route table changes or a
@@ -196,6 +215,28 @@ func (sc *shardCall) retry(wait bool) {
 	}
 	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
 	p.dispatch(sc, nil)
+}
+
+// deliver hands the final reply over (exactly once).
+func (sc *shardCall) deliver(reply []byte) {
+	if sc.finish != nil {
+		sc.finish(reply)
+		return
+	}
+	sc.fin.complete(reply)
+}
+
+// shardCallDone is every shardCall's call.done (a function value, not a
+// method value: no allocation per request).
+func shardCallDone(c *call) { c.sc.onDone(c) }
+
+// isRedirect reports cheaply whether redirect may classify r as a
+// redirect (an error reply: a RESP error, or a memcached SERVER_ERROR).
+func isRedirect(r []byte, mc bool) bool {
+	if mc {
+		return bytes.HasPrefix(r, []byte("SERVER_ERROR "))
+	}
+	return len(r) > 0 && r[0] == '-'
 }
 
 // redirect classifies a reply: 'M' (MOVED, addr), 'A' (ASK, addr), 'T'

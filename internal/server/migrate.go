@@ -134,6 +134,13 @@ type migrations struct {
 	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
 	closed   bool                  // the server is closing: no new importer or sender
 	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+
+	// Totals for metrics: keys of the images sent and received, bytes
+	// received, and slots handed over (sent: a map moved a slot from this
+	// primary's shard to the move's target; received: an import ended
+	// with this shard owning the slot).
+	sentKeys, sentSlots            atomic.Int64
+	recvBytes, recvKeys, recvSlots atomic.Int64
 }
 
 // quitLocked returns the channel closed when the server closes.
@@ -193,6 +200,15 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			}
 		}
 	}
+	if role == cluster.RolePrimary && sh != nil && prev != nil {
+		// Slots this shard handed over: a move from it in the previous
+		// map, now owned by the move's target.
+		for slot, mg := range prev.Migrations {
+			if mg.From == sh.ID && m.Migrations[slot] == nil && int(m.Slots[slot]) == mg.To {
+				s.moves.sentSlots.Add(1)
+			}
+		}
+	}
 	s.moves.mu.Lock()
 	defer s.moves.mu.Unlock()
 	if s.moves.closed {
@@ -208,6 +224,9 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		}
 		delete(s.moves.imports, slot)
 		owned := sh != nil && int(m.Slots[slot]) == sh.ID
+		if owned {
+			s.moves.recvSlots.Add(1)
+		}
 		s.moves.cleanupLocked(slot, func() {
 			im.halt()
 			if !owned && role == cluster.RolePrimary {
@@ -368,7 +387,7 @@ func (im *importer) once() error {
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(countReader{conn, &s.moves.recvBytes}, 64<<10)
 	if auth != nil {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		r, err := resp.ReadReply(br, 1<<10)
@@ -409,6 +428,7 @@ func (im *importer) once() error {
 				return err
 			}
 			im.keys.Add(1)
+			s.moves.recvKeys.Add(1)
 		case "part":
 			key, e, err := persist.DecodeEntry(args[1])
 			if err != nil {
@@ -433,6 +453,7 @@ func (im *importer) once() error {
 			s.putEntry(rs, 0, im.slot, asideKey, aside, put)
 			aside = nil
 			im.keys.Add(1)
+			s.moves.recvKeys.Add(1)
 		case "imaged":
 			if aside != nil {
 				return fmt.Errorf("the image ended inside %q", asideKey)
@@ -619,6 +640,7 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	if err := write(out); err != nil {
 		return err
 	}
+	s.moves.sentKeys.Add(int64(keys))
 	s.log.Info("slot image sent", "slot", slot, "keys", keys, "bytes", len(out), "to", nc.RemoteAddr().String())
 	// The target never writes after SLOTSYNC: a read returns when it
 	// closes the connection.
@@ -692,6 +714,18 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 			return nil
 		}
 	}
+}
+
+// countReader adds the bytes read to n (an import's received bytes).
+type countReader struct {
+	r net.Conn
+	n *atomic.Int64
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // cmdMigrationStatus serves CLUSTER MIGRATION slot: what the migrator

@@ -136,7 +136,7 @@ func (s *Server) rawWrites() int64 {
 	s.shardsMu.Lock()
 	for _, sh := range s.shards {
 		for _, i := range p.writeIdx {
-			n += sh.cmd[i].calls.Load()
+			n += sh.cmd[i].calls()
 		}
 		// Memcached writes count as changes too.
 		for _, i := range []int{mcCmdSet, mcCmdTouch, mcCmdFlush, mcDeleteHits, mcIncrHits, mcDecrHits, mcCasHits} {
@@ -423,6 +423,9 @@ func (s *Server) abortStart() {
 	s.closing.Store(true)
 	if f := s.tls.Load(); f != nil {
 		f.close()
+	}
+	if s.adm != nil {
+		_ = s.adm.Close()
 	}
 	s.engMu.Lock()
 	eng := s.eng

@@ -72,6 +72,7 @@ type replState struct {
 	snap       atomic.Pointer[[]*replica] // online replicas, for the event loops (sendInline)
 
 	syncFull, syncPartialOK, syncPartialErr atomic.Int64
+	promotions                              atomic.Int64 // replica → primary (becomePrimary): failovers to this node, REPLICAOF NO ONE
 
 	// samples of the offset for the in-sync test: ring of (unix ms, last LSN)
 	sampMu  sync.Mutex
@@ -348,6 +349,7 @@ func (s *Server) becomePrimary() {
 	r.mu.Unlock()
 	s.db.SetReplicaMode(false)
 	r.isReplica.Store(false)
+	r.promotions.Add(1)
 	s.updateQuorum()
 	s.log.Info("promoted to primary", "replid", r.id, "replid2", r.id2, "second_repl_offset", r.off2)
 }

@@ -34,8 +34,10 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"shoal/internal/acl"
+	"shoal/internal/admin"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/memcache"
@@ -115,6 +117,10 @@ type Server struct {
 
 	tls     atomic.Pointer[tlsFront]   // the tls-port listeners (tls.go); nil when off
 	peerTLS atomic.Pointer[tls.Config] // tls-replication's client side (tls.go); nil: plain TCP to peers
+	// The admin endpoint (metrics.go): /metrics, /healthz, /readyz;
+	// nil when admin-port and admin-addr are unset. Set by Start.
+	adm *admin.Server
+	reg *prometheus.Registry
 
 	mcPort    int          // memcached-port (0 = off), fixed at New
 	mcConns   atomic.Int64 // open memcached connections
@@ -351,6 +357,11 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The admin endpoint answers during the load (/readyz: not ready).
+	if err := s.startAdmin(); err != nil {
+		s.abortStart()
+		return err
+	}
 	if load {
 		if err := s.recoverAtStart(); err != nil {
 			s.abortStart()
@@ -392,6 +403,9 @@ func (s *Server) Close() error {
 	if s.agent != nil {
 		s.agent.stop()
 		s.agent.lease.Store(0)
+	}
+	if s.adm != nil {
+		_ = s.adm.Close()
 	}
 	s.engMu.Lock()
 	eng := s.eng

@@ -29,7 +29,10 @@ type devCluster struct {
 	proxy   string // proxy-resp host:port
 	proxyMC string // proxy-memcached host:port
 	admin   string // proxy-admin http://host:port
-	log     *syncBuffer
+	// nodeAdmin are the node-admin http://host:port lines (nodes, then
+	// standby nodes, as printed).
+	nodeAdmin []string
+	log       *syncBuffer
 }
 
 // startDev starts `shoal dev --base-port 0`. Its ports are picked free
@@ -108,6 +111,8 @@ func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) 
 				d.proxyMC = addr
 			case "proxy-admin":
 				d.admin = addr
+			case "node-admin":
+				d.nodeAdmin = append(d.nodeAdmin, addr)
 			case "ready":
 				go func() {
 					for range lines {

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +100,32 @@ func TestCompose(t *testing.T) {
 		ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second})
 	defer rc.Close()
 	waitE2E(t, "the proxy serving", 30*time.Second, func() bool { return rc.Set(ctx, "probe", "1", 0).Err() == nil })
+
+	// Metrics: every node's and proxy's admin port (9121), the managers'
+	// HTTP addresses.
+	scrape := func(addr, path, want string) {
+		t.Helper()
+		hc := &http.Client{Timeout: 10 * time.Second}
+		r, err := hc.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("%s%s: %v", addr, path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s%s: %d %.300s", addr, path, r.StatusCode, body)
+		}
+	}
+	for i := 1; i <= 6; i++ {
+		a := fmt.Sprintf("%s.2%d:9121", net, i)
+		scrape(a, "/readyz", "ready")
+		scrape(a, "/metrics", "shoal_server_cluster_map_epoch")
+	}
+	for _, a := range []string{net + ".31:9121", net + ".32:9121"} {
+		scrape(a, "/metrics", "shoal_proxy_connected_clients")
+	}
+	scrape(net+".11:7000", "/readyz", "ready")
+	scrape(net+".11:7000", "/metrics", "shoal_manager_shards 3")
 	wctx, stop := context.WithCancel(ctx)
 	var mu sync.Mutex
 	acked := map[string]bool{}

@@ -69,22 +69,36 @@ func TestDevProxy(t *testing.T) {
 		t.Fatalf("memcached: %q", got)
 	}
 
-	// The admin port and the hot keys.
+	// The admin ports (the proxy's, every node's, the manager's) and the
+	// hot keys.
+	checkHTTP := func(base, path, want string) {
+		t.Helper()
+		r, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("%s%s: %v", base, path, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s%s: %d %.300s", base, path, r.StatusCode, body)
+		}
+	}
 	for path, want := range map[string]string{
 		"/readyz":  "ready",
 		"/healthz": "ok",
 		"/metrics": `shoal_proxy_command_duration_seconds_count{command="mset"}`,
 	} {
-		r, err := http.Get(d.admin + path)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if r.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Fatalf("%s: %d %.300s", path, r.StatusCode, body)
-		}
+		checkHTTP(d.admin, path, want)
 	}
+	if len(d.nodeAdmin) != len(d.nodes) {
+		t.Fatalf("node-admin lines %v for nodes %v", d.nodeAdmin, d.nodes)
+	}
+	for _, a := range d.nodeAdmin {
+		checkHTTP(a, "/readyz", "ready")
+		checkHTTP(a, "/metrics", `shoal_server_replication_role{role=`)
+	}
+	checkHTTP("http://"+d.manager, "/readyz", "ready")
+	checkHTTP("http://"+d.manager, "/metrics", "shoal_manager_raft_leader 1")
 	out, err = exec.Command(shoalBin, "ctl", "hotkeys", "--proxy", d.proxy, "-n", "20").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"ctr"`) {
 		t.Fatalf("shoal ctl hotkeys: %v\n%s", err, out)
