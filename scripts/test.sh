@@ -12,6 +12,9 @@ go vet -composites=false ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== deploy/k8s (its own module: manifests, provisioner hook)"
+(cd deploy/k8s && go vet ./... && go test -count=1 ./...)
+
 echo "== fuzz (${FUZZTIME} per target)"
 # Every func FuzzXxx in a _test.go file, with its package directory.
 grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while read -r f; do

@@ -35,6 +35,9 @@ func runManager(args []string) error {
 	dir := fs.String("dir", "", "data directory (default ./manager-<id>)")
 	bootstrap := fs.Bool("bootstrap", false, "start a new cluster with this manager as its first voter")
 	join := fs.String("join", "", "comma-separated HTTP addresses of running managers to join")
+	bootstrapID := fs.String("bootstrap-id", "", "bootstrap if --id is this id, else --join (one argument list for every manager, as in a Kubernetes StatefulSet)")
+	raftAdvertise := fs.String("raft-advertise", "", "host:port the other managers reach --raft-addr by (may be a DNS name; default --raft-addr)")
+	httpAdvertise := fs.String("http-advertise", "", "host:port the map gives for this manager's HTTP API (may be a DNS name; default --http-addr)")
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
@@ -68,6 +71,16 @@ func runManager(args []string) error {
 	if *dir == "" {
 		*dir = "manager-" + *id
 	}
+	if *bootstrapID != "" {
+		if *bootstrap {
+			return errors.New("--bootstrap-id and --bootstrap exclude each other")
+		}
+		if *id == *bootstrapID {
+			*bootstrap, *join = true, ""
+		} else if *join == "" {
+			return errors.New("--bootstrap-id needs --join for the other managers")
+		}
+	}
 	var serverTLS, peerTLS, nodeTLS *tls.Config
 	if *nodeCA != "" {
 		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
@@ -89,7 +102,8 @@ func runManager(args []string) error {
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
 		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok,
-		TLS: serverTLS, PeerTLS: peerTLS, NodeTLS: nodeTLS}
+		TLS: serverTLS, PeerTLS: peerTLS, NodeTLS: nodeTLS,
+		RaftAdvertise: *raftAdvertise, HTTPAdvertise: *httpAdvertise}
 	if *join != "" {
 		cfg.Join = strings.Split(*join, ",")
 	}
@@ -671,13 +685,23 @@ func short(id string) string {
 	return id
 }
 
+// nodeVersion is a node's build and protocol version as `nodes` shows
+// them: "0.2.0/p1"; "-/p0" for builds from before they were reported.
+func nodeVersion(n cluster.Node) string {
+	v := n.Version
+	if v == "" {
+		v = "-"
+	}
+	return fmt.Sprintf("%s/p%d", v, n.Protocol)
+}
+
 func printNodes(out io.Writer, nodes []manager.NodeStatus) {
 	sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].Shard < nodes[j].Shard })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDR\tSHARD\tROLE\tALIVE\tSEEN(ms)\tOFFSET\tSYNCED\tOPS/S\tMEMORY\tKEYS")
+	fmt.Fprintln(tw, "ID\tADDR\tSHARD\tROLE\tALIVE\tSEEN(ms)\tOFFSET\tSYNCED\tOPS/S\tMEMORY\tKEYS\tVERSION")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%d\t%v\t%.0f\t%d\t%d\n", short(n.ID), n.Addr, n.Shard, n.Role, n.Alive,
-			n.LastSeenMs, n.Offset, n.Synced, n.OpsPerSec, n.UsedMemory, n.Keys)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%d\t%v\t%.0f\t%d\t%d\t%s\n", short(n.ID), n.Addr, n.Shard, n.Role, n.Alive,
+			n.LastSeenMs, n.Offset, n.Synced, n.OpsPerSec, n.UsedMemory, n.Keys, nodeVersion(n.Node))
 	}
 	tw.Flush()
 }

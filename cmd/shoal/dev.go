@@ -165,6 +165,7 @@ func runDev(args []string, out io.Writer) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Fprintf(out, "manager: http://%s\n", mgrHTTP)
+	fmt.Fprintf(out, "dashboard: http://%s/dashboard/\n", mgrHTTP)
 	for _, a := range nodeAddrs {
 		fmt.Fprintf(out, "node: %s\n", a)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/engine"
 	"shoal/internal/persist"
@@ -42,7 +43,8 @@ commands:
              verify a snapshot (checksums, every entry) and print per-slot
              and total counts; exit status 1 if it is damaged (the error
              gives the offset)
-  manager [--id ID] [--bootstrap | --join ADDR] [--http-addr H:P] [--raft-addr H:P] [--dir DIR]
+  manager [--id ID] [--bootstrap | --join ADDR | --bootstrap-id ID --join ADDR] [--http-addr H:P] [--raft-addr H:P]
+          [--http-advertise H:P] [--raft-advertise H:P] [--dir DIR]
              run a management node (Raft over 1, 3 or 5 managers; docs/cluster.md);
              /metrics, /healthz and /readyz on its HTTP address
   ctl [--manager ADDR] [--json] COMMAND
@@ -77,7 +79,8 @@ func main() {
 	case "check-aof":
 		err = checkAOF(os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
-		fmt.Printf("shoal %s (redis %s compatible)\n", server.ShoalVersion, server.RedisVersion)
+		fmt.Printf("shoal %s (redis %s compatible, protocol %d, peers from protocol %d)\n", server.ShoalVersion, server.RedisVersion,
+			cluster.ProtocolVersion, cluster.MinProtocolVersion)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	case "manager":

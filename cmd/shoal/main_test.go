@@ -9,6 +9,7 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/engine"
+	"shoal/internal/manager"
 	"shoal/internal/persist"
 )
 
@@ -82,5 +83,33 @@ func TestCheckAOF(t *testing.T) {
 	out.Reset()
 	if err := checkAOF([]string{dir}, &out); err != nil || !strings.Contains(out.String(), "records: 0") {
 		t.Fatalf("%v\n%s", err, out.String())
+	}
+}
+
+func TestManagerBootstrapIDFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--id", "m2", "--bootstrap-id", "m1"}, "--bootstrap-id needs --join"},
+		{[]string{"--id", "m1", "--bootstrap-id", "m1", "--bootstrap"}, "exclude each other"},
+	} {
+		err := runManager(append(tc.args, "--dir", t.TempDir()))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("runManager(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestPrintNodesShowsVersions(t *testing.T) {
+	var b bytes.Buffer
+	printNodes(&b, []manager.NodeStatus{
+		{Node: cluster.Node{ID: "aaaaaaaaaaaa", Addr: "10.0.0.1:6379", Version: "0.1.0", Protocol: 1}},
+		{Node: cluster.Node{ID: "bbbbbbbbbbbb", Addr: "10.0.0.2:6379"}},
+	})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "VERSION") ||
+		!strings.HasSuffix(lines[1], "0.1.0/p1") || !strings.HasSuffix(lines[2], "-/p0") {
+		t.Fatalf("nodes table:\n%s", b.String())
 	}
 }

@@ -47,6 +47,11 @@ type Node struct {
 	Weight  int    `json:"weight"`
 	Shard   int    `json:"shard,omitempty"` // 0: none
 	State   string `json:"state"`
+	// Version is the node's build (shoal --version) and Protocol the
+	// protocol version it speaks (ProtocolVersion), as it last reported
+	// them; 0 and "" for builds from before they were reported.
+	Version  string `json:"version,omitempty"`
+	Protocol int    `json:"protocol,omitempty"`
 }
 
 // Shard is a replica group.
@@ -336,6 +341,7 @@ func (m *Map) register(n *Node) error {
 		// A node coming back (restart): new addresses, same place. An
 		// idle node restarted with --standby joins the standby pool.
 		old.Addr, old.MCAddr, old.TLSAddr, old.Weight = n.Addr, n.MCAddr, n.TLSAddr, n.Weight
+		old.Version, old.Protocol = n.Version, n.Protocol
 		if old.State == NodeIdle && n.State == NodeStandby {
 			old.State = NodeStandby
 		}
@@ -346,7 +352,7 @@ func (m *Map) register(n *Node) error {
 			return fmt.Errorf("address %s is already registered by node %s (remove it first)", n.Addr, o.ID)
 		}
 	}
-	nn := &Node{ID: n.ID, Addr: n.Addr, MCAddr: n.MCAddr, TLSAddr: n.TLSAddr, Weight: n.Weight, State: NodeIdle}
+	nn := &Node{ID: n.ID, Addr: n.Addr, MCAddr: n.MCAddr, TLSAddr: n.TLSAddr, Weight: n.Weight, State: NodeIdle, Version: n.Version, Protocol: n.Protocol}
 	m.Nodes[n.ID] = nn
 	if n.State == NodeStandby {
 		nn.State = NodeStandby // reserved for new shards

@@ -58,6 +58,8 @@ func (m *Manager) routes() http.Handler {
 	// 404/405 to a client without the token: the API's shape is not
 	// disclosed to it.
 	mux.HandleFunc("/v1/", m.authorize(false, http.NotFound))
+	// The dashboard's page is open; its data endpoints need the admin token.
+	m.dashboardRoutes(mux, admin) // the web dashboard (dashboard.go)
 	return mux
 }
 

@@ -40,6 +40,13 @@ func (f *fsm) publish(m *cluster.Map) {
 	f.mu.Unlock()
 }
 
+// next returns a channel that is closed at the map's next change.
+func (f *fsm) next() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
 // wait returns the map once its epoch is past after, or the current one
 // when ctx ends.
 func (f *fsm) wait(ctx context.Context, after uint64) *cluster.Map {

@@ -35,6 +35,18 @@ type Config struct {
 	Join      []string // HTTP addresses of running managers to join (ignored once state exists)
 	Logger    *slog.Logger
 
+	// RaftAdvertise and HTTPAdvertise, when set, are the host:port the
+	// other managers (and the map) know this one by, instead of RaftAddr
+	// and the HTTP listener's address. They may be DNS names, resolved at
+	// each dial: on Kubernetes a pod's stable name, since its IP changes
+	// when it is rescheduled and Raft keeps peer addresses in its log.
+	RaftAdvertise, HTTPAdvertise string
+
+	// MinNodeProtocol refuses storage nodes speaking an older protocol
+	// than this (never below cluster.MinProtocolVersion): to keep
+	// out-of-date builds from joining, and for tests.
+	MinNodeProtocol int
+
 	// Raft timings (0: defaults suited to a LAN: 500/500/250 ms).
 	RaftHeartbeat, RaftElection, RaftLeaderLease time.Duration
 
@@ -66,6 +78,11 @@ type Config struct {
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
 	MoveGate func(op string, slot int) bool
+
+	// HistoryInterval and HistorySamples size the dashboard's ring of
+	// per-shard load samples (0: one every 10 s, 360 of them: an hour).
+	HistoryInterval time.Duration
+	HistorySamples  int
 }
 
 // Manager is a running management node.
@@ -90,6 +107,8 @@ type Manager struct {
 	handoffs    map[int]*handoff // graceful failovers in progress, by shard
 	failovers   []FailoverEvent  // recent automatic and manual failovers (newest last)
 	load        loadTracker      // smoothed load of each shard (primaries' heartbeats)
+
+	dash dashState // the dashboard's history and move progress (dashboard.go)
 
 	ap autoscaleState // the autoscaling loop's state, for status
 
@@ -159,6 +178,12 @@ func New(cfg Config) (*Manager, error) {
 	if a.MoveBatch == 0 {
 		a.MoveBatch = 256
 	}
+	if cfg.HistoryInterval <= 0 {
+		cfg.HistoryInterval = defaultHistoryInterval
+	}
+	if cfg.HistorySamples <= 0 {
+		cfg.HistorySamples = defaultHistorySamples
+	}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("autoscale: %w", err)
 	}
@@ -188,7 +213,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
-	m.wg.Add(4)
+	m.wg.Add(5)
 	go func() {
 		defer m.wg.Done()
 		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -198,6 +223,7 @@ func (m *Manager) Start() error {
 	go m.leadership()
 	go m.migrator()
 	go m.autoscaler()
+	go m.historian()
 	if len(m.cfg.Join) > 0 && !m.hadState() {
 		if err := m.join(); err != nil {
 			m.Close()
@@ -224,8 +250,14 @@ func (m *Manager) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft address: %w", err)
 	}
-	tr, err := raft.NewTCPTransport(m.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard)
-	if err != nil {
+	var tr *raft.NetworkTransport
+	if m.cfg.RaftAdvertise != "" {
+		ln, lerr := net.Listen("tcp", m.cfg.RaftAddr)
+		if lerr != nil {
+			return fmt.Errorf("raft transport: %w", lerr)
+		}
+		tr = raft.NewNetworkTransport(&namedStream{Listener: ln, addr: namedAddr(m.cfg.RaftAdvertise)}, 3, 10*time.Second, io.Discard)
+	} else if tr, err = raft.NewTCPTransport(m.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard); err != nil {
 		return fmt.Errorf("raft transport: %w", err)
 	}
 	bolt, err := raftboltdb.NewBoltStore(filepath.Join(m.cfg.Dir, "raft.db"))
@@ -263,7 +295,11 @@ func (m *Manager) startRaft() error {
 
 // join asks the running managers to add this one as a voter.
 func (m *Manager) join() error {
-	body, _ := json.Marshal(joinRequest{ID: m.cfg.ID, RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.HTTPAddr()})
+	raftAddr := m.cfg.RaftAddr
+	if m.cfg.RaftAdvertise != "" {
+		raftAddr = m.cfg.RaftAdvertise
+	}
+	body, _ := json.Marshal(joinRequest{ID: m.cfg.ID, RaftAddr: raftAddr, HTTPAddr: m.HTTPAddr()})
 	var last error
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -295,8 +331,33 @@ func (m *Manager) peerTLS() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12} // the system's roots
 }
 
-// HTTPAddr is the address the HTTP API listens on.
-func (m *Manager) HTTPAddr() string { return m.ln.Addr().String() }
+// HTTPAddr is the address of the HTTP API: HTTPAdvertise if set, else
+// the address it listens on.
+func (m *Manager) HTTPAddr() string {
+	if m.cfg.HTTPAdvertise != "" {
+		return m.cfg.HTTPAdvertise
+	}
+	return m.ln.Addr().String()
+}
+
+// namedStream is a Raft stream layer that advertises a name (host:port,
+// the host possibly a DNS name) rather than the listener's IP address,
+// and dials peers by the names they advertise.
+type namedStream struct {
+	net.Listener
+	addr namedAddr
+}
+
+func (s *namedStream) Addr() net.Addr { return s.addr }
+
+func (s *namedStream) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(a), timeout)
+}
+
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }
 
 // Map returns the current cluster map (immutable).
 func (m *Manager) Map() *cluster.Map { return m.fsm.current() }
@@ -450,9 +511,15 @@ func (m *Manager) promote(p Promotion, mp *cluster.Map) {
 // grants a primary its lease.
 func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error) {
 	now := time.Now()
+	if min := m.minNodeProtocol(); hb.Node.Protocol < min {
+		// Checked before registration: a refused node never enters the map.
+		return cluster.HeartbeatReply{}, fmt.Errorf("%w: node %s (%s, shoal %s) speaks protocol %d; this cluster needs at least protocol %d (managers speak %d): upgrade the node",
+			ErrProtocol, hb.Node.ID, hb.Node.Addr, orUnknown(hb.Node.Version), hb.Node.Protocol, min, cluster.ProtocolVersion)
+	}
 	mp := m.Map()
 	id := hb.Node.ID
 	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || n.TLSAddr != hb.Node.TLSAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+		n.Version != hb.Node.Version || n.Protocol != hb.Node.Protocol ||
 		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node
 		if err := m.propose(cluster.Command{Op: cluster.OpRegister, Node: &node}); err != nil {
@@ -498,6 +565,21 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 		}
 	}
 	return reply, nil
+}
+
+// ErrProtocol: a node's protocol version is below what the cluster
+// supports (cluster.MinProtocolVersion, Config.MinNodeProtocol).
+var ErrProtocol = errors.New("protocol version not supported")
+
+func (m *Manager) minNodeProtocol() int {
+	return max(cluster.MinProtocolVersion, m.cfg.MinNodeProtocol)
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "version unknown"
+	}
+	return v
 }
 
 // Failover moves shard's primary role to its most advanced replica

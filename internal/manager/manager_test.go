@@ -271,3 +271,55 @@ func TestGracefulFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvertisedNames: managers that advertise DNS names (as on
+// Kubernetes, where a pod's IP changes on restart) keep those names in
+// the Raft configuration and the map, and a restarted manager is reached
+// by its name again.
+func TestAdvertisedNames(t *testing.T) {
+	named := func(id string, raftAddr, httpAddr string) Config {
+		_, rp, _ := net.SplitHostPort(raftAddr)
+		_, hp, _ := net.SplitHostPort(httpAddr)
+		return Config{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr,
+			RaftAdvertise: "localhost:" + rp, HTTPAdvertise: "localhost:" + hp}
+	}
+	start := func(cfg Config) *Manager {
+		t.Helper()
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	c1 := named("m1", freeAddr(t), freeAddr(t))
+	c1.Dir, c1.Bootstrap = t.TempDir(), true
+	m1 := start(c1)
+	waitFor(t, "first leader", func() bool { return m1.IsLeader() && m1.Map().Managers["m1"] == c1.HTTPAdvertise })
+	c2 := named("m2", freeAddr(t), freeAddr(t))
+	c2.Dir, c2.Join = t.TempDir(), []string{c1.HTTPAdvertise}
+	m2 := start(c2)
+	waitFor(t, "m2 in the map", func() bool { return m1.Map().Managers["m2"] == c2.HTTPAdvertise })
+	f := m1.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range f.Configuration().Servers {
+		got[string(s.ID)] = string(s.Address)
+	}
+	if got["m1"] != c1.RaftAdvertise || got["m2"] != c2.RaftAdvertise {
+		t.Fatalf("raft configuration %v, want the advertised names", got)
+	}
+	// m2 restarts from its state (no join): m1 reaches it by name again.
+	m2.Close()
+	c2.Join = nil
+	m2 = start(c2)
+	if _, err := clientOf(m1).SetConfig(context.Background(), "replicas_per_shard", 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted manager to apply a new entry", func() bool { return m2.Map().Settings.ReplicasPerShard == 2 })
+}

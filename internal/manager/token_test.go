@@ -54,6 +54,11 @@ func TestAdminToken(t *testing.T) {
 		{"GET", "/v1/map", "clu-secret", 200, `"epoch"`},
 		{"GET", "/v1/map", "adm-secret", 200, `"epoch"`},
 		{"GET", "/v1/nosuch", "", 401, "requires a token"},
+		{"GET", "/dashboard/", "", 200, "admin token"}, // the page is open (it asks for the token)
+		{"GET", "/v1/dashboard", "", 401, "requires a token"},
+		{"GET", "/v1/dashboard", "clu-secret", 401, "not valid"},
+		{"GET", "/v1/dashboard", "adm-secret", 200, "{"},
+		{"GET", "/v1/history", "", 401, "requires a token"},
 		{"GET", "/v1/nosuch", "adm-secret", 404, "not found"},
 	} {
 		code, body := rawCall(t, tc.method, base+tc.path, tc.token)

@@ -105,6 +105,21 @@ func (s *Server) nodeID() (string, error) {
 	return id, f.Commit()
 }
 
+// protocol is the protocol version this node speaks (cluster.ProtocolVersion
+// unless a test claims another).
+func (s *Server) protocol() int {
+	if s.opts.Protocol != 0 {
+		return s.opts.Protocol
+	}
+	return cluster.ProtocolVersion
+}
+
+// minReplicaProtocol is the oldest protocol a replica of this node may
+// speak.
+func (s *Server) minReplicaProtocol() int {
+	return max(cluster.MinProtocolVersion, s.opts.MinReplicaProtocol)
+}
+
 // startAgent starts the cluster agent when a manager is configured.
 func (s *Server) startAgent() error {
 	var mgr, announce, token, caFile string
@@ -137,7 +152,8 @@ func (s *Server) startAgent() error {
 		// dial (port 0 would register 127.0.0.1:0).
 		return errors.New("cluster mode needs a TCP port (--port N, not 0): the cluster map publishes it")
 	}
-	self := cluster.Node{ID: id, Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: max(1, weight)}
+	self := cluster.Node{ID: id, Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: max(1, weight),
+		Version: ShoalVersion, Protocol: s.protocol()}
 	if mcport > 0 {
 		self.MCAddr = net.JoinHostPort(host, strconv.Itoa(mcport))
 	}
@@ -241,7 +257,14 @@ func (a *agent) beat(period time.Duration) {
 	cancel()
 	if err != nil {
 		a.mu.Lock()
-		if a.lastErr != err.Error() {
+		var ae *manager.APIError
+		switch {
+		case a.lastErr == err.Error():
+		case errors.As(err, &ae) && strings.Contains(ae.Msg, manager.ErrProtocol.Error()):
+			// Not transient: this build is too old for the cluster.
+			a.s.log.Error("the managers refuse this node: its protocol version is too old", "protocol", a.self.Protocol,
+				"version", ShoalVersion, "err", err)
+		default:
 			a.s.log.Warn("heartbeat failed", "err", err)
 		}
 		a.lastErr = err.Error()

@@ -92,7 +92,10 @@ type Client struct {
 
 	// REPLCONF before PSYNC (repl_primary.go).
 	replPort int
-	replIP   string
+	// replProto: the protocol version a replica announced (REPLCONF
+	// version); 0 for builds from before versions were announced.
+	replProto int
+	replIP    string
 }
 
 type queued struct {

@@ -85,6 +85,7 @@ type tcluster struct {
 	mcfgs []manager.Config // the managers' configs (to restart one)
 	nodes []*fnode
 	net   *faultNet
+	opts  map[string]server.Options // per node key, for startNode (ManagerHTTP is set there)
 }
 
 func freeTCP(t *testing.T) string {
@@ -179,7 +180,9 @@ func (c *tcluster) startNode(key, dir string, port int, extra ...string) *fnode 
 			t.Fatal(err)
 		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-		srv, err := server.NewWithOptions(cfg, log, server.Options{ManagerHTTP: c.net.client(key)})
+		opts := c.opts[key]
+		opts.ManagerHTTP = c.net.client(key)
+		srv, err := server.NewWithOptions(cfg, log, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

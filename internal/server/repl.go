@@ -656,6 +656,17 @@ func cmdReplconf(c *Ctx) {
 			c.cl.replPort = p
 		case "ip-address":
 			c.cl.replIP = val
+		case "version":
+			v, err := strconv.Atoi(val)
+			if err != nil || v < 0 {
+				c.w.Error("ERR Invalid protocol version")
+				return
+			}
+			if err := c.srv.checkReplicaProtocol(v); err != nil {
+				c.w.Error(err.Error())
+				return
+			}
+			c.cl.replProto = v
 		case "capa", "ack", "getack", "rdb-only", "rdb-filter-only", "rdb-channel":
 		default:
 			c.w.Error("ERR Unrecognized REPLCONF option: " + string(c.args[i]))
@@ -663,6 +674,18 @@ func cmdReplconf(c *Ctx) {
 		}
 	}
 	c.w.OK()
+}
+
+// checkReplicaProtocol refuses a replica speaking a protocol older than
+// this primary streams (the error is the replica's reply and is logged).
+func (s *Server) checkReplicaProtocol(v int) error {
+	if min := s.minReplicaProtocol(); v < min {
+		err := fmt.Errorf("ERR replica protocol version %d is below %d, the oldest this primary (shoal %s, protocol %d) streams to: upgrade the replica",
+			v, min, ShoalVersion, s.protocol())
+		s.log.Warn("replica refused", "protocol", v, "min_protocol", min)
+		return err
+	}
+	return nil
 }
 
 // Digests.

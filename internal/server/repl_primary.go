@@ -98,6 +98,11 @@ func cmdPsync(c *Ctx) {
 		c.w.Error("ERR wrong number of arguments for 'sync' command")
 		return
 	}
+	// A replica that never said REPLCONF version speaks protocol 0.
+	if err := s.checkReplicaProtocol(cl.replProto); err != nil {
+		c.w.Error(err.Error())
+		return
+	}
 	nc, pending, ok := c.takeOver("replica")
 	if !ok {
 		return

@@ -161,6 +161,14 @@ func (l *replicaLink) session() (streamed bool, err error) {
 	if _, err := call("REPLCONF", "listening-port", strconv.Itoa(port), "capa", "shoal1"); err != nil {
 		return false, err
 	}
+	// Our protocol version, on its own: a primary of protocol 0 (before
+	// versions) does not know the option and answers an error we pass
+	// over (it speaks what protocol 1 does); a newer primary that no
+	// longer streams to us says so, and the link stops with its reason.
+	if _, err := call("REPLCONF", "version", strconv.Itoa(s.protocol())); err != nil &&
+		!strings.Contains(err.Error(), "Unrecognized REPLCONF option") {
+		return false, err
+	}
 	id, _, _ := s.replIDs()
 	from := int64(s.lastLSN() + 1)
 	s.repl.mu.Lock()

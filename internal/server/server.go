@@ -148,6 +148,12 @@ type Options struct {
 	// ManagerHTTP, if set, carries the cluster agent's calls to the
 	// managers (tests inject network faults through it).
 	ManagerHTTP *http.Client
+	// Protocol, if not 0, is the protocol version the node claims to the
+	// managers and to its primary instead of cluster.ProtocolVersion, and
+	// MinReplicaProtocol raises the oldest protocol it streams to as a
+	// primary (never below cluster.MinProtocolVersion): tests of
+	// mixed-version clusters without a second build.
+	Protocol, MinReplicaProtocol int
 }
 
 // New builds a server; it starts nothing.

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,12 +21,15 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/redis/go-redis/v9"
+
+	"shoal/internal/manager"
 )
 
 // devCluster is a running `shoal dev`.
 type devCluster struct {
 	cmd     *exec.Cmd
 	manager string // host:port
+	dash    string // dashboard http://host:port/dashboard/
 	nodes   []string
 	proxy   string // proxy-resp host:port
 	proxyMC string // proxy-memcached host:port
@@ -103,6 +108,8 @@ func tryStartDev(t *testing.T, last bool, args ...string) (*devCluster, string) 
 				}
 			case "manager":
 				d.manager = strings.TrimPrefix(addr, "http://")
+			case "dashboard":
+				d.dash = addr
 			case "node":
 				d.nodes = append(d.nodes, addr)
 			case "proxy-resp":
@@ -198,6 +205,7 @@ func TestDevClusterChaos(t *testing.T) {
 	if total != 16384 {
 		t.Fatalf("slots %d", total)
 	}
+	checkDashboard(t, d, 3, 6)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: d.nodes, MaxRetries: 12, MaxRedirects: 8,
 		MinRetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 300 * time.Millisecond,
 		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second})
@@ -470,4 +478,36 @@ var registerModel = porcupine.Model{
 		}
 		return "get " + in.key + " -> " + out.value
 	},
+}
+
+// checkDashboard: the dashboard URL shoal dev prints serves the page, and
+// its data call shows the cluster (the page itself is tested in a browser
+// in internal/manager).
+func checkDashboard(t *testing.T, d *devCluster, shards, nodes int) {
+	t.Helper()
+	if d.dash != "http://"+d.manager+"/dashboard/" {
+		t.Fatalf("shoal dev printed dashboard %q, want http://%s/dashboard/", d.dash, d.manager)
+	}
+	resp, err := http.Get(d.dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<title>Shoal dashboard</title>") {
+		t.Fatalf("GET %s: %d %.200s", d.dash, resp.StatusCode, page)
+	}
+	resp, err = http.Get("http://" + d.manager + "/v1/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var dash manager.Dashboard
+	if err := json.NewDecoder(resp.Body).Decode(&dash); err != nil {
+		t.Fatalf("GET /v1/dashboard: %v", err)
+	}
+	if len(dash.Status.Shards) != shards || len(dash.Status.Nodes) != nodes || len(dash.Heat) == 0 {
+		t.Fatalf("GET /v1/dashboard: %d shards, %d nodes, %d heat runs; want %d shards, %d nodes", len(dash.Status.Shards),
+			len(dash.Status.Nodes), len(dash.Heat), shards, nodes)
+	}
 }

@@ -1,0 +1,20 @@
+package cluster
+
+// Protocol versions. Storage nodes send theirs to the managers in every
+// heartbeat (Node.Protocol, recorded in the map) and to their primary
+// before PSYNC (REPLCONF version N). A build speaks ProtocolVersion and
+// still talks to peers down to MinProtocolVersion: one version of skew,
+// so a node of version N+1 joins a cluster of version N during a rolling
+// upgrade (docs/operations.md, "Upgrades"). A change that an older peer
+// would misread (a new heartbeat meaning, a new record in the replication
+// stream) bumps ProtocolVersion; MinProtocolVersion follows one release
+// later, once no supported build speaks the old protocol.
+//
+// Protocol 0 is the builds from before versions were sent (their
+// heartbeats have no protocol field and their replicas send no REPLCONF
+// version): they speak what protocol 1 speaks, which only added the
+// version reports.
+const (
+	ProtocolVersion    = 1
+	MinProtocolVersion = 0
+)
