@@ -212,7 +212,10 @@ func (m *Manager) Start() error {
 		ln.Close()
 		return err
 	}
-	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
+	// net/http's own errors (a client's failed TLS handshake...) go to
+	// the manager's log at debug level, not to stderr.
+	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 	m.wg.Add(5)
 	go func() {
 		defer m.wg.Done()
