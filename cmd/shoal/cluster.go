@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,10 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"shoal/internal/acl"
 	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 	"shoal/internal/migrator"
+	"shoal/internal/tlsconf"
 )
 
 // runManager is `shoal manager`.
@@ -46,7 +49,34 @@ func runManager(args []string) error {
 	lease := fs.Duration("migrator-lease", migrator.DefaultLease, "the built-in migrator's lease on the moves (how long a standby waits after it stops)")
 	as := manager.DefaultAutoscaleOptions()
 	autoscaleFlags(fs, &as)
+	adminToken := fs.String("admin-token", "", "require \"Authorization: Bearer TOKEN\" on the HTTP API (every manager of the cluster the same); also $SHOAL_ADMIN_TOKEN")
+	adminTokenFile := fs.String("admin-token-file", "", "read --admin-token from this file (first line)")
+	clusterToken := fs.String("cluster-token", "", "a second token accepted only on the map and heartbeat endpoints (for nodes and proxies); needs --admin-token; also $SHOAL_CLUSTER_TOKEN")
+	clusterTokenFile := fs.String("cluster-token-file", "", "read --cluster-token from this file (first line)")
+	tlsCert := fs.String("tls-cert-file", "", "serve the HTTP API over HTTPS with this certificate (with --tls-key-file)")
+	tlsKey := fs.String("tls-key-file", "", "the HTTPS certificate's key")
+	tlsCA := fs.String("tls-ca-cert-file", "", "CA that signed the other managers' certificates (joining, forwarding to the leader); default: the system's roots")
+	nodeCA := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
+	nodeCert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
+	nodeKey := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
+	raftCert := fs.String("raft-tls-cert-file", "", "run Raft between the managers over mutual TLS: this manager's certificate (with --raft-tls-key-file, --raft-tls-ca-cert-file)")
+	raftKey := fs.String("raft-tls-key-file", "", "key of --raft-tls-cert-file")
+	raftCA := fs.String("raft-tls-ca-cert-file", "", "CA that signed every manager's Raft certificate (peers must present one)")
+	var nodeAuth acl.Credentials
+	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
+	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if nodeAuth.Pass == "" {
+		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
+	}
+	admin, err := tokenFrom(*adminToken, *adminTokenFile, "SHOAL_ADMIN_TOKEN")
+	if err != nil {
+		return err
+	}
+	clusterTok, err := tokenFrom(*clusterToken, *clusterTokenFile, "SHOAL_CLUSTER_TOKEN")
+	if err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -62,11 +92,39 @@ func runManager(args []string) error {
 			return errors.New("--bootstrap-id needs --join for the other managers")
 		}
 	}
+	var serverTLS, peerTLS, nodeTLS, raftTLS, raftPeerTLS *tls.Config
+	if *raftCert != "" || *raftKey != "" || *raftCA != "" {
+		if *raftCert == "" || *raftKey == "" || *raftCA == "" {
+			return errors.New("Raft TLS needs --raft-tls-cert-file, --raft-tls-key-file and --raft-tls-ca-cert-file")
+		}
+		if raftTLS, err = tlsconf.Server(*raftCert, *raftKey, *raftCA, "yes"); err != nil {
+			return fmt.Errorf("raft TLS: %w", err)
+		}
+		if raftPeerTLS, err = tlsconf.Client(*raftCA, *raftCert, *raftKey); err != nil {
+			return fmt.Errorf("raft TLS: %w", err)
+		}
+	}
+	if *nodeCA != "" {
+		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
+			return err
+		}
+	}
+	if *tlsCert != "" || *tlsKey != "" {
+		if serverTLS, err = tlsconf.Server(*tlsCert, *tlsKey, "", "no"); err != nil {
+			return err
+		}
+		if *tlsCA != "" {
+			if peerTLS, err = tlsconf.Client(*tlsCA, "", ""); err != nil {
+				return err
+			}
+		}
+	}
 	if err := as.Validate(); err != nil {
 		return err
 	}
 	cfg := manager.Config{ID: *id, RaftAddr: *raftAddr, HTTPAddr: *httpAddr, Dir: *dir, Bootstrap: *bootstrap,
-		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as,
+		Logger: newLogger(os.Stderr, *logLevel), Autoscale: as, NodeAuth: nodeAuth, AdminToken: admin, ClusterToken: clusterTok,
+		TLS: serverTLS, PeerTLS: peerTLS, NodeTLS: nodeTLS, RaftTLS: raftTLS, RaftPeerTLS: raftPeerTLS,
 		RaftAdvertise: *raftAdvertise, HTTPAdvertise: *httpAdvertise,
 		DisableMigrator: !*builtin, MigratorLease: *lease}
 	if *join != "" {
@@ -102,11 +160,41 @@ func runMigrator(args []string) error {
 	logLevel := fs.String("loglevel", "info", "debug, info, warning")
 	adminPort := fs.Int("admin-port", 0, "admin HTTP port on 127.0.0.1: /metrics, /healthz, /readyz (0: off)")
 	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
+	token := fs.String("token", "", "the managers' --admin-token (also $SHOAL_TOKEN)")
+	tokenFile := fs.String("token-file", "", "read --token from this file (first line)")
+	cacert := fs.String("cacert", os.Getenv("SHOAL_CACERT"), "call the managers over HTTPS, trusting this CA (also $SHOAL_CACERT)")
+	var nodeAuth acl.Credentials
+	fs.StringVar(&nodeAuth.User, "node-user", "", "user the migrator logs in as on storage nodes that require a password (with --node-pass)")
+	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password sent to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
+	nodeCA := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
+	nodeCert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
+	nodeKey := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *managers == "" || fs.NArg() > 0 {
-		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info] [--admin-port P | --admin-addr H:P]")
+		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info] [--admin-port P | --admin-addr H:P] [--token T | --token-file F] [--cacert F] [--node-user U] [--node-pass P] [--node-tls-ca-cert-file F ...]")
+	}
+	if nodeAuth.Pass == "" {
+		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
+	}
+	var nodeTLS *tls.Config
+	if *nodeCA != "" || *nodeCert != "" {
+		var err error
+		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
+			return fmt.Errorf("node TLS: %w", err)
+		}
+	}
+	tok, err := tokenFrom(*token, *tokenFile, "SHOAL_TOKEN")
+	if err != nil {
+		return err
+	}
+	mc := manager.NewClient(*managers)
+	mc.Token = tok
+	if *cacert != "" {
+		if mc.TLS, err = tlsconf.Client(*cacert, "", ""); err != nil {
+			return fmt.Errorf("--cacert: %w", err)
+		}
 	}
 	if *adminAddr == "" && *adminPort > 0 {
 		*adminAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*adminPort))
@@ -115,7 +203,7 @@ func runMigrator(args []string) error {
 		return fmt.Errorf("migrator id %q is the managers' own: choose another", *id)
 	}
 	log := newLogger(os.Stderr, *logLevel)
-	g, err := migrator.New(migrator.Config{ID: *id, Lease: *lease, Logger: log}, &manager.RemoteMigrator{C: manager.NewClient(*managers)})
+	g, err := migrator.New(migrator.Config{ID: *id, Lease: *lease, Logger: log, NodeAuth: nodeAuth, NodeTLS: nodeTLS}, &manager.RemoteMigrator{C: mc})
 	if err != nil {
 		return err
 	}
@@ -134,6 +222,29 @@ func runMigrator(args []string) error {
 	log.Info("migrator started", "id", *id, "managers", *managers, "lease", *lease)
 	g.Run(ctx) // releases the lease on the way out
 	return nil
+}
+
+// tokenFrom is a token given as a flag, else read from a file (its first
+// line: keeps it out of ps and shell history), else from an environment
+// variable; "" when none is set.
+func tokenFrom(flagVal, file, env string) (string, error) {
+	switch {
+	case flagVal != "" && file != "":
+		return "", errors.New("give a token or a token file, not both")
+	case flagVal != "":
+		return flagVal, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if line = strings.TrimSpace(line); line == "" {
+			return "", fmt.Errorf("token file %q is empty", file)
+		}
+		return line, nil
+	}
+	return os.Getenv(env), nil
 }
 
 // autoscaleFlags registers the autoscaling flags of shoal manager (and
@@ -173,7 +284,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--json] <command> [args]
+const ctlUsage = `usage: shoal ctl [--manager ADDR[,ADDR...]] [--token T | --token-file F] [--cacert F] [--json] <command> [args]
+
+The token (or $SHOAL_TOKEN) is sent as "Authorization: Bearer T" to managers
+started with --admin-token. --cacert (or $SHOAL_CACERT) calls the managers
+over HTTPS, trusting that CA (managers started with --tls-cert-file).
 
 commands:
   status                 cluster health, shards, primaries/replicas, slots, epochs, lag
@@ -226,11 +341,31 @@ func runCtl(args []string, out io.Writer) error {
 	timeout := 10 * time.Second
 	timeoutSet := false
 	var rest []string
+	token, tokenFile := "", ""
+	cacert := os.Getenv("SHOAL_CACERT")
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--json" || a == "-json":
 			asJSON = true
+		case a == "--cacert":
+			if i+1 >= len(args) {
+				return fmt.Errorf("%s needs a value", a)
+			}
+			cacert = args[i+1]
+			i++
+		case a == "--token" || a == "--token-file":
+			if i+1 >= len(args) {
+				return fmt.Errorf("%s needs a value", a)
+			}
+			if a == "--token" {
+				token = args[i+1]
+			} else {
+				tokenFile = args[i+1]
+			}
+			i++
+		case strings.HasPrefix(a, "--token="):
+			token = strings.TrimPrefix(a, "--token=")
 		case a == "--manager" || a == "-manager" || a == "--timeout":
 			if i+1 >= len(args) {
 				return fmt.Errorf("%s needs a value", a)
@@ -257,7 +392,17 @@ func runCtl(args []string, out io.Writer) error {
 	if len(rest) == 0 {
 		return errors.New("missing command\n\n" + ctlUsage)
 	}
+	tok, err := tokenFrom(token, tokenFile, "SHOAL_TOKEN")
+	if err != nil {
+		return err
+	}
 	c := manager.NewClient(addr)
+	c.Token = tok
+	if cacert != "" {
+		if c.TLS, err = tlsconf.Client(cacert, "", ""); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	emit := func(v any) error {
 		enc := json.NewEncoder(out)

@@ -16,6 +16,7 @@ import (
 
 	"shoal/internal/config"
 	"shoal/internal/proxy"
+	"shoal/internal/tlsconf"
 )
 
 // runProxy is `shoal proxy`: the stateless routing node for plain Redis
@@ -36,6 +37,23 @@ func runProxy(args []string) error {
 	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
 	adminAddr := fs.String("admin-addr", "", "admin HTTP host:port (instead of --admin-port, to listen on another address)")
 	hotCache := fs.String("hot-key-cache", "", "N,TTL: cache the N hottest keys' GET/get replies for TTL (e.g. 100,200ms; off by default)")
+	fs.StringVar(&cfg.ManagerToken, "manager-token", "", "bearer token for the managers' API (their --cluster-token or --admin-token); also $SHOAL_MANAGER_TOKEN")
+	fs.StringVar(&cfg.ManagerCAFile, "manager-tls-ca-cert-file", "", "call the managers over HTTPS, trusting this CA")
+	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password of the default user for the proxy's clients (AUTH)")
+	fs.Func("user", "an ACL user for the proxy's clients, as the server's user directive: \"alice on >pw ~app:* +@all\" (repeatable)", func(v string) error {
+		cfg.Users = append(cfg.Users, v)
+		return nil
+	})
+	fs.StringVar(&cfg.Backend.User, "backend-user", "", "user the proxy logs in as on the storage nodes (with --backend-pass)")
+	fs.StringVar(&cfg.Backend.Pass, "backend-pass", "", "password the proxy sends to the storage nodes (their requirepass, or --backend-user's); also $SHOAL_BACKEND_PASS")
+	tlsPort := fs.Int("tls-port", 0, "RESP over TLS on this port too (0: off; needs --tls-cert-file, --tls-key-file)")
+	tlsCert := fs.String("tls-cert-file", "", "the TLS port's certificate")
+	tlsKey := fs.String("tls-key-file", "", "the TLS port's key")
+	tlsCA := fs.String("tls-ca-cert-file", "", "CA of the client certificates the TLS port accepts")
+	tlsAuth := fs.String("tls-auth-clients", "yes", "yes: clients need a certificate signed by --tls-ca-cert-file; optional; no")
+	backendCA := fs.String("backend-tls-ca-cert-file", "", "connect to the nodes' tls-port over TLS, trusting this CA")
+	backendCert := fs.String("backend-tls-cert-file", "", "client certificate presented to the nodes (with --backend-tls-key-file)")
+	backendKey := fs.String("backend-tls-key-file", "", "key of --backend-tls-cert-file")
 	threads := fs.Int("threads", 1, "OS threads running the proxy's goroutines (GOMAXPROCS; 0: one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,6 +67,26 @@ func runProxy(args []string) error {
 		// per request than two (fewer thread wake-ups), with more
 		// throughput. Give it the cores it has to itself.
 		runtime.GOMAXPROCS(*threads)
+	}
+	if *tlsPort > 0 {
+		tc, err := tlsconf.Server(*tlsCert, *tlsKey, *tlsCA, *tlsAuth)
+		if err != nil {
+			return fmt.Errorf("--tls-port: %w", err)
+		}
+		cfg.TLSPort, cfg.TLS = *tlsPort, tc
+	}
+	if *backendCA != "" {
+		tc, err := tlsconf.Client(*backendCA, *backendCert, *backendKey)
+		if err != nil {
+			return fmt.Errorf("--backend-tls-ca-cert-file: %w", err)
+		}
+		cfg.BackendTLS = tc
+	}
+	if cfg.ManagerToken == "" {
+		cfg.ManagerToken = os.Getenv("SHOAL_MANAGER_TOKEN")
+	}
+	if cfg.Backend.Pass == "" {
+		cfg.Backend.Pass = os.Getenv("SHOAL_BACKEND_PASS")
 	}
 	var err error
 	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {
@@ -83,7 +121,7 @@ func runProxy(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
+	log.Info("proxy ready", "component", "proxy", "resp", p.Addr(), "tls", p.TLSAddr(), "memcached", p.MCAddr(), "admin", p.AdminAddr())
 	<-ctx.Done()
 	log.Info("received signal, shutting down", "component", "proxy")
 	if err := p.Close(); err != nil {

@@ -41,9 +41,12 @@ type Node struct {
 	ID     string `json:"id"`
 	Addr   string `json:"addr"`              // RESP host:port (also the replication address)
 	MCAddr string `json:"mc_addr,omitempty"` // memcached host:port, if served
-	Weight int    `json:"weight"`
-	Shard  int    `json:"shard,omitempty"` // 0: none
-	State  string `json:"state"`
+	// TLSAddr is the node's tls-port host:port, if served: peers with
+	// tls-replication, proxies and managers with TLS to the nodes dial it.
+	TLSAddr string `json:"tls_addr,omitempty"`
+	Weight  int    `json:"weight"`
+	Shard   int    `json:"shard,omitempty"` // 0: none
+	State   string `json:"state"`
 	// Version is the node's build (shoal --version) and Protocol the
 	// protocol version it speaks (ProtocolVersion), as it last reported
 	// them; 0 and "" for builds from before they were reported.
@@ -357,7 +360,7 @@ func (m *Map) register(n *Node) error {
 	if old := m.Nodes[n.ID]; old != nil {
 		// A node coming back (restart): new addresses, same place. An
 		// idle node restarted with --standby joins the standby pool.
-		old.Addr, old.MCAddr, old.Weight = n.Addr, n.MCAddr, n.Weight
+		old.Addr, old.MCAddr, old.TLSAddr, old.Weight = n.Addr, n.MCAddr, n.TLSAddr, n.Weight
 		old.Version, old.Protocol = n.Version, n.Protocol
 		if old.State == NodeIdle && n.State == NodeStandby {
 			old.State = NodeStandby
@@ -369,7 +372,7 @@ func (m *Map) register(n *Node) error {
 			return fmt.Errorf("address %s is already registered by node %s (remove it first)", n.Addr, o.ID)
 		}
 	}
-	nn := &Node{ID: n.ID, Addr: n.Addr, MCAddr: n.MCAddr, Weight: n.Weight, State: NodeIdle, Version: n.Version, Protocol: n.Protocol}
+	nn := &Node{ID: n.ID, Addr: n.Addr, MCAddr: n.MCAddr, TLSAddr: n.TLSAddr, Weight: n.Weight, State: NodeIdle, Version: n.Version, Protocol: n.Protocol}
 	m.Nodes[n.ID] = nn
 	if n.State == NodeStandby {
 		nn.State = NodeStandby // reserved for new shards
@@ -694,6 +697,19 @@ func (m *Map) Addr(id string) string {
 		return n.Addr
 	}
 	return ""
+}
+
+// PeerAddr is the address to dial node id at: its TLS address when tls
+// is set ("" if it serves no TLS port), else its RESP address.
+func (m *Map) PeerAddr(id string, tls bool) string {
+	n := m.Nodes[id]
+	switch {
+	case n == nil:
+		return ""
+	case tls:
+		return n.TLSAddr
+	}
+	return n.Addr
 }
 
 // ParseShard parses a shard id argument.

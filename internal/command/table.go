@@ -103,6 +103,48 @@ func (s *Spec) KeyIndexes(args [][]byte, dst []int) []int {
 	return dst
 }
 
+// ACLCategories derives Redis's ACL categories ("@write", ...) from the
+// flags and the table's category (COMMAND INFO, ACL CAT and ACL rules).
+func (sp *Spec) ACLCategories() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(c string) {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	f := sp.Flags
+	if f&Write != 0 {
+		add("@write")
+	}
+	if f&ReadOnly != 0 {
+		add("@read")
+	}
+	for _, c := range sp.Categories {
+		if c == "fast" {
+			continue
+		}
+		add("@" + c)
+	}
+	if f&Admin != 0 {
+		add("@admin")
+		add("@dangerous")
+	}
+	if f&PubSub != 0 {
+		add("@pubsub")
+	}
+	if f&Blocking != 0 {
+		add("@blocking")
+	}
+	if f&Fast != 0 {
+		add("@fast")
+	} else {
+		add("@slow")
+	}
+	return out
+}
+
 func parseNum(b []byte) (int, bool) {
 	if len(b) == 0 || len(b) > 9 {
 		return 0, false
@@ -158,12 +200,12 @@ func init() {
 	add("persist", 2, Write|Fast, 1, 1, 1, "keyspace")
 	add("rename", 3, Write, 1, 2, 1, "keyspace")
 	add("renamenx", 3, Write|Fast, 1, 2, 1, "keyspace")
-	add("keys", 2, r|AllSlots, 0, 0, 0, "keyspace")
+	add("keys", 2, r|AllSlots, 0, 0, 0, "keyspace", "dangerous")
 	add("scan", -2, r|AllSlots, 0, 0, 0, "keyspace")
 	add("randomkey", 1, r|AllSlots, 0, 0, 0, "keyspace")
 	add("dbsize", 1, rf|AllSlots, 0, 0, 0, "keyspace")
-	add("flushdb", -1, Write|AllSlots, 0, 0, 0, "keyspace")
-	add("flushall", -1, Write|AllSlots, 0, 0, 0, "keyspace")
+	add("flushdb", -1, Write|AllSlots, 0, 0, 0, "keyspace", "dangerous")
+	add("flushall", -1, Write|AllSlots, 0, 0, 0, "keyspace", "dangerous")
 	add("touch", -2, rf, 1, -1, 1, "keyspace")
 	add("object", -2, r, 2, 2, 1, "keyspace")
 	add("copy", -3, w, 1, 2, 1, "keyspace")
@@ -325,6 +367,7 @@ func init() {
 	add("client", -2, Admin|Loading, 0, 0, 0, "connection")
 	add("info", -1, Loading, 0, 0, 0, "dangerous")
 	add("config", -2, Admin|Loading, 0, 0, 0, "admin")
+	add("acl", -2, Admin|Loading, 0, 0, 0, "admin")
 	add("command", -1, Loading, 0, 0, 0, "connection")
 	add("time", 1, Fast|Loading, 0, 0, 0, "fast")
 	add("lastsave", 1, Fast|Loading, 0, 0, 0, "admin")

@@ -28,11 +28,15 @@ type OutputLimit struct {
 type Config struct {
 	mu sync.RWMutex
 
-	Port                    int
-	Bind                    []string
-	ProtectedMode           bool
-	Dir                     string
-	RequirePass             string
+	Port          int
+	Bind          []string
+	ProtectedMode bool
+	Dir           string
+	RequirePass   string
+	// Users are the "user" directives ("alice on >secret ~* +@all"), in
+	// order; requirepass applies to the default user after them. Not a
+	// CONFIG GET/SET directive (as in Redis: users change through ACL).
+	Users                   []string
 	MaxClients              int
 	Timeout                 int // seconds an idle client is kept; 0 = forever
 	TCPKeepAlive            int
@@ -79,7 +83,8 @@ type Config struct {
 
 	// Replication (docs/replication.md).
 	ReplicaOf       string // "host port" of the primary; "" = this node is a primary
-	MasterAuth      string // password sent to the primary (masterauth)
+	MasterAuth      string // password sent to the primary (masterauth), and to a slot move's source
+	MasterUser      string // user for MasterAuth (masteruser); "" = AUTH <password> as the default user
 	ReplBacklogSize int64  // repl-backlog-size
 	// MigrateMaxBytesPerSec bounds the bytes per second this node sends
 	// for slot moves, all moves together (0: unlimited).
@@ -97,6 +102,16 @@ type Config struct {
 	ClusterAnnounceIP string // cluster-announce-ip: the host other nodes and clients reach this node at
 	ClusterWeight     int    // cluster-weight: capacity share (slots are given in proportion)
 	Standby           bool   // standby: register in the standby pool (kept for new shards, never made a replica)
+	ManagerToken      string // manager-token: bearer token for the managers' API (their --cluster-token or --admin-token)
+	ManagerCAFile     string // manager-tls-ca-cert-file: CA that signed the managers' HTTPS certificates ("" = plain HTTP)
+
+	// TLS on a second client port (docs/server.md, "TLS").
+	TLSPort        int    // tls-port (0 = off)
+	TLSCertFile    string // tls-cert-file
+	TLSKeyFile     string // tls-key-file
+	TLSCACertFile  string // tls-ca-cert-file: CA for client certificates
+	TLSAuthClients string // tls-auth-clients: yes | no | optional
+	TLSReplication bool   // tls-replication: dial other nodes (primary, slot-move source) over TLS
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -117,6 +132,7 @@ func Default() *Config {
 		AppendFilename: "appendonly.aof", AppendDirname: "appendonlydir", AutoAOFRewritePct: 100,
 		AutoAOFRewriteMin: 64 << 20, StopWritesOnBgsaveError: true, AOFGroupCommitDelay: 100, GCPercent: 30, MemcachedMaxItem: 1 << 20,
 		ReplBacklogSize: 256 << 20, ReplTimeout: 60, ReplPingPeriod: 1, ReplInSyncLag: 1000, SyncTimeout: 5000, ReplBatchDelay: 1000, ClusterWeight: 1,
+		TLSAuthClients: "yes",
 	}
 }
 
@@ -317,6 +333,7 @@ func init() {
 	})
 	directives["slaveof"] = directives["replicaof"]
 	stringDir("masterauth", true, func(c *Config) *string { return &c.MasterAuth })
+	stringDir("masteruser", true, func(c *Config) *string { return &c.MasterUser })
 	bytesDir("repl-backlog-size", true, 16<<10, func(c *Config) *int64 { return &c.ReplBacklogSize })
 	bytesDir("migrate-max-bytes-per-sec", true, 0, func(c *Config) *int64 { return &c.MigrateMaxBytesPerSec })
 	intDir("repl-timeout", true, 1, math.MaxInt32, func(c *Config) *int { return &c.ReplTimeout })
@@ -330,6 +347,14 @@ func init() {
 	stringDir("cluster-announce-ip", false, func(c *Config) *string { return &c.ClusterAnnounceIP })
 	intDir("cluster-weight", false, 1, 1000000, func(c *Config) *int { return &c.ClusterWeight })
 	boolDir("standby", false, func(c *Config) *bool { return &c.Standby })
+	stringDir("manager-token", false, func(c *Config) *string { return &c.ManagerToken })
+	stringDir("manager-tls-ca-cert-file", false, func(c *Config) *string { return &c.ManagerCAFile })
+	intDir("tls-port", false, 0, 65535, func(c *Config) *int { return &c.TLSPort })
+	stringDir("tls-cert-file", false, func(c *Config) *string { return &c.TLSCertFile })
+	stringDir("tls-key-file", false, func(c *Config) *string { return &c.TLSKeyFile })
+	stringDir("tls-ca-cert-file", false, func(c *Config) *string { return &c.TLSCACertFile })
+	boolDir("tls-replication", false, func(c *Config) *bool { return &c.TLSReplication })
+	enumDir("tls-auth-clients", false, []string{"yes", "no", "optional"}, func(c *Config) *string { return &c.TLSAuthClients })
 }
 
 // SavePoint is one "seconds changes" pair of the save policy: snapshot
@@ -424,6 +449,9 @@ var ErrUnknown = errors.New("unknown directive")
 // which case only mutable directives may change.
 func (c *Config) Set(name, value string, running bool) error {
 	name = strings.ToLower(name)
+	if name == "user" {
+		return c.addUser(value, running)
+	}
 	d, ok := directives[name]
 	if !ok {
 		return fmt.Errorf("%w '%s'", ErrUnknown, name)
@@ -457,6 +485,9 @@ func (c *Config) validateLocked() error {
 	}
 	if c.MemcachedPort != 0 && c.MemcachedPort == c.Port {
 		return errors.New("memcached-port must differ from port")
+	}
+	if c.TLSPort != 0 && (c.TLSPort == c.Port || c.TLSPort == c.MemcachedPort || c.TLSPort == c.AdminPort) {
+		return errors.New("tls-port must differ from port, memcached-port and admin-port")
 	}
 	if c.AdminPort != 0 && (c.AdminPort == c.Port || c.AdminPort == c.MemcachedPort) {
 		return errors.New("admin-port must differ from port and memcached-port")
@@ -578,6 +609,21 @@ func (c *Config) LoadFile(path string) error {
 	return sc.Err()
 }
 
+// addUser appends a "user" directive. Its rules are checked when the
+// server builds its users (the acl package), which reports the line.
+func (c *Config) addUser(v string, running bool) error {
+	if running {
+		return errors.New("can't set immutable config 'user': change users with ACL SETUSER")
+	}
+	if strings.TrimSpace(v) == "" {
+		return errors.New("'user' needs a name and rules")
+	}
+	c.mu.Lock()
+	c.Users = append(c.Users, v)
+	c.mu.Unlock()
+	return nil
+}
+
 // SetError is a failed SetMany: the directive that failed and why.
 type SetError struct {
 	Name    string
@@ -661,7 +707,12 @@ func (c *Config) File() string {
 // unknown directives) are kept, and directives that differ from the
 // defaults but were not in the file are appended. The file is replaced
 // atomically (temp file, fsync, rename, fsync of the directory).
-func (c *Config) Rewrite() error {
+//
+// users, when not nil, replaces the file's "user" lines (the first one's
+// place keeps them; appended when the file had none): the server passes
+// its current ACL users, so users changed with ACL SETUSER survive a
+// restart, as with Redis. nil keeps the file's user lines as they are.
+func (c *Config) Rewrite(users []string) error {
 	path := c.File()
 	if path == "" {
 		return ErrNoFile
@@ -682,6 +733,15 @@ func (c *Config) Rewrite() error {
 		}
 		name, _, _ := strings.Cut(t, " ")
 		name = strings.ToLower(name)
+		if name == "user" && users != nil {
+			if !done["user"] {
+				done["user"] = true
+				for _, u := range users {
+					out = append(out, "user "+u)
+				}
+			}
+			continue
+		}
 		d, ok := directives[name]
 		if !ok {
 			out = append(out, line)
@@ -709,6 +769,14 @@ func (c *Config) Rewrite() error {
 			header = true
 		}
 		out = append(out, n+" "+quoteValue(d.get(c)))
+	}
+	if users != nil && !done["user"] && len(users) > 0 {
+		if !header {
+			out = append(out, "# Generated by CONFIG REWRITE")
+		}
+		for _, u := range users {
+			out = append(out, "user "+u)
+		}
 	}
 	c.mu.RUnlock()
 	return writeAtomic(path, []byte(strings.Join(out, "\n")+"\n"))

@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"shoal/internal/cluster"
@@ -24,30 +27,78 @@ const maxBody = 1 << 20
 
 func (m *Manager) routes() http.Handler {
 	mux := http.NewServeMux()
+	// Every /v1 endpoint is authorized (when a token is configured)
+	// before anything else, forwarding to the leader included: the
+	// forwarded request keeps its Authorization header.
+	admin := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, m.authorize(false, h)) }
+	clus := func(pattern string, h http.HandlerFunc) { mux.HandleFunc(pattern, m.authorize(true, h)) }
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	// /metrics and /readyz stay open, as /healthz (scrapers and probes).
 	mux.Handle("GET /metrics", m.adm) // metrics.go
 	mux.Handle("GET /readyz", m.adm)
-	mux.HandleFunc("GET /v1/map", m.handleMap)
-	mux.HandleFunc("POST /v1/heartbeat", m.leaderOnly(m.handleHeartbeat))
-	mux.HandleFunc("GET /v1/status", m.leaderOnly(m.handleStatus))
-	mux.HandleFunc("GET /v1/nodes", m.leaderOnly(m.handleNodes))
-	mux.HandleFunc("POST /v1/create", m.leaderOnly(m.handleCreate))
-	mux.HandleFunc("POST /v1/shards", m.leaderOnly(m.handleAddShard))
-	mux.HandleFunc("POST /v1/shards/{id}/failover", m.leaderOnly(m.handleFailover))
-	mux.HandleFunc("DELETE /v1/nodes/{id}", m.leaderOnly(m.handleRemoveNode))
-	mux.HandleFunc("GET /v1/config", m.handleConfigGet)
-	mux.HandleFunc("PUT /v1/config", m.leaderOnly(m.handleConfigSet))
-	mux.HandleFunc("POST /v1/join", m.leaderOnly(m.handleJoin))
-	mux.HandleFunc("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
-	mux.HandleFunc("GET /v1/migrations", m.handleMigrations)
-	mux.HandleFunc("POST /v1/migrations/{action}", m.leaderOnly(m.handleMigrationAction))
-	mux.HandleFunc("POST /v1/migrator/{action}", m.leaderOnly(m.handleMigrator))
-	mux.HandleFunc("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
-	mux.HandleFunc("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
-	mux.HandleFunc("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
-	mux.HandleFunc("GET /v1/autoscale", m.leaderOnly(m.handleAutoscale))
-	m.dashboardRoutes(mux, func(p string, h http.HandlerFunc) { mux.HandleFunc(p, h) }) // the web dashboard (dashboard.go)
+	clus("GET /v1/map", m.handleMap)
+	clus("POST /v1/heartbeat", m.leaderOnly(m.handleHeartbeat))
+	admin("GET /v1/status", m.leaderOnly(m.handleStatus))
+	admin("GET /v1/nodes", m.leaderOnly(m.handleNodes))
+	admin("POST /v1/create", m.leaderOnly(m.handleCreate))
+	admin("POST /v1/shards", m.leaderOnly(m.handleAddShard))
+	admin("POST /v1/shards/{id}/failover", m.leaderOnly(m.handleFailover))
+	admin("DELETE /v1/nodes/{id}", m.leaderOnly(m.handleRemoveNode))
+	admin("GET /v1/config", m.handleConfigGet)
+	admin("PUT /v1/config", m.leaderOnly(m.handleConfigSet))
+	admin("POST /v1/join", m.leaderOnly(m.handleJoin))
+	admin("POST /v1/migrations", m.leaderOnly(m.handleMigrate))
+	admin("GET /v1/migrations", m.handleMigrations)
+	admin("POST /v1/migrations/{action}", m.leaderOnly(m.handleMigrationAction))
+	admin("POST /v1/migrator/{action}", m.leaderOnly(m.handleMigrator)) // standalone migrators: the admin token
+	admin("POST /v1/rebalance", m.leaderOnly(m.handleRebalance))
+	admin("POST /v1/shards/{id}/drain", m.leaderOnly(m.handleDrain))
+	admin("PUT /v1/shards/{id}/weight", m.leaderOnly(m.handleSetWeight))
+	admin("GET /v1/autoscale", m.leaderOnly(m.handleAutoscale))
+	// Anything else under /v1 (a typo, a wrong method) answers 401 before
+	// 404/405 to a client without the token: the API's shape is not
+	// disclosed to it.
+	mux.HandleFunc("/v1/", m.authorize(false, http.NotFound))
+	// The dashboard's page is open; its data endpoints need the admin token.
+	m.dashboardRoutes(mux, admin) // the web dashboard (dashboard.go)
 	return mux
+}
+
+// authorize wraps h with the bearer-token check: the admin token, or for
+// cluster endpoints (map, heartbeat) the cluster token too. Without an
+// admin token configured the API is open (as before tokens existed).
+func (m *Manager) authorize(clusterEndpoint bool, h http.HandlerFunc) http.HandlerFunc {
+	if m.cfg.AdminToken == "" {
+		return h
+	}
+	admin := []byte(m.cfg.AdminToken)
+	var clus []byte
+	if clusterEndpoint && m.cfg.ClusterToken != "" {
+		clus = []byte(m.cfg.ClusterToken)
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearerToken(r)
+		if ok && (subtle.ConstantTimeCompare(tok, admin) == 1 || clus != nil && subtle.ConstantTimeCompare(tok, clus) == 1) {
+			h(w, r)
+			return
+		}
+		msg := "unauthorized: this manager requires a token: send \"Authorization: Bearer <token>\" (shoal ctl --token or $SHOAL_TOKEN; shoal server/proxy --manager-token)"
+		if ok {
+			msg = "unauthorized: the bearer token is not valid for " + r.Method + " " + r.URL.Path
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shoal-manager"`)
+		writeJSON(w, http.StatusUnauthorized, apiError{Error: msg})
+	}
+}
+
+// bearerToken extracts the token of "Authorization: Bearer <token>".
+func bearerToken(r *http.Request) ([]byte, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return nil, false
+	}
+	return []byte(strings.TrimSpace(h[len(prefix):])), true
 }
 
 type apiError struct {
@@ -95,11 +146,23 @@ func (m *Manager) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 		r.Header.Set("X-Shoal-Forwarded", m.cfg.ID)
 		u := &url.URL{Scheme: "http", Host: leader}
 		p := httputil.NewSingleHostReverseProxy(u)
+		if pt := m.peerTLS(); pt != nil {
+			u.Scheme = "https"
+			p.Transport = m.forwardTransport(pt)
+		}
 		p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSON(w, http.StatusBadGateway, apiError{Error: "forwarding to the leader: " + err.Error(), Leader: leader})
 		}
 		p.ServeHTTP(w, r)
 	}
+}
+
+// forwardTransport is the (one, reused) HTTPS transport to the leader.
+func (m *Manager) forwardTransport(pt *tls.Config) http.RoundTripper {
+	m.fwdOnce.Do(func() {
+		m.fwd = &http.Transport{TLSClientConfig: pt, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 8}
+	})
+	return m.fwd
 }
 
 // handleMap returns the map; with ?epoch=E&wait=SECONDS it waits until

@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,8 +27,15 @@ type Client struct {
 	// Retry is how long a call keeps retrying while no manager answers
 	// or none is leader (an election); 0: 5 s, negative: one round.
 	Retry time.Duration
+	// Token is sent as "Authorization: Bearer <Token>" when set (the
+	// managers' --admin-token or --cluster-token).
+	Token string
+	// TLS, if set, makes the calls HTTPS with this configuration (its
+	// RootCAs trusting the managers' certificates); used when HTTP is nil.
+	TLS *tls.Config
 
 	mu   sync.Mutex
+	hc   *http.Client // built from TLS once
 	last string
 }
 
@@ -103,7 +111,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 func (c *Client) round(ctx context.Context, method, path string, body []byte, out any) (error, bool) {
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		hc = c.defaultHTTP()
 	}
 	if lp, ok := ctx.Value(longPollKey{}).(time.Duration); ok && hc.Timeout > 0 {
 		// A long poll is answered after up to its wait: the request's
@@ -125,12 +133,19 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 			continue
 		}
 		tried[host] = true
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, bytes.NewReader(body))
+		scheme := "http://"
+		if c.TLS != nil {
+			scheme = "https://"
+		}
+		req, err := http.NewRequestWithContext(ctx, method, scheme+host+path, bytes.NewReader(body))
 		if err != nil {
 			return err, false
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -172,6 +187,20 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 		return nil, false
 	}
 	return last, true
+}
+
+// defaultHTTP is the client used when HTTP is nil: a 10 s timeout, and
+// the TLS configuration when set (one transport, reused).
+func (c *Client) defaultHTTP() *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hc == nil {
+		c.hc = &http.Client{Timeout: 10 * time.Second}
+		if c.TLS != nil {
+			c.hc.Transport = &http.Transport{TLSClientConfig: c.TLS, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 8}
+		}
+	}
+	return c.hc
 }
 
 func mustJSON(v any) []byte {

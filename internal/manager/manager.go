@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"shoal/internal/acl"
 	"shoal/internal/admin"
 	"shoal/internal/cluster"
 )
@@ -58,6 +60,35 @@ type Config struct {
 	DisableMigrator bool
 	// MigratorLease is the built-in migrator's lease (0: migrator.DefaultLease).
 	MigratorLease time.Duration
+	// AdminToken, if set, must be sent as "Authorization: Bearer <token>"
+	// on every /v1 endpoint (401 otherwise); /healthz stays open. The
+	// managers of one cluster share it (a joining manager sends it).
+	// ClusterToken, if set, is accepted besides it on the endpoints
+	// storage nodes and proxies use (GET /v1/map, POST /v1/heartbeat),
+	// so they need not hold the operators' token (docs/operations.md,
+	// "Security"). It requires AdminToken.
+	AdminToken, ClusterToken string
+
+	// TLS, if set, serves the HTTP API over HTTPS. PeerTLS is the client
+	// side of manager-to-manager calls (forwarding to the leader,
+	// joining): it must trust the other managers' certificates. The
+	// managers of a cluster all use HTTPS or all plain HTTP.
+	TLS, PeerTLS *tls.Config
+
+	// RaftTLS, if set, runs the Raft traffic between managers over
+	// mutual TLS: it serves with RaftTLS (which should require and verify
+	// client certificates: only managers take part in the consensus) and
+	// dials the others with RaftPeerTLS (presenting this manager's
+	// certificate, trusting the managers' CA). All managers of a cluster
+	// use it or none does.
+	RaftTLS, RaftPeerTLS *tls.Config
+
+	// NodeAuth is what the manager sends (AUTH) to storage nodes that
+	// require a password when it probes a slot move (CLUSTER MIGRATION).
+	NodeAuth acl.Credentials
+	// NodeTLS, if set, makes those probes TLS to the nodes' tls-port
+	// (Node.TLSAddr), trusting the nodes' CA.
+	NodeTLS *tls.Config
 
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
@@ -80,6 +111,9 @@ type Manager struct {
 
 	ln   net.Listener
 	http *http.Server
+
+	fwdOnce sync.Once
+	fwd     *http.Transport // HTTPS forwarding to the leader (api.go)
 
 	mu          sync.Mutex
 	health      map[string]*Health
@@ -129,6 +163,9 @@ var ErrNotLeader = errors.New("not the leader")
 func New(cfg Config) (*Manager, error) {
 	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.HTTPAddr == "" || cfg.Dir == "" {
 		return nil, errors.New("manager needs an id, a raft address, an HTTP address and a data directory")
+	}
+	if cfg.ClusterToken != "" && cfg.AdminToken == "" {
+		return nil, errors.New("manager: a cluster token needs an admin token (without one the API is open)")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -184,12 +221,18 @@ func (m *Manager) Start() error {
 	if err != nil {
 		return err
 	}
+	if m.cfg.TLS != nil {
+		ln = tls.NewListener(ln, m.cfg.TLS)
+	}
 	m.ln = ln
 	if err := m.startRaft(); err != nil {
 		ln.Close()
 		return err
 	}
-	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second}
+	// net/http's own errors (a client's failed TLS handshake...) go to
+	// the manager's log at debug level, not to stderr.
+	m.http = &http.Server{Handler: m.routes(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 	m.wg.Add(4) // http, leadership, autoscaler, historian (the migrator below)
 	go func() {
 		defer m.wg.Done()
@@ -231,12 +274,23 @@ func (m *Manager) startRaft() error {
 		return fmt.Errorf("raft address: %w", err)
 	}
 	var tr *raft.NetworkTransport
-	if m.cfg.RaftAdvertise != "" {
+	if m.cfg.RaftAdvertise != "" || m.cfg.RaftTLS != nil {
+		if (m.cfg.RaftTLS == nil) != (m.cfg.RaftPeerTLS == nil) {
+			return errors.New("raft TLS needs both the serving and the dialing configuration")
+		}
 		ln, lerr := net.Listen("tcp", m.cfg.RaftAddr)
 		if lerr != nil {
 			return fmt.Errorf("raft transport: %w", lerr)
 		}
-		tr = raft.NewNetworkTransport(&namedStream{Listener: ln, addr: namedAddr(m.cfg.RaftAdvertise)}, 3, 10*time.Second, io.Discard)
+		var adv net.Addr = addr
+		if m.cfg.RaftAdvertise != "" {
+			adv = namedAddr(m.cfg.RaftAdvertise)
+		}
+		st := &namedStream{Listener: ln, addr: adv, tls: m.cfg.RaftPeerTLS}
+		if m.cfg.RaftTLS != nil {
+			st.Listener = tls.NewListener(ln, m.cfg.RaftTLS)
+		}
+		tr = raft.NewNetworkTransport(st, 3, 10*time.Second, io.Discard)
 	} else if tr, err = raft.NewTCPTransport(m.cfg.RaftAddr, addr, 3, 10*time.Second, io.Discard); err != nil {
 		return fmt.Errorf("raft transport: %w", err)
 	}
@@ -284,7 +338,7 @@ func (m *Manager) join() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, a := range m.cfg.Join {
-			c := &Client{Addrs: []string{a}}
+			c := &Client{Addrs: []string{a}, Token: m.cfg.AdminToken, TLS: m.peerTLS()}
 			if err := c.do(context.Background(), http.MethodPost, "/v1/join", body, nil); err != nil {
 				last = err
 				continue
@@ -300,6 +354,17 @@ func (m *Manager) join() error {
 	return fmt.Errorf("join %v: %w", m.cfg.Join, last)
 }
 
+// peerTLS is the TLS client configuration for other managers (nil: HTTP).
+func (m *Manager) peerTLS() *tls.Config {
+	if m.cfg.TLS == nil {
+		return nil
+	}
+	if m.cfg.PeerTLS != nil {
+		return m.cfg.PeerTLS
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12} // the system's roots
+}
+
 // HTTPAddr is the address of the HTTP API: HTTPAdvertise if set, else
 // the address it listens on.
 func (m *Manager) HTTPAddr() string {
@@ -312,15 +377,27 @@ func (m *Manager) HTTPAddr() string {
 // namedStream is a Raft stream layer that advertises a name (host:port,
 // the host possibly a DNS name) rather than the listener's IP address,
 // and dials peers by the names they advertise.
+// namedStream is the Raft stream layer when the address Raft advertises
+// is not the one it listens on (a DNS name), or when Raft runs over TLS.
 type namedStream struct {
 	net.Listener
-	addr namedAddr
+	addr net.Addr
+	tls  *tls.Config // dialing side of Raft TLS; nil: plain TCP
 }
 
 func (s *namedStream) Addr() net.Addr { return s.addr }
 
 func (s *namedStream) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(a), timeout)
+	if s.tls == nil {
+		return net.DialTimeout("tcp", string(a), timeout)
+	}
+	// The handshake completes here, so a peer with a wrong certificate
+	// fails the dial (not Raft's first read).
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(a), s.tls)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 type namedAddr string
@@ -487,7 +564,7 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 	}
 	mp := m.Map()
 	id := hb.Node.ID
-	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
+	if n := mp.Nodes[id]; n == nil || n.Addr != hb.Node.Addr || n.MCAddr != hb.Node.MCAddr || n.TLSAddr != hb.Node.TLSAddr || (hb.Node.Weight > 0 && n.Weight != hb.Node.Weight) ||
 		n.Version != hb.Node.Version || n.Protocol != hb.Node.Protocol ||
 		(hb.Node.State == cluster.NodeStandby && n.State == cluster.NodeIdle) {
 		node := hb.Node

@@ -24,10 +24,17 @@ func freeAddr(t *testing.T) string {
 // startManagers starts n managers: the first bootstraps, the others join it.
 func startManagers(t *testing.T, n int) []*Manager {
 	t.Helper()
+	return startManagersWith(t, n, func(*Config) {})
+}
+
+// startManagersWith is startManagers with a configuration edit.
+func startManagersWith(t *testing.T, n int, edit func(*Config)) []*Manager {
+	t.Helper()
 	var ms []*Manager
 	for i := 0; i < n; i++ {
 		cfg := Config{ID: fmt.Sprintf("m%d", i+1), RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(),
 			Bootstrap: i == 0}
+		edit(&cfg)
 		if i > 0 {
 			cfg.Join = []string{ms[0].HTTPAddr()}
 		}

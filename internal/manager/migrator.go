@@ -24,7 +24,8 @@ import (
 func (m *Manager) runMigrator() {
 	defer m.wg.Done()
 	g, err := migrator.New(migrator.Config{ID: cluster.ManagerMigrator, Lease: m.cfg.MigratorLease,
-		Logger: m.cfg.Logger.With("id", m.cfg.ID), MoveGate: m.cfg.MoveGate}, localMigratorAPI{m})
+		Logger: m.cfg.Logger.With("id", m.cfg.ID), MoveGate: m.cfg.MoveGate,
+		NodeAuth: m.cfg.NodeAuth, NodeTLS: m.cfg.NodeTLS}, localMigratorAPI{m})
 	if err != nil {
 		m.log.Error("built-in migrator not started", "err", err)
 		return

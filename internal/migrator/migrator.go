@@ -25,17 +25,19 @@ package migrator
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/resp"
 )
@@ -72,6 +74,12 @@ type Config struct {
 	// MoveGate, for tests: the migrator holds a move ready for op
 	// (cluster.OpMigrateCutover or OpMigrateDone) while it returns false.
 	MoveGate func(op string, slot int) bool
+
+	// NodeAuth is sent (AUTH) to storage nodes that require a password
+	// when the migrator probes a move (CLUSTER MIGRATION); NodeTLS, if
+	// set, makes those probes TLS to the nodes' tls-port (Node.TLSAddr).
+	NodeAuth acl.Credentials
+	NodeTLS  *tls.Config
 }
 
 // DefaultLease is how long a migrator that stops renewing (killed,
@@ -322,7 +330,7 @@ func (g *Migrator) stepAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			op, err := step(mp, mg, p)
+			op, err := g.step(mp, mg, p)
 			if err != nil {
 				l := g.cancelMove(ctx, mg, err)
 				mu.Lock()
@@ -416,7 +424,7 @@ func (g *Migrator) cancelMove(ctx context.Context, mg *cluster.Migration, err er
 
 // step checks one move: the op it is ready for (OpMigrateCutover,
 // OpMigrateDone, "" for none yet); an error cancels the attempt.
-func step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
+func (g *Migrator) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
 	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
 	if from == nil || to == nil {
 		return "", errors.New("a shard of the move is gone")
@@ -424,13 +432,14 @@ func step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, erro
 	if from.Epoch != mg.FromEpoch || to.Epoch != mg.ToEpoch {
 		return "", errors.New("a shard of the move failed over")
 	}
-	src, err := migrationStatus(mp.Addr(from.Primary), mg.Slot)
+	tlsOn := g.cfg.NodeTLS != nil
+	src, err := migrationStatus(g.cfg.NodeAuth, g.cfg.NodeTLS, mp.PeerAddr(from.Primary, tlsOn), mg.Slot)
 	if err != nil {
-		return "", patience(mg, p, fmt.Errorf("source %s: %w", mp.Addr(from.Primary), err))
+		return "", patience(mg, p, fmt.Errorf("source %s: %w", mp.PeerAddr(from.Primary, tlsOn), err))
 	}
-	dst, err := migrationStatus(mp.Addr(to.Primary), mg.Slot)
+	dst, err := migrationStatus(g.cfg.NodeAuth, g.cfg.NodeTLS, mp.PeerAddr(to.Primary, tlsOn), mg.Slot)
 	if err != nil {
-		return "", patience(mg, p, fmt.Errorf("target %s: %w", mp.Addr(to.Primary), err))
+		return "", patience(mg, p, fmt.Errorf("target %s: %w", mp.PeerAddr(to.Primary, tlsOn), err))
 	}
 	if dst.ident != cluster.MoveIdent(mg) {
 		// The target has not installed this attempt's map yet.
@@ -488,12 +497,12 @@ type moveStatus struct {
 }
 
 // migrationStatus asks a node CLUSTER MIGRATION slot.
-func migrationStatus(addr string, slot int) (moveStatus, error) {
+func migrationStatus(auth acl.Credentials, tc *tls.Config, addr string, slot int) (moveStatus, error) {
 	var st moveStatus
 	if addr == "" {
 		return st, errors.New("no address")
 	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := acl.Dial(addr, auth, tc, time.Second)
 	if err != nil {
 		return st, err
 	}

@@ -2,13 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"shoal/internal/acl"
 )
 
 // A call is one request to one backend node: the encoded frame(s), and
@@ -96,6 +100,30 @@ func (p *Proxy) backendFor(addr string, mc, ro, r3 bool) *backend {
 	return b
 }
 
+// dialBackend connects to a node, authenticating first when the proxy
+// has backend credentials (memcached ports take no AUTH).
+func (p *Proxy) dialBackend(addr string, mc bool) (net.Conn, error) {
+	if mc {
+		return net.DialTimeout("tcp", addr, time.Second)
+	}
+	var tc *tls.Config
+	if p.cfg.BackendTLS != nil {
+		// Backends are keyed by their RESP address (the map's, MOVED's):
+		// dial the same node's TLS port.
+		taddr := p.table.Load().tlsOf[addr]
+		if taddr == "" {
+			return nil, fmt.Errorf("backend %s serves no tls-port (the proxy has --backend-tls-ca-cert-file)", addr)
+		}
+		addr, tc = taddr, p.cfg.BackendTLS
+	}
+	nc, err := acl.Dial(addr, p.cfg.Backend, tc, time.Second)
+	var ne net.Error
+	if err != nil && p.cfg.Backend.Pass != "" && !errors.As(err, &ne) {
+		p.log.Warn("backend refused the proxy's credentials", "addr", addr, "err", err)
+	}
+	return nc, err
+}
+
 // send queues c on the pool connection c.pin selects, dialing if needed,
 // and returns that connection: the caller must flush it (at once, or
 // after the rest of its read batch). nil: c is already completed (no
@@ -112,7 +140,7 @@ func (b *backend) send(c *call) *bconn {
 	bc := b.conns[i]
 	if bc == nil || bc.dead.Load() {
 		b.mu.Unlock()
-		nc, err := net.DialTimeout("tcp", b.addr, time.Second)
+		nc, err := b.p.dialBackend(b.addr, b.mc)
 		if err != nil {
 			b.p.backendError(b.addr)
 			c.err = err
@@ -161,7 +189,7 @@ func (b *backend) acquire() (*bconn, error) {
 		return nil, errBackendClosed
 	}
 	b.mu.Unlock()
-	nc, err := net.DialTimeout("tcp", b.addr, time.Second)
+	nc, err := b.p.dialBackend(b.addr, b.mc)
 	if err != nil {
 		b.p.backendError(b.addr)
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/resp"
 )
 
@@ -150,6 +151,11 @@ type conn struct {
 	inval    []uint64
 	invalAll bool
 
+	// Authentication (reader-owned): the client's user, and whether it
+	// has authenticated (or needs not: a nopass default user).
+	user   *acl.User
+	authed bool
+
 	proto3 bool        // the client said HELLO 3 (reader-owned)
 	push3  atomic.Bool // proto3, for the pub/sub readers (messages as RESP3 pushes)
 
@@ -174,6 +180,9 @@ func (p *Proxy) newConn(nc net.Conn) *conn {
 		c.rc, _ = sc.SyscallConn()
 	}
 	c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
+	c.user = p.acl.Default()
+	dp := c.user.Perms()
+	c.authed = dp.NoPass && dp.Enabled
 	p.mu.Lock()
 	p.mu.conns[c] = struct{}{}
 	p.mu.Unlock()

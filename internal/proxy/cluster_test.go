@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/config"
 	"shoal/internal/manager"
 	"shoal/internal/proxy"
 	"shoal/internal/server"
+	"shoal/internal/testcert"
 	tu "shoal/internal/testutil"
 )
 
@@ -34,6 +37,23 @@ type tcluster struct {
 	t     *testing.T
 	mgr   *manager.Manager
 	nodes []*tnode
+	// nodeArgs are extra directives of every node; auth is what test
+	// helpers send first on their direct connections (AUTH ...).
+	nodeArgs   []string
+	auth       []string
+	adminToken string          // the manager's; c.client() sends it
+	clientTLS  *tls.Config     // c.client()'s HTTPS configuration (nil: HTTP)
+	certs      *testcert.Files // set: every node serves a tls-port and replicates over TLS
+}
+
+// tclusterOpts are newTClusterOpts's security settings.
+type tclusterOpts struct {
+	nodeArgs                 []string        // extra directives of every node
+	cred                     acl.Credentials // nodes' password: the manager's NodeAuth and the helpers' AUTH
+	adminToken, clusterToken string          // the manager's tokens (nodes get --manager-token themselves, in nodeArgs)
+	mgrTLS, clientTLS        *tls.Config     // the manager's HTTPS, and c.client()'s trust of it
+	certs                    *testcert.Files // nodes with tls-port, tls-auth-clients yes, tls-replication; the manager probes them over TLS
+	nodeTLS                  *tls.Config     // the manager's NodeTLS
 }
 
 func freeAddr(t *testing.T) string {
@@ -62,8 +82,21 @@ func quietLog() *slog.Logger {
 
 func newTCluster(t *testing.T, shards, replicas int, settings map[string]int) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t}
-	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true})
+	return newTClusterAuth(t, shards, replicas, settings, nil, acl.Credentials{})
+}
+
+// newTClusterAuth is newTCluster with extra node directives (requirepass,
+// user, masterauth...) and the AUTH the helpers' direct connections send.
+func newTClusterAuth(t *testing.T, shards, replicas int, settings map[string]int, nodeArgs []string, cred acl.Credentials) *tcluster {
+	t.Helper()
+	return newTClusterOpts(t, shards, replicas, settings, tclusterOpts{nodeArgs: nodeArgs, cred: cred})
+}
+
+func newTClusterOpts(t *testing.T, shards, replicas int, settings map[string]int, o tclusterOpts) *tcluster {
+	t.Helper()
+	c := &tcluster{t: t, nodeArgs: o.nodeArgs, auth: o.cred.AuthArgs(), adminToken: o.adminToken, clientTLS: o.clientTLS, certs: o.certs}
+	m, err := manager.New(manager.Config{ID: "m1", RaftAddr: freeAddr(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: true,
+		NodeAuth: o.cred, AdminToken: o.adminToken, ClusterToken: o.clusterToken, TLS: o.mgrTLS, NodeTLS: o.nodeTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +138,14 @@ func (c *tcluster) waitServing() {
 	for _, id := range c.shardIDs() {
 		addr, k := c.primary(id).addr, c.keyIn(id, "serving")
 		waitUntil(c.t, "the primaries serve", func() bool {
-			r := direct(c.t, addr, "GET", k)
+			r := c.direct(addr, "GET", k)
 			return !strings.HasPrefix(r, "(error)")
 		})
 	}
 }
 
 func (c *tcluster) client() *manager.Client {
-	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}}
+	return &manager.Client{Addrs: []string{c.mgr.HTTPAddr()}, Token: c.adminToken, TLS: c.clientTLS}
 }
 
 func (c *tcluster) startNode(key, dir string) *tnode {
@@ -126,6 +159,11 @@ func (c *tcluster) startNode(key, dir string) *tnode {
 		cfg := config.Default()
 		args := []string{"--port", strconv.Itoa(port), "--memcached-port", strconv.Itoa(mcport), "--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "yes", "--manager", c.mgr.HTTPAddr()}
+		args = append(args, c.nodeArgs...)
+		if f := c.certs; f != nil {
+			args = append(args, "--tls-port", strconv.Itoa(tu.FreePort(t)), "--tls-cert-file", f.ServerCert, "--tls-key-file", f.ServerKey,
+				"--tls-ca-cert-file", f.CA, "--tls-replication", "yes")
+		}
 		if err := cfg.ParseArgs(args); err != nil {
 			t.Fatal(err)
 		}
@@ -243,6 +281,18 @@ func (c *tcluster) startProxyWith(edit func(*proxy.Config)) *proxy.Proxy {
 func direct(t *testing.T, addr string, args ...string) string {
 	cl := tu.Dial(t, addr)
 	defer cl.C.Close()
+	return cl.Do(args...)
+}
+
+// direct is direct after the cluster's AUTH.
+func (c *tcluster) direct(addr string, args ...string) string {
+	cl := tu.Dial(c.t, addr)
+	defer cl.C.Close()
+	if c.auth != nil {
+		if r := cl.Do(c.auth...); r != "OK" {
+			c.t.Fatalf("AUTH on %s: %s", addr, r)
+		}
+	}
 	return cl.Do(args...)
 }
 

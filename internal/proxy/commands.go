@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/cluster"
 	"shoal/internal/command"
 	"shoal/internal/resp"
@@ -46,6 +47,10 @@ func (c *conn) handle(args [][]byte) bool {
 	}
 	spec := command.Lookup(name)
 	if spec == nil {
+		if !c.authed {
+			c.queueError()
+			return c.local(errLine(errNoAuth))
+		}
 		if isShoal(name) && c.tx == nil && (c.sub == nil || c.sub.count() == 0) {
 			c.curCmd = int32(cmdShoal + 1)
 			return c.shoalCommand(args)
@@ -55,9 +60,22 @@ func (c *conn) handle(args [][]byte) bool {
 		return c.local(errLine("ERR unknown command '" + printable(args[0]) + "'"))
 	}
 	c.curCmd = int32(spec.ID + 1)
+	if !c.authed && spec.Flags&command.NoAuth == 0 {
+		c.queueError()
+		return c.local(errLine(errNoAuth))
+	}
 	if !spec.ArityOK(len(args)) {
 		c.queueError()
 		return c.local(errLine("ERR wrong number of arguments for '" + spec.Name + "' command"))
+	}
+	// ACL: one predictable branch while no user is restricted.
+	if c.p.acl.Restricted() {
+		if p := c.user.Perms(); !p.Unrestricted {
+			if msg := p.Check(c.user.Name, spec, args); msg != "" {
+				c.queueError()
+				return c.local(errLine(msg))
+			}
+		}
 	}
 	if c.sampled() {
 		c.countRESP(spec, args)
@@ -101,7 +119,9 @@ func (c *conn) handle(args [][]byte) bool {
 		}
 		return c.local(errLine("ERR SELECT of a database other than 0 is not supported by the shoal proxy"))
 	case "auth":
-		return c.local(errLine("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
+		return c.auth(args)
+	case "acl":
+		return c.aclCmd(args)
 	case "hello":
 		return c.hello(args)
 	case "client":
@@ -431,6 +451,64 @@ func mergeMGET(pos [][]int, replies [][]byte) []byte {
 	return out
 }
 
+const errNoAuth = "NOAUTH Authentication required."
+
+// auth serves AUTH [user] password against the proxy's users.
+func (c *conn) auth(args [][]byte) bool {
+	if len(args) > 3 {
+		return c.local(errLine("ERR syntax error"))
+	}
+	user, pass := acl.DefaultUser, args[1]
+	if len(args) == 3 {
+		user, pass = string(args[1]), args[2]
+	} else if c.p.acl.Default().Perms().NoPass {
+		return c.local(errLine("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
+	}
+	u, ok := c.p.acl.Authenticate(user, pass)
+	if !ok {
+		return c.local(errLine(acl.ErrWrongPass))
+	}
+	c.user, c.authed = u, true
+	return c.local([]byte("+OK\r\n"))
+}
+
+// acl serves the read-only ACL subcommands; the proxy's users come from
+// its configuration (--user, --requirepass), so they do not change.
+func (c *conn) aclCmd(args [][]byte) bool {
+	w := resp.Writer{Proto: c.proto()}
+	switch strings.ToLower(string(args[1])) {
+	case "whoami":
+		w.BulkString(c.user.Name)
+	case "users":
+		names := c.p.acl.Names()
+		w.Array(len(names))
+		for _, n := range names {
+			w.BulkString(n)
+		}
+	case "cat":
+		if len(args) == 2 {
+			w.Array(len(acl.Categories))
+			for _, cat := range acl.Categories {
+				w.BulkString(cat)
+			}
+			break
+		}
+		cmds, ok := acl.CategoryCommands(string(args[2]))
+		if !ok {
+			return c.local(errLine("ERR Unknown category '" + printable(args[2]) + "'"))
+		}
+		w.Array(len(cmds))
+		for _, n := range cmds {
+			w.BulkString(n)
+		}
+	case "setuser", "deluser", "load", "save":
+		return c.local(errLine("ERR the shoal proxy's users come from its --user and --requirepass flags: ACL " + strings.ToUpper(string(args[1])) + " is not supported"))
+	default:
+		return c.local(notSupported("acl|" + strings.ToLower(printable(args[1]))))
+	}
+	return c.local(w.B)
+}
+
 // proto is the client's protocol version (HELLO).
 func (c *conn) proto() int {
 	if c.proto3 {
@@ -455,17 +533,30 @@ func (c *conn) hello(args [][]byte) bool {
 			return c.local(errLine("NOPROTO unsupported protocol version"))
 		}
 		proto = v
+		var name []byte
 		for i := 2; i < len(args); i++ {
-			switch strings.ToLower(string(args[i])) {
-			case "setname":
-				if i+1 < len(args) {
-					c.name = string(args[i+1])
-					i++
+			switch opt := strings.ToLower(string(args[i])); {
+			case opt == "setname" && i+1 < len(args):
+				name = args[i+1]
+				i++
+			case opt == "auth" && i+2 < len(args):
+				// A nopass user accepts any password, as in Redis.
+				u, ok := c.p.acl.Authenticate(string(args[i+1]), args[i+2])
+				if !ok {
+					return c.local(errLine(acl.ErrWrongPass))
 				}
-			case "auth":
-				return c.local(errLine("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"))
+				c.user, c.authed = u, true
+				i += 2
+			default:
+				return c.local(errLine("ERR Syntax error in HELLO option '" + printable(args[i]) + "'"))
 			}
 		}
+		if name != nil && c.authed {
+			c.name = string(name)
+		}
+	}
+	if !c.authed {
+		return c.local(errLine("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"))
 	}
 	if (proto == 3) != c.proto3 {
 		if c.tx != nil {

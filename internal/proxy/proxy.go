@@ -25,6 +25,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,17 +37,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/internal/acl"
 	"shoal/internal/admin"
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
+	"shoal/internal/tlsconf"
 )
 
 // Config configures a proxy.
 type Config struct {
-	Managers    string        // comma-separated manager HTTP addresses
-	Bind        string        // listen host; "" = 127.0.0.1
-	Port        int           // RESP port; 0 = any free port
-	MCPort      int           // memcached port; -1 = off, 0 = any free port
+	Managers string // comma-separated manager HTTP addresses
+	Bind     string // listen host; "" = 127.0.0.1
+	Port     int    // RESP port; 0 = any free port
+	MCPort   int    // memcached port; -1 = off, 0 = any free port
+	// TLSPort serves RESP over TLS (with TLS) besides Port; -1 = off, 0 =
+	// any free port. Its clients are served exactly as Port's.
+	TLSPort     int
+	TLS         *tls.Config
 	RetryBudget time.Duration // how long a command is retried across failovers
 	// PoolSize is the number of pipelined connections per backend node.
 	PoolSize int
@@ -74,14 +81,35 @@ type Config struct {
 	// AdminAddr is host:port of the admin HTTP endpoint (/metrics,
 	// /healthz, /readyz); "" = off, port 0 = any free port.
 	AdminAddr string
-	Log       *slog.Logger
+	// Client authentication (docs/proxy.md, "Authentication"):
+	// RequirePass is the default user's password; Users are ACL users
+	// written as the storage node's user directive ("alice on >pw ~* +@all").
+	// The proxy answers AUTH and HELLO AUTH itself and applies each
+	// user's command, key and channel rules before routing.
+	RequirePass string
+	Users       []string
+	// Backend are the credentials the proxy sends (AUTH) on every
+	// connection it opens to a storage node, when the nodes require a
+	// password: every client's commands reach the nodes as this user.
+	Backend acl.Credentials
+	// BackendTLS, if set, makes every backend RESP connection TLS to the
+	// node's tls-port (Node.TLSAddr in the map), trusting its RootCAs and
+	// presenting its certificate if any.
+	BackendTLS *tls.Config
+	Log        *slog.Logger
+	// ManagerToken is the bearer token for the managers' API (their
+	// --cluster-token or --admin-token); "" sends none.
+	ManagerToken string
+	// ManagerCAFile, if set, calls the managers over HTTPS trusting this
+	// CA (managers started with --tls-cert-file).
+	ManagerCAFile string
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
+	return Config{Bind: "127.0.0.1", MCPort: -1, TLSPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
 		HotKeySample: 8, HotKeyHalfLife: time.Second}
 }
 
@@ -94,6 +122,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("proxy: bad port %d", c.Port)
 	case c.MCPort < -1 || c.MCPort > 65535:
 		return fmt.Errorf("proxy: bad memcached port %d", c.MCPort)
+	case c.TLSPort < -1 || c.TLSPort > 65535:
+		return fmt.Errorf("proxy: bad TLS port %d", c.TLSPort)
+	case c.TLSPort >= 0 && c.TLS == nil:
+		return errors.New("proxy: --tls-port needs --tls-cert-file and --tls-key-file")
 	case c.RetryBudget < 0:
 		return errors.New("proxy: retry budget must not be negative")
 	case c.PoolSize < 1 || c.PoolSize > 64:
@@ -128,10 +160,16 @@ type route struct {
 	shards []int                    // sorted shard ids
 	prim   map[int]*cluster.Node    // shard id → primary node
 	repl   map[int][]*cluster.Node  // shard id → replicas (with an address)
+	tlsOf  map[string]string        // node RESP address → its TLS address (BackendTLS)
 }
 
 func newRoute(m *cluster.Map) *route {
-	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}, repl: map[int][]*cluster.Node{}}
+	r := &route{epoch: m.Epoch, slots: m.Slots, prim: map[int]*cluster.Node{}, repl: map[int][]*cluster.Node{}, tlsOf: map[string]string{}}
+	for _, n := range m.Nodes {
+		if n.TLSAddr != "" {
+			r.tlsOf[n.Addr] = n.TLSAddr
+		}
+	}
 	for id, s := range m.Shards {
 		if n := m.Nodes[s.Primary]; n != nil {
 			r.prim[id] = n
@@ -183,7 +221,7 @@ type Proxy struct {
 	changed atomic.Pointer[chan struct{}] // closed and replaced on every new table
 	kick    chan struct{}                 // asks the watcher for an immediate refresh
 
-	ln, mcln net.Listener
+	ln, mcln, tlsln net.Listener
 
 	mu struct {
 		sync.Mutex
@@ -202,6 +240,7 @@ type Proxy struct {
 	t0      time.Time // monotonic base of request timestamps
 	hot     *hotTracker
 	met     *metrics
+	acl     *acl.Registry // the clients' users (static: from Config)
 	admin   *admin.Server
 
 	ctx    context.Context
@@ -221,6 +260,27 @@ func New(cfg Config) (*Proxy, error) {
 	p.log = p.log.With("component", "proxy")
 	if cfg.ManagerHTTP != nil {
 		p.mc.HTTP = cfg.ManagerHTTP
+	}
+	p.mc.Token = cfg.ManagerToken
+	if cfg.ManagerCAFile != "" {
+		tc, err := tlsconf.Client(cfg.ManagerCAFile, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("proxy: --manager-tls-ca-cert-file: %w", err)
+		}
+		p.mc.TLS = tc
+	}
+	p.acl = acl.NewRegistry()
+	for _, line := range cfg.Users {
+		name, rules, err := acl.ParseUserLine(line)
+		if err == nil {
+			err = p.acl.SetUser(name, rules)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("proxy: --user %q: %w", line, err)
+		}
+	}
+	if cfg.RequirePass != "" {
+		p.acl.SetDefaultPassword(cfg.RequirePass)
 	}
 	p.mu.backends = map[string]*backend{}
 	p.mu.clients = map[net.Conn]struct{}{}
@@ -257,12 +317,26 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: listen (memcached): %w", err)
 		}
 	}
+	if p.cfg.TLSPort >= 0 {
+		l, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.TLSPort)))
+		if err != nil {
+			p.ln.Close()
+			if p.mcln != nil {
+				p.mcln.Close()
+			}
+			return fmt.Errorf("proxy: listen (TLS): %w", err)
+		}
+		p.tlsln = tls.NewListener(l, p.cfg.TLS)
+	}
 	if p.cfg.AdminAddr != "" {
 		p.admin = admin.New(admin.Config{Addr: p.cfg.AdminAddr, Gatherer: p.met.reg, Ready: p.ready, Log: p.log})
 		if err := p.admin.Start(); err != nil {
 			p.ln.Close()
 			if p.mcln != nil {
 				p.mcln.Close()
+			}
+			if p.tlsln != nil {
+				p.tlsln.Close()
 			}
 			return fmt.Errorf("proxy: %w", err)
 		}
@@ -277,6 +351,12 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.wg.Add(1)
 		go p.accept(p.mcln, p.serveMemcache)
 	}
+	if p.tlsln != nil {
+		// The handshake runs on the connection's goroutine (at its first
+		// read), not in the accept loop.
+		p.wg.Add(1)
+		go p.accept(p.tlsln, p.serveRESP)
+	}
 	return nil
 }
 
@@ -289,6 +369,14 @@ func (p *Proxy) MCAddr() string {
 		return ""
 	}
 	return p.mcln.Addr().String()
+}
+
+// TLSAddr is the TLS RESP listen address ("" when off).
+func (p *Proxy) TLSAddr() string {
+	if p.tlsln == nil {
+		return ""
+	}
+	return p.tlsln.Addr().String()
 }
 
 // AdminAddr is the admin endpoint's address ("" when off).
@@ -324,6 +412,9 @@ func (p *Proxy) Close() error {
 	}
 	if p.mcln != nil {
 		p.mcln.Close()
+	}
+	if p.tlsln != nil {
+		p.tlsln.Close()
 	}
 	for _, b := range backends {
 		b.close()

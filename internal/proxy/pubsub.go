@@ -446,7 +446,7 @@ func (l *psLoop) conn(rt *route, shard int) *psConn {
 		l.needRetry = true
 		return nil
 	}
-	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	nc, err := l.p.dialBackend(addr, false)
 	if err != nil {
 		l.p.backendError(addr)
 		l.needRetry = true

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"shoal/internal/config"
 	"shoal/internal/manager"
 	"shoal/internal/persist"
+	"shoal/internal/tlsconf"
 )
 
 // The cluster agent of a storage node started with --manager: it
@@ -120,13 +122,13 @@ func (s *Server) minReplicaProtocol() int {
 
 // startAgent starts the cluster agent when a manager is configured.
 func (s *Server) startAgent() error {
-	var mgr, announce string
+	var mgr, announce, token, caFile string
 	var weight, port, mcport int
 	var bind []string
 	var standby bool
 	s.cfg.Read(func(c *config.Config) {
 		mgr, announce, weight, port, mcport, bind = c.Manager, c.ClusterAnnounceIP, c.ClusterWeight, c.Port, c.MemcachedPort, c.Bind
-		standby = c.Standby
+		standby, token, caFile = c.Standby, c.ManagerToken, c.ManagerCAFile
 	})
 	if mgr == "" {
 		return nil
@@ -155,12 +157,19 @@ func (s *Server) startAgent() error {
 	if mcport > 0 {
 		self.MCAddr = net.JoinHostPort(host, strconv.Itoa(mcport))
 	}
+	self.TLSAddr = s.tlsAddr(host)
 	if standby {
 		self.State = cluster.NodeStandby // registers in the standby pool
 	}
 	c := manager.NewClient(mgr)
 	c.Retry = -1 // the heartbeat loop is the retry
 	c.HTTP = s.opts.ManagerHTTP
+	c.Token = token
+	if caFile != "" {
+		if c.TLS, err = tlsconf.Client(caFile, "", ""); err != nil {
+			return fmt.Errorf("manager-tls-ca-cert-file: %w", err)
+		}
+	}
 	a := &agent{s: s, client: c, self: self, role: cluster.RoleNone, quit: make(chan struct{}), done: make(chan struct{})}
 	s.agent = a
 	go a.run()
@@ -445,7 +454,7 @@ func (a *agent) install(m *cluster.Map) {
 			}
 		}
 	case cluster.RoleReplica:
-		host, port, err := net.SplitHostPort(m.Addr(shard.Primary))
+		host, port, err := net.SplitHostPort(m.PeerAddr(shard.Primary, s.peerTLSOn()))
 		p, _ := strconv.Atoi(port)
 		if err != nil || p == 0 {
 			s.log.Warn("the map names no address for this shard's primary", "shard", shard.ID)

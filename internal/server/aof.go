@@ -563,6 +563,7 @@ func (s *Server) replayLog(dir, base string, marks []uint64) (persist.LogInfo, e
 
 func (s *Server) replayClient() *Client {
 	cl := &Client{srv: s, authed: true, proto: 2, shard: newStatShard()}
+	cl.user.Store(s.acl.Default())
 	cl.w.Proto = 2
 	return cl
 }

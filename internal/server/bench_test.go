@@ -140,3 +140,28 @@ func BenchmarkDispatchIncr(b *testing.B) {
 		cl.w.B = cl.w.B[:0]
 	}
 }
+
+// BenchmarkDispatchGetACL is BenchmarkDispatchGet as a user limited to
+// @read on key:* (the ACL slow path: command bit, key pattern).
+func BenchmarkDispatchGetACL(b *testing.B) {
+	s, cl := benchClient(b)
+	keys := benchKeys(100000)
+	for _, k := range keys {
+		s.dispatch(cl, [][]byte{[]byte("SET"), k, []byte("xxx")})
+	}
+	if err := s.acl.SetUser("reader", []string{"on", "nopass", "~key:*", "+@read"}); err != nil {
+		b.Fatal(err)
+	}
+	cl.user.Store(s.acl.Get("reader"))
+	cl.w.B = cl.w.B[:0]
+	args := [][]byte{[]byte("GET"), nil}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		s.dispatch(cl, args)
+		if i == 0 && cl.w.B[0] != '$' {
+			b.Fatalf("reply %q", cl.w.B)
+		}
+		cl.w.B = cl.w.B[:0]
+	}
+}

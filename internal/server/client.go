@@ -8,6 +8,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"shoal/internal/acl"
 	"shoal/internal/resp"
 )
 
@@ -34,7 +35,8 @@ type Client struct {
 	proto           int
 	protoShared     atomic.Int32 // proto, for other goroutines (publishers, pushers)
 	authed          bool
-	loadGate        bool // connected while the snapshot was loading: check before each command (persist.go)
+	user            atomic.Pointer[acl.User] // the authenticated user (the default user until AUTH)
+	loadGate        bool                     // connected while the snapshot was loading: check before each command (persist.go)
 	w               resp.Writer
 	args            [][]byte
 	need            int // bytes the inbound buffer must hold before re-parsing
@@ -114,7 +116,15 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		}
 		return []byte("-ERR max number of clients reached\r\n"), gnet.Close
 	}
-	if lim.protectedMode && lim.requirePass == "" && !isLoopback(c.RemoteAddr()) {
+	defUser := s.acl.Default()
+	defPerms := defUser.Perms()
+	remote := c.RemoteAddr()
+	if f := s.tls.Load(); f != nil {
+		if p := f.peer(remote); p != nil {
+			remote = p // a TLS client through the relay (tls.go)
+		}
+	}
+	if lim.protectedMode && defPerms.NoPass && !isLoopback(remote) {
 		if isMC {
 			return []byte("SERVER_ERROR protected mode: only loopback clients are accepted while no password is set\r\n"), gnet.Close
 		}
@@ -125,11 +135,12 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	now := time.Now().UnixMilli()
 	cl := &Client{
 		id: s.nextID.Add(1), conn: c, srv: s, created: now,
-		proto: 2, authed: lim.requirePass == "", loadGate: s.persist.loading.Load(),
+		proto: 2, authed: defPerms.NoPass && defPerms.Enabled, loadGate: s.persist.loading.Load(),
 		shard: s.shardFor(c.EventLoop()),
 	}
-	if a := c.RemoteAddr(); a != nil {
-		cl.addr = a.String()
+	cl.user.Store(defUser)
+	if remote != nil {
+		cl.addr = remote.String()
 	}
 	if a := c.LocalAddr(); a != nil {
 		cl.laddr = a.String()

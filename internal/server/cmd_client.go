@@ -297,7 +297,7 @@ func (s *Server) clientLine(self, cl *Client, selfCmd string) string {
 	w("tot-mem", itoa(omem+int64(qbuf)))
 	w("events", "r")
 	w("cmd", cmd)
-	w("user", "default")
+	w("user", cl.userName())
 	w("redir", "-1")
 	w("resp", itoa(int64(resp)))
 	w("lib-name", str(cl.libName.Load()))
@@ -393,7 +393,7 @@ func clientKill(c *Ctx) {
 			addr != "" && cl.addr != addr,
 			laddr != "" && cl.laddr != laddr,
 			hasType && clientType(cl) != typ,
-			hasUser && user != "default",
+			hasUser && user != cl.userName(),
 			hasMaxAge && (now-cl.created)/1000 < maxAge,
 			skipMe && cl == c.cl:
 			continue

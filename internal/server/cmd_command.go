@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"shoal/internal/acl"
 	"shoal/internal/command"
 	"shoal/internal/glob"
 	"shoal/internal/resp"
@@ -20,6 +21,8 @@ type subSpec struct {
 
 // subcommands of the container commands Shoal implements.
 var subcommands = map[string][]subSpec{
+	"acl": {{"cat", -2}, {"deluser", -3}, {"dryrun", -4}, {"genpass", -2}, {"getuser", 3}, {"help", 2}, {"list", 2},
+		{"load", 2}, {"save", 2}, {"setuser", -3}, {"users", 2}, {"whoami", 2}},
 	"client": {{"getname", 2}, {"help", 2}, {"id", 2}, {"info", 2}, {"kill", -3}, {"list", -2},
 		{"no-evict", 3}, {"no-touch", 3}, {"setinfo", 4}, {"setname", 3}},
 	"cluster": {{"countkeysinslot", 3}, {"getkeysinslot", 4}, {"help", 2}, {"info", 2}, {"keyslot", 3}, {"migration", 3}, {"myid", 2},
@@ -183,7 +186,7 @@ func commandList(c *Ctx) {
 		case eq(c.args[3], "aclcat"):
 			cat := strings.ToLower(strings.TrimPrefix(val, "@"))
 			keep = func(sp *command.Spec) bool {
-				for _, cc := range aclCategories(sp) {
+				for _, cc := range sp.ACLCategories() {
 					if cc == "@"+cat {
 						return true
 					}
@@ -235,48 +238,6 @@ func commandFlags(sp *command.Spec) []string {
 	return out
 }
 
-// aclCategories derives Redis's ACL categories from the flags and the
-// table's category.
-func aclCategories(sp *command.Spec) []string {
-	var out []string
-	seen := map[string]bool{}
-	add := func(c string) {
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
-	}
-	f := sp.Flags
-	if f&command.Write != 0 {
-		add("@write")
-	}
-	if f&command.ReadOnly != 0 {
-		add("@read")
-	}
-	for _, c := range sp.Categories {
-		if c == "fast" {
-			continue
-		}
-		add("@" + c)
-	}
-	if f&command.Admin != 0 {
-		add("@admin")
-		add("@dangerous")
-	}
-	if f&command.PubSub != 0 {
-		add("@pubsub")
-	}
-	if f&command.Blocking != 0 {
-		add("@blocking")
-	}
-	if f&command.Fast != 0 {
-		add("@fast")
-	} else {
-		add("@slow")
-	}
-	return out
-}
-
 // writeCommandInfo writes one COMMAND INFO entry: name, arity, flags,
 // first/last/step, ACL categories, tips, key specs, subcommands.
 func writeCommandInfo(w *resp.Writer, sp *command.Spec) {
@@ -295,7 +256,7 @@ func writeCommandInfo(w *resp.Writer, sp *command.Spec) {
 	w.Int(int64(first))
 	w.Int(int64(last))
 	w.Int(int64(step))
-	cats := aclCategories(sp)
+	cats := sp.ACLCategories()
 	w.Set(len(cats))
 	for _, c := range cats {
 		w.Simple(c)
@@ -329,7 +290,7 @@ func writeSubcommandInfo(w *resp.Writer, parent *command.Spec, s subSpec) {
 	} else {
 		w.Int(0)
 	}
-	cats := aclCategories(parent)
+	cats := acl.SubcommandCategories(parent, s.name)
 	w.Set(len(cats))
 	for _, c := range cats {
 		w.Simple(c)

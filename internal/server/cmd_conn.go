@@ -1,11 +1,12 @@
 package server
 
 import (
-	"crypto/subtle"
-	"shoal/internal/config"
 	"strconv"
 	"strings"
 	"time"
+
+	"shoal/internal/acl"
+	"shoal/internal/config"
 )
 
 func init() {
@@ -53,7 +54,10 @@ func cmdReset(c *Ctx) {
 	cl.noEvict = false
 	cl.noTouch = false
 	cl.readonly, cl.asking = false, false
-	cl.authed = c.srv.limits.Load().requirePass == ""
+	def := c.srv.acl.Default()
+	dp := def.Perms()
+	cl.user.Store(def)
+	cl.authed = dp.NoPass && dp.Enabled
 	c.w.Simple("RESET")
 }
 
@@ -82,13 +86,20 @@ func cmdSelect(c *Ctx) {
 	c.w.OK()
 }
 
-// checkPassword compares in constant time.
-func (c *Ctx) checkPassword(user, pass []byte) bool {
-	want := c.srv.limits.Load().requirePass
-	if user != nil && string(user) != "default" {
+// authenticate checks user (nil: the default user) and pass against the
+// users and, on success, makes the connection that user.
+func (c *Ctx) authenticate(user, pass []byte) bool {
+	name := acl.DefaultUser
+	if user != nil {
+		name = string(user)
+	}
+	u, ok := c.srv.acl.Authenticate(name, pass)
+	if !ok {
 		return false
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+	c.cl.user.Store(u)
+	c.cl.authed = true
+	return true
 }
 
 func cmdAuth(c *Ctx) {
@@ -96,20 +107,18 @@ func cmdAuth(c *Ctx) {
 		c.w.Error(errSyntax)
 		return
 	}
-	if c.srv.limits.Load().requirePass == "" {
-		c.w.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-		return
-	}
 	var user []byte
 	pass := c.args[1]
 	if len(c.args) == 3 {
 		user, pass = c.args[1], c.args[2]
-	}
-	if !c.checkPassword(user, pass) {
-		c.w.Error("WRONGPASS invalid username-password pair or user is disabled.")
+	} else if c.srv.acl.Default().Perms().NoPass {
+		c.w.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}
-	c.cl.authed = true
+	if !c.authenticate(user, pass) {
+		c.w.Error(acl.ErrWrongPass)
+		return
+	}
 	c.w.OK()
 }
 
@@ -135,13 +144,12 @@ func cmdHello(c *Ctx) {
 		opt := strings.ToLower(string(c.args[i]))
 		switch {
 		case opt == "auth" && i+2 < len(c.args):
-			if c.srv.limits.Load().requirePass == "" && string(c.args[i+1]) == "default" {
-				// Redis accepts any password for the passwordless default user.
-			} else if !c.checkPassword(c.args[i+1], c.args[i+2]) {
-				c.w.Error("WRONGPASS invalid username-password pair or user is disabled.")
+			// A nopass user (the default user without requirepass)
+			// accepts any password, as in Redis.
+			if !c.authenticate(c.args[i+1], c.args[i+2]) {
+				c.w.Error(acl.ErrWrongPass)
 				return
 			}
-			cl.authed = true
 			i += 2
 		case opt == "setname" && i+1 < len(c.args):
 			setName = c.args[i+1]

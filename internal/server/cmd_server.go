@@ -506,7 +506,7 @@ func cmdConfig(c *Ctx) {
 		if !c.subArity(2) {
 			return
 		}
-		if err := c.srv.cfg.Rewrite(); err != nil {
+		if err := c.srv.cfg.Rewrite(c.srv.aclLines()); err != nil {
 			if errors.Is(err, config.ErrNoFile) {
 				c.w.Error("ERR The server is running without a config file")
 				return

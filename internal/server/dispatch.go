@@ -314,6 +314,16 @@ func (s *Server) dispatch(cl *Client, args [][]byte) {
 		cl.flagMultiError()
 		return
 	}
+	// ACL: one predictable branch while every user may run everything
+	// (no users configured); the slow path checks the command, its keys
+	// and channels.
+	if s.acl.Restricted() {
+		if msg := s.aclCheck(cl, spec, args); msg != "" {
+			w.Error(msg)
+			cl.flagMultiError()
+			return
+		}
+	}
 	if (cl.loadGate || s.persist.loading.Load()) && s.refuseWhileLoading(cl, d, args) {
 		return
 	}

@@ -244,7 +244,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		if from == nil || m.Addr(from.Primary) == "" {
 			continue
 		}
-		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.Addr(from.Primary),
+		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.PeerAddr(from.Primary, s.peerTLSOn()),
 			stop: make(chan struct{}), done: make(chan struct{}), after: s.moves.cleaning[slot]}
 		im.state.Store(&impConnecting)
 		s.moves.imports[slot] = im
@@ -366,7 +366,7 @@ func (im *importer) once() error {
 	im.mu.Lock()
 	im.marks = nil
 	im.mu.Unlock()
-	conn, err := net.DialTimeout("tcp", im.from, 5*time.Second)
+	conn, err := s.dialPeer(im.from, 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -378,10 +378,28 @@ func (im *importer) once() error {
 		return errors.New("stopped")
 	}
 	defer conn.Close()
-	if _, err := conn.Write(resp.AppendCommand(nil, "CLUSTER", "SLOTSYNC", strconv.Itoa(im.slot))); err != nil {
+	// The source may require a password: AUTH first (masteruser /
+	// masterauth, as for replication), its reply read ahead of the stream.
+	auth := s.nodeCredentials().AuthArgs()
+	var out []byte
+	if auth != nil {
+		out = resp.AppendCommand(out, auth...)
+	}
+	out = resp.AppendCommand(out, "CLUSTER", "SLOTSYNC", strconv.Itoa(im.slot))
+	if _, err := conn.Write(out); err != nil {
 		return err
 	}
 	br := bufio.NewReaderSize(countReader{conn, &s.moves.recvBytes}, 64<<10)
+	if auth != nil {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		r, err := resp.ReadReply(br, 1<<10)
+		if err != nil {
+			return err
+		}
+		if r.Kind == '-' {
+			return fmt.Errorf("auth to the source %s: %s", im.from, r.Str)
+		}
+	}
 	rs := &replayState{cl: s.replayClient(), journal: true}
 	var args [][]byte
 	var aside *engine.Entry // a big key being assembled from its parts

@@ -199,7 +199,16 @@ func cmdExec(c *Ctx) {
 		c.w.NullArray()
 	} else {
 		c.w.Array(len(queue))
+		restricted := s.acl.Restricted()
 		for _, q := range queue {
+			// The user's rules may have changed since the command was
+			// queued (ACL SETUSER): checked again, as Redis does.
+			if restricted {
+				if msg := s.aclCheck(cl, q.spec.spec, q.args); msg != "" {
+					c.w.Error(msg)
+					continue
+				}
+			}
 			s.call(cl, q.spec, q.args, true, all)
 		}
 		// The transaction is one log record: replayed whole or not at all.

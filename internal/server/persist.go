@@ -421,6 +421,9 @@ func (s *Server) snapshotExistsAt(path string) bool {
 // abortStart stops the listeners after a failed start-up load.
 func (s *Server) abortStart() {
 	s.closing.Store(true)
+	if f := s.tls.Load(); f != nil {
+		f.close()
+	}
 	if s.adm != nil {
 		_ = s.adm.Close()
 	}

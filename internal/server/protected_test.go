@@ -58,3 +58,31 @@ func TestProtectedMode(t *testing.T) {
 		})
 	}
 }
+
+// A TLS client relayed over loopback (tls.go) is judged by its own
+// address: protected-mode refuses a remote one, and CLIENT LIST would
+// show it.
+func TestProtectedModeTLSRelay(t *testing.T) {
+	s, err := New(config.Default(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &tlsFront{s: s, conns: map[net.Conn]struct{}{}}
+	s.tls.Store(f)
+	local := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 6379}
+	relay := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 40100}
+	f.peers.Store(relay.String(), net.Addr(&net.TCPAddr{IP: net.ParseIP("10.9.9.9"), Port: 50000}))
+	out, action := s.OnOpen(&fakeConn{remote: relay, local: local})
+	if action != gnet.Close || !strings.HasPrefix(string(out), "-DENIED Running in protected mode") {
+		t.Fatalf("remote TLS client through the relay: %v %q", action, out)
+	}
+	loopRelay := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 40101}
+	f.peers.Store(loopRelay.String(), net.Addr(&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 50001}))
+	fc := &fakeConn{remote: loopRelay, local: local}
+	if _, action := s.OnOpen(fc); action == gnet.Close {
+		t.Fatal("a loopback TLS client was refused")
+	}
+	if cl, _ := fc.ctx.(*Client); cl == nil || cl.addr != "127.0.0.1:50001" {
+		t.Fatalf("client address %+v", fc.ctx)
+	}
+}

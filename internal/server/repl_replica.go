@@ -120,7 +120,7 @@ func (l *replicaLink) run() {
 func (l *replicaLink) session() (streamed bool, err error) {
 	s := l.s
 	l.state.Store(&lsConnecting)
-	conn, err := net.DialTimeout("tcp", l.addr(), 5*time.Second)
+	conn, err := s.dialPeer(l.addr(), 5*time.Second)
 	if err != nil {
 		return false, err
 	}
@@ -151,11 +151,10 @@ func (l *replicaLink) session() (streamed bool, err error) {
 		}
 		return rp, err
 	}
-	var auth string
 	var port, fullAfter int
-	s.cfg.Read(func(c *config.Config) { auth, port, fullAfter = c.MasterAuth, c.Port, c.ReplFullSyncAfter })
-	if auth != "" {
-		if _, err := call("AUTH", auth); err != nil {
+	s.cfg.Read(func(c *config.Config) { port, fullAfter = c.Port, c.ReplFullSyncAfter })
+	if auth := s.nodeCredentials().AuthArgs(); auth != nil {
+		if _, err := call(auth...); err != nil {
 			return false, err
 		}
 	}

@@ -572,3 +572,22 @@ func TestPrimaryRestartFromSnapshotKeepsReplicaWhole(t *testing.T) {
 	rc := tu.Dial(t, r.addr)
 	steps(t, rc, "GET c", `"3"`, "EXISTS a", "(integer) 0")
 }
+
+// TestMasterUser: masteruser + masterauth log the replica in as an ACL
+// user that may run only what replication needs.
+func TestMasterUser(t *testing.T) {
+	p := startNode(t, t.TempDir(), nil, "requirepass", "s3cret",
+		"user", "replicator on >rpw resetchannels -@all +replconf +psync +ping")
+	r := replicaOf(t, t.TempDir(), p, "masteruser", "replicator", "masterauth", "rpw")
+	wrongUser := replicaOf(t, t.TempDir(), p, "masteruser", "nobody", "masterauth", "rpw")
+	defer func() { closeAll(p, r, wrongUser) }()
+	pc := tu.Dial(t, p.addr)
+	steps(t, pc, "AUTH s3cret", "OK", "SET k v", "OK")
+	rc := tu.Dial(t, r.addr)
+	waitUntil(t, "the replica logged in as replicator to sync", func() bool {
+		return infoField(t, rc, "replication", "master_link_status") == "up" && rc.Do("GET", "k") == `"v"`
+	})
+	wc := tu.Dial(t, wrongUser.addr)
+	wantInfo(t, wc, "replication", "master_link_status", "down")
+	wantInfo(t, pc, "replication", "connected_slaves", "1")
+}

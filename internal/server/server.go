@@ -18,6 +18,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"shoal/internal/acl"
 	"shoal/internal/admin"
 	"shoal/internal/config"
 	"shoal/internal/engine"
@@ -72,6 +75,12 @@ type Server struct {
 
 	limits atomic.Pointer[runtimeLimits]
 
+	// Users (cmd_acl.go). aclPass is the requirepass last applied to the
+	// default user (applyConfig applies a change once).
+	acl     *acl.Registry
+	aclMu   sync.Mutex
+	aclPass string
+
 	startTime   time.Time
 	statConns   atomic.Int64
 	statRejects atomic.Int64
@@ -106,6 +115,8 @@ type Server struct {
 	moves       migrations  // slot moves (migrate.go)
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
+	tls     atomic.Pointer[tlsFront]   // the tls-port listeners (tls.go); nil when off
+	peerTLS atomic.Pointer[tls.Config] // tls-replication's client side (tls.go); nil: plain TCP to peers
 	// The admin endpoint (metrics.go): /metrics, /healthz, /readyz;
 	// nil when admin-port and admin-addr are unset. Set by Start.
 	adm *admin.Server
@@ -120,7 +131,6 @@ type Server struct {
 type runtimeLimits struct {
 	proto         resp.Limits
 	queryBuf      int64
-	requirePass   string
 	maxClients    int
 	timeout       int64 // ms
 	protectedMode bool
@@ -178,6 +188,18 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opt Options) (*Server,
 	cfg.Read(func(c *config.Config) { s.mcPort, s.clusterMode = c.MemcachedPort, c.ClusterEnabled || c.Manager != "" })
 	s.persist.lastSave.Store(s.startTime.Unix())
 	s.persist.lastBgSecs.Store(-1)
+	s.acl = acl.NewRegistry()
+	var users []string
+	cfg.Read(func(c *config.Config) { users = slices.Clone(c.Users) })
+	for _, line := range users {
+		name, rules, err := acl.ParseUserLine(line)
+		if err == nil {
+			err = s.acl.SetUser(name, rules)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("user %q: %w", line, err)
+		}
+	}
 	s.applyConfig()
 	cfg.OnChange(func(string) { s.applyConfig() })
 	return s, nil
@@ -191,9 +213,9 @@ func (s *Server) applyConfig() {
 	var groupDelay time.Duration
 	s.cfg.Read(func(c *config.Config) {
 		l := &runtimeLimits{
-			proto:       resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
-			queryBuf:    c.QueryBufferLimit,
-			requirePass: c.RequirePass, maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
+			proto:      resp.Limits{MaxBulkLen: c.ProtoMaxBulkLen, MaxMultibulkLen: c.MaxMultibulkLen, MaxInlineLen: int(c.MaxInlineLen)},
+			queryBuf:   c.QueryBufferLimit,
+			maxClients: c.MaxClients, timeout: int64(c.Timeout) * 1000,
 			protectedMode: c.ProtectedMode, outNormal: c.OutputNormal, outPubsub: c.OutputPubsub,
 			slowerThan: c.SlowlogSlower, slowMax: c.SlowlogMaxLen,
 			mc: memcache.Limits{MaxLine: memcache.DefaultLimits.MaxLine, MaxGetLine: memcache.DefaultLimits.MaxGetLine,
@@ -211,6 +233,12 @@ func (s *Server) applyConfig() {
 			debug.SetGCPercent(c.GCPercent)
 		}
 		s.replApplyConfig(c)
+		s.aclMu.Lock()
+		if c.RequirePass != s.aclPass {
+			s.acl.SetDefaultPassword(c.RequirePass)
+			s.aclPass = c.RequirePass
+		}
+		s.aclMu.Unlock()
 		s.migLimit.setRate(c.MigrateMaxBytesPerSec)
 		fsync = c.AppendFsync
 		groupDelay = time.Duration(c.AOFGroupCommitDelay) * time.Microsecond
@@ -352,6 +380,10 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("open the append-only log: %w", err)
 		}
 	}
+	if err := s.startTLS(); err != nil {
+		s.abortStart()
+		return err
+	}
 	s.updateStopWrites()
 	s.persist.loading.Store(false)
 	s.replStart()
@@ -398,6 +430,9 @@ func (s *Server) Close() error {
 	s.repl.mu.Unlock()
 	if link != nil {
 		link.stop()
+	}
+	if f := s.tls.Load(); f != nil {
+		f.close() // no new TLS clients; their relays close with them
 	}
 	s.dropReplicas("shutting down")
 	s.stopMoves()

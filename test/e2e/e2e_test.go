@@ -141,7 +141,8 @@ func (p *proc) waitReady(timeout time.Duration) error {
 				line, err = bufio.NewReader(c).ReadString('\n')
 			}
 			c.Close()
-			if err == nil && line == "+PONG\r\n" {
+			// A server with requirepass answers NOAUTH: it is up.
+			if err == nil && (line == "+PONG\r\n" || strings.HasPrefix(line, "-NOAUTH")) {
 				return nil
 			}
 		}
@@ -245,6 +246,36 @@ func TestRedisCLI(t *testing.T) {
 	}
 	if got := cli(t, p, "", "-3", "--no-raw", "GET", "missing"); got != "(nil)" {
 		t.Errorf("redis-cli -3 GET missing = %q", got)
+	}
+}
+
+// TestRedisCLIACL: redis-cli --user/--pass against ACL users given as
+// --user directives, and ACL SETUSER at run time.
+func TestRedisCLIACL(t *testing.T) {
+	needTool(t, "redis-cli")
+	p := startShoal(t, "--requirepass", "adminpw", "--user", "app on >apppw ~app:* &* +@all -@dangerous")
+	as := func(user, pass string) []string {
+		return []string{"--no-auth-warning", "--user", user, "--pass", pass}
+	}
+	for _, s := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"GET", "app:1"}, "NOAUTH Authentication required."},
+		{append(as("app", "apppw"), "SET", "app:1", "v"), "OK"},
+		{append(as("app", "apppw"), "GET", "app:1"), "v"},
+		{append(as("app", "apppw"), "ACL", "WHOAMI"), "app"},
+		{append(as("app", "apppw"), "SET", "other", "v"), "NOPERM No permissions to access a key"},
+		{append(as("app", "apppw"), "FLUSHALL"), "NOPERM User app has no permissions to run the 'flushall' command"},
+		{append(as("app", "wrong"), "GET", "app:1"), "AUTH failed: WRONGPASS invalid username-password pair or user is disabled."},
+		{[]string{"--no-auth-warning", "-a", "adminpw", "ACL", "SETUSER", "ro", "on", ">ropw", "~*", "+@read"}, "OK"},
+		{append(as("ro", "ropw"), "GET", "app:1"), "v"},
+		{append(as("ro", "ropw"), "DEL", "app:1"), "NOPERM User ro has no permissions to run the 'del' command"},
+		{[]string{"--no-auth-warning", "-a", "adminpw", "ACL", "USERS"}, "app\ndefault\nro"},
+	} {
+		if got := cli(t, p, "", s.args...); !strings.Contains(got, s.want) {
+			t.Errorf("redis-cli %q = %q, want %q", s.args, got, s.want)
+		}
 	}
 }
 
