@@ -106,12 +106,13 @@ type Config struct {
 	ManagerCAFile     string // manager-tls-ca-cert-file: CA that signed the managers' HTTPS certificates ("" = plain HTTP)
 
 	// TLS on a second client port (docs/server.md, "TLS").
-	TLSPort        int    // tls-port (0 = off)
-	TLSCertFile    string // tls-cert-file
-	TLSKeyFile     string // tls-key-file
-	TLSCACertFile  string // tls-ca-cert-file: CA for client certificates
-	TLSAuthClients string // tls-auth-clients: yes | no | optional
-	TLSReplication bool   // tls-replication: dial other nodes (primary, slot-move source) over TLS
+	TLSPort          int    // tls-port (0 = off)
+	MemcachedTLSPort int    // memcached-tls-port (0 = off): the memcached protocol over TLS
+	TLSCertFile      string // tls-cert-file
+	TLSKeyFile       string // tls-key-file
+	TLSCACertFile    string // tls-ca-cert-file: CA for client certificates
+	TLSAuthClients   string // tls-auth-clients: yes | no | optional
+	TLSReplication   bool   // tls-replication: dial other nodes (primary, slot-move source) over TLS
 
 	// onChange is called after a successful Set with the directive name.
 	onChange func(name string)
@@ -350,6 +351,7 @@ func init() {
 	stringDir("manager-token", false, func(c *Config) *string { return &c.ManagerToken })
 	stringDir("manager-tls-ca-cert-file", false, func(c *Config) *string { return &c.ManagerCAFile })
 	intDir("tls-port", false, 0, 65535, func(c *Config) *int { return &c.TLSPort })
+	intDir("memcached-tls-port", false, 0, 65535, func(c *Config) *int { return &c.MemcachedTLSPort })
 	stringDir("tls-cert-file", false, func(c *Config) *string { return &c.TLSCertFile })
 	stringDir("tls-key-file", false, func(c *Config) *string { return &c.TLSKeyFile })
 	stringDir("tls-ca-cert-file", false, func(c *Config) *string { return &c.TLSCACertFile })
@@ -488,6 +490,14 @@ func (c *Config) validateLocked() error {
 	}
 	if c.TLSPort != 0 && (c.TLSPort == c.Port || c.TLSPort == c.MemcachedPort || c.TLSPort == c.AdminPort) {
 		return errors.New("tls-port must differ from port, memcached-port and admin-port")
+	}
+	if c.MemcachedTLSPort != 0 {
+		switch {
+		case c.MemcachedPort == 0:
+			return errors.New("memcached-tls-port needs memcached-port (its TLS relay serves through the plaintext memcached port)")
+		case c.MemcachedTLSPort == c.Port || c.MemcachedTLSPort == c.MemcachedPort || c.MemcachedTLSPort == c.TLSPort || c.MemcachedTLSPort == c.AdminPort:
+			return errors.New("memcached-tls-port must differ from port, memcached-port, tls-port and admin-port")
+		}
 	}
 	if c.AdminPort != 0 && (c.AdminPort == c.Port || c.AdminPort == c.MemcachedPort) {
 		return errors.New("admin-port must differ from port and memcached-port")

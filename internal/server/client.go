@@ -119,9 +119,10 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	defUser := s.acl.Default()
 	defPerms := defUser.Perms()
 	remote := c.RemoteAddr()
-	if f := s.tls.Load(); f != nil {
+	for _, f := range [...]*tlsFront{s.tls.Load(), s.mcTLS.Load()} {
 		if p := f.peer(remote); p != nil {
 			remote = p // a TLS client through the relay (tls.go)
+			break
 		}
 	}
 	if lim.protectedMode && defPerms.NoPass && !isLoopback(remote) {

@@ -424,6 +424,9 @@ func (s *Server) abortStart() {
 	if f := s.tls.Load(); f != nil {
 		f.close()
 	}
+	if f := s.mcTLS.Load(); f != nil {
+		f.close()
+	}
 	if s.adm != nil {
 		_ = s.adm.Close()
 	}

@@ -116,6 +116,7 @@ type Server struct {
 	migLimit    tokenBucket // migrate-max-bytes-per-sec (ratelimit.go)
 
 	tls     atomic.Pointer[tlsFront]   // the tls-port listeners (tls.go); nil when off
+	mcTLS   atomic.Pointer[tlsFront]   // the memcached-tls-port listeners (tls.go); nil when off
 	peerTLS atomic.Pointer[tls.Config] // tls-replication's client side (tls.go); nil: plain TCP to peers
 	// The admin endpoint (metrics.go): /metrics, /healthz, /readyz;
 	// nil when admin-port and admin-addr are unset. Set by Start.
@@ -433,6 +434,9 @@ func (s *Server) Close() error {
 	}
 	if f := s.tls.Load(); f != nil {
 		f.close() // no new TLS clients; their relays close with them
+	}
+	if f := s.mcTLS.Load(); f != nil {
+		f.close()
 	}
 	s.dropReplicas("shutting down")
 	s.stopMoves()

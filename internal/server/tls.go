@@ -65,22 +65,52 @@ func (s *Server) startTLS() error {
 		}
 		s.peerTLS.Store(pc)
 	}
-	if port == 0 {
+	var mcPort int
+	s.cfg.Read(func(c *config.Config) { mcPort = c.MemcachedTLSPort })
+	if port == 0 && mcPort == 0 {
 		return nil
 	}
 	tc, err := tlsconf.Server(cert, key, ca, auth)
 	if err != nil {
+		if port == 0 {
+			return fmt.Errorf("memcached-tls-port: %w", err)
+		}
 		return fmt.Errorf("tls-port: %w", err)
 	}
-	plain := s.Addrs()
+	if port != 0 {
+		f, err := s.startTLSFront("tls-port", port, s.Addrs(), tc)
+		if err != nil {
+			return err
+		}
+		s.tls.Store(f)
+	}
+	if mcPort != 0 {
+		// The memcached protocol over TLS, relayed to the plaintext
+		// memcached port the same way (memcached 1.6 serves TLS on its
+		// port; here it is a port of its own).
+		f, err := s.startTLSFront("memcached-tls-port", mcPort, s.MemcachedAddrs(), tc)
+		if err != nil {
+			if rf := s.tls.Load(); rf != nil {
+				rf.close()
+			}
+			return err
+		}
+		s.mcTLS.Store(f)
+	}
+	return nil
+}
+
+// startTLSFront listens on port (on the bind addresses) with TLS and
+// relays every connection to the first of the plaintext listeners plain.
+func (s *Server) startTLSFront(what string, port int, plain []string, tc *tls.Config) (*tlsFront, error) {
 	if len(plain) == 0 {
-		return errors.New("tls-port: no plaintext listener to relay to")
+		return nil, fmt.Errorf("%s: no plaintext listener to relay to", what)
 	}
 	host, p, _ := net.SplitHostPort(strings.TrimPrefix(plain[0], "tcp://"))
 	ip := net.ParseIP(host)
 	switch {
 	case ip == nil:
-		return fmt.Errorf("tls-port: bind address %q is not an IP", host)
+		return nil, fmt.Errorf("%s: bind address %q is not an IP", what, host)
 	case ip.IsUnspecified() && ip.To4() != nil:
 		ip = net.IPv4(127, 0, 0, 1)
 	case ip.IsUnspecified():
@@ -88,23 +118,35 @@ func (s *Server) startTLS() error {
 	}
 	pn, _ := strconv.Atoi(p)
 	if pn == 0 {
-		return errors.New("tls-port needs a plaintext port too (port 0 is not supported with tls-port): the TLS relay serves through it")
+		return nil, fmt.Errorf("%s needs its plaintext port too (port 0 is not supported with it): the TLS relay serves through it", what)
 	}
 	f := &tlsFront{s: s, cfg: tc, target: &net.TCPAddr{IP: ip, Port: pn}, conns: map[net.Conn]struct{}{}}
 	for _, a := range s.addrsFor(port) {
 		ln, err := net.Listen("tcp", strings.TrimPrefix(a, "tcp://"))
 		if err != nil {
 			f.close()
-			return fmt.Errorf("tls-port: listen: %w", err)
+			return nil, fmt.Errorf("%s: listen: %w", what, err)
 		}
 		f.lns = append(f.lns, tls.NewListener(ln, tc))
 	}
-	s.tls.Store(f)
 	for _, ln := range f.lns {
 		f.wg.Add(1)
 		go f.accept(ln)
 	}
-	return nil
+	return f, nil
+}
+
+// MemcachedTLSAddrs returns the memcached-tls-port listeners' addresses.
+func (s *Server) MemcachedTLSAddrs() []string {
+	f := s.mcTLS.Load()
+	if f == nil {
+		return nil
+	}
+	out := make([]string, len(f.lns))
+	for i, ln := range f.lns {
+		out[i] = ln.Addr().String()
+	}
+	return out
 }
 
 // dialPeer connects to another node (its primary, a slot move's source):
@@ -270,7 +312,7 @@ func (f *tlsFront) serve(tc *tls.Conn) {
 // peer returns the TLS client's address for a relay connection's remote
 // address, or nil.
 func (f *tlsFront) peer(relay net.Addr) net.Addr {
-	if relay == nil {
+	if f == nil || relay == nil {
 		return nil
 	}
 	if v, ok := f.peers.Load(relay.String()); ok {

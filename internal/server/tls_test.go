@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/redis/go-redis/v9"
 
 	"shoal/internal/config"
@@ -200,4 +202,71 @@ func TestTLSReplication(t *testing.T) {
 	bc := tu.Dial(t, bad.Addr)
 	wantInfo(t, bc, "replication", "master_link_status", "down")
 	wantInfo(t, pc, "replication", "connected_slaves", "1")
+}
+
+// TestMemcachedTLSPort: memcached-tls-port serves the memcached protocol
+// over TLS (gomemcache with a TLS dialer, and raw meta commands) on the
+// same keyspace as the RESP port; a client without a certificate is
+// refused; memcached-tls-port without memcached-port is a config error.
+func TestMemcachedTLSPort(t *testing.T) {
+	certs := testcert.New(t)
+	mcPort, mcTLSPort := tu.FreePort(t), tu.FreePort(t)
+	n := tu.StartServer(t, "memcached-port", strconv.Itoa(mcPort), "memcached-tls-port", strconv.Itoa(mcTLSPort),
+		"tls-cert-file", certs.ServerCert, "tls-key-file", certs.ServerKey, "tls-ca-cert-file", certs.CA)
+	addr := "127.0.0.1:" + strconv.Itoa(mcTLSPort)
+	if got := n.Srv.MemcachedTLSAddrs(); len(got) != 1 || got[0] != addr {
+		t.Fatalf("MemcachedTLSAddrs = %v", got)
+	}
+	if got := n.Srv.TLSAddrs(); len(got) != 0 {
+		t.Fatalf("TLSAddrs without tls-port = %v", got)
+	}
+	cc := tlsClient(t, certs.CA, certs.ClientCert, certs.ClientKey)
+	mc := memcache.New(addr)
+	mc.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		d := tls.Dialer{Config: cc}
+		return d.DialContext(ctx, network, address)
+	}
+	if err := mc.Set(&memcache.Item{Key: "mk", Value: []byte("over tls")}); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := mc.Get("mk"); err != nil || string(it.Value) != "over tls" {
+		t.Fatalf("get over TLS: %v %v", it, err)
+	}
+	// The RESP port sees the same key.
+	steps(t, tu.Dial(t, n.Addr), "GET mk", `"over tls"`)
+	// Raw meta commands over TLS.
+	tc, err := tls.Dial("tcp", addr, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc.Write([]byte("ms m2 2\r\nhi\r\nmg m2 v\r\nmn\r\n"))
+	br := bufio.NewReader(tc)
+	var got []string
+	for len(got) == 0 || got[len(got)-1] != "MN" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("meta over TLS: %q, %v", got, err)
+		}
+		got = append(got, strings.TrimRight(line, "\r\n"))
+	}
+	if strings.Join(got, "|") != "HD|VA 2|hi|MN" {
+		t.Errorf("meta over TLS: %q", got)
+	}
+	// No client certificate: refused.
+	bad := memcache.New(addr)
+	bad.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		d := tls.Dialer{Config: tlsClient(t, certs.CA, "", "")}
+		return d.DialContext(ctx, network, address)
+	}
+	if _, err := bad.Get("mk"); err == nil {
+		t.Error("a memcached client without a certificate was served")
+	}
+	// memcached-tls-port needs memcached-port.
+	cfg := config.Default()
+	err = cfg.ParseArgs([]string{"--port", strconv.Itoa(tu.FreePort(t)), "--dir", t.TempDir(), "--memcached-tls-port", strconv.Itoa(tu.FreePort(t))})
+	if err == nil || !strings.Contains(err.Error(), "needs memcached-port") {
+		t.Errorf("memcached-tls-port without memcached-port: %v", err)
+	}
 }
