@@ -374,13 +374,15 @@ func (c *conn) signalWake() {
 }
 
 // stopLocked ends the output (a failed write, a reply that closes the
-// connection): the connection is closed, later replies are dropped, and
-// dead is closed. omu is held; owner stays set (nobody writes again).
+// connection): the connection is closed, later replies are dropped, dead
+// is closed and writeLoop is woken to end. omu is held; owner stays set
+// (nobody writes again).
 func (c *conn) stopLocked() {
 	c.gone = true
 	c.owner = true
 	c.nc.Close()
 	c.deadOnce.Do(func() { close(c.dead) })
+	c.signalWake() // writeLoop ends (stopped by a completer, it would wait forever)
 }
 
 // writeLoop writes what a non-blocking write left (waiting for the

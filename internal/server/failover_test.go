@@ -504,6 +504,7 @@ func TestClusterTwoReplicas(t *testing.T) {
 	c := newTCluster(t, 1, 1, 2)
 	p, reps := c.shard(1)
 	k := c.keyIn(1, "tr")
+	waitWritable(t, p, k) // the primary has its first lease grant
 	// Heartbeats delayed by 300 ms (lease 1000 ms): no failover.
 	c.net.slow(p.key, 300*time.Millisecond)
 	epoch := c.status().Shards[0].Epoch

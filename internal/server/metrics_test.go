@@ -277,9 +277,12 @@ func TestClusterMetrics(t *testing.T) {
 	mc := c.client()
 	ctx := context.Background()
 	for _, n := range c.nodes {
-		if code, body := httpGet(t, "http://"+n.srv.AdminAddr()+"/readyz"); code != 200 {
-			t.Fatalf("%s /readyz: %d %q", n.key, code, body)
-		}
+		// A replica is ready once its link to the primary is up (it may
+		// still be connecting right after the cluster formed).
+		waitUntil(t, n.key+" /readyz 200", func() bool {
+			code, _ := httpGet(t, "http://"+n.srv.AdminAddr()+"/readyz")
+			return code == 200
+		})
 	}
 	tag := c.keyIn(1, "met")
 	slot := cluster.SlotString(tag)
