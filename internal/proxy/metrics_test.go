@@ -2,12 +2,8 @@ package proxy_test
 
 import (
 	"bufio"
-	"io"
 	"net"
-	"net/http"
-	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,35 +12,6 @@ import (
 	"shoal/internal/proxy"
 	tu "shoal/internal/testutil"
 )
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	cl := &http.Client{Timeout: 10 * time.Second}
-	r, err := cl.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return r.StatusCode, string(b)
-}
-
-// documentedMetrics reads the shoal_proxy_ names of docs/metrics.md's table.
-func documentedMetrics(t *testing.T) map[string]bool {
-	data, err := os.ReadFile("../../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile("(?m)^\\| `(shoal_proxy_[a-z_]+)` \\|")
-	names := map[string]bool{}
-	for _, m := range re.FindAllStringSubmatch(string(data), -1) {
-		names[m[1]] = true
-	}
-	if len(names) < 10 {
-		t.Fatalf("only %d names in docs/metrics.md", len(names))
-	}
-	return names
-}
 
 // TestProxyMetrics scrapes the admin endpoint: /healthz, /readyz, and
 // /metrics with exactly the shoal_proxy_ names docs/metrics.md lists;
@@ -57,10 +24,10 @@ func TestProxyMetrics(t *testing.T) {
 		cfg.HotKeyCache, cfg.HotKeyCacheTTL = 4, time.Second
 	})
 	base := "http://" + p.AdminAddr()
-	if code, body := httpGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := tu.HTTPGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
-	if code, body := httpGet(t, base+"/readyz"); code != 200 {
+	if code, body := tu.HTTPGet(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d %q", code, body)
 	}
 	cl := tu.Dial(t, p.Addr())
@@ -78,7 +45,7 @@ func TestProxyMetrics(t *testing.T) {
 	defer nc.Close()
 	mcRoundTrip(t, nc, bufio.NewReader(nc), "get "+k+"\r\n", 3)
 
-	code, body := httpGet(t, base+"/metrics")
+	code, body := tu.HTTPGet(t, base+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -86,23 +53,7 @@ func TestProxyMetrics(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^# TYPE (shoal_proxy_\w+) `).FindAllStringSubmatch(body, -1) {
 		seen[m[1]] = true
 	}
-	doc := documentedMetrics(t)
-	var missing, extra []string
-	for n := range doc {
-		if !seen[n] {
-			missing = append(missing, n)
-		}
-	}
-	for n := range seen {
-		if !doc[n] {
-			extra = append(extra, n)
-		}
-	}
-	sort.Strings(missing)
-	sort.Strings(extra)
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Fatalf("documented but not exported: %v; exported but not in docs/metrics.md: %v", missing, extra)
-	}
+	tu.CheckDocumentedMetrics(t, "shoal_proxy_", seen)
 	value := func(series string) float64 {
 		t.Helper()
 		for _, l := range strings.Split(body, "\n") {

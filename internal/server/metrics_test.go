@@ -3,12 +3,8 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"io"
 	"net"
-	"net/http"
-	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,18 +14,6 @@ import (
 	tu "shoal/internal/testutil"
 )
 
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	cl := &http.Client{Timeout: 10 * time.Second}
-	r, err := cl.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return r.StatusCode, string(b)
-}
-
 // scrape is one /metrics answer.
 type scrape struct {
 	t    *testing.T
@@ -38,7 +22,7 @@ type scrape struct {
 
 func scrapeMetrics(t *testing.T, addr string) scrape {
 	t.Helper()
-	code, body := httpGet(t, "http://"+addr+"/metrics")
+	code, body := tu.HTTPGet(t, "http://"+addr+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics on %s: %d %s", addr, code, body)
 	}
@@ -77,46 +61,6 @@ func (s scrape) value(series string) float64 {
 	return v
 }
 
-// documented reads the names of docs/metrics.md's tables with prefix.
-func documented(t *testing.T, prefix string) map[string]bool {
-	t.Helper()
-	data, err := os.ReadFile("../../docs/metrics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile("(?m)^\\| `(" + prefix + "[a-z_]+)` \\|")
-	names := map[string]bool{}
-	for _, m := range re.FindAllStringSubmatch(string(data), -1) {
-		names[m[1]] = true
-	}
-	if len(names) < 10 {
-		t.Fatalf("only %d %s names in docs/metrics.md", len(names), prefix)
-	}
-	return names
-}
-
-// checkDocumented fails unless seen has exactly the documented names.
-func checkDocumented(t *testing.T, prefix string, seen map[string]bool) {
-	t.Helper()
-	doc := documented(t, prefix)
-	var missing, extra []string
-	for n := range doc {
-		if !seen[n] {
-			missing = append(missing, n)
-		}
-	}
-	for n := range seen {
-		if !doc[n] {
-			extra = append(extra, n)
-		}
-	}
-	sort.Strings(missing)
-	sort.Strings(extra)
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Fatalf("documented but not exported: %v; exported but not in docs/metrics.md: %v", missing, extra)
-	}
-}
-
 // TestServerMetrics scrapes a primary with the log on and its replica:
 // /healthz, /readyz, and /metrics with exactly the shoal_server_ names
 // docs/metrics.md lists (between the two); the values follow what the
@@ -129,10 +73,10 @@ func TestServerMetrics(t *testing.T) {
 	if pa == "" {
 		t.Fatal("no admin endpoint")
 	}
-	if code, body := httpGet(t, "http://"+pa+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := tu.HTTPGet(t, "http://"+pa+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
-	if code, body := httpGet(t, "http://"+pa+"/readyz"); code != 200 {
+	if code, body := tu.HTTPGet(t, "http://"+pa+"/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d %q", code, body)
 	}
 	c := tu.Dial(t, p.Addr)
@@ -171,7 +115,7 @@ func TestServerMetrics(t *testing.T) {
 	r := tu.StartServer(t, "admin-addr", "127.0.0.1:0", "replicaof", host+" "+port)
 	ra := r.Srv.AdminAddr()
 	waitUntil(t, "the replica is ready", func() bool {
-		code, _ := httpGet(t, "http://"+ra+"/readyz")
+		code, _ := tu.HTTPGet(t, "http://"+ra+"/readyz")
 		return code == 200
 	})
 	waitUntil(t, "the replica catches up", func() bool { return r.Srv.ReplOffset() == p.Srv.ReplOffset() })
@@ -181,7 +125,7 @@ func TestServerMetrics(t *testing.T) {
 	for n := range rs.names("shoal_server_") {
 		seen[n] = true
 	}
-	checkDocumented(t, "shoal_server_", seen)
+	tu.CheckDocumentedMetrics(t, "shoal_server_", seen)
 
 	want := map[string]float64{
 		`shoal_server_command_duration_seconds_count{command="get"}`:            6,
@@ -280,7 +224,7 @@ func TestClusterMetrics(t *testing.T) {
 		// A replica is ready once its link to the primary is up (it may
 		// still be connecting right after the cluster formed).
 		waitUntil(t, n.key+" /readyz 200", func() bool {
-			code, _ := httpGet(t, "http://"+n.srv.AdminAddr()+"/readyz")
+			code, _ := tu.HTTPGet(t, "http://"+n.srv.AdminAddr()+"/readyz")
 			return code == 200
 		})
 	}
@@ -342,8 +286,8 @@ func TestClusterMetrics(t *testing.T) {
 	})
 
 	ms := scrapeMetrics(t, c.mgrs[0].HTTPAddr())
-	checkDocumented(t, "shoal_manager_", ms.names("shoal_manager_"))
-	if code, body := httpGet(t, "http://"+c.mgrs[0].HTTPAddr()+"/readyz"); code != 200 {
+	tu.CheckDocumentedMetrics(t, "shoal_manager_", ms.names("shoal_manager_"))
+	if code, body := tu.HTTPGet(t, "http://"+c.mgrs[0].HTTPAddr()+"/readyz"); code != 200 {
 		t.Fatalf("manager /readyz: %d %q", code, body)
 	}
 	for series, v := range map[string]float64{

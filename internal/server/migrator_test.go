@@ -19,6 +19,7 @@ import (
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
 	"shoal/internal/migrator"
+	tu "shoal/internal/testutil"
 )
 
 // killableAPI is a standalone migrator's link to the managers that a
@@ -292,17 +293,7 @@ func TestStandaloneMigratorMovesSlots(t *testing.T) {
 			t.Fatalf("shoal_migrator_moves_done_total %v", mf.GetMetric()[0].GetCounter().GetValue())
 		}
 	}
-	want := documented(t, "shoal_migrator_")
-	for n := range want {
-		if !got[n] {
-			t.Errorf("documented but not exported: %s", n)
-		}
-	}
-	for n := range got {
-		if !want[n] {
-			t.Errorf("exported but not in docs/metrics.md: %s", n)
-		}
-	}
+	tu.CheckDocumentedMetrics(t, "shoal_migrator_", got)
 	// A clean stop gives the lease up at once.
 	s.stop()
 	if mp := c.leaderMap(); mp.MigratorLease != nil {
