@@ -421,12 +421,7 @@ func (s *Server) snapshotExistsAt(path string) bool {
 // abortStart stops the listeners after a failed start-up load.
 func (s *Server) abortStart() {
 	s.closing.Store(true)
-	if f := s.tls.Load(); f != nil {
-		f.close()
-	}
-	if f := s.mcTLS.Load(); f != nil {
-		f.close()
-	}
+	s.closeTLSFronts() // no new TLS clients; their relays close with them
 	if s.adm != nil {
 		_ = s.adm.Close()
 	}

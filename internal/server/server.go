@@ -432,12 +432,7 @@ func (s *Server) Close() error {
 	if link != nil {
 		link.stop()
 	}
-	if f := s.tls.Load(); f != nil {
-		f.close() // no new TLS clients; their relays close with them
-	}
-	if f := s.mcTLS.Load(); f != nil {
-		f.close()
-	}
+	s.closeTLSFronts() // no new TLS clients; their relays close with them
 	s.dropReplicas("shutting down")
 	s.stopMoves()
 	s.repl.wg.Wait()

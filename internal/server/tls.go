@@ -137,17 +137,7 @@ func (s *Server) startTLSFront(what string, port int, plain []string, tc *tls.Co
 }
 
 // MemcachedTLSAddrs returns the memcached-tls-port listeners' addresses.
-func (s *Server) MemcachedTLSAddrs() []string {
-	f := s.mcTLS.Load()
-	if f == nil {
-		return nil
-	}
-	out := make([]string, len(f.lns))
-	for i, ln := range f.lns {
-		out[i] = ln.Addr().String()
-	}
-	return out
-}
+func (s *Server) MemcachedTLSAddrs() []string { return s.mcTLS.Load().addrs() }
 
 // dialPeer connects to another node (its primary, a slot move's source):
 // over TLS with tls-replication (addr is then the peer's TLS port), else
@@ -182,8 +172,20 @@ func (s *Server) tlsAddr(host string) string {
 }
 
 // TLSAddrs returns the TLS listeners' addresses (none when tls-port is 0).
-func (s *Server) TLSAddrs() []string {
-	f := s.tls.Load()
+func (s *Server) TLSAddrs() []string { return s.tls.Load().addrs() }
+
+// closeTLSFronts stops the tls-port and memcached-tls-port listeners and
+// their relays.
+func (s *Server) closeTLSFronts() {
+	for _, f := range [...]*tlsFront{s.tls.Load(), s.mcTLS.Load()} {
+		if f != nil {
+			f.close()
+		}
+	}
+}
+
+// addrs lists the front's listener addresses (none for a nil front).
+func (f *tlsFront) addrs() []string {
 	if f == nil {
 		return nil
 	}
