@@ -56,20 +56,16 @@ func runManager(args []string) error {
 	tlsCert := fs.String("tls-cert-file", "", "serve the HTTP API over HTTPS with this certificate (with --tls-key-file)")
 	tlsKey := fs.String("tls-key-file", "", "the HTTPS certificate's key")
 	tlsCA := fs.String("tls-ca-cert-file", "", "CA that signed the other managers' certificates (joining, forwarding to the leader); default: the system's roots")
-	nodeCA := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
-	nodeCert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
-	nodeKey := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
 	raftCert := fs.String("raft-tls-cert-file", "", "run Raft between the managers over mutual TLS: this manager's certificate (with --raft-tls-key-file, --raft-tls-ca-cert-file)")
 	raftKey := fs.String("raft-tls-key-file", "", "key of --raft-tls-cert-file")
 	raftCA := fs.String("raft-tls-ca-cert-file", "", "CA that signed every manager's Raft certificate (peers must present one)")
-	var nodeAuth acl.Credentials
-	fs.StringVar(&nodeAuth.User, "node-user", "", "user the manager logs in as on storage nodes that require a password (with --node-pass)")
-	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password the manager sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
+	nodeAccess := nodeAccessFlags(fs, "manager")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if nodeAuth.Pass == "" {
-		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
+	nodeAuth, nodeTLS, err := nodeAccess()
+	if err != nil {
+		return err
 	}
 	admin, err := tokenFrom(*adminToken, *adminTokenFile, "SHOAL_ADMIN_TOKEN")
 	if err != nil {
@@ -92,7 +88,7 @@ func runManager(args []string) error {
 			return errors.New("--bootstrap-id needs --join for the other managers")
 		}
 	}
-	var serverTLS, peerTLS, nodeTLS, raftTLS, raftPeerTLS *tls.Config
+	var serverTLS, peerTLS, raftTLS, raftPeerTLS *tls.Config
 	if *raftCert != "" || *raftKey != "" || *raftCA != "" {
 		if *raftCert == "" || *raftKey == "" || *raftCA == "" {
 			return errors.New("Raft TLS needs --raft-tls-cert-file, --raft-tls-key-file and --raft-tls-ca-cert-file")
@@ -102,11 +98,6 @@ func runManager(args []string) error {
 		}
 		if raftPeerTLS, err = tlsconf.Client(*raftCA, *raftCert, *raftKey); err != nil {
 			return fmt.Errorf("raft TLS: %w", err)
-		}
-	}
-	if *nodeCA != "" {
-		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
-			return err
 		}
 	}
 	if *tlsCert != "" || *tlsKey != "" {
@@ -163,27 +154,16 @@ func runMigrator(args []string) error {
 	token := fs.String("token", "", "the managers' --admin-token (also $SHOAL_TOKEN)")
 	tokenFile := fs.String("token-file", "", "read --token from this file (first line)")
 	cacert := fs.String("cacert", os.Getenv("SHOAL_CACERT"), "call the managers over HTTPS, trusting this CA (also $SHOAL_CACERT)")
-	var nodeAuth acl.Credentials
-	fs.StringVar(&nodeAuth.User, "node-user", "", "user the migrator logs in as on storage nodes that require a password (with --node-pass)")
-	fs.StringVar(&nodeAuth.Pass, "node-pass", "", "password sent to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
-	nodeCA := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
-	nodeCert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
-	nodeKey := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
+	nodeAccess := nodeAccessFlags(fs, "migrator")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *managers == "" || fs.NArg() > 0 {
 		return errors.New("usage: shoal migrator --manager ADDR[,ADDR...] [--id ID] [--lease 5s] [--loglevel info] [--admin-port P | --admin-addr H:P] [--token T | --token-file F] [--cacert F] [--node-user U] [--node-pass P] [--node-tls-ca-cert-file F ...]")
 	}
-	if nodeAuth.Pass == "" {
-		nodeAuth.Pass = os.Getenv("SHOAL_NODE_PASS")
-	}
-	var nodeTLS *tls.Config
-	if *nodeCA != "" || *nodeCert != "" {
-		var err error
-		if nodeTLS, err = tlsconf.Client(*nodeCA, *nodeCert, *nodeKey); err != nil {
-			return fmt.Errorf("node TLS: %w", err)
-		}
+	nodeAuth, nodeTLS, err := nodeAccess()
+	if err != nil {
+		return err
 	}
 	tok, err := tokenFrom(*token, *tokenFile, "SHOAL_TOKEN")
 	if err != nil {
@@ -222,6 +202,32 @@ func runMigrator(args []string) error {
 	log.Info("migrator started", "id", *id, "managers", *managers, "lease", *lease)
 	g.Run(ctx) // releases the lease on the way out
 	return nil
+}
+
+// nodeAccessFlags registers the flags by which a manager or a migrator
+// (who) reaches the storage nodes when it probes slot moves: credentials
+// (--node-user, --node-pass or $SHOAL_NODE_PASS) and TLS to their
+// tls-port (--node-tls-*). The function it returns reads them after Parse.
+func nodeAccessFlags(fs *flag.FlagSet, who string) func() (acl.Credentials, *tls.Config, error) {
+	var auth acl.Credentials
+	fs.StringVar(&auth.User, "node-user", "", "user the "+who+" logs in as on storage nodes that require a password (with --node-pass)")
+	fs.StringVar(&auth.Pass, "node-pass", "", "password the "+who+" sends to the storage nodes (their requirepass, or --node-user's); also $SHOAL_NODE_PASS")
+	ca := fs.String("node-tls-ca-cert-file", "", "probe the storage nodes on their tls-port, trusting this CA")
+	cert := fs.String("node-tls-cert-file", "", "client certificate presented to the nodes (with --node-tls-key-file)")
+	key := fs.String("node-tls-key-file", "", "key of --node-tls-cert-file")
+	return func() (acl.Credentials, *tls.Config, error) {
+		if auth.Pass == "" {
+			auth.Pass = os.Getenv("SHOAL_NODE_PASS")
+		}
+		if *ca == "" {
+			return auth, nil, nil
+		}
+		tc, err := tlsconf.Client(*ca, *cert, *key)
+		if err != nil {
+			return auth, nil, fmt.Errorf("node TLS: %w", err)
+		}
+		return auth, tc, nil
+	}
 }
 
 // tokenFrom is a token given as a flag, else read from a file (its first
