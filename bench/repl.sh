@@ -23,8 +23,11 @@
 #    replicas with a synchronous acknowledgement — a fresh primary plus its
 #    replicas (all on loopback, --replicaof at start) is started for each
 #    server; both topologies run while redis-benchmark (-c 50 -r 100000,
-#    3-byte values, -P 1 and -P 16, fixed -n) hits each primary in turn
-#    (order alternating run by run). Sync rows give both servers the same
+#    3-byte values, -P 1 and -P 16, -n 200000 / 2000000 times SCALE: a
+#    P16 run lasts ~5 s) hits each primary in turn (order alternating run by
+#    run); after each run the replicas are let catch up before the CPU is
+#    read and the next run starts (an async replica's tail must neither
+#    compete with the other server's run nor drop out of the CPU). Sync rows give both servers the same
 #    guarantee — a client learns a write is on a replica before it goes on —
 #    and use bench/loadgen for both (GOMAXPROCS=1, -c 50 -r 100000, same -n
 #    and -P): shoal runs --sync-replicas 1 (each write's reply waits for one
@@ -164,6 +167,24 @@ repl_off() {
              END{if(r=="slave")print s+0; else print m+0}'
 }
 
+# caught_up SRV — wait (60 s) until every replica's offset reached the
+# primary's. Called after each run, before the CPU is read: an async
+# replica still applying the tail of a run would otherwise compete with
+# the next run (of the other server) and its work would be left out of
+# this run's CPU per request.
+caught_up() {
+  local v="TOPO_PORTS_$1" ports pport off p i
+  ports=${!v}; pport=${ports%% *}
+  [ "$ports" = "$pport" ] && return 0
+  off=$(repl_off "$pport")
+  for p in ${ports#* }; do
+    for i in $(seq 1 6000); do
+      [ "$(repl_off "$p")" -ge "$off" ] && break
+      sleep 0.01
+    done
+  done
+}
+
 # verify SRV LABEL — wait (60 s) until every replica's offset reached the
 # primary's, then compare DEBUG DIGEST and DBSIZE of all nodes; one check line.
 verify() {
@@ -227,6 +248,7 @@ rb() {
       timeout "$TIMEOUT" env GOMAXPROCS=1 "$LOADGEN" -addr "127.0.0.1:$port" -proto resp -op "$t" -c 50 -r 100000 \
       -n "$nreq" -P "$P" -wait "$wait" -prefix "$prefix" </dev/null >"$TMP/out" 2>"$TMP/err"
     rc=$?
+    caught_up "$srv"
     T1=$(ticks_sum $pids); Q1=$(srv_ticks "${pids%% *}"); B1=$(sys_busy); W1=$(now_ticks)
     e1=$(info_field "$port" stats total_error_replies)
     line=$(grep '^loadgen' "$TMP/out" | tail -1)
@@ -239,6 +261,7 @@ rb() {
     timeout "$TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -r 100000 -n "$nreq" -P "$P" -t "$t" --csv \
     </dev/null >"$TMP/out" 2>"$TMP/err"
   rc=$?
+  caught_up "$srv"
   # shellcheck disable=SC2086
   T1=$(ticks_sum $pids); Q1=$(srv_ticks "${pids%% *}"); B1=$(sys_busy); W1=$(now_ticks)
   e1=$(info_field "$port" stats total_error_replies)
@@ -279,7 +302,9 @@ for r in $(seq 1 "$ROUNDS"); do
     start_topo shoal "$nrep" "$mode" "$r-$nrep$mode"
     start_topo redis "$nrep" "$mode" "$r-$nrep$mode"
     for P in 1 16; do
-      if [ $P = 1 ]; then NREQ=$(n 60000); else NREQ=$(n 300000); fi
+      # Long enough (P16: ~5 s a run) that a run measures the steady state,
+      # not the first second's table growth and page faults.
+      if [ $P = 1 ]; then NREQ=$(n 200000); else NREQ=$(n 2000000); fi
       for t in $TESTS; do
         sc=${t}_P$P
         echo "$sc $nrep $mode" | grep -Eq "$ONLY" || continue

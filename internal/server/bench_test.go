@@ -165,3 +165,27 @@ func BenchmarkDispatchGetACL(b *testing.B) {
 		cl.w.B = cl.w.B[:0]
 	}
 }
+
+// BenchmarkReplayIncr is a replica applying its primary's INCR records
+// (replayEffect, live): the per-record cost of the apply, without the
+// stream's reading and decoding.
+func BenchmarkReplayIncr(b *testing.B) {
+	s, _ := benchClient(b)
+	keys := benchKeys(100000)
+	slots := make([]int, len(keys))
+	rs := &replayState{cl: s.replayClient(), live: true}
+	for i, k := range keys {
+		slots[i] = cluster.Slot(k)
+		if err := s.replayEffect(rs, uint64(i+1), slots[i], [][]byte{[]byte("SET"), k, []byte("1")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	args := [][]byte{[]byte("incr"), nil}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		args[1] = keys[i%len(keys)]
+		if err := s.replayEffect(rs, uint64(len(keys)+i+1), slots[i%len(keys)], args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
