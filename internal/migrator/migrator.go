@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,9 @@ type Migrator struct {
 		leaseLost  atomic.Uint64 // times the lease was found lost
 	}
 
+	connMu sync.Mutex
+	conns  map[string]*statusConn // status connections by node address (probe)
+
 	mu struct {
 		sync.Mutex
 		// until is when this migrator's lease ends at the latest, on
@@ -181,6 +185,7 @@ func (g *Migrator) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			g.closeConns()
 			g.mu.Lock()
 			held := g.mu.held
 			g.mu.Unlock()
@@ -306,10 +311,10 @@ func (g *Migrator) stepAll(ctx context.Context) {
 	} else if lmp != nil && lmp.Epoch > mp.Epoch {
 		mp = lmp
 	}
-	// Step the first moves (slot order) in parallel: each polls its two
-	// nodes and may propose one command.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
+	// Step the first moves (slot order): the status of every move on its
+	// two nodes is asked first, all the queries to a node pipelined on
+	// one connection (kept from tick to tick), the nodes in parallel;
+	// then each move may propose one command.
 	var failed []int
 	lost := false
 	ready := map[string][]int{} // op → slots ready for it
@@ -320,6 +325,17 @@ func (g *Migrator) stepAll(ctx context.Context) {
 			delete(g.prog, slot)
 		}
 	}
+	tlsOn := g.cfg.NodeTLS != nil
+	want := map[string][]int{} // node address → slots to ask it about
+	for _, mg := range window {
+		for _, sh := range []*cluster.Shard{mp.Shards[mg.From], mp.Shards[mg.To]} {
+			if sh != nil {
+				addr := mp.PeerAddr(sh.Primary, tlsOn)
+				want[addr] = append(want[addr], mg.Slot)
+			}
+		}
+	}
+	statuses := g.probe(want)
 	for _, mg := range window {
 		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 		p := g.prog[mg.Slot]
@@ -327,24 +343,14 @@ func (g *Migrator) stepAll(ctx context.Context) {
 			p = &moveProgress{ident: id, since: time.Now()}
 			g.prog[mg.Slot] = p
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			op, err := g.step(mp, mg, p)
-			if err != nil {
-				l := g.cancelMove(ctx, mg, err)
-				mu.Lock()
-				failed = append(failed, mg.Slot)
-				lost = lost || l
-				mu.Unlock()
-			} else if op != "" && (g.cfg.MoveGate == nil || g.cfg.MoveGate(op, mg.Slot)) {
-				mu.Lock()
-				ready[op] = append(ready[op], mg.Slot)
-				mu.Unlock()
-			}
-		}()
+		op, err := g.step(mp, mg, p, statuses)
+		if err != nil {
+			lost = g.cancelMove(ctx, mg, err) || lost
+			failed = append(failed, mg.Slot)
+		} else if op != "" && (g.cfg.MoveGate == nil || g.cfg.MoveGate(op, mg.Slot)) {
+			ready[op] = append(ready[op], mg.Slot)
+		}
 	}
-	wg.Wait()
 	if lost {
 		g.log.Warn("migrator lease lost: standing by")
 		g.standBy()
@@ -422,9 +428,10 @@ func (g *Migrator) cancelMove(ctx context.Context, mg *cluster.Migration, err er
 	return errors.Is(perr, cluster.ErrMigratorLease)
 }
 
-// step checks one move: the op it is ready for (OpMigrateCutover,
-// OpMigrateDone, "" for none yet); an error cancels the attempt.
-func (g *Migrator) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress) (string, error) {
+// step checks one move against the nodes' statuses (probe): the op it is
+// ready for (OpMigrateCutover, OpMigrateDone, "" for none yet); an error
+// cancels the attempt.
+func (g *Migrator) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress, statuses map[string]nodeStatus) (string, error) {
 	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
 	if from == nil || to == nil {
 		return "", errors.New("a shard of the move is gone")
@@ -433,13 +440,14 @@ func (g *Migrator) step(mp *cluster.Map, mg *cluster.Migration, p *moveProgress)
 		return "", errors.New("a shard of the move failed over")
 	}
 	tlsOn := g.cfg.NodeTLS != nil
-	src, err := migrationStatus(g.cfg.NodeAuth, g.cfg.NodeTLS, mp.PeerAddr(from.Primary, tlsOn), mg.Slot)
+	srcAddr, dstAddr := mp.PeerAddr(from.Primary, tlsOn), mp.PeerAddr(to.Primary, tlsOn)
+	src, err := statuses[srcAddr].of(srcAddr, mg.Slot)
 	if err != nil {
-		return "", patience(mg, p, fmt.Errorf("source %s: %w", mp.PeerAddr(from.Primary, tlsOn), err))
+		return "", patience(mg, p, fmt.Errorf("source %s: %w", srcAddr, err))
 	}
-	dst, err := migrationStatus(g.cfg.NodeAuth, g.cfg.NodeTLS, mp.PeerAddr(to.Primary, tlsOn), mg.Slot)
+	dst, err := statuses[dstAddr].of(dstAddr, mg.Slot)
 	if err != nil {
-		return "", patience(mg, p, fmt.Errorf("target %s: %w", mp.PeerAddr(to.Primary, tlsOn), err))
+		return "", patience(mg, p, fmt.Errorf("target %s: %w", dstAddr, err))
 	}
 	if dst.ident != cluster.MoveIdent(mg) {
 		// The target has not installed this attempt's map yet.
@@ -496,25 +504,144 @@ type moveStatus struct {
 	ident   string // the attempt the import is for (cluster.MoveIdent)
 }
 
-// migrationStatus asks a node CLUSTER MIGRATION slot.
-func migrationStatus(auth acl.Credentials, tc *tls.Config, addr string, slot int) (moveStatus, error) {
-	var st moveStatus
+// nodeStatus is one node's answers to a tick's status queries.
+type nodeStatus struct {
+	moves map[int]moveStatus // by slot
+	err   error              // the node could not be asked
+}
+
+func (n nodeStatus) of(addr string, slot int) (moveStatus, error) {
 	if addr == "" {
-		return st, errors.New("no address")
+		return moveStatus{}, errors.New("no address")
 	}
-	c, err := acl.Dial(addr, auth, tc, time.Second)
-	if err != nil {
-		return st, err
+	if n.err != nil {
+		return moveStatus{}, n.err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write(resp.AppendCommand(nil, "CLUSTER", "MIGRATION", strconv.Itoa(slot))); err != nil {
-		return st, err
+	st, ok := n.moves[slot]
+	if !ok {
+		return st, errors.New("not asked")
 	}
-	r, err := resp.ReadReply(bufio.NewReader(c), 0)
-	if err != nil {
-		return st, err
+	return st, nil
+}
+
+// statusConn is a connection to a node for status queries, kept from
+// tick to tick (a connection per query per tick cost a TCP handshake per
+// move and node every 50 ms).
+type statusConn struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// probe asks every node in want (address → slots) CLUSTER MIGRATION for
+// each of its slots, pipelined on the node's connection; the nodes in
+// parallel. A node whose kept connection fails is asked once more on a
+// new one (it may have restarted since the last tick).
+func (g *Migrator) probe(want map[string][]int) map[string]nodeStatus {
+	out := make(map[string]nodeStatus, len(want))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for addr, slots := range want {
+		if addr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := g.probeNode(addr, slots)
+			mu.Lock()
+			out[addr] = nodeStatus{moves: st, err: err}
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
+	// Connections to nodes no longer asked about are closed.
+	g.connMu.Lock()
+	for addr, c := range g.conns {
+		if _, ok := want[addr]; !ok {
+			c.nc.Close()
+			delete(g.conns, addr)
+		}
+	}
+	g.connMu.Unlock()
+	return out
+}
+
+func (g *Migrator) probeNode(addr string, slots []int) (map[int]moveStatus, error) {
+	var err error
+	for try := 0; try < 2; try++ {
+		g.connMu.Lock()
+		c := g.conns[addr]
+		delete(g.conns, addr) // this goroutine's while in use
+		g.connMu.Unlock()
+		fresh := c == nil
+		if fresh {
+			nc, derr := acl.Dial(addr, g.cfg.NodeAuth, g.cfg.NodeTLS, time.Second)
+			if derr != nil {
+				return nil, derr
+			}
+			c = &statusConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
+		}
+		var st map[int]moveStatus
+		st, err = migrationStatuses(c, slots)
+		if err == nil {
+			g.connMu.Lock()
+			if g.conns == nil {
+				g.conns = map[string]*statusConn{}
+			}
+			if old := g.conns[addr]; old != nil {
+				old.nc.Close()
+			}
+			g.conns[addr] = c
+			g.connMu.Unlock()
+			return st, nil
+		}
+		c.nc.Close()
+		if fresh {
+			break
+		}
+	}
+	return nil, err
+}
+
+// closeConns closes the kept status connections (Run's end).
+func (g *Migrator) closeConns() {
+	g.connMu.Lock()
+	for addr, c := range g.conns {
+		c.nc.Close()
+		delete(g.conns, addr)
+	}
+	g.connMu.Unlock()
+}
+
+// migrationStatuses sends CLUSTER MIGRATION for each slot on c, then reads
+// the replies in order.
+func migrationStatuses(c *statusConn, slots []int) (map[int]moveStatus, error) {
+	_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
+	var req []byte
+	for _, slot := range slots {
+		req = resp.AppendCommand(req, "CLUSTER", "MIGRATION", strconv.Itoa(slot))
+	}
+	if _, err := c.nc.Write(req); err != nil {
+		return nil, err
+	}
+	out := make(map[int]moveStatus, len(slots))
+	for _, slot := range slots {
+		r, err := resp.ReadReply(c.br, 0)
+		if err != nil {
+			return nil, err
+		}
+		st, err := parseMigrationStatus(r)
+		if err != nil {
+			return nil, err
+		}
+		out[slot] = st
+	}
+	return out, nil
+}
+
+// parseMigrationStatus reads a CLUSTER MIGRATION reply.
+func parseMigrationStatus(r resp.Reply) (moveStatus, error) {
+	var st moveStatus
 	if r.Kind == '-' {
 		return st, errors.New(r.Str)
 	}
