@@ -13,8 +13,11 @@ package cluster
 // Protocol 0 is the builds from before versions were sent (their
 // heartbeats have no protocol field and their replicas send no REPLCONF
 // version): they speak what protocol 1 speaks, which only added the
-// version reports.
+// version reports. Protocol 2 added CLUSTER MOVESYNC (a slot move's
+// stream carrying several slots); a target of protocol 2 asks a source of
+// protocol 0 or 1 with CLUSTER SLOTSYNC, one slot a stream, and a source
+// of protocol 2 serves both.
 const (
-	ProtocolVersion    = 1
+	ProtocolVersion    = 2
 	MinProtocolVersion = 0
 )

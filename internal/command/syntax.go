@@ -724,6 +724,14 @@ var Docs = map[string]*Doc{
 		Syntax:     "slot",
 		Types:      "slot:integer",
 	},
+	"cluster|movesync": {
+		Summary:    "Shoal: stream several slots' images and changes to the target of their moves (takes the connection over)",
+		Since:      "0.2.0",
+		Group:      "cluster",
+		Complexity: "O(N) where N is the number of keys in the slots",
+		Syntax:     "slot [slot ...]",
+		Types:      "slot:integer",
+	},
 	"cluster|myid": {
 		Summary:    "Return the node id",
 		Since:      "3.0.0",

@@ -54,7 +54,7 @@ func cmdCluster(c *Ctx) {
 	}
 	v := c.srv.clus.view.Load()
 	switch sub {
-	case "slotsync":
+	case "slotsync", "movesync":
 		cmdSlotSync(c)
 		return
 	case "migration":

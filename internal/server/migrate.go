@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,21 +22,25 @@ import (
 // internal/cluster/migration.go; the manager's migrator drives them).
 //
 // The target shard's primary imports: on every map install it starts an
-// importer for each move to its shard (and stops those that ended). The
-// importer connects to the source shard's primary and sends
-// CLUSTER SLOTSYNC slot; the source answers with frames, RESP arrays of
-// bulk strings:
+// importer for the new moves to its shard, one per source shard (and
+// stops the imports of moves that ended). The importer connects to the
+// source shard's primary and sends CLUSTER MOVESYNC slot [slot ...]; the
+// source answers with frames, RESP arrays of bulk strings:
 //
-//	image <mark>          the slot's image follows (taken under its lock)
+//	image <slot> <mark>   the slot's image follows (taken under its lock)
 //	put <entry>           one key (the snapshot encoding)
 //	part <entry>          part of a big key (above migratePartLimit): an
 //	                      entry of the key with some of its elements, or a
 //	                      byte range of a string (persist.EncodeEntryParts)
 //	parted <key>          the key's last part was sent
-//	imaged <keys>         the image is complete
-//	eff <lsn> <args...>   an effect of a record of the source's stream on
-//	                      the slot, in order
+//	imaged <slot> <keys>  the slot's image is complete
+//	eff <lsn> <slot> <args...>  an effect of a record of the source's
+//	                      stream on one of the slots, in order
 //	pos <lsn>             the source's stream is read up to lsn
+//
+// The images come one slot after the other, then the stream. A source of
+// protocol 1 knows only CLUSTER SLOTSYNC slot: one slot a connection, and
+// its frames name no slot (image <mark>, imaged <keys>, eff <lsn> <args>).
 //
 // The importer applies puts and effects as local writes, journaled, so the
 // target's own replicas receive them like any write. It reports the
@@ -51,24 +57,48 @@ import (
 // after the last (so no client, replica or log ever sees it half there).
 const migratePartLimit = 256 << 10
 
-// importer pulls one slot from the source's primary.
+// importer pulls a set of slots from one source primary over one
+// connection (CLUSTER MOVESYNC slot...): the slots of the moves from that
+// source that entered the window together. One stream for many slots: a
+// stream per slot had the source read and decode its whole write stream
+// once per slot moving. Each slot ends on its own (slotImport.halt); the
+// connection ends with the last. A source of protocol 1 serves one slot
+// a connection (CLUSTER SLOTSYNC slot, legacy framing).
 type importer struct {
-	s     *Server
-	slot  int
-	ident string // the move's identity: a new attempt restarts the import
-	from  string // source primary's address
+	s      *Server
+	from   string // source primary's address
+	legacy bool   // one slot, CLUSTER SLOTSYNC's frames
+	slots  []*slotImport
+	bySlot map[int]*slotImport
 
-	stop    chan struct{}
-	done    chan struct{}
-	after   chan struct{} // the slot's previous cleanup (nil: none); run waits for it
-	state   atomic.Pointer[string]
-	applied atomic.Uint64 // the source's stream position applied and acknowledged here
-	keys    atomic.Int64  // keys of the image applied
-	mu      sync.Mutex
-	err     string
-	conn    net.Conn
-	marks   []posMark // source positions applied, not yet acknowledged here (mu)
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	applied  atomic.Uint64 // the source's stream position applied and acknowledged here
+	// mu guards the fields below and the slots' halted and err; it is
+	// held while a frame is applied, so a halted slot is written no more.
+	mu    sync.Mutex
+	err   string
+	conn  net.Conn
+	marks []posMark // source positions applied, not yet acknowledged here
+	live  int       // slots not halted
 }
+
+// slotImport is one slot of an importer.
+type slotImport struct {
+	im     *importer
+	slot   int
+	ident  string        // the move's identity: a new attempt restarts the import
+	after  chan struct{} // the slot's previous cleanup (nil: none); the import waits for it
+	state  atomic.Pointer[string]
+	keys   atomic.Int64 // keys of the image applied
+	halted bool         // im.mu
+	err    string       // im.mu: why this slot alone failed
+}
+
+// moveSyncProtocol is the protocol version from which a node serves
+// CLUSTER MOVESYNC (several slots a stream).
+const moveSyncProtocol = 2
 
 // posMark: the source's stream position pos was applied here by the time
 // this node's own log reached local. The importer reports pos once local
@@ -125,7 +155,7 @@ var (
 
 type migrations struct {
 	mu      sync.Mutex
-	imports map[int]*importer
+	imports map[int]*slotImport
 	// cleaning holds, per slot, the end of the last cleanup (an importer
 	// halted, a slot dropped) begun for it: a new importer of the slot
 	// waits for it, so an old drop never deletes what the new one copied.
@@ -158,13 +188,16 @@ func (s *Server) stopMoves() {
 	s.moves.mu.Lock()
 	s.moves.closed = true
 	close(s.moves.quitLocked())
-	ims := s.moves.imports
+	ims := map[*importer]struct{}{}
+	for _, si := range s.moves.imports {
+		ims[si.im] = struct{}{}
+	}
 	s.moves.imports = nil
 	for nc := range s.moves.senders {
 		_ = nc.Close()
 	}
 	s.moves.mu.Unlock()
-	for _, im := range ims {
+	for im := range ims {
 		im.halt()
 	}
 }
@@ -217,11 +250,11 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		return
 	}
 	if s.moves.imports == nil {
-		s.moves.imports = map[int]*importer{}
+		s.moves.imports = map[int]*slotImport{}
 	}
-	for slot, im := range s.moves.imports {
+	for slot, si := range s.moves.imports {
 		mg := want[slot]
-		if mg != nil && moveIdent(mg) == im.ident {
+		if mg != nil && moveIdent(mg) == si.ident {
 			continue
 		}
 		delete(s.moves.imports, slot)
@@ -230,24 +263,48 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			s.moves.recvSlots.Add(1)
 		}
 		s.moves.cleanupLocked(slot, func() {
-			im.halt()
+			si.halt()
 			if !owned && role == cluster.RolePrimary {
 				s.dropUnowned(slot, "the move to this shard ended without it")
 			}
 		})
 	}
-	for slot, mg := range want {
-		if s.moves.imports[slot] != nil {
-			continue
+	// The new moves, one importer per source (per slot for a source that
+	// only speaks SLOTSYNC), in slot order.
+	newSlots := make([]int, 0, len(want))
+	for slot := range want {
+		if s.moves.imports[slot] == nil {
+			newSlots = append(newSlots, slot)
 		}
+	}
+	slices.Sort(newSlots)
+	bySource := map[string]*importer{}
+	var started []*importer
+	for _, slot := range newSlots {
+		mg := want[slot]
 		from := m.Shards[mg.From]
 		if from == nil || m.Addr(from.Primary) == "" {
 			continue
 		}
-		im := &importer{s: s, slot: slot, ident: moveIdent(mg), from: m.PeerAddr(from.Primary, s.peerTLSOn()),
-			stop: make(chan struct{}), done: make(chan struct{}), after: s.moves.cleaning[slot]}
-		im.state.Store(&impConnecting)
-		s.moves.imports[slot] = im
+		addr := m.PeerAddr(from.Primary, s.peerTLSOn())
+		legacy := m.Nodes[from.Primary].Protocol < moveSyncProtocol
+		im := bySource[addr]
+		if im == nil || legacy {
+			im = &importer{s: s, from: addr, legacy: legacy, bySlot: map[int]*slotImport{},
+				stop: make(chan struct{}), done: make(chan struct{})}
+			if !legacy {
+				bySource[addr] = im
+			}
+			started = append(started, im)
+		}
+		si := &slotImport{im: im, slot: slot, ident: moveIdent(mg), after: s.moves.cleaning[slot]}
+		si.state.Store(&impConnecting)
+		im.slots = append(im.slots, si)
+		im.bySlot[slot] = si
+		im.live++
+		s.moves.imports[slot] = si
+	}
+	for _, im := range started {
 		go im.run()
 	}
 	// A source starts numbering its writes (the backlog) as soon as a move
@@ -302,12 +359,9 @@ func (s *Server) sweepUnownedLocked(prev, m *cluster.Map, shard int) {
 	}
 }
 
+// halt stops the importer (every slot) and waits for its goroutine.
 func (im *importer) halt() {
-	select {
-	case <-im.stop:
-	default:
-		close(im.stop)
-	}
+	im.stopOnce.Do(func() { close(im.stop) })
 	im.mu.Lock()
 	if im.conn != nil {
 		_ = im.conn.Close()
@@ -316,11 +370,44 @@ func (im *importer) halt() {
 	<-im.done
 }
 
+// halt ends the slot's import: once it returns, the importer writes no
+// more to the slot. The last slot's halt stops the importer.
+func (si *slotImport) halt() {
+	im := si.im
+	im.mu.Lock()
+	last := false
+	if !si.halted {
+		si.halted = true
+		im.live--
+		last = im.live == 0
+	}
+	im.mu.Unlock()
+	if last {
+		im.halt()
+	}
+}
+
+// fail marks every slot of the importer failed.
 func (im *importer) fail(err error) {
 	im.mu.Lock()
 	im.err = err.Error()
 	im.mu.Unlock()
-	im.state.Store(&impFailed)
+	for _, si := range im.slots {
+		si.state.Store(&impFailed)
+	}
+}
+
+// status returns what CLUSTER MIGRATION reports of the slot's import.
+func (si *slotImport) status() (state string, applied uint64, keys int64, lastErr string) {
+	im := si.im
+	im.mu.Lock()
+	im.advanceLocked(im.s.ackedLSN())
+	lastErr = si.err
+	if lastErr == "" {
+		lastErr = im.err
+	}
+	im.mu.Unlock()
+	return *si.state.Load(), im.applied.Load(), si.keys.Load(), lastErr
 }
 
 func (im *importer) stopped() bool {
@@ -332,37 +419,47 @@ func (im *importer) stopped() bool {
 	}
 }
 
-// run imports once, from an empty slot. It never retries by itself: a
-// failed import stays failed until the migrator cancels the attempt and
-// the next attempt starts a new importer (a retry here could drop a copy
+// run imports once, from empty slots. It never retries by itself: a
+// failed import stays failed until the migrator cancels the attempts and
+// the next attempts start a new importer (a retry here could drop a copy
 // the migrator has just made the slot's owner).
 func (im *importer) run() {
 	defer close(im.done)
 	s := im.s
-	if im.after != nil {
-		select {
-		case <-im.after:
-		case <-im.stop:
-			return
+	for _, si := range im.slots {
+		if si.after != nil {
+			select {
+			case <-si.after:
+			case <-im.stop:
+				return
+			}
 		}
 	}
-	if !s.dropUnowned(im.slot, "an import begins") {
-		im.fail(errors.New("this node serves the slot: not importing it"))
+	var slots []*slotImport
+	for _, si := range im.slots {
+		if s.dropUnowned(si.slot, "an import begins") {
+			slots = append(slots, si)
+			continue
+		}
+		im.mu.Lock()
+		si.err = "this node serves the slot: not importing it"
+		im.mu.Unlock()
+		si.state.Store(&impFailed)
+	}
+	if len(slots) == 0 {
 		return
 	}
-	err := im.once()
+	err := im.once(slots)
 	if im.stopped() {
 		return
 	}
-	s.log.Warn("slot import failed", "slot", im.slot, "from", im.from, "err", err)
+	s.log.Warn("slot import failed", "slots", len(slots), "first", slots[0].slot, "from", im.from, "err", err)
 	im.fail(err)
 }
 
-func (im *importer) once() error {
+func (im *importer) once(slots []*slotImport) error {
 	s := im.s
-	im.state.Store(&impConnecting)
 	im.applied.Store(0)
-	im.keys.Store(0)
 	im.mu.Lock()
 	im.marks = nil
 	im.mu.Unlock()
@@ -385,7 +482,15 @@ func (im *importer) once() error {
 	if auth != nil {
 		out = resp.AppendCommand(out, auth...)
 	}
-	out = resp.AppendCommand(out, "CLUSTER", "SLOTSYNC", strconv.Itoa(im.slot))
+	if im.legacy {
+		out = resp.AppendCommand(out, "CLUSTER", "SLOTSYNC", strconv.Itoa(slots[0].slot))
+	} else {
+		req := []string{"CLUSTER", "MOVESYNC"}
+		for _, si := range slots {
+			req = append(req, strconv.Itoa(si.slot))
+		}
+		out = resp.AppendCommand(out, req...)
+	}
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}
@@ -401,7 +506,28 @@ func (im *importer) once() error {
 		}
 	}
 	rs := &replayState{cl: s.replayClient(), journal: true}
+	// apply runs fn (a write to si's slot) unless the slot was halted.
+	apply := func(si *slotImport, fn func() error) error {
+		im.mu.Lock()
+		defer im.mu.Unlock()
+		if si.halted {
+			return nil
+		}
+		return fn()
+	}
+	slotArg := func(b []byte) (*slotImport, error) {
+		if im.legacy {
+			return slots[0], nil
+		}
+		n, err := strconv.Atoi(string(b))
+		if si := im.bySlot[n]; err == nil && si != nil {
+			return si, nil
+		}
+		return nil, fmt.Errorf("a frame for slot %q, not asked for", b)
+	}
 	var args [][]byte
+	var cur *slotImport // the slot whose image is coming
+	imaging := len(slots)
 	var aside *engine.Entry // a big key being assembled from its parts
 	var asideKey []byte
 	var enc persist.SectionEncoder
@@ -422,14 +548,26 @@ func (im *importer) once() error {
 		for _, e := range r.Elems {
 			args = append(args, []byte(e.Str))
 		}
-		switch string(args[0]) {
+		op := string(args[0])
+		if cur == nil && (op == "put" || op == "part" || op == "parted") {
+			return fmt.Errorf("a %s frame outside an image", op)
+		}
+		switch op {
 		case "image":
-			im.state.Store(&impImage)
-		case "put":
-			if err := s.replayEffect(rs, 0, im.slot, [][]byte{opPut, args[1]}); err != nil {
+			si, err := slotArg(args[1])
+			if err != nil {
 				return err
 			}
-			im.keys.Add(1)
+			cur = si
+			si.state.Store(&impImage)
+		case "put":
+			si := cur
+			if err := apply(si, func() error {
+				return s.replayEffect(rs, 0, si.slot, [][]byte{opPut, args[1]})
+			}); err != nil {
+				return err
+			}
+			si.keys.Add(1)
 			s.moves.recvKeys.Add(1)
 		case "part":
 			key, e, err := persist.DecodeEntry(args[1])
@@ -451,21 +589,42 @@ func (im *importer) once() error {
 				return fmt.Errorf("end of %q while building %q", args[1], asideKey)
 			}
 			// Journaled whole: the target's replicas and log get one put.
+			si := cur
 			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
-			s.putEntry(rs, 0, im.slot, asideKey, aside, put)
+			if err := apply(si, func() error {
+				s.putEntry(rs, 0, si.slot, asideKey, aside, put)
+				return nil
+			}); err != nil {
+				return err
+			}
 			aside = nil
-			im.keys.Add(1)
+			si.keys.Add(1)
 			s.moves.recvKeys.Add(1)
 		case "imaged":
 			if aside != nil {
 				return fmt.Errorf("the image ended inside %q", asideKey)
 			}
-			im.state.Store(&impStreaming)
+			if !im.legacy {
+				if si, err := slotArg(args[1]); err != nil || si != cur {
+					return fmt.Errorf("the end of slot %q's image inside another", args[1])
+				}
+			}
+			cur.state.Store(&impStreaming)
+			cur = nil
+			imaging--
 		case "eff":
-			if len(args) < 3 {
+			first := 2 // eff <lsn> <slot> <args...> (legacy: eff <lsn> <args...>)
+			if !im.legacy {
+				first = 3
+			}
+			if len(args) <= first {
 				return errors.New("short effect frame")
 			}
-			if err := s.replayEffect(rs, 0, im.slot, args[2:]); err != nil {
+			si, err := slotArg(args[2])
+			if err != nil {
+				return err
+			}
+			if err := apply(si, func() error { return s.replayEffect(rs, 0, si.slot, args[first:]) }); err != nil {
 				return err
 			}
 		case "pos":
@@ -473,7 +632,7 @@ func (im *importer) once() error {
 			if err != nil {
 				return fmt.Errorf("bad position %q", args[1])
 			}
-			if im.state.Load() == &impStreaming {
+			if imaging == 0 && cur == nil {
 				im.noteApplied(lsn, s.lastLSN())
 			}
 		default:
@@ -528,14 +687,26 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 	return true
 }
 
-// cmdSlotSync serves CLUSTER SLOTSYNC slot: the source's side of a move
-// (see the frames above). It takes the connection over, like PSYNC.
+// cmdSlotSync serves CLUSTER MOVESYNC slot [slot ...] and, for targets
+// of protocol 1, CLUSTER SLOTSYNC slot: the source's side of moves (see
+// the frames above). It takes the connection over, like PSYNC.
 func cmdSlotSync(c *Ctx) {
 	s, cl := c.srv, c.cl
-	slot, err := strconv.Atoi(string(c.args[2]))
-	if err != nil || slot < 0 || slot >= cluster.NumSlots {
-		c.w.Error("ERR Invalid or out of range slot")
-		return
+	legacy := strings.EqualFold(string(c.args[1]), "slotsync")
+	var slots []int
+	seen := map[int]bool{}
+	for _, a := range c.args[2:] {
+		slot, err := strconv.Atoi(string(a))
+		if err != nil || slot < 0 || slot >= cluster.NumSlots {
+			c.w.Error("ERR Invalid or out of range slot")
+			return
+		}
+		if seen[slot] {
+			c.w.Error("ERR Slot " + strconv.Itoa(slot) + " specified multiple times")
+			return
+		}
+		seen[slot] = true
+		slots = append(slots, slot)
 	}
 	if cl.inMulti || c.inExec {
 		c.w.Error("ERR SLOTSYNC cannot run in a transaction")
@@ -569,49 +740,35 @@ func cmdSlotSync(c *Ctx) {
 			s.moves.mu.Unlock()
 			nc.Close()
 		}()
-		if err := s.sendSlot(nc, slot, pending); err != nil {
-			s.log.Info("slot sync ended", "slot", slot, "to", nc.RemoteAddr().String(), "err", err)
+		if err := s.sendSlots(nc, slots, legacy, pending); err != nil {
+			s.log.Info("slot sync ended", "slots", len(slots), "first", slots[0], "to", nc.RemoteAddr().String(), "err", err)
 		}
 	}()
 }
 
 var (
+	frameImage  = []byte("image")
+	frameImaged = []byte("imaged")
 	framePut    = []byte("put")
 	framePart   = []byte("part")
 	frameParted = []byte("parted")
+	frameEff    = []byte("eff")
+	framePos    = []byte("pos")
 )
 
-func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
+// sendSlots streams slots to a target: each slot's image in turn (taken
+// under its lock), then every later change to them from the node's
+// stream, read and decoded once for all of them. legacy: one slot, the
+// frames without their slot (CLUSTER SLOTSYNC).
+func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte) error {
 	bl := s.ensureBacklog()
-	sl := s.db.Slot(slot)
-	var enc persist.SectionEncoder
-	out := append([]byte(nil), pending...)
-	s.db.Lock(slot)
-	mark := sl.LSN
-	start := bl.Last() + 1 // every later change to the slot is numbered after it
-	cur, err := bl.NewCursor(start)
+	// From before every image; each slot's own starting point is after
+	// the records its image holds (skip).
+	cur, err := bl.NewCursor(bl.Last() + 1)
 	if err != nil {
-		s.db.Unlock(slot)
 		return err
 	}
 	defer cur.Close()
-	out = resp.AppendCommandBytes(out, []byte("image"), strconv.AppendUint(nil, mark, 10))
-	keys := 0
-	s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
-		keys++
-		if e.MemSize() <= migratePartLimit {
-			out = resp.AppendCommandBytes(out, framePut, enc.EncodeEntry(k, e))
-			return true
-		}
-		_ = persist.EncodeEntryParts(k, e, migratePartLimit, func(p []byte) error {
-			out = resp.AppendCommandBytes(out, framePart, p)
-			return nil
-		})
-		out = resp.AppendCommandBytes(out, frameParted, []byte(k))
-		return true
-	})
-	s.db.Unlock(slot)
-	out = resp.AppendCommandBytes(out, []byte("imaged"), strconv.AppendInt(nil, int64(keys), 10))
 	timeout := s.replTimeout()
 	s.moves.mu.Lock()
 	quit := s.moves.quitLocked()
@@ -639,12 +796,55 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 		}
 		return nil
 	}
-	if err := write(out); err != nil {
-		return err
+	var enc persist.SectionEncoder
+	out := append([]byte(nil), pending...)
+	var num, num2 []byte
+	active := make([]bool, cluster.NumSlots)
+	skip := make([]uint64, cluster.NumSlots) // a slot's records up to this LSN are in its image
+	for _, slot := range slots {
+		sl := s.db.Slot(slot)
+		s.db.Lock(slot)
+		// Every later change to the slot is numbered after bl.Last().
+		skip[slot], active[slot] = bl.Last(), true
+		num = strconv.AppendUint(num[:0], sl.LSN, 10)
+		if legacy {
+			out = resp.AppendCommandBytes(out, frameImage, num)
+		} else {
+			num2 = strconv.AppendInt(num2[:0], int64(slot), 10)
+			out = resp.AppendCommandBytes(out, frameImage, num2, num)
+		}
+		keys := 0
+		s.db.ForEachHeld(sl, func(k string, e *engine.Entry) bool {
+			keys++
+			if e.MemSize() <= migratePartLimit {
+				out = resp.AppendCommandBytes(out, framePut, enc.EncodeEntry(k, e))
+				return true
+			}
+			_ = persist.EncodeEntryParts(k, e, migratePartLimit, func(p []byte) error {
+				out = resp.AppendCommandBytes(out, framePart, p)
+				return nil
+			})
+			out = resp.AppendCommandBytes(out, frameParted, []byte(k))
+			return true
+		})
+		s.db.Unlock(slot)
+		num = strconv.AppendInt(num[:0], int64(keys), 10)
+		if legacy {
+			out = resp.AppendCommandBytes(out, frameImaged, num)
+		} else {
+			out = resp.AppendCommandBytes(out, frameImaged, num2, num)
+		}
+		if err := write(out); err != nil {
+			return err
+		}
+		s.moves.sentKeys.Add(int64(keys))
+		if cap(out) > 4<<20 {
+			out = nil
+		}
+		out = out[:0]
 	}
-	s.moves.sentKeys.Add(int64(keys))
-	s.log.Info("slot image sent", "slot", slot, "keys", keys, "bytes", len(out), "to", nc.RemoteAddr().String())
-	// The target never writes after SLOTSYNC: a read returns when it
+	s.log.Info("slot images sent", "slots", len(slots), "first", slots[0], "to", nc.RemoteAddr().String())
+	// The target never writes after MOVESYNC: a read returns when it
 	// closes the connection.
 	closed := make(chan struct{})
 	go func() {
@@ -654,7 +854,8 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 	}()
 	ping := time.NewTicker(500 * time.Millisecond)
 	defer ping.Stop()
-	var args [][]byte
+	var args, frame [][]byte
+	live := len(slots)
 	for {
 		out = out[:0]
 		for len(out) < 1<<20 {
@@ -665,6 +866,27 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 			if data == nil {
 				break
 			}
+			// Once this node no longer owns a slot (the flip), its stream
+			// ends here: what follows is this node dropping its copy
+			// (journaled deletes, for its replicas), which the target
+			// must never apply. The flip came after the target applied
+			// the fenced slot's last change, so nothing of it is lost.
+			// Checked after reading the data: a delete in it was
+			// journaled after the view changed, so it is seen here.
+			if v := s.clus.view.Load(); v != nil {
+				for _, slot := range slots {
+					if active[slot] && v.slots[slot].state == slotRemote {
+						active[slot] = false
+						live--
+					}
+				}
+			}
+			if live == 0 {
+				if err := write(out); err != nil {
+					return err
+				}
+				return errors.New("the slots moved away: their stream ends")
+			}
 			for len(data) > 0 {
 				n := persist.RecordLen(data)
 				lsn, payload, err := persist.CheckRecord(data[:n])
@@ -673,17 +895,21 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 				}
 				data = data[n:]
 				err = persist.ForEachEffectBuf(payload, &args, func(es int, eargs [][]byte) error {
-					if es != slot && es != persist.AllSlots {
-						return nil
-					}
 					if es == persist.AllSlots {
-						// FLUSHALL: the slot's keys go (as deletes: the
-						// target flushes only this slot).
+						// FLUSHALL: the slots' keys go (as deletes: the
+						// target flushes only these slots).
 						return errors.New("the source flushed every slot during the move")
 					}
-					fr := make([][]byte, 0, len(eargs)+2)
-					fr = append(fr, []byte("eff"), strconv.AppendUint(nil, lsn, 10))
-					out = resp.AppendCommandBytes(out, append(fr, eargs...)...)
+					if !active[es] || lsn <= skip[es] {
+						return nil
+					}
+					num = strconv.AppendUint(num[:0], lsn, 10)
+					frame = append(frame[:0], frameEff, num)
+					if !legacy {
+						num2 = strconv.AppendInt(num2[:0], int64(es), 10)
+						frame = append(frame, num2)
+					}
+					out = resp.AppendCommandBytes(out, append(frame, eargs...)...)
 					return nil
 				})
 				if err != nil {
@@ -691,18 +917,8 @@ func (s *Server) sendSlot(nc net.Conn, slot int, pending []byte) error {
 				}
 			}
 		}
-		// Once this node no longer owns the slot (the flip), the stream
-		// must end here: what follows is this node dropping its copy
-		// (journaled deletes, for its replicas), which the target must
-		// never apply. The flip came after the target applied the fenced
-		// slot's last change, so nothing of the slot is lost. Checked
-		// after reading the batch: a delete in it was journaled after
-		// the view changed, so it is seen here.
-		if v := s.clus.view.Load(); v != nil && v.slots[slot].state == slotRemote {
-			return errors.New("the slot moved away: its stream ends")
-		}
-		pos := cur.NextLSN() - 1
-		out = resp.AppendCommandBytes(out, []byte("pos"), strconv.AppendUint(nil, pos, 10))
+		num = strconv.AppendUint(num[:0], cur.NextLSN()-1, 10)
+		out = resp.AppendCommandBytes(out, framePos, num)
 		if err := write(out); err != nil {
 			return err
 		}
@@ -754,12 +970,9 @@ func cmdMigrationStatus(c *Ctx) {
 	s.db.Unlock(slot)
 	state, applied, keys, lastErr, ident := "none", uint64(0), int64(0), "", ""
 	s.moves.mu.Lock()
-	if im := s.moves.imports[slot]; im != nil {
-		im.advance()
-		state, applied, keys, ident = *im.state.Load(), im.applied.Load(), im.keys.Load(), im.ident
-		im.mu.Lock()
-		lastErr = im.err
-		im.mu.Unlock()
+	if si := s.moves.imports[slot]; si != nil {
+		state, applied, keys, lastErr = si.status()
+		ident = si.ident
 	}
 	s.moves.mu.Unlock()
 	c.w.Array(16)
