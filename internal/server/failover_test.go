@@ -108,7 +108,14 @@ func newTCluster(t *testing.T, nManagers, shards, replicas int) *tcluster {
 // mcfg (when not nil) first, and with extra storage node directives (nodeArgs).
 func newTClusterWith(t *testing.T, nManagers, shards, replicas int, mcfg func(*manager.Config), nodeArgs ...string) *tcluster {
 	t.Helper()
-	c := &tcluster{t: t, net: &faultNet{drop: map[string]bool{}, delay: map[string]time.Duration{}}}
+	return newTClusterOpts(t, nManagers, shards, replicas, mcfg, nil, nodeArgs...)
+}
+
+// newTClusterOpts is newTClusterWith with the nodes' server.Options by
+// name ("n1", "n2", ...).
+func newTClusterOpts(t *testing.T, nManagers, shards, replicas int, mcfg func(*manager.Config), opts map[string]server.Options, nodeArgs ...string) *tcluster {
+	t.Helper()
+	c := &tcluster{t: t, net: &faultNet{drop: map[string]bool{}, delay: map[string]time.Duration{}}, opts: opts}
 	for i := 0; i < nManagers; i++ {
 		cfg := manager.Config{ID: fmt.Sprintf("m%d", i+1), RaftAddr: freeTCP(t), HTTPAddr: "127.0.0.1:0", Dir: t.TempDir(), Bootstrap: i == 0}
 		if mcfg != nil {

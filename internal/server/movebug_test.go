@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"shoal/internal/cluster"
+	"shoal/internal/server"
 )
 
 // Slots moved from shard 1 to shard 2 under INCR load, then back with no
@@ -18,11 +19,29 @@ import (
 // source streaming its own drop of the slot (journaled deletes after the
 // flip) to the target, which deleted the keys it had just received (~1
 // run in 4 under -race before sendSlot ended the stream at the flip).
+//
+// The "slotsync" run has every node report protocol 1: the targets then
+// move each slot on a stream of its own (CLUSTER SLOTSYNC, the frames of
+// protocol 1) instead of one stream per source (CLUSTER MOVESYNC).
 func TestSlotMovesThereAndBackKeepWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("in-process cluster")
 	}
-	c := newTCluster(t, 1, 2, 1)
+	for _, proto := range []string{"movesync", "slotsync"} {
+		t.Run(proto, func(t *testing.T) {
+			var opts map[string]server.Options
+			if proto == "slotsync" {
+				opts = map[string]server.Options{}
+				for i := 1; i <= 4; i++ {
+					opts["n"+strconv.Itoa(i)] = server.Options{Protocol: 1}
+				}
+			}
+			slotMovesThereAndBack(t, newTClusterOpts(t, 1, 2, 1, nil, opts), proto)
+		})
+	}
+}
+
+func slotMovesThereAndBack(t *testing.T, c *tcluster, proto string) {
 	mc := c.client()
 	ctx := context.Background()
 	var seeds []string
@@ -95,4 +114,10 @@ func TestSlotMovesThereAndBackKeepWrites(t *testing.T) {
 		return err == nil && len(m.Migrations) == 0 && m.Slots[8100] == 1
 	})
 	check("back")
+	// The targets chose the stream by the protocol the map records.
+	for id, n := range c.leaderMap().Nodes {
+		if legacy := n.Protocol < 2; legacy != (proto == "slotsync") {
+			t.Errorf("node %s has protocol %d in the map: not a %s run", id, n.Protocol, proto)
+		}
+	}
 }
