@@ -94,6 +94,7 @@ const (
 	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
 	tick            = 50 * time.Millisecond
+	cutoverTick     = 5 * time.Millisecond // the step interval while moves are in cutover
 	standbyRetry    = 200 * time.Millisecond // a standby's lease requests
 	// cutoverLag: the copy is caught up enough to cut over when the
 	// target has applied the source's stream to within this many records
@@ -179,7 +180,7 @@ func (g *Migrator) Run(ctx context.Context) {
 			w.Watch(ctx)
 		}()
 	}
-	t := time.NewTicker(tick)
+	t := time.NewTimer(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -199,7 +200,13 @@ func (g *Migrator) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		g.stepAll(ctx)
+		// While slots are fenced (cutover), their writes wait for the
+		// next step: it comes after cutoverTick instead of tick.
+		if g.stepAll(ctx) {
+			t.Reset(cutoverTick)
+		} else {
+			t.Reset(tick)
+		}
 	}
 }
 
@@ -282,8 +289,9 @@ func (g *Migrator) lease(ctx context.Context) (*cluster.Map, bool) {
 	return mp, true
 }
 
-// stepAll steps every move once (Run calls it every 50 ms).
-func (g *Migrator) stepAll(ctx context.Context) {
+// stepAll steps every move once (Run calls it every tick); it reports
+// whether moves are in cutover (fenced) after the step.
+func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 	mp, err := g.api.Map(ctx)
 	g.stats.mapOK.Store(err == nil)
 	if err != nil {
@@ -412,6 +420,12 @@ func (g *Migrator) stepAll(ctx context.Context) {
 			delete(g.prog, slot)
 		}
 	}
+	for _, mg := range mp.Migrations {
+		if mg.State == cluster.MigrateCutover && !mg.Paused {
+			return true
+		}
+	}
+	return false
 }
 
 // cancelMove ends the move's attempt; it reports whether the lease was
