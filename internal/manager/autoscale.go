@@ -43,16 +43,17 @@ type AutoscaleOptions struct {
 	ProvisionerCommand string
 	ProvisionerTimeout time.Duration // 0: 5 min
 	// MoveBatch bounds the slot moves a scale-out or scale-in queues at
-	// once (0: 256); the next batch is planned when they are done. A
-	// target importing thousands of slots at once starves its own
-	// heartbeats (and gets failed over).
+	// once (0: 1024, cluster.MoveWindow); the next batch is planned when
+	// they are done. (With a stream per slot, a target importing
+	// thousands of slots at once starved its own heartbeats and was
+	// failed over; a batch larger than the window only waits in the map.)
 	MoveBatch int
 }
 
 // DefaultAutoscaleOptions: off; when on, the autopilot's defaults.
 func DefaultAutoscaleOptions() AutoscaleOptions {
 	return AutoscaleOptions{Pilot: cluster.DefaultAutopilotConfig(), Interval: time.Second, Smoothing: 10 * time.Second,
-		ProvisionerTimeout: 5 * time.Minute, MoveBatch: 256}
+		ProvisionerTimeout: 5 * time.Minute, MoveBatch: cluster.MoveWindow}
 }
 
 // Validate checks the options (the thresholds only when enabled).

@@ -193,7 +193,7 @@ func New(cfg Config) (*Manager, error) {
 		a.ProvisionerTimeout = 5 * time.Minute
 	}
 	if a.MoveBatch == 0 {
-		a.MoveBatch = 256
+		a.MoveBatch = cluster.MoveWindow
 	}
 	if cfg.HistoryInterval <= 0 {
 		cfg.HistoryInterval = defaultHistoryInterval
