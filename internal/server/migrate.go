@@ -1,9 +1,10 @@
 package server
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -494,15 +495,11 @@ func (im *importer) once(slots []*slotImport) error {
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}
-	br := bufio.NewReaderSize(countReader{conn, &s.moves.recvBytes}, 64<<10)
+	fr := &frameReader{r: countReader{conn, &s.moves.recvBytes}, buf: make([]byte, 256<<10)}
 	if auth != nil {
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		r, err := resp.ReadReply(br, 1<<10)
-		if err != nil {
-			return err
-		}
-		if r.Kind == '-' {
-			return fmt.Errorf("auth to the source %s: %s", im.from, r.Str)
+		if _, err := fr.next(); err != nil {
+			return fmt.Errorf("auth to the source %s: %w", im.from, err)
 		}
 	}
 	rs := &replayState{cl: s.replayClient(), journal: true}
@@ -525,7 +522,6 @@ func (im *importer) once(slots []*slotImport) error {
 		}
 		return nil, fmt.Errorf("a frame for slot %q, not asked for", b)
 	}
-	var args [][]byte
 	var cur *slotImport // the slot whose image is coming
 	imaging := len(slots)
 	var aside *engine.Entry // a big key being assembled from its parts
@@ -534,19 +530,14 @@ func (im *importer) once(slots []*slotImport) error {
 	timeout := 3 * s.replTimeout()
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(timeout))
-		r, err := resp.ReadReply(br, 0)
+		// The frame's arguments alias the reader's buffer until the next
+		// frame: what is applied is copied by the writes it makes.
+		args, err := fr.next()
 		if err != nil {
 			return err
 		}
-		if r.Kind == '-' {
-			return errors.New(r.Str)
-		}
-		if r.Kind != '*' || len(r.Elems) < 2 {
-			return fmt.Errorf("unexpected frame from the source: %s", r.String())
-		}
-		args = args[:0]
-		for _, e := range r.Elems {
-			args = append(args, []byte(e.Str))
+		if len(args) < 2 {
+			return fmt.Errorf("unexpected frame from the source: %q", args)
 		}
 		op := string(args[0])
 		if cur == nil && (op == "put" || op == "part" || op == "parted") {
@@ -930,6 +921,77 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 		case <-ping.C:
 		case <-closed:
 			return nil
+		}
+	}
+}
+
+// frameReader reads a move's frames (RESP arrays of bulk strings, the
+// request encoding: resp.Parse) from one buffer, without copying them.
+type frameReader struct {
+	r          io.Reader
+	buf        []byte
+	start, end int
+	args       [][]byte
+}
+
+// maxMoveFrame bounds a frame: the largest is a part of a big key
+// (migratePartLimit, plus one element) or a key up to it.
+const maxMoveFrame = 64 << 20
+
+// next returns the next frame; an error reply ("-...") becomes an error.
+func (f *frameReader) next() ([][]byte, error) {
+	for {
+		if f.start < f.end {
+			b := f.buf[f.start:f.end]
+			if b[0] == '-' || b[0] == '+' {
+				if i := bytes.IndexByte(b, '\n'); i >= 0 {
+					f.start += i + 1
+					line := string(bytes.TrimRight(b[1:i], "\r"))
+					if b[0] == '-' {
+						return nil, errors.New(line)
+					}
+					f.args = append(f.args[:0], []byte(line))
+					return f.args, nil
+				}
+			} else {
+				args, n, need, err := resp.Parse(b, f.args, resp.Limits{MaxBulkLen: maxMoveFrame, MaxMultibulkLen: 1 << 20, MaxInlineLen: 64 << 10})
+				if err != nil {
+					return nil, err
+				}
+				f.args = args
+				if n > 0 {
+					f.start += n
+					if len(args) == 0 {
+						continue
+					}
+					return args, nil
+				}
+				if need > maxMoveFrame+1024 {
+					return nil, fmt.Errorf("a frame of %d bytes from the source", need)
+				}
+				if need > len(f.buf) {
+					nb := make([]byte, max(need, 2*len(f.buf)))
+					f.end = copy(nb, f.buf[f.start:f.end])
+					f.buf, f.start = nb, 0
+				}
+			}
+		}
+		if f.start > 0 && (f.start == f.end || len(f.buf)-f.end < 64<<10) {
+			f.end = copy(f.buf, f.buf[f.start:f.end])
+			f.start = 0
+		}
+		if f.end == len(f.buf) {
+			if len(f.buf) > 2*maxMoveFrame {
+				return nil, errors.New("a frame from the source too large")
+			}
+			nb := make([]byte, 2*len(f.buf))
+			copy(nb, f.buf[:f.end])
+			f.buf = nb
+		}
+		n, err := f.r.Read(f.buf[f.end:])
+		f.end += n
+		if err != nil && n == 0 {
+			return nil, err
 		}
 	}
 }
