@@ -96,6 +96,33 @@ func (m *Map) Window() []*Migration {
 	return out
 }
 
+// WindowView returns the map as storage nodes and proxies need it: the
+// moves under way (Window) and, in QueuedFrom, the source shards of the
+// others, instead of every move queued (a rebalance of 16384 slots made
+// every map ~1.5 MB of JSON, fetched and decoded by every node and proxy
+// at every epoch of the move, two of them inside each cutover's write
+// pause). The view shares m's contents: read-only, like m.
+func (m *Map) WindowView() *Map {
+	w := m.Window()
+	if len(w) == len(m.Migrations) {
+		return m
+	}
+	v := *m
+	v.Migrations = make(map[int]*Migration, len(w))
+	for _, mg := range w {
+		v.Migrations[mg.Slot] = mg
+	}
+	from := map[int]bool{}
+	for slot, mg := range m.Migrations {
+		if v.Migrations[slot] == nil && !from[mg.From] {
+			from[mg.From] = true
+			v.QueuedFrom = append(v.QueuedFrom, mg.From)
+		}
+	}
+	slices.Sort(v.QueuedFrom)
+	return &v
+}
+
 // MaxMigrations bounds the moves queued in the map at once.
 const MaxMigrations = NumSlots
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -198,5 +199,34 @@ func TestMoveWindow(t *testing.T) {
 	w = m.Window()
 	if len(w) != MoveWindow || w[0].Slot != slots[1] || w[MoveWindow-1].Slot != slots[MoveWindow] {
 		t.Fatalf("after a pause: window %d..%d", w[0].Slot, w[len(w)-1].Slot)
+	}
+}
+
+// WindowView keeps the moves under way and names the sources of the rest.
+func TestWindowView(t *testing.T) {
+	m := NewMap()
+	m.Migrations = map[int]*Migration{}
+	for s := 0; s < MoveWindow+20; s++ {
+		from := 1
+		if s >= MoveWindow+10 {
+			from = 3
+		}
+		m.Migrations[s] = &Migration{Slot: s, From: from, To: 2, State: MigrateCopying}
+	}
+	m.Migrations[5].Paused = true
+	v := m.WindowView()
+	if len(v.Migrations) != MoveWindow || v.Migrations[5] != nil || v.Migrations[MoveWindow] == nil || v.Migrations[MoveWindow+1] != nil {
+		t.Fatalf("view has %d moves (5: %v, %d: %v)", len(v.Migrations), v.Migrations[5], MoveWindow, v.Migrations[MoveWindow])
+	}
+	if !slices.Equal(v.QueuedFrom, []int{1, 3}) {
+		t.Fatalf("queued from %v, want [1 3]", v.QueuedFrom)
+	}
+	if len(m.Migrations) != MoveWindow+20 || m.QueuedFrom != nil {
+		t.Fatal("the view changed the map")
+	}
+	small := NewMap()
+	small.Migrations = map[int]*Migration{7: {Slot: 7, From: 1, To: 2, State: MigrateCopying}}
+	if small.WindowView() != small {
+		t.Fatal("a map whose moves are all under way is its own view")
 	}
 }

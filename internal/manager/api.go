@@ -169,8 +169,17 @@ func (m *Manager) forwardTransport(pt *tls.Config) http.RoundTripper {
 // the map's epoch passes E (long poll, at most 60 s).
 func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	window := false
+	switch q.Get("view") {
+	case "":
+	case "window":
+		window = true // the moves under way only (cluster.Map.WindowView)
+	default:
+		m.fail(w, errors.New("view must be window or absent"))
+		return
+	}
 	if q.Get("wait") == "" {
-		m.writeMap(w, m.Map())
+		m.writeMap(w, m.Map(), window)
 		return
 	}
 	after, err1 := strconv.ParseUint(q.Get("epoch"), 10, 64)
@@ -181,7 +190,7 @@ func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(secs*float64(time.Second)))
 	defer cancel()
-	m.writeMap(w, m.fsm.wait(ctx, after))
+	m.writeMap(w, m.fsm.wait(ctx, after), window)
 }
 
 // encodedMap is a map's JSON, kept for the next readers of the same map.
@@ -190,19 +199,27 @@ type encodedMap struct {
 	b []byte
 }
 
-// writeMap sends mp as compact JSON, encoded once per map: every node,
-// proxy and standalone migrator long-polls the map, and with thousands of
-// slot moves queued it is megabytes.
-func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map) {
-	e := m.mapJSON.Load()
+// writeMap sends mp (its window view if window) as compact JSON, encoded
+// once per map and view: every node, proxy and standalone migrator
+// long-polls the map.
+func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map, window bool) {
+	cache := &m.mapJSON
+	if window {
+		cache = &m.viewJSON
+	}
+	e := cache.Load()
 	if e == nil || e.m != mp {
-		b, err := json.Marshal(mp)
+		v := mp
+		if window {
+			v = mp.WindowView()
+		}
+		b, err := json.Marshal(v)
 		if err != nil {
 			m.fail(w, err)
 			return
 		}
 		e = &encodedMap{m: mp, b: append(b, '\n')}
-		m.mapJSON.Store(e)
+		cache.Store(e)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

@@ -226,10 +226,20 @@ type longPollKey struct{}
 // Map returns the cluster map; with wait > 0 it waits (long poll) until
 // the epoch passes after.
 func (c *Client) Map(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
-	path := "/v1/map"
+	return c.getMap(ctx, "/v1/map?", after, wait)
+}
+
+// WindowMap is Map's window view (cluster.Map.WindowView): what storage
+// nodes and proxies need, without the moves queued behind the window.
+func (c *Client) WindowMap(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
+	return c.getMap(ctx, "/v1/map?view=window&", after, wait)
+}
+
+func (c *Client) getMap(ctx context.Context, path string, after uint64, wait time.Duration) (*cluster.Map, error) {
 	if wait > 0 {
-		path += "?epoch=" + strconv.FormatUint(after, 10) + "&wait=" + strconv.FormatFloat(wait.Seconds(), 'f', 3, 64)
+		path += "epoch=" + strconv.FormatUint(after, 10) + "&wait=" + strconv.FormatFloat(wait.Seconds(), 'f', 3, 64)
 	}
+	path = strings.TrimSuffix(strings.TrimSuffix(path, "&"), "?")
 	m := cluster.NewMap()
 	if wait > 0 {
 		ctx = context.WithValue(ctx, longPollKey{}, wait)

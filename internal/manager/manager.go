@@ -130,7 +130,8 @@ type Manager struct {
 	met counters      // for metrics.go
 	adm *admin.Server // /metrics and /readyz, served by the API's mux
 
-	mapJSON atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
+	mapJSON  atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
+	viewJSON atomic.Pointer[encodedMap] // the same for GET /v1/map?view=window
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -322,4 +323,32 @@ func TestAdvertisedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the restarted manager to apply a new entry", func() bool { return m2.Map().Settings.ReplicasPerShard == 2 })
+}
+
+// GET /v1/map?view=window serves the map's window view; another view is
+// refused.
+func TestMapWindowView(t *testing.T) {
+	ms := startManagers(t, 1)
+	c := NewClient(ms[0].HTTPAddr())
+	ctx := context.Background()
+	full, err := c.Map(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.WindowMap(ctx, 0, 0)
+	if err != nil || v.Epoch != full.Epoch {
+		t.Fatalf("window view: %v, epoch %d, want %d", err, v.Epoch, full.Epoch)
+	}
+	v, err = c.WindowMap(ctx, full.Epoch-1, time.Second)
+	if err != nil || v.Epoch != full.Epoch {
+		t.Fatalf("window view, long poll: %v", err)
+	}
+	resp, err := http.Get("http://" + ms[0].HTTPAddr() + "/v1/map?view=all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("view=all: status %d", resp.StatusCode)
+	}
 }

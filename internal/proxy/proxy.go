@@ -297,7 +297,7 @@ func New(cfg Config) (*Proxy, error) {
 // Start fetches the cluster map (waiting up to ctx for the managers),
 // listens, and starts serving.
 func (p *Proxy) Start(ctx context.Context) error {
-	m, err := p.mc.Map(ctx, 0, 0)
+	m, err := p.mc.WindowMap(ctx, 0, 0)
 	if err != nil {
 		return fmt.Errorf("proxy: fetch the cluster map: %w", err)
 	}
@@ -522,7 +522,7 @@ func (p *Proxy) watch() {
 			case <-done:
 			}
 		}()
-		m, err := p.mc.Map(ctx, p.table.Load().epoch, 30*time.Second)
+		m, err := p.mc.WindowMap(ctx, p.table.Load().epoch, 30*time.Second)
 		close(done)
 		kicked := ctx.Err() != nil && p.ctx.Err() == nil
 		cancel()

@@ -233,7 +233,7 @@ func (a *agent) watch(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		wctx, cancel := context.WithTimeout(ctx, 35*time.Second)
-		m, err := a.client.Map(wctx, epoch, 30*time.Second)
+		m, err := a.client.WindowMap(wctx, epoch, 30*time.Second)
 		cancel()
 		if err != nil {
 			select {

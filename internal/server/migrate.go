@@ -314,6 +314,9 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	// just before the backlog existed must have run by the time the image
 	// is taken (the target connects after installing this map too).
 	if role == cluster.RolePrimary && sh != nil {
+		if slices.Contains(m.QueuedFrom, sh.ID) { // moves behind the window (a window view)
+			s.ensureBacklog()
+		}
 		for _, mg := range m.Migrations {
 			if mg.From == sh.ID {
 				s.ensureBacklog()
