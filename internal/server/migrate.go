@@ -346,8 +346,17 @@ func (im *importer) run() {
 			return
 		}
 	}
+	// A map names this node its shard's primary before it acts as one
+	// (on its lease): until then it follows no primary but is still a
+	// replica, whose log continues its old primary's stream, and the
+	// import's writes would be records of its own there (actingPrimary).
+	select {
+	case <-s.actingPrimary():
+	case <-im.stop:
+		return
+	}
 	if !s.dropUnowned(im.slot, "an import begins") {
-		im.fail(errors.New("this node serves the slot: not importing it"))
+		im.fail(errors.New("this node serves the slot, or no longer acts as a primary: not importing it"))
 		return
 	}
 	err := im.once()
@@ -452,7 +461,9 @@ func (im *importer) once() error {
 			}
 			// Journaled whole: the target's replicas and log get one put.
 			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
-			s.putEntry(rs, 0, im.slot, asideKey, aside, put)
+			if err := s.putEntry(rs, 0, im.slot, asideKey, aside, put); err != nil {
+				return err
+			}
 			aside = nil
 			im.keys.Add(1)
 			s.moves.recvKeys.Add(1)
@@ -486,7 +497,10 @@ func (im *importer) once() error {
 // (this node's replicas drop them too). It stops, returning false, as
 // soon as the installed map has this node serve the slot (as its shard's
 // primary or replica; checked under the slot's lock, which a map change
-// that affects the slot holds while it switches).
+// that affects the slot holds while it switches), or the node is a
+// replica (a record of its own would sit in its primary's stream:
+// actingPrimary; its primary's drop reaches it, or it sweeps the slot
+// when it starts acting as primary: sweepUnowned).
 func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
@@ -500,6 +514,13 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 			s.db.Unlock(slot)
 			if n > 0 {
 				s.log.Warn("stopped dropping a slot this node now serves", "slot", slot, "dropped", n)
+			}
+			return false
+		}
+		if s.repl.isReplica.Load() {
+			s.db.Unlock(slot)
+			if n > 0 {
+				s.log.Warn("stopped dropping a slot: this node became a replica", "slot", slot, "dropped", n)
 			}
 			return false
 		}
