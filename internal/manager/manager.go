@@ -456,7 +456,19 @@ func (m *Manager) propose(c cluster.Command) error {
 		return err
 	}
 	f := m.raft.Apply(b, 5*time.Second)
-	if err := f.Error(); err != nil {
+	// A closing manager stops waiting: Raft's shutdown can drop a
+	// committed entry's future unanswered (its FSM goroutine exits with
+	// the entry still queued to it), and Close, which waits for the
+	// goroutines proposing (the migrator releases its lease as it
+	// stops), then hung for good.
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err = <-errc:
+	case <-m.stop:
+		return ErrNotLeader
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return ErrNotLeader
 		}

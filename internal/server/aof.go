@@ -538,7 +538,8 @@ type replayState struct {
 	lastName []byte
 	lastDef  *cmdDef
 	// journal: log each applied effect as this node's own write (a slot
-	// import: the target's replicas get it) and set the slot's LSN.
+	// import: the target's replicas get it) and set the slot's LSN;
+	// refused (errNotActingPrimary) while the node is a replica.
 	journal bool
 }
 
@@ -603,8 +604,7 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		if cluster.Slot(key) != slot {
 			return fmt.Errorf("put effect for key %q in slot %d", key, slot)
 		}
-		s.putEntry(rs, lsn, slot, key, e, args)
-		return nil
+		return s.putEntry(rs, lsn, slot, key, e, args)
 	}
 	d := rs.lastDef
 	if d == nil || !bytes.Equal(args[0], rs.lastName) {
@@ -642,6 +642,12 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 		slots = slices.Compact(slots)
 	}
 	s.db.LockSlots(slots)
+	if rs.journal && s.repl.isReplica.Load() {
+		// Checked under the slots' locks: becomeReplica waits for the
+		// writes that hold them before it asks its primary for a position.
+		s.db.UnlockSlots(slots)
+		return errNotActingPrimary
+	}
 	for _, i := range slots {
 		sl := s.db.Slot(i)
 		sl.NoExpire = true
@@ -699,10 +705,15 @@ func logScore(f float64) []byte {
 }
 
 // putEntry replaces key (slot's) with e, the decoded value of the put
-// effect args (journaled as such when rs.journal).
-func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *engine.Entry, args [][]byte) {
+// effect args (journaled as such when rs.journal: then refused on a
+// replica, errNotActingPrimary).
+func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *engine.Entry, args [][]byte) error {
 	sl := s.db.Slot(slot)
 	s.db.Lock(slot)
+	if rs.journal && s.repl.isReplica.Load() {
+		s.db.Unlock(slot)
+		return errNotActingPrimary
+	}
 	sl.NoExpire = true
 	s.db.Delete(sl, key)
 	exp := e.ExpireAt
@@ -724,4 +735,5 @@ func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *
 		s.signalModified(key)
 	}
 	s.db.Unlock(slot)
+	return nil
 }

@@ -439,6 +439,15 @@ func (im *importer) run() {
 			}
 		}
 	}
+	// A map names this node its shard's primary before it acts as one
+	// (on its lease): until then it follows no primary but is still a
+	// replica, whose log continues its old primary's stream, and the
+	// import's writes would be records of its own there (actingPrimary).
+	select {
+	case <-s.actingPrimary():
+	case <-im.stop:
+		return
+	}
 	var slots []*slotImport
 	for _, si := range im.slots {
 		if s.dropUnowned(si.slot, "an import begins") {
@@ -446,7 +455,7 @@ func (im *importer) run() {
 			continue
 		}
 		im.mu.Lock()
-		si.err = "this node serves the slot: not importing it"
+		si.err = "this node serves the slot, or no longer acts as a primary: not importing it"
 		im.mu.Unlock()
 		si.state.Store(&impFailed)
 	}
@@ -586,8 +595,7 @@ func (im *importer) once(slots []*slotImport) error {
 			si := cur
 			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
 			if err := apply(si, func() error {
-				s.putEntry(rs, 0, si.slot, asideKey, aside, put)
-				return nil
+				return s.putEntry(rs, 0, si.slot, asideKey, aside, put)
 			}); err != nil {
 				return err
 			}
@@ -639,7 +647,10 @@ func (im *importer) once(slots []*slotImport) error {
 // (this node's replicas drop them too). It stops, returning false, as
 // soon as the installed map has this node serve the slot (as its shard's
 // primary or replica; checked under the slot's lock, which a map change
-// that affects the slot holds while it switches).
+// that affects the slot holds while it switches), or the node is a
+// replica (a record of its own would sit in its primary's stream:
+// actingPrimary; its primary's drop reaches it, or it sweeps the slot
+// when it starts acting as primary: sweepUnowned).
 func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
@@ -653,6 +664,13 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 			s.db.Unlock(slot)
 			if n > 0 {
 				s.log.Warn("stopped dropping a slot this node now serves", "slot", slot, "dropped", n)
+			}
+			return false
+		}
+		if s.repl.isReplica.Load() {
+			s.db.Unlock(slot)
+			if n > 0 {
+				s.log.Warn("stopped dropping a slot: this node became a replica", "slot", slot, "dropped", n)
 			}
 			return false
 		}

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,8 +19,10 @@ import (
 // (resumed, or retried from the new primary), that at no time two shards
 // accept writes to the slot (never two in one round, and never the
 // source again once the target has), that no acknowledged write is
-// lost, and that every node of the shard that lost the slot (the killed
-// one too, once back) ends up without its keys.
+// lost, that the owner's replica (the killed node, when it was the
+// target's primary) ends up with the owner's copy of the slot (key count
+// and DEBUG DIGEST-SLOT), and that every node of the shard that lost the
+// slot (the killed one too, once back) ends up without its keys.
 func TestSlotMoveCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("nine cluster scenarios")
@@ -207,23 +208,17 @@ func runMoveCrash(t *testing.T, party, step string) {
 			t.Fatalf("acknowledged write %s missing on shard %d's primary: %q %v", k, owner, v, err)
 		}
 	}
-	want := countInSlot(p, slot)
-	// Known bug (found 2026-12-07, 2 CI runs in 5): with the target's
-	// primary killed mid-move, its restarted node (a replica of the
-	// promoted one now) sometimes never reaches the new primary's count
-	// of the slot. Every acknowledged write is on the owner (checked
-	// above); the replica's divergence is asserted only with
-	// SHOAL_STRICT_MOVES=1 until it is fixed.
-	replicaSame := func() bool { return countInSlot(reps[0], slot) == want }
-	diverged := false
-	if party == "target" && os.Getenv("SHOAL_STRICT_MOVES") != "1" {
-		deadline := time.Now().Add(60 * time.Second)
-		for !replicaSame() && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	// The owner's replica (the killed node, when it was the target's
+	// primary) converges to it: the same keys and values in the slot.
+	replicaSame := func() bool {
+		a, b := digestSlot(p, slot), digestSlot(reps[0], slot)
+		return a != "" && a == b && countInSlot(p, slot) == countInSlot(reps[0], slot)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !replicaSame(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the owner's replica %s holds %d keys of slot %d (digest %s), its primary %d (%s)", reps[0].addr,
+				countInSlot(reps[0], slot), slot, digestSlot(reps[0], slot), countInSlot(p, slot), digestSlot(p, slot))
 		}
-		diverged = !replicaSame()
-	} else {
-		waitUntil(t, "the owner's replica equals it", replicaSame)
 	}
 	other := 3 - owner
 	op, oreps := c.shard(other)
@@ -231,7 +226,13 @@ func runMoveCrash(t *testing.T, party, step string) {
 		waitUntil(t, "shard "+strconv.Itoa(other)+"'s node "+n.addr+" drops the slot", func() bool { return countInSlot(n, slot) == 0 })
 	}
 	t.Logf("%d acknowledged writes, all on shard %d", len(w.acked), owner)
-	if diverged {
-		t.Skipf("known bug: the restarted target's node holds %d keys of slot %d, its primary %d (SHOAL_STRICT_MOVES=1 fails here)", countInSlot(reps[0], slot), slot, want)
+}
+
+// digestSlot is DEBUG DIGEST-SLOT slot on n ("" on an error).
+func digestSlot(n *fnode, slot int) string {
+	d, err := n.rdb.Do(context.Background(), "DEBUG", "DIGEST-SLOT", slot).Text()
+	if err != nil {
+		return ""
 	}
+	return d
 }

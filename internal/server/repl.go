@@ -59,6 +59,9 @@ type replState struct {
 	link     *replicaLink
 	wg       sync.WaitGroup // replica senders
 	seen     int64          // unix ms the link last streamed (repl-full-sync-after)
+	// acting is closed when this node starts acting as a primary
+	// (becomePrimary); nil until a waiter (actingPrimary) asks for it.
+	acting chan struct{}
 
 	backlog    atomic.Pointer[repl.Backlog]
 	isReplica  atomic.Bool
@@ -349,10 +352,45 @@ func (s *Server) becomePrimary() {
 	r.mu.Unlock()
 	s.db.SetReplicaMode(false)
 	r.isReplica.Store(false)
+	r.mu.Lock()
+	if r.acting != nil {
+		close(r.acting)
+		r.acting = nil
+	}
+	r.mu.Unlock()
 	r.promotions.Add(1)
 	s.updateQuorum()
 	s.log.Info("promoted to primary", "replid", r.id, "replid2", r.id2, "second_repl_offset", r.off2)
 }
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// actingPrimary returns a channel closed once this node acts as a
+// primary (at once if it does now). Until then it is a replica, even when
+// the map already names it its shard's primary (it acts on the lease):
+// its log and backlog continue its primary's stream, under that
+// primary's replication id, so it must append no record of its own (an
+// import, a drop of a slot). Promoted, it keeps that id as id2 up to its
+// offset: a record of its own there would be taken for the old primary's
+// by a replica resuming from it (the old primary back from a crash, whose
+// own records at those offsets differ), which would then skip it.
+func (s *Server) actingPrimary() <-chan struct{} {
+	r := &s.repl
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.isReplica.Load() {
+		return closedChan
+	}
+	if r.acting == nil {
+		r.acting = make(chan struct{})
+	}
+	return r.acting
+}
+
+// errNotActingPrimary is what a slot import's write gets on a node that
+// is (again) a replica: see actingPrimary.
+var errNotActingPrimary = errors.New("this node does not act as its shard's primary: it writes no record of its own")
 
 // replIDs returns id, id2 and off2.
 func (s *Server) replIDs() (string, string, uint64) {
