@@ -114,7 +114,11 @@ func (m *Map) WindowView() *Map {
 	}
 	from := map[int]bool{}
 	for slot, mg := range m.Migrations {
-		if v.Migrations[slot] == nil && !from[mg.From] {
+		if v.Migrations[slot] != nil {
+			continue
+		}
+		v.QueuedMoves++
+		if !from[mg.From] {
 			from[mg.From] = true
 			v.QueuedFrom = append(v.QueuedFrom, mg.From)
 		}

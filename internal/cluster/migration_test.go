@@ -218,8 +218,8 @@ func TestWindowView(t *testing.T) {
 	if len(v.Migrations) != MoveWindow || v.Migrations[5] != nil || v.Migrations[MoveWindow] == nil || v.Migrations[MoveWindow+1] != nil {
 		t.Fatalf("view has %d moves (5: %v, %d: %v)", len(v.Migrations), v.Migrations[5], MoveWindow, v.Migrations[MoveWindow])
 	}
-	if !slices.Equal(v.QueuedFrom, []int{1, 3}) {
-		t.Fatalf("queued from %v, want [1 3]", v.QueuedFrom)
+	if !slices.Equal(v.QueuedFrom, []int{1, 3}) || v.QueuedMoves != 20 {
+		t.Fatalf("queued from %v, %d moves, want [1 3], 20", v.QueuedFrom, v.QueuedMoves)
 	}
 	if len(m.Migrations) != MoveWindow+20 || m.QueuedFrom != nil {
 		t.Fatal("the view changed the map")

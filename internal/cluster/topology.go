@@ -146,9 +146,11 @@ type Map struct {
 	Migrations map[int]*Migration `json:"migrations,omitempty"`
 	// MigratorLease: which migrator drives the moves (lease.go).
 	MigratorLease *MigratorLease `json:"migrator_lease,omitempty"`
-	// QueuedFrom is set only in a window view (WindowView): the source
-	// shards of the moves it leaves out.
-	QueuedFrom []int `json:"queued_from,omitempty"`
+	// QueuedFrom and QueuedMoves are set only in a window view
+	// (WindowView): the source shards of the moves it leaves out, and how
+	// many those are.
+	QueuedFrom  []int `json:"queued_from,omitempty"`
+	QueuedMoves int   `json:"queued_moves,omitempty"`
 }
 
 // NewMap returns an empty map with default settings.

@@ -151,9 +151,9 @@ func (m *Manager) handleMigrator(w http.ResponseWriter, r *http.Request) {
 
 // RemoteMigrator is migrator.Manager over the managers' HTTP API: what a
 // standalone `shoal migrator` drives the moves through. Watch (run by the
-// migrator) long-polls the map, so each map crosses the network once, not
-// once per 50 ms tick: with thousands of moves queued a map is megabytes
-// of JSON.
+// migrator) long-polls the map's window view (the moves under way: what
+// a migrator steps), so each map crosses the network once, not once per
+// tick, and without the thousands of moves queued behind the window.
 type RemoteMigrator struct {
 	C *Client
 
@@ -202,7 +202,7 @@ func (r *RemoteMigrator) Watch(ctx context.Context) {
 			after = r.cur.Epoch
 		}
 		r.mu.Unlock()
-		mp, err := r.C.Map(ctx, after, 30*time.Second)
+		mp, err := r.C.WindowMap(ctx, after, 30*time.Second)
 		if err != nil {
 			select {
 			case <-ctx.Done():
@@ -222,7 +222,7 @@ func (r *RemoteMigrator) Map(ctx context.Context) (*cluster.Map, error) {
 	if watched && cur != nil && time.Since(last) < staleAfter {
 		return cur, nil
 	}
-	mp, err := r.C.Map(ctx, 0, 0)
+	mp, err := r.C.WindowMap(ctx, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (r *RemoteMigrator) atLeast(ctx context.Context, epoch uint64) (*cluster.Ma
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline:
-			mp, err := r.C.Map(ctx, 0, 0)
+			mp, err := r.C.WindowMap(ctx, 0, 0)
 			if err != nil {
 				return nil, err
 			}

@@ -94,7 +94,7 @@ const (
 	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
 	tick            = 50 * time.Millisecond
-	cutoverTick     = 5 * time.Millisecond // the step interval while moves are in cutover
+	cutoverTick     = 5 * time.Millisecond   // the step interval while moves are in cutover
 	standbyRetry    = 200 * time.Millisecond // a standby's lease requests
 	// cutoverLag: the copy is caught up enough to cut over when the
 	// target has applied the source's stream to within this many records
@@ -298,7 +298,7 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 		g.standBy()
 		return
 	}
-	g.stats.queued.Store(int64(len(mp.Migrations)))
+	g.stats.queued.Store(int64(len(mp.Migrations) + mp.QueuedMoves)) // a window view counts the rest
 	g.stats.window.Store(0)
 	active := false
 	for _, mg := range mp.Migrations {
