@@ -126,11 +126,12 @@ redis-cli -p "$DST" config resetstat >/dev/null
 SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
 CPU0=$(cpu_snapshot)
 t0=$(date +%s.%N)
-ctl migrate $SLOTS --to 2 --timeout 60m >"$TMP/migrate.out" 2>&1 &
+# t1 is when ctl returns (not when the workload sample running then ends)
+( ctl migrate $SLOTS --to 2 --timeout 60m >"$TMP/migrate.out" 2>&1; rc=$?; date +%s.%N >"$TMP/t1"; exit $rc ) &
 CTL=$!
 while kill -0 $CTL 2>/dev/null; do sample move; done
 wait $CTL || { echo "ctl migrate failed:" >&2; tail -5 "$TMP/migrate.out" >&2; exit 1; }
-t1=$(date +%s.%N)
+t1=$(cat "$TMP/t1")
 CPU1=$(cpu_snapshot)
 SENT1=$(info_field "$SRC" replication migrate_sent_bytes)
 PSRC=$(info_field "$SRC" cluster cluster_cutover_pause_max_ms)
