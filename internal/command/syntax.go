@@ -709,11 +709,11 @@ var Docs = map[string]*Doc{
 		Types:      "key:string",
 	},
 	"cluster|migration": {
-		Summary:    "Shoal: the state of a slot move on this node (map epoch, the slot's last change, fence, import progress)",
+		Summary:    "Shoal: the state of slot moves on this node (map epoch, the slot's last change, fence, import progress)",
 		Since:      "0.1.0",
 		Group:      "cluster",
-		Complexity: "O(1)",
-		Syntax:     "slot",
+		Complexity: "O(N) where N is the number of slots",
+		Syntax:     "slot [slot ...]",
 		Types:      "slot:integer",
 	},
 	"cluster|slotsync": {

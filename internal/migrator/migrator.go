@@ -335,15 +335,19 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 	}
 	tlsOn := g.cfg.NodeTLS != nil
 	want := map[string][]int{} // node address → slots to ask it about
+	multi := map[string]bool{} // the node answers for several slots at once (protocol 2)
 	for _, mg := range window {
 		for _, sh := range []*cluster.Shard{mp.Shards[mg.From], mp.Shards[mg.To]} {
 			if sh != nil {
 				addr := mp.PeerAddr(sh.Primary, tlsOn)
 				want[addr] = append(want[addr], mg.Slot)
+				if n := mp.Nodes[sh.Primary]; n != nil && n.Protocol >= multiStatusProtocol {
+					multi[addr] = true
+				}
 			}
 		}
 	}
-	statuses := g.probe(want)
+	statuses := g.probe(want, multi)
 	for _, mg := range window {
 		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 		p := g.prog[mg.Slot]
@@ -546,11 +550,16 @@ type statusConn struct {
 	br *bufio.Reader
 }
 
+// multiStatusProtocol: from this protocol a node answers CLUSTER
+// MIGRATION for several slots in one compact reply.
+const multiStatusProtocol = 2
+
 // probe asks every node in want (address → slots) CLUSTER MIGRATION for
-// each of its slots, pipelined on the node's connection; the nodes in
-// parallel. A node whose kept connection fails is asked once more on a
-// new one (it may have restarted since the last tick).
-func (g *Migrator) probe(want map[string][]int) map[string]nodeStatus {
+// its slots: in one command to a node in multi, else one per slot,
+// pipelined on the node's connection; the nodes in parallel. A node whose
+// kept connection fails is asked once more on a new one (it may have
+// restarted since the last tick).
+func (g *Migrator) probe(want map[string][]int, multi map[string]bool) map[string]nodeStatus {
 	out := make(map[string]nodeStatus, len(want))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -561,7 +570,7 @@ func (g *Migrator) probe(want map[string][]int) map[string]nodeStatus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := g.probeNode(addr, slots)
+			st, err := g.probeNode(addr, slots, multi[addr])
 			mu.Lock()
 			out[addr] = nodeStatus{moves: st, err: err}
 			mu.Unlock()
@@ -580,7 +589,7 @@ func (g *Migrator) probe(want map[string][]int) map[string]nodeStatus {
 	return out
 }
 
-func (g *Migrator) probeNode(addr string, slots []int) (map[int]moveStatus, error) {
+func (g *Migrator) probeNode(addr string, slots []int, multi bool) (map[int]moveStatus, error) {
 	var err error
 	for try := 0; try < 2; try++ {
 		g.connMu.Lock()
@@ -596,7 +605,7 @@ func (g *Migrator) probeNode(addr string, slots []int) (map[int]moveStatus, erro
 			c = &statusConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
 		}
 		var st map[int]moveStatus
-		st, err = migrationStatuses(c, slots)
+		st, err = migrationStatuses(c, slots, multi)
 		if err == nil {
 			g.connMu.Lock()
 			if g.conns == nil {
@@ -627,10 +636,14 @@ func (g *Migrator) closeConns() {
 	g.connMu.Unlock()
 }
 
-// migrationStatuses sends CLUSTER MIGRATION for each slot on c, then reads
-// the replies in order.
-func migrationStatuses(c *statusConn, slots []int) (map[int]moveStatus, error) {
+// migrationStatuses asks c CLUSTER MIGRATION for slots: with multi, one
+// command for all of them; else one per slot, then reads the replies in
+// order.
+func migrationStatuses(c *statusConn, slots []int, multi bool) (map[int]moveStatus, error) {
 	_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
+	if multi && len(slots) > 1 {
+		return migrationStatusesOnce(c, slots)
+	}
 	var req []byte
 	for _, slot := range slots {
 		req = resp.AppendCommand(req, "CLUSTER", "MIGRATION", strconv.Itoa(slot))
@@ -649,6 +662,41 @@ func migrationStatuses(c *statusConn, slots []int) (map[int]moveStatus, error) {
 			return nil, err
 		}
 		out[slot] = st
+	}
+	return out, nil
+}
+
+// migrationStatusesOnce is CLUSTER MIGRATION slot slot ...: [map_epoch,
+// [slot, slot_lsn, fenced, import_state, import_applied, import_keys,
+// import_error, import_move], ...].
+func migrationStatusesOnce(c *statusConn, slots []int) (map[int]moveStatus, error) {
+	args := make([]string, 0, 2+len(slots))
+	args = append(args, "CLUSTER", "MIGRATION")
+	for _, slot := range slots {
+		args = append(args, strconv.Itoa(slot))
+	}
+	if _, err := c.nc.Write(resp.AppendCommand(nil, args...)); err != nil {
+		return nil, err
+	}
+	r, err := resp.ReadReply(c.br, 0)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind == '-' {
+		return nil, errors.New(r.Str)
+	}
+	if r.Kind != '*' || len(r.Elems) != 1+len(slots) {
+		return nil, fmt.Errorf("CLUSTER MIGRATION of %d slots: a reply of %d elements", len(slots), len(r.Elems))
+	}
+	epoch := uint64(r.Elems[0].Int)
+	out := make(map[int]moveStatus, len(slots))
+	for _, e := range r.Elems[1:] {
+		if len(e.Elems) != 8 {
+			return nil, fmt.Errorf("CLUSTER MIGRATION: a slot's status of %d elements", len(e.Elems))
+		}
+		f := e.Elems
+		out[int(f[0].Int)] = moveStatus{epoch: epoch, lsn: uint64(f[1].Int), fenced: f[2].Int == 1, state: f[3].Str,
+			applied: uint64(f[4].Int), err: f[6].Str, ident: f[7].Str}
 	}
 	return out, nil
 }

@@ -1034,45 +1034,82 @@ func (c countReader) Read(p []byte) (int, error) {
 // epoch, the slot's last change (LSN), whether writes to it are fenced
 // here, and this node's import of it (state, source position applied,
 // image keys, last error).
+//
+// With several slots (protocol 2) the reply is compact, one query for a
+// whole window: [map_epoch, [slot, slot_lsn, fenced, import_state,
+// import_applied, import_keys, import_error, import_move], ...] (a
+// window's worth of single queries took the migrator 15-45 ms, twice
+// inside every cutover's pause).
 func cmdMigrationStatus(c *Ctx) {
 	s := c.srv
-	slot, err := strconv.Atoi(string(c.args[2]))
-	if err != nil || slot < 0 || slot >= cluster.NumSlots {
-		c.w.Error("ERR Invalid or out of range slot")
-		return
+	slots := make([]int, 0, len(c.args)-2)
+	for _, a := range c.args[2:] {
+		slot, err := strconv.Atoi(string(a))
+		if err != nil || slot < 0 || slot >= cluster.NumSlots {
+			c.w.Error("ERR Invalid or out of range slot")
+			return
+		}
+		slots = append(slots, slot)
 	}
 	v := s.clus.view.Load()
 	var epoch uint64
-	fenced := false
 	if v != nil {
 		epoch = v.epoch
-		fenced = v.slots[slot].fenced
 	}
-	s.db.Lock(slot)
-	lsn := s.db.Slot(slot).LSN
-	s.db.Unlock(slot)
-	state, applied, keys, lastErr, ident := "none", uint64(0), int64(0), "", ""
+	type status struct {
+		lsn, applied      uint64
+		fenced            bool
+		state, err, ident string
+		keys              int64
+	}
+	st := make([]status, len(slots))
+	for i, slot := range slots {
+		s.db.Lock(slot)
+		st[i].lsn = s.db.Slot(slot).LSN
+		s.db.Unlock(slot)
+		st[i].fenced = v != nil && v.slots[slot].fenced
+		st[i].state = "none"
+	}
 	s.moves.mu.Lock()
-	if si := s.moves.imports[slot]; si != nil {
-		state, applied, keys, lastErr = si.status()
-		ident = si.ident
+	for i, slot := range slots {
+		if si := s.moves.imports[slot]; si != nil {
+			st[i].state, st[i].applied, st[i].keys, st[i].err = si.status()
+			st[i].ident = si.ident
+		}
 	}
 	s.moves.mu.Unlock()
-	c.w.Array(16)
-	c.w.Bulk([]byte("map_epoch"))
+	if len(slots) == 1 {
+		x := st[0]
+		c.w.Array(16)
+		c.w.Bulk([]byte("map_epoch"))
+		c.w.Int(int64(epoch))
+		c.w.Bulk([]byte("slot_lsn"))
+		c.w.Int(int64(x.lsn))
+		c.w.Bulk([]byte("fenced"))
+		c.w.Int(b2i(x.fenced))
+		c.w.Bulk([]byte("import_state"))
+		c.w.Bulk([]byte(x.state))
+		c.w.Bulk([]byte("import_applied"))
+		c.w.Int(int64(x.applied))
+		c.w.Bulk([]byte("import_keys"))
+		c.w.Int(x.keys)
+		c.w.Bulk([]byte("import_error"))
+		c.w.Bulk([]byte(x.err))
+		c.w.Bulk([]byte("import_move"))
+		c.w.Bulk([]byte(x.ident))
+		return
+	}
+	c.w.Array(1 + len(slots))
 	c.w.Int(int64(epoch))
-	c.w.Bulk([]byte("slot_lsn"))
-	c.w.Int(int64(lsn))
-	c.w.Bulk([]byte("fenced"))
-	c.w.Int(b2i(fenced))
-	c.w.Bulk([]byte("import_state"))
-	c.w.Bulk([]byte(state))
-	c.w.Bulk([]byte("import_applied"))
-	c.w.Int(int64(applied))
-	c.w.Bulk([]byte("import_keys"))
-	c.w.Int(keys)
-	c.w.Bulk([]byte("import_error"))
-	c.w.Bulk([]byte(lastErr))
-	c.w.Bulk([]byte("import_move"))
-	c.w.Bulk([]byte(ident))
+	for i, x := range st {
+		c.w.Array(8)
+		c.w.Int(int64(slots[i]))
+		c.w.Int(int64(x.lsn))
+		c.w.Int(b2i(x.fenced))
+		c.w.Bulk([]byte(x.state))
+		c.w.Int(int64(x.applied))
+		c.w.Int(x.keys)
+		c.w.Bulk([]byte(x.err))
+		c.w.Bulk([]byte(x.ident))
+	}
 }

@@ -86,6 +86,20 @@ func TestSlotMovePauseResumeCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the target streams the slot", streaming)
+	// Several slots at once: [map_epoch, [slot, lsn, fenced, state,
+	// applied, keys, error, move], ...], in the order asked.
+	other := (slot + 1) % cluster.NumSlots
+	r, err := dst.rdb.Do(ctx, "CLUSTER", "MIGRATION", other, slot).Slice()
+	if err != nil || len(r) != 3 {
+		t.Fatalf("CLUSTER MIGRATION of two slots: %v %v", r, err)
+	}
+	single := migStatus(dst, slot)
+	if got := fmt.Sprint(r[2]); got != fmt.Sprintf("[%d %s 0 streaming %s 100  %s]", slot, single["slot_lsn"], single["import_applied"], single["import_move"]) {
+		t.Errorf("the moving slot's status %s, single query %v", got, single)
+	}
+	if got := fmt.Sprint(r[1]); got != fmt.Sprintf("[%d 0 0 none 0 0  ]", other) {
+		t.Errorf("a slot not moving: %s", got)
+	}
 
 	// Pause at copying: the target stops importing and drops its copy.
 	ms, err := mc.MigrationAction(ctx, "pause", []int{slot}, false)
