@@ -233,7 +233,7 @@ type Proxy struct {
 		sync.Mutex
 		backends map[string]*backend
 		clients  map[net.Conn]struct{}
-		conns    map[*conn]struct{} // for INFO's output accounting
+		conns    map[*conn]struct{}  // for INFO's output accounting
 		lconns   map[*lconn]struct{} // the event loops' clients (INFO)
 		closed   bool
 	}
