@@ -125,6 +125,19 @@ type lslot struct {
 	slot     int
 	cmd      int32
 	start    time.Duration
+	// A part of a split (MGET, MSET, DEL... over several shards): not in
+	// the client FIFO; its reply goes to fan.replies[part].
+	fan  *lfan
+	part int
+}
+
+// lfan merges the parts of a split into the reply of its slot.
+type lfan struct {
+	s       *lslot
+	replies [][]byte
+	pos     [][]int
+	left    int
+	merge   func(pos [][]int, replies [][]byte) []byte
 }
 
 // lbconn is a backend connection of one loop.
@@ -451,7 +464,7 @@ func (cl *lconn) fast(args [][]byte, raw []byte) bool {
 	shard := rt.slots[first]
 	for _, k := range keys[1:] {
 		if rt.slots[cluster.Slot(args[k])] != shard {
-			return false // a split (MGET, MSET, DEL...) or CROSSSLOT
+			return cl.split(spec, args, rt)
 		}
 	}
 	if cl.sampled() {
@@ -485,6 +498,98 @@ func (cl *lconn) fast(args [][]byte, raw []byte) bool {
 }
 
 var pong = []byte("+PONG\r\n")
+
+// split serves MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over several
+// shards as conn.split does: one request per shard with that shard's keys
+// (groups of width arguments), sent in parallel on the loop's
+// connections, merged in the client's order when the last part is in.
+// Other multi-shard commands take the slow path (CROSSSLOT).
+func (cl *lconn) split(spec *command.Spec, args [][]byte, rt *route) bool {
+	var width int
+	var merge func([][]int, [][]byte) []byte
+	switch spec.Name {
+	case "mget":
+		width, merge = 1, mergeMGET
+	case "mset":
+		width, merge = 2, ignorePos(allOK)
+	case "del", "unlink", "exists", "touch":
+		width, merge = 1, ignorePos(sumInts)
+	default:
+		return false
+	}
+	p := cl.ev.f.p
+	readonly := spec.Flags&command.ReadOnly != 0 || idempotent(spec.Name, args)
+	var shards [8]uint16
+	order := shards[:0]
+	var firstSlot [8]int
+	slots := firstSlot[:0]
+	f := &lfan{merge: merge}
+	for i := 1; i+width-1 < len(args); i += width {
+		sl := cluster.Slot(args[i])
+		sh := rt.slots[sl]
+		g := 0
+		for g < len(order) && order[g] != sh {
+			g++
+		}
+		if g == len(order) {
+			order = append(order, sh)
+			slots = append(slots, sl)
+			f.pos = append(f.pos, nil)
+		}
+		f.pos[g] = append(f.pos[g], (i-1)/width)
+	}
+	if cl.sampled() {
+		for i := 1; i < len(args); i += width {
+			p.hot.record(args[i])
+		}
+	}
+	s := cl.newSlot()
+	s.cmd, s.start = int32(spec.ID+1), cl.batchStart
+	f.s = s
+	f.replies = make([][]byte, len(order))
+	f.left = len(order)
+	sub := make([][]byte, 0, 1+len(args))
+	for g, sh := range order {
+		sub = append(sub[:0], args[0])
+		for _, k := range f.pos[g] {
+			i := 1 + k*width
+			sub = append(sub, args[i:i+width]...)
+		}
+		part := &lslot{cl: cl, fan: f, part: g, slot: slots[g], readonly: readonly}
+		part.frame = resp.AppendCommandBytes(nil, sub...)
+		p.stats.cmds.Add(1)
+		addr := rt.addr(int(sh), false)
+		if addr == "" {
+			cl.ev.retry(part, []byte("-CLUSTERDOWN Hash slot not served\r\n"), nil, false, "")
+			continue
+		}
+		lb := cl.ev.conn(addr, cl.id)
+		lb.send(part)
+		if lb.gc != nil && len(lb.out)+lb.gc.OutboundBuffered() > maxOut && cl.waitB == nil {
+			cl.paused = true
+			cl.waitB = lb
+			lb.waiters = append(lb.waiters, cl)
+		}
+	}
+	return true
+}
+
+// deliver routes a reply from a backend or the retry code: a split's part
+// to its merge, anything else to complete.
+func (cl *lconn) deliver(s *lslot, reply []byte, owned bool) {
+	f := s.fan
+	if f == nil {
+		cl.complete(s, reply, owned)
+		return
+	}
+	if !owned {
+		reply = append([]byte(nil), reply...)
+	}
+	f.replies[s.part] = reply
+	if f.left--; f.left == 0 {
+		cl.complete(f.s, f.merge(f.pos, f.replies), true)
+	}
+}
 
 func (cl *lconn) sampled() bool {
 	s := cl.ev.f.p.hot.sample
@@ -732,7 +837,7 @@ func (lb *lbconn) traffic() gnet.Action {
 				continue
 			}
 		}
-		s.cl.complete(s, reply, false)
+		s.cl.deliver(s, reply, false)
 	}
 	if off > 0 {
 		_, _ = lb.gc.Discard(off)
@@ -797,7 +902,7 @@ func (ev *evloop) retry(s *lslot, reply []byte, err error, written bool, addr st
 	sc.done = shardCallDone
 	sc.finish = func(b []byte) {
 		_ = ev.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			cl.complete(s, b, true)
+			cl.deliver(s, b, true)
 			return nil
 		}))
 	}
