@@ -6,8 +6,14 @@
 // order, answers keyless admin commands itself, and retries across
 // failovers within a time budget.
 //
+// Event loops (loop.go, --event-loops): plain RESP clients and their
+// backend connections are served on gnet loops (single-shard keyed
+// commands and multi-key splits); a client that needs anything else is
+// handed over, for good, to the goroutines below.
+//
 // Goroutines: one map watcher (long-polls the managers, owns nothing but
-// the published route table); per client connection a reader (parses,
+// the published route table); the RESP accept loop; per client
+// connection not on an event loop a reader (parses,
 // routes, appends to backend buffers and flushes them once per read
 // batch; owns the client's transaction, blocking and subscription
 // state) and a writer (delivers replies in request order); per backend
