@@ -61,7 +61,7 @@ commands:
              a whole cluster on 127.0.0.1 as child processes; prints
              "name: address" lines, then "ready"; Ctrl-C stops it
   proxy --manager ADDR[,...] [--port 6380] [--bind 127.0.0.1] [--memcached-port M] [--retry-budget 5s] [--client-output-limit 64mb] [--read-from primary|replica-preferred]
-        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P] [--threads 1]
+        [--hot-key-sample 8] [--hot-key-half-life 1s] [--hot-key-cache N,TTL] [--admin-port P | --admin-addr H:P] [--threads 1] [--event-loops 1]
              the routing node for plain (non-cluster) Redis and memcached
              clients: routes by slot, splits multi-key commands, retries
              across failovers, ranks hot keys (shoal ctl hotkeys) and can

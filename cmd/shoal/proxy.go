@@ -54,6 +54,7 @@ func runProxy(args []string) error {
 	backendCA := fs.String("backend-tls-ca-cert-file", "", "connect to the nodes' tls-port over TLS, trusting this CA")
 	backendCert := fs.String("backend-tls-cert-file", "", "client certificate presented to the nodes (with --backend-tls-key-file)")
 	backendKey := fs.String("backend-tls-key-file", "", "key of --backend-tls-cert-file")
+	fs.IntVar(&cfg.EventLoops, "event-loops", cfg.EventLoops, "event loops serving plain RESP clients and their backend connections (0: a goroutine per client)")
 	threads := fs.Int("threads", 1, "OS threads running the proxy's goroutines (GOMAXPROCS; 0: one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -436,14 +436,18 @@ func (c *conn) endOutput() {
 }
 
 // serveRESP runs one RESP client connection until it closes.
-func (p *Proxy) serveRESP(nc net.Conn) {
+func (p *Proxy) serveRESP(nc net.Conn) { p.serveRESPFrom(nc, nil) }
+
+// serveRESPFrom is serveRESP for a client whose first bytes were read
+// already (in: a client handed over by an event loop).
+func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte) {
 	c := p.newConn(nc)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		c.writeLoop()
 	}()
-	c.readRESP()
+	c.readRESP(in)
 	c.cleanup()
 	c.endOutput()
 	c.forget()
@@ -536,10 +540,11 @@ func (c *conn) awaitHold(buf []byte, off int) ([]byte, int, bool) {
 	}
 }
 
-func (c *conn) readRESP() {
+func (c *conn) readRESP(in []byte) {
 	defer c.fs.flush()
 	lim := resp.DefaultLimits
-	buf := make([]byte, 0, 16<<10)
+	buf := append(make([]byte, 0, max(16<<10, len(in))), in...)
+	c.batchStart = time.Since(c.p.t0)
 	var args [][]byte
 	off := 0
 	for {

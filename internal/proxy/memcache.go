@@ -400,5 +400,5 @@ func readMCReply(r *bufio.Reader, dst []byte, c *call) ([]byte, error) {
 func (p *Proxy) clientCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.mu.clients)
+	return len(p.mu.clients) + len(p.mu.lconns)
 }

@@ -213,7 +213,7 @@ func (p *Proxy) outputBytes() int64 {
 	for c := range p.mu.conns {
 		n += c.outBytes.Load()
 	}
-	return n
+	return n + p.loopOutputBytesLocked()
 }
 
 // ready is /readyz: the proxy has a cluster map with shards, and a

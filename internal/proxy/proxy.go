@@ -6,8 +6,14 @@
 // order, answers keyless admin commands itself, and retries across
 // failovers within a time budget.
 //
+// Event loops (loop.go, --event-loops): plain RESP clients and their
+// backend connections are served on gnet loops (single-shard keyed
+// commands and multi-key splits); a client that needs anything else is
+// handed over, for good, to the goroutines below.
+//
 // Goroutines: one map watcher (long-polls the managers, owns nothing but
-// the published route table); per client connection a reader (parses,
+// the published route table); the RESP accept loop; per client
+// connection not on an event loop a reader (parses,
 // routes, appends to backend buffers and flushes them once per read
 // batch; owns the client's transaction, blocking and subscription
 // state) and a writer (delivers replies in request order); per backend
@@ -105,12 +111,16 @@ type Config struct {
 	ManagerCAFile string
 	// ManagerHTTP, if set, is the HTTP client for the managers (tests).
 	ManagerHTTP *http.Client
+	// EventLoops is the number of event loops serving plain RESP clients
+	// and their backend connections (loop.go); 0: a reader goroutine per
+	// client. Off anyway with BackendTLS or the hot-key cache.
+	EventLoops int
 }
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
 	return Config{Bind: "127.0.0.1", MCPort: -1, TLSPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
-		HotKeySample: 8, HotKeyHalfLife: time.Second}
+		HotKeySample: 8, HotKeyHalfLife: time.Second, EventLoops: 1}
 }
 
 // Validate checks the configuration.
@@ -136,6 +146,8 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: client output limit must not be negative")
 	case c.ClientOutputLimit > 0 && c.ClientOutputLimit < 64<<10:
 		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
+	case c.EventLoops < 0 || c.EventLoops > 64:
+		return errors.New("proxy: event loops must be between 0 (off) and 64")
 	case c.ReadFrom != "" && c.ReadFrom != "primary" && c.ReadFrom != "replica-preferred":
 		return fmt.Errorf("proxy: --read-from must be primary or replica-preferred, not %q", c.ReadFrom)
 	case c.HotKeySample < 1 || c.HotKeySample > 1<<16 || c.HotKeySample&(c.HotKeySample-1) != 0:
@@ -227,7 +239,8 @@ type Proxy struct {
 		sync.Mutex
 		backends map[string]*backend
 		clients  map[net.Conn]struct{}
-		conns    map[*conn]struct{} // for INFO's output accounting
+		conns    map[*conn]struct{}  // for INFO's output accounting
+		lconns   map[*lconn]struct{} // the event loops' clients (INFO)
 		closed   bool
 	}
 	nextID      atomic.Int64
@@ -242,6 +255,7 @@ type Proxy struct {
 	met     *metrics
 	acl     *acl.Registry // the clients' users (static: from Config)
 	admin   *admin.Server
+	front   *loopFront // the event loops (nil: off)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -285,6 +299,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.mu.backends = map[string]*backend{}
 	p.mu.clients = map[net.Conn]struct{}{}
 	p.mu.conns = map[*conn]struct{}{}
+	p.mu.lconns = map[*lconn]struct{}{}
 	p.replicaRead = cfg.ReadFrom == "replica-preferred"
 	p.hot = newHotTracker(cfg.HotKeySample, cfg.HotKeyHalfLife, cfg.HotKeyCache, cfg.HotKeyCacheTTL)
 	p.t0 = time.Now()
@@ -341,12 +356,31 @@ func (p *Proxy) Start(ctx context.Context) error {
 			return fmt.Errorf("proxy: %w", err)
 		}
 	}
+	if p.cfg.EventLoops > 0 && p.cfg.BackendTLS == nil && p.hot.cache == nil {
+		if err := p.startLoops(); err != nil {
+			p.ln.Close()
+			if p.mcln != nil {
+				p.mcln.Close()
+			}
+			if p.tlsln != nil {
+				p.tlsln.Close()
+			}
+			if p.admin != nil {
+				p.admin.Close()
+			}
+			return err
+		}
+	}
 	p.started = time.Now()
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)
 	go p.watch()
 	p.wg.Add(1)
-	go p.accept(p.ln, p.serveRESP)
+	if p.front != nil {
+		go p.acceptLoop(p.ln)
+	} else {
+		go p.accept(p.ln, p.serveRESP)
+	}
 	if p.mcln != nil {
 		p.wg.Add(1)
 		go p.accept(p.mcln, p.serveMemcache)
@@ -416,6 +450,9 @@ func (p *Proxy) Close() error {
 	if p.tlsln != nil {
 		p.tlsln.Close()
 	}
+	if p.front != nil {
+		p.front.stop()
+	}
 	for _, b := range backends {
 		b.close()
 	}
@@ -452,6 +489,30 @@ func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 			delete(p.mu.clients, c)
 			p.mu.Unlock()
 		}()
+	}
+}
+
+// acceptLoop enrolls the RESP port's clients in the event loops.
+func (p *Proxy) acceptLoop(ln net.Listener) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		p.mu.Lock()
+		closed := p.mu.closed
+		p.mu.Unlock()
+		if closed {
+			c.Close()
+			return
+		}
+		p.stats.conns.Add(1)
+		p.front.enroll(c)
 	}
 }
 
@@ -496,6 +557,9 @@ func (p *Proxy) dropStale(rt *route) {
 	p.mu.Unlock()
 	for _, b := range stale {
 		b.reset(errors.New("the node is no longer a primary"), true)
+	}
+	if p.front != nil {
+		p.front.dropStale(live)
 	}
 }
 
