@@ -32,6 +32,7 @@ func runProxy(args []string) error {
 	fs.IntVar(&cfg.PoolSize, "pool", cfg.PoolSize, "pipelined connections per backend node")
 	fs.StringVar(&cfg.ReadFrom, "read-from", cfg.ReadFrom, "primary, or replica-preferred: read-only commands to a replica (READONLY)")
 	outLimit := fs.String("client-output-limit", "64mb", "reply bytes held for one client before it is disconnected (0: no limit)")
+	queryLimit := fs.String("client-query-buffer-limit", "64mb", "unparsed request bytes held for one waiting client before it is disconnected (at least 1mb)")
 	fs.IntVar(&cfg.HotKeySample, "hot-key-sample", cfg.HotKeySample, "count one keyed command in N in the hot-key sketch (a power of two)")
 	fs.DurationVar(&cfg.HotKeyHalfLife, "hot-key-half-life", cfg.HotKeyHalfLife, "hot-key scores are halved every half-life")
 	adminPort := fs.Int("admin-port", 0, "admin HTTP port: /metrics, /healthz, /readyz on --bind (0: off)")
@@ -92,6 +93,9 @@ func runProxy(args []string) error {
 	var err error
 	if cfg.ClientOutputLimit, err = config.ParseBytes(*outLimit); err != nil {
 		return fmt.Errorf("--client-output-limit: %w", err)
+	}
+	if cfg.ClientQueryLimit, err = config.ParseBytes(*queryLimit); err != nil {
+		return fmt.Errorf("--client-query-buffer-limit: %w", err)
 	}
 	if *hotCache != "" {
 		if cfg.HotKeyCache, cfg.HotKeyCacheTTL, err = parseHotKeyCache(*hotCache); err != nil {

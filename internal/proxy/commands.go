@@ -690,6 +690,7 @@ func (p *Proxy) info() string {
 	b.WriteString("client_output_bytes:" + strconv.FormatInt(outBytes, 10) + "\r\n")
 	b.WriteString("client_output_limit:" + strconv.FormatInt(p.cfg.ClientOutputLimit, 10) + "\r\n")
 	b.WriteString("client_output_limit_disconnects:" + strconv.FormatInt(p.stats.outputLimitDrops.Load(), 10) + "\r\n")
+	b.WriteString("client_query_limit_disconnects:" + strconv.FormatInt(p.stats.queryLimitDisconnects.Load(), 10) + "\r\n")
 	b.WriteString("\r\n# Stats\r\n")
 	b.WriteString("total_connections_received:" + strconv.FormatInt(p.stats.conns.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")

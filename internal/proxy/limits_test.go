@@ -158,3 +158,59 @@ func TestProxySlowBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyClientQueryLimit: an event-loop client that pipelines GETs and
+// never reads waits at MaxPending (its replies cannot be written); the
+// loop keeps reading its socket, and past the query buffer limit the
+// client is disconnected while other clients are served.
+func TestProxyClientQueryLimit(t *testing.T) {
+	c := newTCluster(t, 2, 0, nil)
+	const limit = 1 << 20
+	p := c.startProxyWith(func(cfg *proxy.Config) {
+		cfg.RetryBudget = 10 * time.Second
+		cfg.ClientOutputLimit = 0 // the query limit, not the output limit, ends it
+		cfg.ClientQueryLimit = limit
+	})
+	ids := c.shardIDs()
+	key := c.keyIn(ids[0], "q")
+	other := tu.Dial(t, p.Addr())
+	val := strings.Repeat("v", 4<<10)
+	tu.Run(t, other, []tu.Case{{[]string{"SET", key, val}, "OK"}})
+
+	nc, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	go func() {
+		var batch []byte
+		for i := 0; i < 1000; i++ {
+			batch = resp.AppendCommand(batch, "GET", key)
+		}
+		for i := 0; i < 300; i++ { // ~10 MB of requests, never reading a reply
+			if _, err := nc.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	waitUntil(t, "the client disconnected at the query limit", func() bool {
+		return infoField(t, other, "client_query_limit_disconnects") == 1
+	})
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the client was not disconnected")
+			}
+			break
+		}
+	}
+	tu.Run(t, other, []tu.Case{{[]string{"STRLEN", key}, "(integer) " + strconv.Itoa(len(val))}, {tu.C("PING"), "PONG"}})
+	bad := proxy.DefaultConfig()
+	bad.Managers, bad.ClientQueryLimit = "127.0.0.1:1", 512<<10
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "query buffer limit") {
+		t.Errorf("a 512kb query limit: %v", err)
+	}
+}

@@ -57,11 +57,8 @@ import (
 // replies held for it count against ClientOutputLimit, a backend
 // connection past maxOut unwritten bytes stops the clients appending to
 // it until it replies. gnet keeps reading a client whose input is not
-// parsed: past maxLoopInput unparsed bytes it is disconnected (Redis's
-// client-query-buffer-limit).
-
-// maxLoopInput bounds the unparsed input of a paused loop client.
-const maxLoopInput = 64 << 20
+// parsed: past ClientQueryLimit unparsed bytes it is disconnected
+// (Redis's client-query-buffer-limit).
 
 // maxLoopRequest: a request announced bigger is handed over to a reader
 // goroutine (the loop would re-read the growing input on every event).
@@ -371,8 +368,9 @@ func (cl *lconn) traffic() gnet.Action {
 		return cl.tryHandover()
 	}
 	if cl.paused {
-		if gc.InboundBuffered() > maxLoopInput {
-			cl.ev.f.p.log.Warn("closing a client whose unparsed input exceeded the limit while the proxy waited", "client", gc.RemoteAddr().String(), "limit", maxLoopInput)
+		if p := cl.ev.f.p; int64(gc.InboundBuffered()) > p.cfg.ClientQueryLimit {
+			p.stats.queryLimitDisconnects.Add(1)
+			p.log.Warn("closing a client whose unparsed input exceeded the limit while the proxy waited", "client", gc.RemoteAddr().String(), "limit", p.cfg.ClientQueryLimit)
 			return gnet.Close
 		}
 		return gnet.None

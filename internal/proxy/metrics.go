@@ -126,6 +126,7 @@ func newMetrics(p *Proxy) *metrics {
 		counter("shoal_proxy_backend_requests_total", "Requests sent to backends (a split command counts once per shard; retries not included).", ld(&p.stats.cmds)),
 		gauge("shoal_proxy_client_output_bytes", "Reply bytes held for clients (answered, not yet written).", func() float64 { return float64(p.outputBytes()) }),
 		counter("shoal_proxy_client_output_limit_disconnects_total", "Clients disconnected for passing --client-output-limit.", ld(&p.stats.outputLimitDrops)),
+		counter("shoal_proxy_client_query_limit_disconnects_total", "Clients disconnected for passing --client-query-buffer-limit while waiting.", ld(&p.stats.queryLimitDisconnects)),
 		gauge("shoal_proxy_cluster_epoch", "Epoch of the cluster map the proxy routes by.", func() float64 {
 			if rt := p.table.Load(); rt != nil {
 				return float64(rt.epoch)

@@ -70,6 +70,13 @@ type Config struct {
 	// client (answered, not yet written to it); past it the client is
 	// disconnected. 0: no limit.
 	ClientOutputLimit int64
+	// ClientQueryLimit bounds the unparsed input held for one client of
+	// the event loops while it waits (at MaxPending, or behind a slow
+	// backend): the loop keeps reading the socket, and past this many
+	// bytes the client is disconnected (Redis's
+	// client-query-buffer-limit). The goroutine path stops reading
+	// instead.
+	ClientQueryLimit int64
 	// ReadFrom is "primary" (every command to the primary) or
 	// "replica-preferred" (read-only commands to a replica of the shard,
 	// with READONLY, falling back to the primary on any retry).
@@ -119,7 +126,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of shoal proxy.
 func DefaultConfig() Config {
-	return Config{Bind: "127.0.0.1", MCPort: -1, TLSPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ReadFrom: "primary",
+	return Config{Bind: "127.0.0.1", MCPort: -1, TLSPort: -1, RetryBudget: 5 * time.Second, PoolSize: 2, MaxPending: 1024, ClientOutputLimit: 64 << 20, ClientQueryLimit: 64 << 20, ReadFrom: "primary",
 		HotKeySample: 8, HotKeyHalfLife: time.Second, EventLoops: 1}
 }
 
@@ -146,6 +153,8 @@ func (c *Config) Validate() error {
 		return errors.New("proxy: client output limit must not be negative")
 	case c.ClientOutputLimit > 0 && c.ClientOutputLimit < 64<<10:
 		return errors.New("proxy: client output limit must be 0 (off) or at least 64kb")
+	case c.ClientQueryLimit < 1<<20:
+		return errors.New("proxy: client query buffer limit must be at least 1mb")
 	case c.EventLoops < 0 || c.EventLoops > 64:
 		return errors.New("proxy: event loops must be between 0 (off) and 64")
 	case c.ReadFrom != "" && c.ReadFrom != "primary" && c.ReadFrom != "replica-preferred":
@@ -248,6 +257,7 @@ type Proxy struct {
 	stats       struct {
 		conns, cmds, retries, backendErrs atomic.Int64
 		outputLimitDrops                  atomic.Int64
+		queryLimitDisconnects             atomic.Int64
 	}
 	started time.Time
 	t0      time.Time // monotonic base of request timestamps

@@ -52,7 +52,8 @@ func TestProxyReadFromReplica(t *testing.T) {
 	prim, repl := c.primary(ids[0]), c.replicaOf(ids[0])
 	cl := tu.Dial(t, p.Addr())
 	tu.Run(t, cl, []tu.Case{{[]string{"SET", k, "v"}, "OK"}, {[]string{"SET", k2, "w"}, "OK"}})
-	waitUntil(t, "the replica has the write", func() bool { return cl.Do("GET", k) == `"v"` })
+	// Both shards' replicas (MGET reads k2 from the other shard's).
+	waitUntil(t, "the replicas have the writes", func() bool { return cl.Do("MGET", k, k2) == `["v" "w"]` })
 	before, pbefore := commandsProcessed(t, repl.addr), commandsProcessed(t, prim.addr)
 	for i := 0; i < 50; i++ {
 		tu.Run(t, cl, []tu.Case{{[]string{"GET", k}, `"v"`}, {[]string{"MGET", k, k2}, `["v" "w"]`}})
