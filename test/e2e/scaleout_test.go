@@ -14,7 +14,7 @@ import (
 )
 
 // TestDevScaleOutUnderLoad: `shoal dev` with two shards and one standby
-// node, the autoscaler on (scale out above 1500 ops/s per shard for 2 s);
+// node, the autoscaler on (scale out above 500 ops/s per shard for 2 s);
 // writers through the proxy push the load past it. The autoscaler must
 // form a shard of the standby node and move slots onto it while the
 // writers run: no client error, every acknowledged write readable
@@ -27,7 +27,7 @@ func TestDevScaleOutUnderLoad(t *testing.T) {
 		t.Skip("a process cluster")
 	}
 	d := startDev(t, "--shards", "2", "--replicas", "0", "--standby", "1", "--memcached=false", "--appendonly=false",
-		"--autoscale", "--manager-flags", "--scale-out-ops 1500 --scale-in-ops 0 --autoscale-sustain 2s --load-smoothing 2s "+
+		"--autoscale", "--manager-flags", "--scale-out-ops 500 --scale-in-ops 0 --autoscale-sustain 2s --load-smoothing 2s "+
 			"--autoscale-scale-in=false --autoscale-rebalance=false")
 	ctx := context.Background()
 	rc := redis.NewClient(&redis.Options{Addr: d.proxy, PoolSize: 16, MaxRetries: -1})
