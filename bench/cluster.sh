@@ -45,23 +45,6 @@ ONLY=${ONLY:-.}
 ROWS="$TMP/rows.tsv"
 : >"$ROWS"
 
-# start_dev NAME ARGS... — shoal dev in $TMP/NAME; sets DEV_PID, DEV_NODES (RESP ports)
-start_dev() {
-  local name=$1; shift
-  "$SHOAL_BIN" dev --dir "$TMP/$name" --base-port 0 "$@" >"$TMP/$name.out" 2>&1 &
-  DEV_PID=$!
-  DEV_PIDS="$DEV_PIDS $DEV_PID"
-  local i
-  for i in $(seq 1 600); do
-    grep -q '^ready' "$TMP/$name.out" && break
-    kill -0 $DEV_PID 2>/dev/null || { cat "$TMP/$name.out"; exit 1; }
-    sleep 0.1
-  done
-  grep -q '^ready' "$TMP/$name.out" || { echo "shoal dev not ready" >&2; cat "$TMP/$name.out"; exit 1; }
-  DEV_NODES=$(sed -n 's/^node: 127.0.0.1://p' "$TMP/$name.out")
-  DEV_MANAGER=$(sed -n 's|^manager: http://||p' "$TMP/$name.out")
-}
-
 stop_dev() {
   kill "$1" 2>/dev/null
   local i

@@ -2,7 +2,8 @@
 #
 # Expects: $TMP (scratch dir), $REPO (repo root), $HERE (bench dir).
 # Provides: need, free_port, start_server, wait_ping, stop_server, cleanup,
-#           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n.
+#           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n,
+#           start_dev.
 
 BENCH_PIDS=""          # every server we started, killed by cleanup
 TCK=$(getconf CLK_TCK)
@@ -128,4 +129,26 @@ build_shoal() { # build_shoal — sets SHOAL_BIN if empty
     echo "# go build -o $SHOAL_BIN ./cmd/shoal" >&2
     (cd "$REPO" && go build -o "$SHOAL_BIN" ./cmd/shoal) || { echo "cannot build ./cmd/shoal (use -s BIN or SHOAL_CMD)" >&2; exit 2; }
   fi
+}
+
+# start_dev NAME ARGS... — `shoal dev ARGS` in $TMP/NAME (its output in
+# $TMP/NAME.out), waited for until it prints ready (60 s); sets DEV_PID,
+# DEV_OUT, DEV_NODES (RESP ports) and DEV_MANAGER (host:port). cleanup
+# stops it with the servers.
+DEV_PIDS=""
+start_dev() {
+  local name=$1 i; shift
+  DEV_OUT=$TMP/$name.out
+  "$SHOAL_BIN" dev --dir "$TMP/$name" --base-port 0 "$@" >"$DEV_OUT" 2>&1 &
+  DEV_PID=$!
+  DEV_PIDS="$DEV_PIDS $DEV_PID"
+  BENCH_PIDS="$BENCH_PIDS $DEV_PID"
+  for i in $(seq 1 600); do
+    grep -q '^ready' "$DEV_OUT" && break
+    kill -0 "$DEV_PID" 2>/dev/null || { cat "$DEV_OUT"; exit 1; }
+    sleep 0.1
+  done
+  grep -q '^ready' "$DEV_OUT" || { echo "shoal dev not ready" >&2; cat "$DEV_OUT"; exit 1; }
+  DEV_NODES=$(sed -n 's/^node: 127.0.0.1://p' "$DEV_OUT")
+  DEV_MANAGER=$(sed -n 's|^manager: http://||p' "$DEV_OUT")
 }

@@ -63,16 +63,8 @@ build_loadgen
 
 mflags=""
 [ "$MIGRATOR" = standalone ] && mflags="--migrator=false"
-"$SHOAL_BIN" dev --dir "$TMP/dev" --base-port 0 --shards 1 --replicas 0 --standby 1 \
-  --memcached=false --appendonly=false --manager-flags "$mflags" >"$TMP/dev.out" 2>&1 &
-DEV_PID=$!
-for i in $(seq 1 600); do
-  grep -q '^ready' "$TMP/dev.out" && break
-  kill -0 $DEV_PID 2>/dev/null || { cat "$TMP/dev.out"; exit 1; }
-  sleep 0.1
-done
-grep -q '^ready' "$TMP/dev.out" || { echo "shoal dev not ready" >&2; cat "$TMP/dev.out"; exit 1; }
-MGR=$(sed -n 's|^manager: http://||p' "$TMP/dev.out")
+start_dev dev --shards 1 --replicas 0 --standby 1 --memcached=false --appendonly=false --manager-flags "$mflags"
+MGR=$DEV_MANAGER
 PROXY=$(sed -n 's/^proxy-resp: //p' "$TMP/dev.out")
 SRC=$(sed -n 's/^node: 127.0.0.1://p' "$TMP/dev.out" | head -1)
 DST=$(sed -n 's/^standby: 127.0.0.1://p' "$TMP/dev.out" | head -1)

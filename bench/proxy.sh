@@ -46,10 +46,7 @@ ROWS="$TMP/rows.tsv"
 : >"$ROWS"
 
 # Shoal: a dev cluster of 3 primaries with its proxy.
-"$SHOAL_BIN" dev --dir "$TMP/dev" --base-port 0 --shards 3 --replicas 0 --appendonly=false >"$TMP/dev.out" 2>&1 &
-DEV_PID=$!
-for i in $(seq 1 600); do grep -q '^ready' "$TMP/dev.out" && break; sleep 0.1; done
-grep -q '^ready' "$TMP/dev.out" || { echo "shoal dev not ready" >&2; cat "$TMP/dev.out"; exit 1; }
+start_dev dev --shards 3 --replicas 0 --appendonly=false
 SP=$(sed -n 's/^proxy-resp: 127.0.0.1://p' "$TMP/dev.out")
 [ -n "$SP" ] || { echo "shoal dev printed no proxy-resp line" >&2; exit 1; }
 SPID=$(pgrep -P "$DEV_PID" -f " proxy " | head -1)

@@ -60,18 +60,9 @@ need redis-cli python3
 build_shoal
 build_loadgen
 
-"$SHOAL_BIN" dev --dir "$TMP/dev" --base-port 0 --shards 2 --replicas 0 --standby 1 \
-  --memcached=false --appendonly=false --autoscale \
-  --manager-flags "--scale-out-ops $OUT --autoscale-sustain ${SUSTAIN}s --scale-in-ops 0 --autoscale-scale-in=false --autoscale-rebalance=false" \
-  >"$TMP/dev.out" 2>&1 &
-DEV_PID=$!
-for i in $(seq 1 600); do
-  grep -q '^ready' "$TMP/dev.out" && break
-  kill -0 $DEV_PID 2>/dev/null || { cat "$TMP/dev.out"; exit 1; }
-  sleep 0.1
-done
-grep -q '^ready' "$TMP/dev.out" || { echo "shoal dev not ready" >&2; cat "$TMP/dev.out"; exit 1; }
-MGR=$(sed -n 's|^manager: http://||p' "$TMP/dev.out")
+start_dev dev --shards 2 --replicas 0 --standby 1 --memcached=false --appendonly=false --autoscale \
+  --manager-flags "--scale-out-ops $OUT --autoscale-sustain ${SUSTAIN}s --scale-in-ops 0 --autoscale-scale-in=false --autoscale-rebalance=false"
+MGR=$DEV_MANAGER
 PROXY=$(sed -n 's/^proxy-resp: //p' "$TMP/dev.out")
 ctl() { "$SHOAL_BIN" ctl --manager "$MGR" "$@"; }
 # the standby node registers with its first heartbeat

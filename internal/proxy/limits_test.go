@@ -32,6 +32,22 @@ func infoField(t *testing.T, cl *tu.Conn, name string) int64 {
 	return n
 }
 
+// waitClosed reads nc until the proxy has closed it (after whatever it
+// sent before); it fails the test if that takes 30 s.
+func waitClosed(t *testing.T, nc net.Conn) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := nc.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the client was not disconnected")
+			}
+			return
+		}
+	}
+}
+
 // TestProxyClientOutputLimit: a client that pipelines 100k GETs of a
 // 64 KB value and never reads is disconnected at the output limit; the
 // proxy's held reply bytes stay bounded and other clients are served.
@@ -83,17 +99,7 @@ func TestProxyClientOutputLimit(t *testing.T) {
 		t.Errorf("held %d reply bytes, limit %d", peak, limit)
 	}
 	waitUntil(t, "its replies released", func() bool { return infoField(t, other, "client_output_bytes") == 0 })
-	// The connection is closed: reading ends (after whatever was sent).
-	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := nc.Read(buf); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatal("the client was not disconnected")
-			}
-			break
-		}
-	}
+	waitClosed(t, nc)
 	// Other clients are unaffected.
 	tu.Run(t, other, []tu.Case{{[]string{"STRLEN", big}, "(integer) " + strconv.Itoa(len(val))}, {tu.C("PING"), "PONG"}})
 }
@@ -197,16 +203,7 @@ func TestProxyClientQueryLimit(t *testing.T) {
 	waitUntil(t, "the client disconnected at the query limit", func() bool {
 		return infoField(t, other, "client_query_limit_disconnects") == 1
 	})
-	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := nc.Read(buf); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				t.Fatal("the client was not disconnected")
-			}
-			break
-		}
-	}
+	waitClosed(t, nc)
 	tu.Run(t, other, []tu.Case{{[]string{"STRLEN", key}, "(integer) " + strconv.Itoa(len(val))}, {tu.C("PING"), "PONG"}})
 	bad := proxy.DefaultConfig()
 	bad.Managers, bad.ClientQueryLimit = "127.0.0.1:1", 512<<10

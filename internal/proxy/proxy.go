@@ -470,15 +470,25 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
+// nextConn accepts ln's next connection; false once ln is closed.
+func nextConn(ln net.Listener) (net.Conn, bool) {
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			return c, true
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return nil, false
+		}
+	}
+}
+
 func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 	defer p.wg.Done()
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		c, ok := nextConn(ln)
+		if !ok {
 			return
 		}
 		p.mu.Lock()
@@ -506,12 +516,8 @@ func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 func (p *Proxy) acceptLoop(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		c, ok := nextConn(ln)
+		if !ok {
 			return
 		}
 		p.mu.Lock()
