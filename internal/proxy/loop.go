@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"shoal/internal/cluster"
 	"shoal/internal/command"
+	"shoal/internal/gnetlog"
 	"shoal/internal/resp"
 )
 
@@ -165,7 +165,7 @@ func (p *Proxy) startLoops() error {
 		// 30-51 in the same minutes); no difference with 50 clients.
 		gnet.WithLockOSThread(false),
 		gnet.WithReadBufferCap(64<<10), gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithTicker(false),
-		gnet.WithLogger(gnetLogger{p.log}))
+		gnet.WithLogger(gnetlog.Logger{L: p.log}))
 	if err != nil {
 		return fmt.Errorf("proxy: event loops: %w", err)
 	}
@@ -951,19 +951,4 @@ func (p *Proxy) loopOutputBytesLocked() int64 {
 		n += cl.outBytes.Load()
 	}
 	return n
-}
-
-// gnetLogger routes gnet's warnings and errors to slog.
-type gnetLogger struct{ l *slog.Logger }
-
-func (g gnetLogger) Debugf(string, ...any) {}
-func (g gnetLogger) Infof(string, ...any)  {}
-func (g gnetLogger) Warnf(f string, a ...any) {
-	g.l.Warn(fmt.Sprintf(f, a...), "source", "gnet")
-}
-func (g gnetLogger) Errorf(f string, a ...any) {
-	g.l.Error(fmt.Sprintf(f, a...), "source", "gnet")
-}
-func (g gnetLogger) Fatalf(f string, a ...any) {
-	g.l.Error(fmt.Sprintf(f, a...), "source", "gnet")
 }
