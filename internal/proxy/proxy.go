@@ -338,17 +338,14 @@ func (p *Proxy) Start(ctx context.Context) error {
 	if p.cfg.MCPort >= 0 {
 		p.mcln, err = net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.MCPort)))
 		if err != nil {
-			p.ln.Close()
+			p.closeListeners()
 			return fmt.Errorf("proxy: listen (memcached): %w", err)
 		}
 	}
 	if p.cfg.TLSPort >= 0 {
 		l, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(p.cfg.TLSPort)))
 		if err != nil {
-			p.ln.Close()
-			if p.mcln != nil {
-				p.mcln.Close()
-			}
+			p.closeListeners()
 			return fmt.Errorf("proxy: listen (TLS): %w", err)
 		}
 		p.tlsln = tls.NewListener(l, p.cfg.TLS)
@@ -356,25 +353,13 @@ func (p *Proxy) Start(ctx context.Context) error {
 	if p.cfg.AdminAddr != "" {
 		p.admin = admin.New(admin.Config{Addr: p.cfg.AdminAddr, Gatherer: p.met.reg, Ready: p.ready, Log: p.log})
 		if err := p.admin.Start(); err != nil {
-			p.ln.Close()
-			if p.mcln != nil {
-				p.mcln.Close()
-			}
-			if p.tlsln != nil {
-				p.tlsln.Close()
-			}
+			p.closeListeners()
 			return fmt.Errorf("proxy: %w", err)
 		}
 	}
 	if p.cfg.EventLoops > 0 && p.cfg.BackendTLS == nil && p.hot.cache == nil {
 		if err := p.startLoops(); err != nil {
-			p.ln.Close()
-			if p.mcln != nil {
-				p.mcln.Close()
-			}
-			if p.tlsln != nil {
-				p.tlsln.Close()
-			}
+			p.closeListeners()
 			if p.admin != nil {
 				p.admin.Close()
 			}
@@ -451,15 +436,7 @@ func (p *Proxy) Close() error {
 	if p.cancel != nil {
 		p.cancel()
 	}
-	if p.ln != nil {
-		p.ln.Close()
-	}
-	if p.mcln != nil {
-		p.mcln.Close()
-	}
-	if p.tlsln != nil {
-		p.tlsln.Close()
-	}
+	p.closeListeners()
 	if p.front != nil {
 		p.front.stop()
 	}
@@ -468,6 +445,16 @@ func (p *Proxy) Close() error {
 	}
 	p.wg.Wait()
 	return nil
+}
+
+// closeListeners closes the client ports that are open (RESP,
+// memcached, TLS).
+func (p *Proxy) closeListeners() {
+	for _, ln := range []net.Listener{p.ln, p.mcln, p.tlsln} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 // nextConn accepts ln's next connection; false once ln is closed.
