@@ -18,6 +18,9 @@ package cluster
 // protocol 0 or 1 with CLUSTER SLOTSYNC, one slot a stream, and a source
 // of protocol 2 serves both.
 const (
-	ProtocolVersion    = 2
+	ProtocolVersion = 2
+	// MoveBatchProtocol is the first protocol whose nodes serve CLUSTER
+	// MOVESYNC and CLUSTER MIGRATION of several slots at once.
+	MoveBatchProtocol  = 2
 	MinProtocolVersion = 0
 )

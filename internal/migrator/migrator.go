@@ -341,7 +341,7 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 			if sh != nil {
 				addr := mp.PeerAddr(sh.Primary, tlsOn)
 				want[addr] = append(want[addr], mg.Slot)
-				if n := mp.Nodes[sh.Primary]; n != nil && n.Protocol >= multiStatusProtocol {
+				if n := mp.Nodes[sh.Primary]; n != nil && n.Protocol >= cluster.MoveBatchProtocol {
 					multi[addr] = true
 				}
 			}
@@ -549,10 +549,6 @@ type statusConn struct {
 	nc net.Conn
 	br *bufio.Reader
 }
-
-// multiStatusProtocol: from this protocol a node answers CLUSTER
-// MIGRATION for several slots in one compact reply.
-const multiStatusProtocol = 2
 
 // probe asks every node in want (address → slots) CLUSTER MIGRATION for
 // its slots: in one command to a node in multi, else one per slot,

@@ -97,9 +97,6 @@ type slotImport struct {
 	err    string       // im.mu: why this slot alone failed
 }
 
-// moveSyncProtocol is the protocol version from which a node serves
-// CLUSTER MOVESYNC (several slots a stream).
-const moveSyncProtocol = 2
 
 // posMark: the source's stream position pos was applied here by the time
 // this node's own log reached local. The importer reports pos once local
@@ -288,7 +285,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 			continue
 		}
 		addr := m.PeerAddr(from.Primary, s.peerTLSOn())
-		legacy := m.Nodes[from.Primary].Protocol < moveSyncProtocol
+		legacy := m.Nodes[from.Primary].Protocol < cluster.MoveBatchProtocol
 		im := bySource[addr]
 		if im == nil || legacy {
 			im = &importer{s: s, from: addr, legacy: legacy, bySlot: map[int]*slotImport{},
