@@ -211,3 +211,143 @@ func TestProxyClientQueryLimit(t *testing.T) {
 		t.Errorf("a 512kb query limit: %v", err)
 	}
 }
+
+// TestProxyBackendNotReading: a backend that stops reading its socket
+// makes the loop stop appending to its connection past maxOut (4 MB)
+// unwritten: the writing client's input is no longer parsed, so past the
+// query limit it is disconnected instead of the proxy buffering all it
+// sends; other shards' traffic flows, and once the backend reads again
+// it gets the parsed requests in order.
+func TestProxyBackendNotReading(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	var mu sync.Mutex
+	var sets []string // the keys node a was asked to SET, in order
+	a := startFakeGated(t, func(n *fakeNode, args []string) string {
+		if args[0] == "SET" {
+			mu.Lock()
+			sets = append(sets, args[1])
+			mu.Unlock()
+			return "+OK\r\n"
+		}
+		return "$1\r\na\r\n"
+	}, gate)
+	b := startFake(t, func(n *fakeNode, args []string) string { return "$1\r\nb\r\n" })
+	split := cluster.NumSlots / 2
+	onA, onB := "", "" // onA: a hash tag of node a's, onB: a key of node b's
+	for i := 0; onA == "" || onB == ""; i++ {
+		k := "k" + strconv.Itoa(i)
+		if cluster.SlotString(k) < split {
+			onA = "{" + k + "}"
+		} else {
+			onB = k
+		}
+	}
+	cfg := proxy.DefaultConfig()
+	cfg.Managers = fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split)
+	cfg.Log = quietLog()
+	cfg.ClientOutputLimit = 0
+	cfg.ClientQueryLimit = 2 << 20
+	cfg.PoolSize = 1 // other's GET below follows the SETs on node a's one connection
+	p, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(60 * time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	nc, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	val := strings.Repeat("v", 200<<10) // under the loop's 256 KB request size
+	done := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for ; n < 2000; n++ { // 400 MB if nothing stopped it
+			if _, err := nc.Write(resp.AppendCommand(nil, "SET", onA+strconv.Itoa(n), val)); err != nil {
+				return
+			}
+		}
+	}()
+	waitClosed(t, nc)
+	sent := <-done
+	if sent >= 2000 {
+		t.Fatalf("the client wrote all its %d SETs: the proxy buffered them", sent)
+	}
+	other := tu.Dial(t, p.Addr())
+	other.C.SetDeadline(time.Now().Add(10 * time.Second))
+	tu.Run(t, other, []tu.Case{{[]string{"GET", onB}, `"b"`}, {tu.C("PING"), "PONG"}})
+	open()
+	// On the loop's one connection to node a, after the SETs parsed: its
+	// reply comes once node a has answered them all.
+	tu.Run(t, other, []tu.Case{{[]string{"GET", onA + "x"}, `"a"`}})
+	if n := infoField(t, other, "client_query_limit_disconnects"); n != 1 {
+		t.Errorf("client_query_limit_disconnects %d, want 1", n)
+	}
+	mu.Lock()
+	got := append([]string(nil), sets...)
+	mu.Unlock()
+	for i, k := range got {
+		if k != onA+strconv.Itoa(i) {
+			t.Fatalf("SET %d on node a is for %s, want %s", i, k, onA+strconv.Itoa(i))
+		}
+	}
+	// Requests parsed before the limit: at most maxOut (4 MB) plus what
+	// the sockets held, far below what the client wrote.
+	if len(got)*len(val) > 32<<20 {
+		t.Errorf("node a got %d SETs (%d MB)", len(got), len(got)*len(val)>>20)
+	}
+	t.Logf("client wrote %d SETs (%d MB) before it was disconnected; node a got %d", sent, sent*len(val)>>20, len(got))
+}
+
+// TestProxyHandoverQueuedOutput: a loop client that has not read its
+// replies (megabytes queued for it) and then sends a command of the slow
+// path is handed over only once they are written; it then gets every
+// reply in order, and is served on the slow path after.
+func TestProxyHandoverQueuedOutput(t *testing.T) {
+	c := newTCluster(t, 2, 0, nil)
+	p := c.startProxyWith(func(cfg *proxy.Config) { cfg.RetryBudget = 10 * time.Second })
+	ids := c.shardIDs()
+	k1, k2 := c.keyIn(ids[0], "h"), c.keyIn(ids[1], "h")
+	setup := tu.Dial(t, p.Addr())
+	v1, v2 := strings.Repeat("1", 64<<10), strings.Repeat("2", 32<<10)
+	tu.Run(t, setup, []tu.Case{{[]string{"SET", k1, v1}, "OK"}, {[]string{"SET", k2, v2}, "OK"}})
+
+	cl := tu.Dial(t, p.Addr())
+	var batch []byte
+	const n = 200 // 19 MB of replies: more than the sockets hold
+	for i := 0; i < n; i++ {
+		batch = resp.AppendCommand(batch, "GET", k1)
+		batch = resp.AppendCommand(batch, "GET", k2)
+	}
+	batch = resp.AppendCommand(batch, "ECHO", "slow path")
+	batch = resp.AppendCommand(batch, "GET", k2)
+	cl.Send(batch)
+	// Let the replies pile up in the proxy before reading any.
+	waitUntil(t, "replies queued for the client", func() bool {
+		return infoField(t, setup, "client_output_bytes") > 1<<20
+	})
+	for i := 0; i < n; i++ {
+		for _, want := range []string{v1, v2} {
+			r, err := cl.Read()
+			if err != nil || r.String() != strconv.Quote(want) {
+				t.Fatalf("reply %d: %.40v %v", i, r, err)
+			}
+		}
+	}
+	for _, want := range []string{`"slow path"`, strconv.Quote(v2)} {
+		if r, err := cl.Read(); err != nil || r.String() != want {
+			t.Fatalf("after the handover: %.40v %v, want %.20s", r, err, want)
+		}
+	}
+	tu.Run(t, cl, []tu.Case{{[]string{"CLIENT", "GETNAME"}, "(nil)"}, {[]string{"GET", k1}, strconv.Quote(v1)}})
+}

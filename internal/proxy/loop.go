@@ -494,7 +494,7 @@ func (cl *lconn) fast(args [][]byte, raw []byte) bool {
 	}
 	lb := cl.ev.conn(addr, cl.id)
 	lb.send(s)
-	if lb.gc != nil && len(lb.out)+lb.gc.OutboundBuffered() > maxOut {
+	if lb.full() {
 		cl.paused = true
 		cl.waitB = lb
 		lb.waiters = append(lb.waiters, cl)
@@ -570,7 +570,7 @@ func (cl *lconn) split(spec *command.Spec, args [][]byte, rt *route) bool {
 		}
 		lb := cl.ev.conn(addr, cl.id)
 		lb.send(part)
-		if lb.gc != nil && len(lb.out)+lb.gc.OutboundBuffered() > maxOut && cl.waitB == nil {
+		if lb.full() && cl.waitB == nil {
 			cl.paused = true
 			cl.waitB = lb
 			lb.waiters = append(lb.waiters, cl)
@@ -847,10 +847,21 @@ func (lb *lbconn) traffic() gnet.Action {
 	if off > 0 {
 		_, _ = lb.gc.Discard(off)
 	}
-	if len(lb.waiters) > 0 && len(lb.out)+lb.gc.OutboundBuffered() <= maxOut {
+	if len(lb.waiters) > 0 && !lb.full() {
 		lb.release()
 	}
 	return gnet.None
+}
+
+// full reports whether more than maxOut bytes wait to be written to the
+// backend (queued while it dials, or not taken by its socket yet): its
+// clients stop appending until it replies.
+func (lb *lbconn) full() bool {
+	n := len(lb.out)
+	if lb.gc != nil {
+		n += lb.gc.OutboundBuffered()
+	}
+	return n > maxOut
 }
 
 // release resumes the clients waiting for this connection's output.

@@ -24,14 +24,22 @@ type fakeNode struct {
 	mu     sync.Mutex
 	seen   []string // every command received, "ASKING" included
 	handle func(n *fakeNode, args []string) string
+	// gate, if set, holds every connection unread until it is closed (a
+	// backend that stops reading its socket).
+	gate chan struct{}
 }
 
 func startFake(t *testing.T, handle func(n *fakeNode, args []string) string) *fakeNode {
+	return startFakeGated(t, handle, nil)
+}
+
+// startFakeGated is startFake with a gate (fakeNode.gate).
+func startFakeGated(t *testing.T, handle func(n *fakeNode, args []string) string, gate chan struct{}) *fakeNode {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &fakeNode{ln: ln, handle: handle}
+	n := &fakeNode{ln: ln, handle: handle, gate: gate}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -47,6 +55,9 @@ func startFake(t *testing.T, handle func(n *fakeNode, args []string) string) *fa
 
 func (n *fakeNode) serve(c net.Conn) {
 	defer c.Close()
+	if n.gate != nil {
+		<-n.gate
+	}
 	var buf []byte
 	tmp := make([]byte, 4096)
 	for {

@@ -97,7 +97,6 @@ type slotImport struct {
 	err    string       // im.mu: why this slot alone failed
 }
 
-
 // posMark: the source's stream position pos was applied here by the time
 // this node's own log reached local. The importer reports pos once local
 // is acknowledged (ackedLSN: in the log per appendfsync, and with
