@@ -130,6 +130,7 @@ func TestProxySlowBackend(t *testing.T) {
 	cfg := proxy.DefaultConfig()
 	cfg.Managers = fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split)
 	cfg.Log = quietLog()
+	cfg.LoopPoolSize = 2
 	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +251,7 @@ func TestProxyBackendNotReading(t *testing.T) {
 	cfg.Log = quietLog()
 	cfg.ClientOutputLimit = 0
 	cfg.ClientQueryLimit = 2 << 20
-	cfg.PoolSize = 1 // other's GET below follows the SETs on node a's one connection
+	cfg.LoopPoolSize = 1 // other's GET below follows the SETs on node a's one connection
 	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 //
 // Clients accepted on the RESP port (not TLS, not memcached) are enrolled
 // in a gnet event loop, and so are the backend connections that loop's
-// clients use (a pool of PoolSize per node and loop). On a loop, with no
+// clients use (a pool of LoopPoolSize per node and loop). On a loop, with no
 // goroutine switch and no lock:
 //
 //   - a client's readable event parses every complete request in its
@@ -78,7 +78,7 @@ type loopFront struct {
 type evloop struct {
 	f      *loopFront
 	el     gnet.EventLoop
-	pools  map[string][]*lbconn // node address → PoolSize connections
+	pools  map[string][]*lbconn // node address → LoopPoolSize connections
 	dirtyB []*lbconn
 	dirtyC []*lconn
 	armed  bool
@@ -748,7 +748,7 @@ func (p *Proxy) adopt(fd int, in []byte) {
 func (ev *evloop) conn(addr string, id int64) *lbconn {
 	pool := ev.pools[addr]
 	if pool == nil {
-		pool = make([]*lbconn, ev.f.p.cfg.PoolSize)
+		pool = make([]*lbconn, ev.f.p.cfg.LoopPoolSize)
 		ev.pools[addr] = pool
 	}
 	i := int(id % int64(len(pool)))
