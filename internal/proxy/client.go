@@ -436,12 +436,16 @@ func (c *conn) endOutput() {
 }
 
 // serveRESP runs one RESP client connection until it closes.
-func (p *Proxy) serveRESP(nc net.Conn) { p.serveRESPFrom(nc, nil) }
+func (p *Proxy) serveRESP(nc net.Conn) { p.serveRESPFrom(nc, nil, 0, "") }
 
 // serveRESPFrom is serveRESP for a client whose first bytes were read
 // already (in: a client handed over by an event loop).
-func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte) {
+func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte, id int64, name string) {
 	c := p.newConn(nc)
+	if id != 0 { // handed over by an event loop: the client keeps its id and name
+		c.id, c.name = id, name
+		c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

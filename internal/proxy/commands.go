@@ -569,6 +569,11 @@ func (c *conn) hello(args [][]byte) bool {
 		c.proto3 = proto == 3
 		c.push3.Store(c.proto3)
 	}
+	return c.local(helloReply(proto, c.id))
+}
+
+// helloReply is HELLO's answer to client id in protocol proto.
+func helloReply(proto int, id int64) []byte {
 	w := resp.Writer{Proto: proto}
 	w.Map(7)
 	w.BulkString("server")
@@ -578,14 +583,14 @@ func (c *conn) hello(args [][]byte) bool {
 	w.BulkString("proto")
 	w.Int(int64(proto))
 	w.BulkString("id")
-	w.Int(c.id)
+	w.Int(id)
 	w.BulkString("mode")
 	w.BulkString("standalone")
 	w.BulkString("role")
 	w.BulkString("master")
 	w.BulkString("modules")
 	w.Array(0)
-	return c.local(w.B)
+	return w.B
 }
 
 func (c *conn) client(args [][]byte) bool {
@@ -597,7 +602,7 @@ func (c *conn) client(args [][]byte) bool {
 		if len(args) != 3 {
 			return c.local(errLine("ERR wrong number of arguments for 'client|setname' command"))
 		}
-		if bytes.ContainsAny(args[2], " \n") {
+		if !validClientName(args[2]) {
 			return c.local(errLine("ERR Client names cannot contain spaces, newlines or special characters."))
 		}
 		c.name = string(args[2])
@@ -616,6 +621,8 @@ func (c *conn) client(args [][]byte) bool {
 	}
 	return c.local(notSupported("client " + string(args[1])))
 }
+
+func validClientName(b []byte) bool { return !bytes.ContainsAny(b, " \n") }
 
 // scan walks the shards in order with a proxy-side cursor:
 // backend cursor << scanShardBits | shard index.
@@ -691,6 +698,7 @@ func (p *Proxy) info() string {
 	b.WriteString("client_output_limit:" + strconv.FormatInt(p.cfg.ClientOutputLimit, 10) + "\r\n")
 	b.WriteString("client_output_limit_disconnects:" + strconv.FormatInt(p.stats.outputLimitDrops.Load(), 10) + "\r\n")
 	b.WriteString("client_query_limit_disconnects:" + strconv.FormatInt(p.stats.queryLimitDisconnects.Load(), 10) + "\r\n")
+	b.WriteString("event_loop_handovers:" + strconv.FormatInt(p.stats.loopHandovers.Load(), 10) + "\r\n")
 	b.WriteString("\r\n# Stats\r\n")
 	b.WriteString("total_connections_received:" + strconv.FormatInt(p.stats.conns.Load(), 10) + "\r\n")
 	b.WriteString("total_backend_requests:" + strconv.FormatInt(p.stats.cmds.Load(), 10) + "\r\n")

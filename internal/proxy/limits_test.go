@@ -1,12 +1,15 @@
 package proxy_test
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"shoal/internal/cluster"
 	"shoal/internal/proxy"
@@ -351,4 +354,63 @@ func TestProxyHandoverQueuedOutput(t *testing.T) {
 		}
 	}
 	tu.Run(t, cl, []tu.Case{{[]string{"CLIENT", "GETNAME"}, "(nil)"}, {[]string{"GET", k1}, strconv.Quote(v1)}})
+}
+
+// TestProxyLoopConnectCommands: what RESP2 clients send on connecting
+// (HELLO 2, CLIENT SETINFO / SETNAME, SELECT 0) and ECHO are answered on
+// the event loop, so the client stays there (event_loop_handovers); its
+// name and id stay the same once a later command hands it over, and
+// go-redis with Protocol 2 is served on the loop.
+func TestProxyLoopConnectCommands(t *testing.T) {
+	c := newTCluster(t, 2, 0, nil)
+	p := c.startProxy(10 * time.Second)
+	key := c.keyIn(c.shardIDs()[0], "lc")
+	admin := tu.Dial(t, p.Addr())
+	handovers := func() int64 { return infoField(t, admin, "event_loop_handovers") }
+	base := handovers() // admin's INFO handed admin over
+
+	cl := tu.Dial(t, p.Addr())
+	r, err := cl.DoReply("HELLO", "2")
+	if err != nil || r.Kind != '*' || !strings.Contains(r.String(), `"proto"`) {
+		t.Fatalf("HELLO 2: %v %v", r, err)
+	}
+	tu.Run(t, cl, []tu.Case{
+		{[]string{"CLIENT", "SETINFO", "LIB-NAME", "test"}, "OK"},
+		{[]string{"CLIENT", "GETNAME"}, "(nil)"},
+		{[]string{"CLIENT", "SETNAME", "app1"}, "OK"},
+		{[]string{"CLIENT", "GETNAME"}, `"app1"`},
+		{[]string{"SELECT", "0"}, "OK"},
+		{[]string{"ECHO", "hi"}, `"hi"`},
+		{[]string{"SET", key, "v"}, "OK"},
+		{[]string{"GET", key}, `"v"`},
+	})
+	id := cl.Do("CLIENT", "ID")
+	if n := handovers(); n != base {
+		t.Fatalf("%d handovers, want %d: a connect command left the loop", n, base)
+	}
+	// The slow path answers what the loop does not, with the same state.
+	tu.Run(t, cl, []tu.Case{
+		{[]string{"SELECT", "1"}, "(error) ERR SELECT of a database other than 0 is not supported by the shoal proxy"},
+		{[]string{"CLIENT", "GETNAME"}, `"app1"`},
+		{[]string{"CLIENT", "ID"}, id},
+		{[]string{"GET", key}, `"v"`},
+	})
+	if n := handovers(); n != base+1 {
+		t.Fatalf("%d handovers, want %d", n, base+1)
+	}
+	// go-redis, RESP2: HELLO 2 and CLIENT SETINFO on every connection.
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), Protocol: 2, PoolSize: 4})
+	defer rdb.Close()
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if err := rdb.Set(ctx, key, i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != "19" {
+		t.Fatalf("go-redis GET: %q %v", v, err)
+	}
+	if n := handovers(); n != base+1 {
+		t.Errorf("go-redis (RESP2) clients were handed over: %d handovers, want %d", n, base+1)
+	}
 }

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +44,9 @@ import (
 // twemproxy does, and no goroutine wake-up at all.
 //
 // Slow path. Anything else — commands the proxy answers itself (but
-// PING), multi-shard splits, transactions, blocking commands, pub/sub,
-// SCAN, AUTH and HELLO, a protocol error, a request over 256 KB — hands
+// PING, ECHO, SELECT 0, HELLO [2], CLIENT SETINFO / SETNAME / GETNAME /
+// ID: local), fan-outs to every shard, transactions, blocking commands,
+// pub/sub, SCAN, AUTH, HELLO 3, a protocol error, a request over 256 KB — hands
 // the client over, for good, to the goroutine-per-client code (client.go):
 // the loop stops parsing at that request, waits until every earlier reply
 // is written, duplicates the socket and closes its own copy, and a reader
@@ -91,6 +94,7 @@ type lconn struct {
 	gc     gnet.Conn
 	id     int64
 	authed bool
+	name   string // CLIENT SETNAME
 	rng    uint64
 
 	head, tail *lslot // reply order
@@ -425,7 +429,53 @@ func (cl *lconn) traffic() gnet.Action {
 	return gnet.None
 }
 
-var pingID = command.Table["ping"].ID
+var (
+	pingID   = command.Table["ping"].ID
+	echoID   = command.Table["echo"].ID
+	selectID = command.Table["select"].ID
+	helloID  = command.Table["hello"].ID
+	clientID = command.Table["client"].ID
+	okReply  = []byte("+OK\r\n")
+	nilReply = []byte("$-1\r\n")
+)
+
+// local answers on the loop what RESP2 clients send on connecting
+// (go-redis with Protocol 2: HELLO 2 and CLIENT SETINFO; others SELECT 0,
+// CLIENT SETNAME) and ECHO, as the slow path (commands.go) does, so
+// that such a client stays on the loop. nil: the slow path takes the
+// request (HELLO 3 or with options, SELECT of another database,
+// other CLIENT subcommands, bad names: it answers them or their error).
+func (cl *lconn) local(id int, args [][]byte) []byte {
+	switch id {
+	case echoID:
+		return bulk(nil, args[1])
+	case selectID:
+		if string(args[1]) == "0" {
+			return okReply
+		}
+	case helloID:
+		if len(args) == 1 || len(args) == 2 && string(args[1]) == "2" {
+			return helloReply(2, cl.id)
+		}
+	case clientID:
+		sub := args[1]
+		switch {
+		case len(args) == 4 && bytes.EqualFold(sub, []byte("setinfo")):
+			return okReply
+		case len(args) == 3 && bytes.EqualFold(sub, []byte("setname")) && validClientName(args[2]):
+			cl.name = string(args[2])
+			return okReply
+		case len(args) == 2 && bytes.EqualFold(sub, []byte("getname")):
+			if cl.name == "" {
+				return nilReply
+			}
+			return bulk(nil, []byte(cl.name))
+		case len(args) == 2 && bytes.EqualFold(sub, []byte("id")):
+			return append(strconv.AppendInt([]byte{':'}, cl.id, 10), '\r', '\n')
+		}
+	}
+	return nil
+}
 
 // fast serves one request on the loop; false: it takes the slow path
 // (nothing was done).
@@ -453,6 +503,12 @@ func (cl *lconn) fast(args [][]byte, raw []byte) bool {
 		s := cl.newSlot()
 		s.cmd, s.start = int32(spec.ID+1), cl.batchStart
 		cl.complete(s, pong, false)
+		return true
+	}
+	if reply := cl.local(spec.ID, args); reply != nil {
+		s := cl.newSlot()
+		s.cmd, s.start = int32(spec.ID+1), cl.batchStart
+		cl.complete(s, reply, false)
 		return true
 	}
 	if spec.Flags&(command.Blocking|command.PubSub|command.NoMulti|command.Admin|command.AllSlots) != 0 ||
@@ -711,14 +767,15 @@ func (cl *lconn) tryHandover() gnet.Action {
 	rest, _ := gc.Peek(-1)
 	in := append([]byte(nil), rest...)
 	cl.closed = true
+	p.stats.loopHandovers.Add(1)
 	p.wg.Add(1)
-	go p.adopt(fd, in)
+	go p.adopt(fd, in, cl.id, cl.name)
 	return gnet.Close
 }
 
 // adopt serves a client handed over by a loop on a reader goroutine,
 // starting with the input the loop had not parsed.
-func (p *Proxy) adopt(fd int, in []byte) {
+func (p *Proxy) adopt(fd int, in []byte, id int64, name string) {
 	defer p.wg.Done()
 	f := os.NewFile(uintptr(fd), "client")
 	nc, err := net.FileConn(f)
@@ -735,7 +792,7 @@ func (p *Proxy) adopt(fd int, in []byte) {
 	}
 	p.mu.clients[nc] = struct{}{}
 	p.mu.Unlock()
-	p.serveRESPFrom(nc, in)
+	p.serveRESPFrom(nc, in, id, name)
 	nc.Close()
 	p.mu.Lock()
 	delete(p.mu.clients, nc)

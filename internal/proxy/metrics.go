@@ -127,6 +127,7 @@ func newMetrics(p *Proxy) *metrics {
 		gauge("shoal_proxy_client_output_bytes", "Reply bytes held for clients (answered, not yet written).", func() float64 { return float64(p.outputBytes()) }),
 		counter("shoal_proxy_client_output_limit_disconnects_total", "Clients disconnected for passing --client-output-limit.", ld(&p.stats.outputLimitDrops)),
 		counter("shoal_proxy_client_query_limit_disconnects_total", "Clients disconnected for passing --client-query-buffer-limit while waiting.", ld(&p.stats.queryLimitDisconnects)),
+		counter("shoal_proxy_event_loop_handovers_total", "Clients moved from an event loop to the goroutine path (a command the loop does not serve).", ld(&p.stats.loopHandovers)),
 		gauge("shoal_proxy_cluster_epoch", "Epoch of the cluster map the proxy routes by.", func() float64 {
 			if rt := p.table.Load(); rt != nil {
 				return float64(rt.epoch)

@@ -270,6 +270,7 @@ type Proxy struct {
 		conns, cmds, retries, backendErrs atomic.Int64
 		outputLimitDrops                  atomic.Int64
 		queryLimitDisconnects             atomic.Int64
+		loopHandovers                     atomic.Int64 // event-loop clients moved to the goroutine path
 	}
 	started time.Time
 	t0      time.Time // monotonic base of request timestamps
