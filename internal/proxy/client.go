@@ -436,15 +436,17 @@ func (c *conn) endOutput() {
 }
 
 // serveRESP runs one RESP client connection until it closes.
-func (p *Proxy) serveRESP(nc net.Conn) { p.serveRESPFrom(nc, nil, 0, "") }
+func (p *Proxy) serveRESP(nc net.Conn) { p.serveRESPFrom(nc, nil, 0, "", false) }
 
 // serveRESPFrom is serveRESP for a client whose first bytes were read
 // already (in: a client handed over by an event loop).
-func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte, id int64, name string) {
+func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte, id int64, name string, proto3 bool) {
 	c := p.newConn(nc)
-	if id != 0 { // handed over by an event loop: the client keeps its id and name
+	if id != 0 { // handed over by an event loop: the client keeps its id, name and protocol
 		c.id, c.name = id, name
 		c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
+		c.proto3 = proto3
+		c.push3.Store(proto3)
 	}
 	p.wg.Add(1)
 	go func() {

@@ -413,4 +413,42 @@ func TestProxyLoopConnectCommands(t *testing.T) {
 	if n := handovers(); n != base+1 {
 		t.Errorf("go-redis (RESP2) clients were handed over: %d handovers, want %d", n, base+1)
 	}
+
+	// RESP3 (HELLO 3, go-redis's default) on the loop too: RESP3 types
+	// from RESP3 backend connections; the protocol survives a handover.
+	h := c.keyIn(c.shardIDs()[1], "lc3")
+	tu.Run(t, admin, []tu.Case{{[]string{"HSET", h, "f", "v"}, "(integer) 1"}})
+	r3 := tu.Dial(t, p.Addr())
+	for _, tc := range []struct {
+		args []string
+		kind byte
+	}{
+		{[]string{"HELLO", "3"}, '%'},
+		{[]string{"HGETALL", h}, '%'},
+		{[]string{"GET", h + "nokey"}, '_'},
+		{[]string{"CLIENT", "GETNAME"}, '_'},
+		{[]string{"MGET", key, h + "nokey"}, '*'},
+		{[]string{"HELLO"}, '%'},
+	} {
+		if r, err := r3.DoReply(tc.args...); err != nil || r.Kind != tc.kind {
+			t.Fatalf("%v: %c %v %v, want %c", tc.args, r.Kind, r, err, tc.kind)
+		}
+	}
+	if n := handovers(); n != base+1 {
+		t.Fatalf("a RESP3 client was handed over: %d handovers, want %d", n, base+1)
+	}
+	if r, err := r3.DoReply("INFO"); err != nil || r.Kind != '=' {
+		t.Fatalf("INFO after the handover: %c %v", r.Kind, err)
+	}
+	if r, err := r3.DoReply("HGETALL", h); err != nil || r.Kind != '%' {
+		t.Fatalf("HGETALL after the handover: %c %v", r.Kind, err)
+	}
+	rdb3 := redis.NewClient(&redis.Options{Addr: p.Addr(), PoolSize: 4})
+	defer rdb3.Close()
+	if m, err := rdb3.HGetAll(ctx, h).Result(); err != nil || m["f"] != "v" {
+		t.Fatalf("go-redis RESP3 HGETALL: %v %v", m, err)
+	}
+	if n := handovers(); n != base+2 {
+		t.Errorf("go-redis (RESP3) clients were handed over: %d handovers, want %d (r3's INFO)", n, base+2)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +45,9 @@ import (
 // twemproxy does, and no goroutine wake-up at all.
 //
 // Slow path. Anything else — commands the proxy answers itself (but
-// PING, ECHO, SELECT 0, HELLO [2], CLIENT SETINFO / SETNAME / GETNAME /
+// PING, ECHO, SELECT 0, HELLO [2|3], CLIENT SETINFO / SETNAME / GETNAME /
 // ID: local), fan-outs to every shard, transactions, blocking commands,
-// pub/sub, SCAN, AUTH, HELLO 3, a protocol error, a request over 256 KB — hands
+// pub/sub, SCAN, AUTH, a protocol error, a request over 256 KB — hands
 // the client over, for good, to the goroutine-per-client code (client.go):
 // the loop stops parsing at that request, waits until every earlier reply
 // is written, duplicates the socket and closes its own copy, and a reader
@@ -82,6 +83,7 @@ type evloop struct {
 	f      *loopFront
 	el     gnet.EventLoop
 	pools  map[string][]*lbconn // node address → LoopPoolSize connections
+	pools3 map[string][]*lbconn // the same for RESP3 clients (said HELLO 3)
 	dirtyB []*lbconn
 	dirtyC []*lconn
 	armed  bool
@@ -95,6 +97,7 @@ type lconn struct {
 	id     int64
 	authed bool
 	name   string // CLIENT SETNAME
+	proto3 bool   // said HELLO 3: its requests go to RESP3 connections
 	rng    uint64
 
 	head, tail *lslot // reply order
@@ -154,6 +157,7 @@ type lbconn struct {
 	unwritten int // of which the last ones are still in out
 	dirty     bool
 	dead      bool
+	r3        bool // said HELLO 3 (in pools3)
 	waiters   []*lconn
 }
 
@@ -209,7 +213,7 @@ func (f *loopFront) loopOf(el gnet.EventLoop) *evloop {
 	defer f.mu.Unlock()
 	ev := f.evs[el]
 	if ev == nil {
-		ev = &evloop{f: f, el: el, pools: map[string][]*lbconn{}}
+		ev = &evloop{f: f, el: el, pools: map[string][]*lbconn{}, pools3: map[string][]*lbconn{}}
 		f.evs[el] = ev
 	}
 	return ev
@@ -430,21 +434,23 @@ func (cl *lconn) traffic() gnet.Action {
 }
 
 var (
-	pingID   = command.Table["ping"].ID
-	echoID   = command.Table["echo"].ID
-	selectID = command.Table["select"].ID
-	helloID  = command.Table["hello"].ID
-	clientID = command.Table["client"].ID
-	okReply  = []byte("+OK\r\n")
-	nilReply = []byte("$-1\r\n")
+	pingID     = command.Table["ping"].ID
+	echoID     = command.Table["echo"].ID
+	selectID   = command.Table["select"].ID
+	helloID    = command.Table["hello"].ID
+	clientID   = command.Table["client"].ID
+	okReply    = []byte("+OK\r\n")
+	nilReply   = []byte("$-1\r\n")
+	nullReply3 = []byte("_\r\n")
 )
 
-// local answers on the loop what RESP2 clients send on connecting
-// (go-redis with Protocol 2: HELLO 2 and CLIENT SETINFO; others SELECT 0,
-// CLIENT SETNAME) and ECHO, as the slow path (commands.go) does, so
-// that such a client stays on the loop. nil: the slow path takes the
-// request (HELLO 3 or with options, SELECT of another database,
-// other CLIENT subcommands, bad names: it answers them or their error).
+// local answers on the loop what clients send on connecting (go-redis:
+// HELLO 3 or 2, CLIENT SETINFO, CLIENT MAINT_NOTIFICATIONS; others
+// SELECT 0, CLIENT SETNAME) and ECHO, as the slow path (commands.go)
+// does, so that such a client stays on the loop. nil: the slow path
+// takes the request (HELLO with options, or switching protocol with
+// requests in flight; SELECT of another database; bad arguments: it
+// answers them or their error).
 func (cl *lconn) local(id int, args [][]byte) []byte {
 	switch id {
 	case echoID:
@@ -454,24 +460,60 @@ func (cl *lconn) local(id int, args [][]byte) []byte {
 			return okReply
 		}
 	case helloID:
-		if len(args) == 1 || len(args) == 2 && string(args[1]) == "2" {
-			return helloReply(2, cl.id)
+		proto := 2
+		if cl.proto3 {
+			proto = 3
 		}
+		if len(args) == 2 {
+			switch string(args[1]) {
+			case "2":
+				proto = 2
+			case "3":
+				proto = 3
+			default:
+				return nil
+			}
+		} else if len(args) > 2 {
+			return nil
+		}
+		if (proto == 3) != cl.proto3 {
+			if cl.head != nil {
+				// Earlier requests went to connections of the other
+				// protocol: the slow path waits for them (barrier).
+				return nil
+			}
+			cl.proto3 = proto == 3
+		}
+		return helloReply(proto, cl.id)
 	case clientID:
-		sub := args[1]
-		switch {
-		case len(args) == 4 && bytes.EqualFold(sub, []byte("setinfo")):
-			return okReply
-		case len(args) == 3 && bytes.EqualFold(sub, []byte("setname")) && validClientName(args[2]):
-			cl.name = string(args[2])
-			return okReply
-		case len(args) == 2 && bytes.EqualFold(sub, []byte("getname")):
-			if cl.name == "" {
+		switch sub := strings.ToLower(string(args[1])); {
+		case sub == "setinfo":
+			if len(args) == 4 {
+				return okReply
+			}
+		case sub == "setname":
+			if len(args) == 3 && validClientName(args[2]) {
+				cl.name = string(args[2])
+				return okReply
+			}
+		case sub == "getname":
+			if len(args) == 2 {
+				if cl.name != "" {
+					return bulk(nil, []byte(cl.name))
+				}
+				if cl.proto3 {
+					return nullReply3
+				}
 				return nilReply
 			}
-			return bulk(nil, []byte(cl.name))
-		case len(args) == 2 && bytes.EqualFold(sub, []byte("id")):
-			return append(strconv.AppendInt([]byte{':'}, cl.id, 10), '\r', '\n')
+		case sub == "id":
+			if len(args) == 2 {
+				return append(strconv.AppendInt([]byte{':'}, cl.id, 10), '\r', '\n')
+			}
+		default:
+			// As the slow path (go-redis's RESP3 connections send CLIENT
+			// MAINT_NOTIFICATIONS, best effort).
+			return notSupported("client " + sub)
 		}
 	}
 	return nil
@@ -548,7 +590,7 @@ func (cl *lconn) fast(args [][]byte, raw []byte) bool {
 		cl.ev.retry(s, []byte("-CLUSTERDOWN Hash slot not served\r\n"), nil, false, "")
 		return true
 	}
-	lb := cl.ev.conn(addr, cl.id)
+	lb := cl.ev.conn(addr, cl.id, cl.proto3)
 	lb.send(s)
 	if lb.full() {
 		cl.paused = true
@@ -624,7 +666,7 @@ func (cl *lconn) split(spec *command.Spec, args [][]byte, rt *route) bool {
 			cl.ev.retry(part, []byte("-CLUSTERDOWN Hash slot not served\r\n"), nil, false, "")
 			continue
 		}
-		lb := cl.ev.conn(addr, cl.id)
+		lb := cl.ev.conn(addr, cl.id, cl.proto3)
 		lb.send(part)
 		if lb.full() && cl.waitB == nil {
 			cl.paused = true
@@ -769,13 +811,13 @@ func (cl *lconn) tryHandover() gnet.Action {
 	cl.closed = true
 	p.stats.loopHandovers.Add(1)
 	p.wg.Add(1)
-	go p.adopt(fd, in, cl.id, cl.name)
+	go p.adopt(fd, in, cl.id, cl.name, cl.proto3)
 	return gnet.Close
 }
 
 // adopt serves a client handed over by a loop on a reader goroutine,
 // starting with the input the loop had not parsed.
-func (p *Proxy) adopt(fd int, in []byte, id int64, name string) {
+func (p *Proxy) adopt(fd int, in []byte, id int64, name string, proto3 bool) {
 	defer p.wg.Done()
 	f := os.NewFile(uintptr(fd), "client")
 	nc, err := net.FileConn(f)
@@ -792,7 +834,7 @@ func (p *Proxy) adopt(fd int, in []byte, id int64, name string) {
 	}
 	p.mu.clients[nc] = struct{}{}
 	p.mu.Unlock()
-	p.serveRESPFrom(nc, in, id, name)
+	p.serveRESPFrom(nc, in, id, name, proto3)
 	nc.Close()
 	p.mu.Lock()
 	delete(p.mu.clients, nc)
@@ -802,30 +844,79 @@ func (p *Proxy) adopt(fd int, in []byte, id int64, name string) {
 // conn returns the pool connection of addr that client id is pinned to
 // (dialing it if needed): one client's requests to a node share one
 // connection, so they run in order.
-func (ev *evloop) conn(addr string, id int64) *lbconn {
-	pool := ev.pools[addr]
+func (ev *evloop) conn(addr string, id int64, r3 bool) *lbconn {
+	pools := ev.pools
+	if r3 {
+		pools = ev.pools3
+	}
+	pool := pools[addr]
 	if pool == nil {
 		pool = make([]*lbconn, ev.f.p.cfg.LoopPoolSize)
-		ev.pools[addr] = pool
+		pools[addr] = pool
 	}
 	i := int(id % int64(len(pool)))
 	lb := pool[i]
 	if lb == nil || lb.dead {
-		lb = ev.dial(addr, i)
+		lb = ev.dial(addr, i, r3)
 		pool[i] = lb
 	}
 	return lb
 }
 
+// hello3 says HELLO 3 on a new backend connection and reads the answer
+// (nothing else is in flight on it yet).
+func hello3(nc net.Conn) error {
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	defer nc.SetDeadline(time.Time{})
+	if _, err := nc.Write(hello3Frame); err != nil {
+		return err
+	}
+	var buf []byte
+	tmp := make([]byte, 1024)
+	for {
+		n, err := nc.Read(tmp)
+		if err != nil {
+			return err
+		}
+		buf = append(buf, tmp[:n]...)
+		m, err := replyLen(buf, maxBackendBulk)
+		if err != nil {
+			return err
+		}
+		if m > 0 {
+			if m != len(buf) {
+				return errors.New("proxy: unsolicited backend reply after HELLO 3")
+			}
+			if buf[0] == '-' {
+				return fmt.Errorf("proxy: the node refused HELLO 3: %s", bytes.TrimSpace(buf[1:]))
+			}
+			return nil
+		}
+	}
+}
+
+// poolOf is the pool map lb belongs to.
+func (ev *evloop) poolOf(lb *lbconn) map[string][]*lbconn {
+	if lb.r3 {
+		return ev.pools3
+	}
+	return ev.pools
+}
+
 // dial connects (and authenticates) on a goroutine, then enrolls the
 // connection in this loop; requests queue in out meanwhile.
-func (ev *evloop) dial(addr string, i int) *lbconn {
-	lb := &lbconn{ev: ev, addr: addr, idx: i}
+func (ev *evloop) dial(addr string, i int, r3 bool) *lbconn {
+	lb := &lbconn{ev: ev, addr: addr, idx: i, r3: r3}
 	p := ev.f.p
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		nc, err := p.dialBackend(addr, false)
+		if err == nil && r3 {
+			if err = hello3(nc); err != nil {
+				nc.Close()
+			}
+		}
 		if err == nil {
 			var ch <-chan gnet.RegisteredResult
 			if ch, err = ev.el.Enroll(gnet.NewContext(context.Background(), lb), nc); err == nil {
@@ -944,7 +1035,7 @@ func (lb *lbconn) fail(err error) {
 		return
 	}
 	lb.dead = true
-	if pool := lb.ev.pools[lb.addr]; pool != nil && pool[lb.idx] == lb {
+	if pool := lb.ev.poolOf(lb)[lb.addr]; pool != nil && pool[lb.idx] == lb {
 		pool[lb.idx] = nil
 	}
 	firstUnwritten := lb.n - lb.unwritten
@@ -969,7 +1060,7 @@ func (ev *evloop) retry(s *lslot, reply []byte, err error, written bool, addr st
 	}
 	p := ev.f.p
 	sc := &shardCall{call: call{pin: int(cl.id), reply: reply, err: err, written: written},
-		body: append([]byte(nil), s.frame...), slot: s.slot, readonly: s.readonly, sentTo: addr}
+		body: append([]byte(nil), s.frame...), slot: s.slot, readonly: s.readonly, sentTo: addr, r3: cl.proto3}
 	sc.p = p
 	sc.sc = sc
 	sc.done = shardCallDone
@@ -993,19 +1084,21 @@ func (f *loopFront) dropStale(live map[string]bool) {
 	f.mu.Unlock()
 	for _, ev := range evs {
 		_ = ev.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			for addr, pool := range ev.pools {
-				if live[addr] {
-					continue
-				}
-				for _, lb := range pool {
-					if lb != nil && !lb.dead {
-						lb.fail(errors.New("the node is no longer a primary"))
-						if lb.gc != nil {
-							_ = ev.el.Close(lb.gc)
+			for _, pools := range []map[string][]*lbconn{ev.pools, ev.pools3} {
+				for addr, pool := range pools {
+					if live[addr] {
+						continue
+					}
+					for _, lb := range pool {
+						if lb != nil && !lb.dead {
+							lb.fail(errors.New("the node is no longer a primary"))
+							if lb.gc != nil {
+								_ = ev.el.Close(lb.gc)
+							}
 						}
 					}
+					delete(pools, addr)
 				}
-				delete(ev.pools, addr)
 			}
 			return nil
 		}))
