@@ -97,7 +97,6 @@ type slotImport struct {
 	err    string       // im.mu: why this slot alone failed
 }
 
-
 // posMark: the source's stream position pos was applied here by the time
 // this node's own log reached local. The importer reports pos once local
 // is acknowledged (ackedLSN: in the log per appendfsync, and with
@@ -1038,7 +1037,6 @@ func (c countReader) Read(p []byte) (int, error) {
 // window's worth of single queries took the migrator 15-45 ms, twice
 // inside every cutover's pause).
 func cmdMigrationStatus(c *Ctx) {
-	s := c.srv
 	slots := make([]int, 0, len(c.args)-2)
 	for _, a := range c.args[2:] {
 		slot, err := strconv.Atoi(string(a))
@@ -1048,6 +1046,13 @@ func cmdMigrationStatus(c *Ctx) {
 		}
 		slots = append(slots, slot)
 	}
+	writeMoveStatus(c, slots, len(slots) > 1)
+}
+
+// writeMoveStatus writes CLUSTER MIGRATION's reply for slots: compact
+// (the multi-slot form) or, for one slot, the flat map.
+func writeMoveStatus(c *Ctx, slots []int, compact bool) {
+	s := c.srv
 	v := s.clus.view.Load()
 	var epoch uint64
 	if v != nil {
@@ -1075,7 +1080,7 @@ func cmdMigrationStatus(c *Ctx) {
 		}
 	}
 	s.moves.mu.Unlock()
-	if len(slots) == 1 {
+	if !compact {
 		x := st[0]
 		c.w.Array(16)
 		c.w.Bulk([]byte("map_epoch"))
