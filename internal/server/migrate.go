@@ -16,6 +16,7 @@ import (
 	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/persist"
+	"shoal/internal/repl"
 	"shoal/internal/resp"
 )
 
@@ -158,9 +159,12 @@ type migrations struct {
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
-	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
-	closed   bool                  // the server is closing: no new importer or sender
-	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+	// cursors: the backlog cursors of the streams sent (copy on write,
+	// under mu): the event loops wake them with the replicas' (sendInline).
+	cursors atomic.Pointer[[]*repl.Cursor]
+	sent    atomic.Int64  // bytes sent for moves (each reserved from Server.migLimit first)
+	closed  bool          // the server is closing: no new importer or sender
+	quit    chan struct{} // closed when closed is set (senders waiting on the limiter)
 
 	// Totals for metrics: keys of the images sent and received, bytes
 	// received, and slots handed over (sent: a map moved a slot from this
@@ -196,6 +200,35 @@ func (s *Server) stopMoves() {
 	s.moves.mu.Unlock()
 	for im := range ims {
 		im.halt()
+	}
+}
+
+// watchCursor adds a stream's backlog cursor to those the event loops
+// wake when they add records (on), or removes it. With replicas attached
+// the loops wake only the replicas' cursors (sendInline), so a stream
+// woke at its 500 ms ping: a cutover waited that long for the slot's last
+// change to reach the target.
+func (mv *migrations) watchCursor(c *repl.Cursor, on bool) {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	var cs []*repl.Cursor
+	if p := mv.cursors.Load(); p != nil {
+		cs = slices.Clone(*p)
+	}
+	if on {
+		cs = append(cs, c)
+	} else if i := slices.Index(cs, c); i >= 0 {
+		cs = slices.Delete(cs, i, i+1)
+	}
+	mv.cursors.Store(&cs)
+}
+
+// wakeCursors wakes the streams' cursors (an event loop added records).
+func (mv *migrations) wakeCursors() {
+	if p := mv.cursors.Load(); p != nil {
+		for _, c := range *p {
+			c.Wake()
+		}
 	}
 }
 
@@ -777,6 +810,8 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 		return err
 	}
 	defer cur.Close()
+	s.moves.watchCursor(cur, true)
+	defer s.moves.watchCursor(cur, false)
 	timeout := s.replTimeout()
 	s.moves.mu.Lock()
 	quit := s.moves.quitLocked()
