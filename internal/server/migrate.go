@@ -664,10 +664,29 @@ func (im *importer) once(slots []*slotImport) error {
 				return fmt.Errorf("bad position %q", args[1])
 			}
 			if imaging == 0 && cur == nil {
-				im.noteApplied(lsn, s.lastLSN())
+				local := s.lastLSN()
+				s.writeLogNow()
+				im.noteApplied(lsn, local)
 			}
 		default:
 			return fmt.Errorf("unknown frame %q", args[0])
+		}
+	}
+}
+
+// writeLogNow hands the log the records appended so far, as an event
+// loop does before it answers (WriteNow; SyncNow under appendfsync
+// always). An importer calls it at each source position it applied:
+// its writes come from no event loop, so they waited for the log's
+// flusher (100 ms), and the position was reported that much later, or
+// at the source's next position (up to 500 ms when nothing else was
+// written there): inside a cutover's write pause.
+func (s *Server) writeLogNow() {
+	if lg := s.aof.Load(); lg != nil {
+		if lg.Policy() == persist.FsyncAlways {
+			_ = lg.SyncNow()
+		} else {
+			_ = lg.WriteNow()
 		}
 	}
 }
