@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -190,3 +191,61 @@ func TestMovePushFenceReplacedByMap(t *testing.T) {
 	}
 }
 
+// The flip reaches both primaries of a move from the migrator (CLUSTER
+// MOVEFENCE, MOVEDONE) while their maps are held back: the source
+// answers MOVED and the target serves the slot before either has the
+// map of the cutover or of the flip; once the maps come, nothing
+// changes but the source's copy, which goes.
+func TestSlotMoveFlipWithoutMap(t *testing.T) {
+	g := &moveGate{}
+	g.cutover.Store(true)
+	c := newTClusterWith(t, 1, 2, 0, g.config)
+	ctx := context.Background()
+	tag := c.keyIn(1, "flip")
+	slot := cluster.SlotString(tag)
+	src, _ := c.shard(1)
+	dst, _ := c.shard(2)
+	key := "{" + tag + "}:k"
+	waitWritable(t, src, key)
+	if err := src.set(key, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client().Migrate(ctx, []int{slot}, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the target's import streams", func() bool { return migStatus(dst, slot)["import_state"] == "streaming" })
+	info := func(n *fnode, field string) float64 { return infoNum(n.rdb.Info(ctx, "cluster").Val(), field) }
+	c.net.holdMaps(src.key, true)
+	c.net.holdMaps(dst.key, true)
+	e0s, e0d := info(src, "cluster_map_epoch"), info(dst, "cluster_map_epoch")
+	g.cutover.Store(false)
+	waitUntil(t, "the target serves the slot", func() bool {
+		v, err := dst.rdb.Get(ctx, key).Result()
+		return err == nil && v == "v1"
+	})
+	if err := src.rdb.Get(ctx, key).Err(); err == nil || err.Error() != "MOVED "+strconv.Itoa(slot)+" "+dst.addr {
+		t.Fatalf("GET on the source after the flip: %v", err)
+	}
+	if e1s, e1d := info(src, "cluster_map_epoch"), info(dst, "cluster_map_epoch"); e1s != e0s || e1d != e0d {
+		t.Fatalf("a map got through: epochs %v -> %v (source), %v -> %v (target)", e0s, e1s, e0d, e1d)
+	}
+	if f, s, d := info(src, "cluster_cutover_pushed_fences"), info(src, "cluster_cutover_pushed_flips"), info(dst, "cluster_cutover_pushed_flips"); f != 1 || s != 1 || d != 1 {
+		t.Fatalf("pushed: fences %v on the source, flips %v on the source and %v on the target", f, s, d)
+	}
+	if err := dst.set(key, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	c.net.holdMaps(src.key, false)
+	c.net.holdMaps(dst.key, false)
+	want := float64(c.leaderMap().Epoch)
+	waitUntil(t, "both nodes have the flip's map", func() bool {
+		return info(src, "cluster_map_epoch") >= want && info(dst, "cluster_map_epoch") >= want
+	})
+	waitUntil(t, "the source dropped its copy", func() bool { return countInSlot(src, slot) == 0 })
+	if v, err := dst.rdb.Get(ctx, key).Result(); err != nil || v != "v2" {
+		t.Fatalf("GET on the target: %q %v", v, err)
+	}
+	if mp := c.leaderMap(); int(mp.Slots[slot]) != 2 || mp.Migrations[slot] != nil {
+		t.Fatalf("the map: slot %d owned by %d, move %+v", slot, mp.Slots[slot], mp.Migrations[slot])
+	}
+}
