@@ -71,7 +71,7 @@ type Manager interface {
 
 // Committer is a Manager that reports a step's commit before the map
 // after it is at hand (a remote manager's map comes through its watch):
-// the migrator tells the nodes meanwhile (pushStep).
+// the migrator tells the nodes meanwhile (pushDone).
 type Committer interface {
 	// StepCommitted is Step that calls committed with the map epoch that
 	// has the step as soon as it is committed.
@@ -410,23 +410,31 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 		failed = append(failed, bad...)
 	}
 	if slots := ready[cluster.OpMigrateCutover]; len(slots) > 0 {
-		var epoch uint64
-		after, cut, bad, stop := g.commit(ctx, cluster.OpMigrateCutover, slots, moves, func(e uint64) { epoch = e })
-		if stop {
-			return
-		}
-		mp = cmpMap(mp, after)
-		failed = append(failed, bad...)
-		// Fast path: fence the sources now, wait for the targets to
-		// apply the slots' last changes, flip those that did.
-		if flip := g.fastCutover(ctx, epoch, cut, moves); len(flip) > 0 {
-			after, _, bad, stop := g.commit(ctx, cluster.OpMigrateDone, flip, moves, nil)
-			if stop {
+		// Fast path, as soon as the cutover is committed (before this
+		// migrator has its map, which the nodes get at the same time):
+		// fence the sources, wait for the targets to apply the slots'
+		// last changes, flip those that did.
+		var fastMap *cluster.Map
+		var fastStop bool
+		fast := func(epoch uint64, cut []int) {
+			if fastStop {
 				return
 			}
-			mp = cmpMap(mp, after)
-			failed = append(failed, bad...)
+			if flip := g.fastCutover(ctx, epoch, cut, moves); len(flip) > 0 {
+				after, _, bad, stop := g.commit(ctx, cluster.OpMigrateDone, flip, moves, nil)
+				fastStop = stop
+				if after != nil && (fastMap == nil || after.Epoch > fastMap.Epoch) {
+					fastMap = after
+				}
+				failed = append(failed, bad...)
+			}
 		}
+		after, _, bad, stop := g.commit(ctx, cluster.OpMigrateCutover, slots, moves, fast)
+		if stop || fastStop {
+			return
+		}
+		mp = cmpMap(cmpMap(mp, after), fastMap)
+		failed = append(failed, bad...)
 	}
 	for _, s := range failed {
 		delete(g.prog, s)
@@ -487,10 +495,10 @@ func (g *Migrator) moveRef(mp *cluster.Map, mg *cluster.Migration, statuses map[
 // batch is refused (a move's shard failed over, or it was paused
 // meanwhile: that move's attempt is cancelled); a committed flip is
 // pushed to the nodes at once (pushDone). committed, if set, gets the
-// epoch of each commit. It returns the newest map after them, the slots
+// epoch and the slots of each commit, before the map after it is at hand. It returns the newest map after them, the slots
 // committed and those that failed; stop: the lease is lost (the
 // migrator stands by).
-func (g *Migrator) commit(ctx context.Context, op string, slots []int, moves map[int]moveRef, committed func(uint64)) (mp *cluster.Map, ok, failed []int, stop bool) {
+func (g *Migrator) commit(ctx context.Context, op string, slots []int, moves map[int]moveRef, committed func(epoch uint64, slots []int)) (mp *cluster.Map, ok, failed []int, stop bool) {
 	if !g.holding() {
 		// The lease may have run out while the nodes were polled.
 		g.standBy()
@@ -502,7 +510,7 @@ func (g *Migrator) commit(ctx context.Context, op string, slots []int, moves map
 				g.pushDone(epoch, slots, moves)
 			}
 			if committed != nil {
-				committed(epoch)
+				committed(epoch, slots)
 			}
 		}
 	}
