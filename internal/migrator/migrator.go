@@ -146,9 +146,8 @@ type Migrator struct {
 		cancels    atomic.Uint64 // attempts this migrator cancelled
 		leaseTaken atomic.Uint64 // times the lease was taken (not renewals)
 		leaseLost  atomic.Uint64 // times the lease was found lost
-		// Slots whose fence and flip the nodes took from this migrator
-		// ahead of the map (CLUSTER MOVEFENCE, MOVEDONE; a flip counts
-		// once per node).
+		// Slots that CLUSTER MOVEFENCE found fenced (by it or by the
+		// node's map) and that CLUSTER MOVEDONE flipped (once per node).
 		pushedFences, pushedFlips atomic.Uint64
 	}
 
@@ -1048,8 +1047,8 @@ type Stats struct {
 	Cancels    uint64
 	LeaseTaken uint64
 	LeaseLost  uint64
-	// PushedFences, PushedFlips: slots fenced and flipped on the nodes
-	// by this migrator ahead of the map (a flip counts once per node).
+	// PushedFences, PushedFlips: slots CLUSTER MOVEFENCE found fenced
+	// and slots CLUSTER MOVEDONE flipped (once per node).
 	PushedFences, PushedFlips uint64
 }
 
@@ -1089,7 +1088,7 @@ var (
 	descCancels    = prometheus.NewDesc("shoal_migrator_cancels_total", "move attempts this migrator cancelled (timeouts, failed imports, failovers)", nil, nil)
 	descLeaseTaken = prometheus.NewDesc("shoal_migrator_lease_taken_total", "times this migrator took the lease (renewals not counted)", nil, nil)
 	descLeaseLost  = prometheus.NewDesc("shoal_migrator_lease_lost_total", "times this migrator found its lease lost", nil, nil)
-	descPushed     = prometheus.NewDesc("shoal_migrator_pushed_total", "slots the nodes fenced (step cutover) or flipped (step done, once per node) on this migrator's word ahead of the cluster map", []string{"step"}, nil)
+	descPushed     = prometheus.NewDesc("shoal_migrator_pushed_total", "slots found fenced on their source by this migrator's CLUSTER MOVEFENCE (step cutover) and flipped by its CLUSTER MOVEDONE (step done, once per node), ahead of the cluster map", []string{"step"}, nil)
 	descLeaseSecs  = prometheus.NewDesc("shoal_migrator_lease_seconds", "the lease this migrator takes (--lease): how long its moves wait for a standby after it dies", nil, nil)
 )
 
