@@ -625,40 +625,50 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 	if len(bySrc) == 0 {
 		return nil
 	}
+	// The sources in parallel; moves is this goroutine's: the commands
+	// are built before and the replies read after.
+	cmds := map[string][]string{}
+	for addr, sls := range bySrc {
+		a := []string{"CLUSTER", "MOVEFENCE", strconv.FormatUint(epoch, 10)}
+		for _, sl := range sls {
+			a = append(a, strconv.Itoa(sl), moves[sl].ident)
+		}
+		cmds[addr] = a
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	fenced := map[string][]int{} // target address → its slots fenced on their source
-	for addr, sls := range bySrc {
+	replies := map[string]map[int]moveStatus{}
+	for addr, a := range cmds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := []string{"CLUSTER", "MOVEFENCE", strconv.FormatUint(epoch, 10)}
-			for _, sl := range sls {
-				a = append(a, strconv.Itoa(sl), moves[sl].ident)
-			}
 			r, err := g.roundTrip(addr, a)
 			var st map[int]moveStatus
 			if err == nil {
-				st, err = parseCompactStatus(r, len(sls))
+				st, err = parseCompactStatus(r, len(bySrc[addr]))
 			}
 			if err != nil {
 				g.log.Debug("fence not pushed: the node learns it from the map", "node", addr, "err", err)
 				return
 			}
 			mu.Lock()
-			defer mu.Unlock()
-			for _, sl := range sls {
-				if x, ok := st[sl]; ok && x.fenced {
-					g.stats.pushedFences.Add(1)
-					ref := moves[sl]
-					ref.lsn = x.lsn
-					moves[sl] = ref
-					fenced[ref.dst] = append(fenced[ref.dst], sl)
-				}
-			}
+			replies[addr] = st
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	fenced := map[string][]int{} // target address → its slots fenced on their source
+	for addr, st := range replies {
+		for _, sl := range bySrc[addr] {
+			if x, ok := st[sl]; ok && x.fenced {
+				g.stats.pushedFences.Add(1)
+				ref := moves[sl]
+				ref.lsn = x.lsn
+				moves[sl] = ref
+				fenced[ref.dst] = append(fenced[ref.dst], sl)
+			}
+		}
+	}
 	var ready []int
 	deadline := time.Now().Add(cutoverWait)
 	for len(fenced) > 0 && ctx.Err() == nil {
