@@ -16,11 +16,17 @@ package cluster
 // version reports. Protocol 2 added CLUSTER MOVESYNC (a slot move's
 // stream carrying several slots); a target of protocol 2 asks a source of
 // protocol 0 or 1 with CLUSTER SLOTSYNC, one slot a stream, and a source
-// of protocol 2 serves both.
+// of protocol 2 serves both. Protocol 3 added CLUSTER MOVEFENCE and
+// MOVEDONE (the migrator's news of a committed cutover and flip, ahead
+// of the map): a migrator sends them only to nodes of protocol 3, and
+// the others learn the steps from their map.
 const (
-	ProtocolVersion = 2
+	ProtocolVersion = 3
 	// MoveBatchProtocol is the first protocol whose nodes serve CLUSTER
 	// MOVESYNC and CLUSTER MIGRATION of several slots at once.
-	MoveBatchProtocol  = 2
+	MoveBatchProtocol = 2
+	// MovePushProtocol is the first protocol whose nodes take CLUSTER
+	// MOVEFENCE and MOVEDONE.
+	MovePushProtocol   = 3
 	MinProtocolVersion = 0
 )

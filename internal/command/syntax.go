@@ -716,6 +716,22 @@ var Docs = map[string]*Doc{
 		Syntax:     "slot [slot ...]",
 		Types:      "slot:integer",
 	},
+	"cluster|movefence": {
+		Summary:    "Shoal: the migrator's news of a committed cutover: fence the slots' writes before the map arrives, and report their status",
+		Since:      "0.2.0",
+		Group:      "cluster",
+		Complexity: "O(N) where N is the number of slots",
+		Syntax:     "epoch slot ident [slot ident ...]",
+		Types:      "epoch:integer slot:integer ident:string",
+	},
+	"cluster|movedone": {
+		Summary:    "Shoal: the migrator's news of a committed slot move: flip the slots' owner before the map arrives",
+		Since:      "0.2.0",
+		Group:      "cluster",
+		Complexity: "O(N) where N is the number of slots",
+		Syntax:     "epoch slot ident lsn [slot ident lsn ...]",
+		Types:      "epoch:integer slot:integer ident:string lsn:integer",
+	},
 	"cluster|slotsync": {
 		Summary:    "Shoal: stream a slot's image and changes to the target of a slot move (takes the connection over)",
 		Since:      "0.1.0",

@@ -203,27 +203,44 @@ type encodedMap struct {
 // once per map and view: every node, proxy and standalone migrator
 // long-polls the map.
 func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map, window bool) {
-	cache := &m.mapJSON
-	if window {
-		cache = &m.viewJSON
-	}
-	e := cache.Load()
-	if e == nil || e.m != mp {
-		v := mp
-		if window {
-			v = mp.WindowView()
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			m.fail(w, err)
-			return
-		}
-		e = &encodedMap{m: mp, b: append(b, '\n')}
-		cache.Store(e)
+	e, err := m.encodedMap(mp, window)
+	if err != nil {
+		m.fail(w, err)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(e.b)
+}
+
+// encodedMap returns mp's JSON (its window view's if window), encoded
+// once: the long polls of every node, proxy and migrator wake together
+// at a commit, and each encoded the map (up to 20 ms of CPU apiece for a
+// window of 1024 moves on a busy 2-core machine).
+func (m *Manager) encodedMap(mp *cluster.Map, window bool) (*encodedMap, error) {
+	cache := &m.mapJSON
+	if window {
+		cache = &m.viewJSON
+	}
+	if e := cache.Load(); e != nil && e.m == mp {
+		return e, nil
+	}
+	m.encodeMu.Lock()
+	defer m.encodeMu.Unlock()
+	if e := cache.Load(); e != nil && e.m == mp {
+		return e, nil // encoded while this one waited
+	}
+	v := mp
+	if window {
+		v = mp.WindowView()
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	e := &encodedMap{m: mp, b: append(b, '\n')}
+	cache.Store(e)
+	return e, nil
 }
 
 func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request) {

@@ -132,6 +132,7 @@ type Manager struct {
 
 	mapJSON  atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
 	viewJSON atomic.Pointer[encodedMap] // the same for GET /v1/map?view=window
+	encodeMu sync.Mutex                 // one encoding of a map at a time (writeMap)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -592,7 +593,11 @@ func (m *Manager) heartbeat(hb cluster.Heartbeat) (cluster.HeartbeatReply, error
 	}
 	reply := cluster.HeartbeatReply{Epoch: mp.Epoch}
 	if hb.MapEpoch != mp.Epoch {
-		reply.Map = mp
+		// The window view, as the nodes' map watch gets it: during a
+		// rebalance the whole map is megabytes of queued moves, and a
+		// node whose map lags its heartbeat (every few beats while
+		// moves step) encoded, decoded and installed it each time.
+		reply.Map = mp.WindowView()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

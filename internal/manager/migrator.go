@@ -260,18 +260,23 @@ func (r *RemoteMigrator) atLeast(ctx context.Context, epoch uint64) (*cluster.Ma
 	}
 }
 
-func (r *RemoteMigrator) call(ctx context.Context, action string, body map[string]any) (*cluster.Map, error) {
+// call posts a migrator action and returns the map after it, once the
+// watch has it; committed (if set) gets its epoch before.
+func (r *RemoteMigrator) call(ctx context.Context, action string, body map[string]any, committed func(uint64)) (*cluster.Map, error) {
 	var reply struct {
 		Epoch uint64 `json:"epoch"`
 	}
 	if err := r.C.do(ctx, http.MethodPost, "/v1/migrator/"+action, mustJSON(body), &reply); err != nil {
 		return nil, err
 	}
+	if committed != nil {
+		committed(reply.Epoch)
+	}
 	return r.atLeast(ctx, reply.Epoch)
 }
 
 func (r *RemoteMigrator) Lease(ctx context.Context, id string, d time.Duration) (*cluster.Map, error) {
-	return r.call(ctx, "lease", map[string]any{"id": id, "lease_ms": d.Milliseconds()})
+	return r.call(ctx, "lease", map[string]any{"id": id, "lease_ms": d.Milliseconds()}, nil)
 }
 
 func (r *RemoteMigrator) Release(ctx context.Context, id string) error {
@@ -280,5 +285,12 @@ func (r *RemoteMigrator) Release(ctx context.Context, id string) error {
 }
 
 func (r *RemoteMigrator) Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error) {
-	return r.call(ctx, "step", map[string]any{"id": id, "op": c.Op, "slot_id": c.Slot, "slots": c.Slots, "error": c.Error})
+	return r.StepCommitted(ctx, id, c, nil)
+}
+
+// StepCommitted is Step telling committed the epoch of the map with the
+// step as soon as the leader answers, before the watch brings that map
+// (migrator.Committer): the migrator pushes a flip to the nodes meanwhile.
+func (r *RemoteMigrator) StepCommitted(ctx context.Context, id string, c cluster.Command, committed func(uint64)) (*cluster.Map, error) {
+	return r.call(ctx, "step", map[string]any{"id": id, "op": c.Op, "slot_id": c.Slot, "slots": c.Slots, "error": c.Error}, committed)
 }

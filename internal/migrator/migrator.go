@@ -20,6 +20,14 @@
 //
 // A phase that takes too long, an import that fails, or a shard that
 // fails over cancels the attempt (the move goes back to copying).
+//
+// The cutover's fast path: the nodes learn maps through their long poll,
+// and waiting for two maps (the cutover's, then the flip's) and for the
+// step between was most of a slot's write pause. So right after a
+// cutover commits the migrator fences the sources itself (CLUSTER
+// MOVEFENCE), waits for the targets to apply the slots' last changes,
+// commits the flip and tells both primaries (CLUSTER MOVEDONE), before
+// their maps arrive; nodes of protocol 2 learn every step from the map.
 package migrator
 
 import (
@@ -31,6 +39,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +67,15 @@ type Manager interface {
 	// OpMigrateCancel of one attempt) as id and returns the map after it;
 	// an error wrapping cluster.ErrMigratorLease means id lost the lease.
 	Step(ctx context.Context, id string, c cluster.Command) (*cluster.Map, error)
+}
+
+// Committer is a Manager that reports a step's commit before the map
+// after it is at hand (a remote manager's map comes through its watch):
+// the migrator tells the nodes meanwhile (pushDone).
+type Committer interface {
+	// StepCommitted is Step that calls committed with the map epoch that
+	// has the step as soon as it is committed.
+	StepCommitted(ctx context.Context, id string, c cluster.Command, committed func(epoch uint64)) (*cluster.Map, error)
 }
 
 // Watcher is a Manager that keeps its map fresh in the background: Run
@@ -94,8 +112,14 @@ const (
 	cutoverTimeout  = 3 * time.Second // writes to the slot wait this long at most
 	importFailGrace = 2 * time.Second // an import reported failed this long is cancelled
 	tick            = 50 * time.Millisecond
-	cutoverTick     = 5 * time.Millisecond   // the step interval while moves are in cutover
-	standbyRetry    = 200 * time.Millisecond // a standby's lease requests
+	cutoverTick     = 5 * time.Millisecond // the step interval while moves are in cutover
+	// cutoverWait: after a cutover's commit the migrator fences the
+	// sources itself and waits this long at most for the targets to
+	// apply the slots' last changes, then proposes the flip of those
+	// that did (the others: at the next steps, as before).
+	cutoverWait  = 250 * time.Millisecond
+	pollEvery    = time.Millisecond       // the targets' status queries meanwhile
+	standbyRetry = 200 * time.Millisecond // a standby's lease requests
 	// cutoverLag: the copy is caught up enough to cut over when the
 	// target has applied the source's stream to within this many records
 	// of the slot's last change (under steady writes to the slot it is
@@ -122,6 +146,9 @@ type Migrator struct {
 		cancels    atomic.Uint64 // attempts this migrator cancelled
 		leaseTaken atomic.Uint64 // times the lease was taken (not renewals)
 		leaseLost  atomic.Uint64 // times the lease was found lost
+		// Slots that CLUSTER MOVEFENCE found fenced (by it or by the
+		// node's map) and that CLUSTER MOVEDONE flipped (once per node).
+		pushedFences, pushedFlips atomic.Uint64
 	}
 
 	connMu sync.Mutex
@@ -347,7 +374,8 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 			}
 		}
 	}
-	statuses := g.probe(want, multi)
+	statuses := g.probe(want, multi, true)
+	moves := map[int]moveRef{} // slot → what a push about it needs
 	for _, mg := range window {
 		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
 		p := g.prog[mg.Slot]
@@ -359,8 +387,9 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 		if err != nil {
 			lost = g.cancelMove(ctx, mg, err) || lost
 			failed = append(failed, mg.Slot)
-		} else if op != "" && (g.cfg.MoveGate == nil || g.cfg.MoveGate(op, mg.Slot)) {
+		} else if op != "" && g.gate(op, mg.Slot) {
 			ready[op] = append(ready[op], mg.Slot)
+			moves[mg.Slot] = g.moveRef(mp, mg, statuses)
 		}
 	}
 	if lost {
@@ -370,51 +399,41 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 	}
 	// One Raft entry per step for all the moves ready for it (a map
 	// epoch per slot would have every node fetch the map thousands of
-	// times in a rebalance); if the batch is refused (a move's shard
-	// failed over meanwhile), one by one.
-	for _, op := range []string{cluster.OpMigrateCutover, cluster.OpMigrateDone} {
-		slots := ready[op]
-		if len(slots) == 0 {
-			continue
-		}
-		if !g.holding() {
-			// The lease may have run out while the nodes were polled.
-			g.standBy()
+	// times in a rebalance). The flips first: they end write pauses.
+	if slots := ready[cluster.OpMigrateDone]; len(slots) > 0 {
+		after, _, bad, stop := g.commit(ctx, cluster.OpMigrateDone, slots, moves, nil)
+		if stop {
 			return
 		}
-		after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slots: slots})
-		if err == nil {
-			g.countStep(op, len(slots))
-			if op == cluster.OpMigrateDone {
-				g.log.Info("slots moved", "slots", len(slots), "first", slots[0])
-			}
-			mp = after
-			continue
-		}
-		if errors.Is(err, cluster.ErrMigratorLease) {
-			g.log.Warn("migrator lease lost: standing by", "err", err)
-			g.standBy()
-			return
-		}
-		for _, sl := range slots {
-			after, err := g.api.Step(ctx, g.cfg.ID, cluster.Command{Op: op, Slot: sl})
-			if err == nil {
-				g.countStep(op, 1)
-				mp = after
-				continue
-			}
-			if errors.Is(err, cluster.ErrMigratorLease) {
-				g.standBy()
+		mp = cmpMap(mp, after)
+		failed = append(failed, bad...)
+	}
+	if slots := ready[cluster.OpMigrateCutover]; len(slots) > 0 {
+		// Fast path, as soon as the cutover is committed (before this
+		// migrator has its map, which the nodes get at the same time):
+		// fence the sources, wait for the targets to apply the slots'
+		// last changes, flip those that did.
+		var fastMap *cluster.Map
+		var fastStop bool
+		fast := func(epoch uint64, cut []int) {
+			if fastStop {
 				return
 			}
-			// A move paused or cancelled meanwhile is not failed.
-			if now, merr := g.api.Map(ctx); merr == nil {
-				if mg := now.Migrations[sl]; mg != nil && !mg.Paused {
-					g.cancelMove(ctx, mg, err)
+			if flip := g.fastCutover(ctx, epoch, cut, moves); len(flip) > 0 {
+				after, _, bad, stop := g.commit(ctx, cluster.OpMigrateDone, flip, moves, nil)
+				fastStop = stop
+				if after != nil && (fastMap == nil || after.Epoch > fastMap.Epoch) {
+					fastMap = after
 				}
+				failed = append(failed, bad...)
 			}
-			failed = append(failed, sl)
 		}
+		after, _, bad, stop := g.commit(ctx, cluster.OpMigrateCutover, slots, moves, fast)
+		if stop || fastStop {
+			return
+		}
+		mp = cmpMap(cmpMap(mp, after), fastMap)
+		failed = append(failed, bad...)
 	}
 	for _, s := range failed {
 		delete(g.prog, s)
@@ -430,6 +449,267 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 		}
 	}
 	return false
+}
+
+// gate applies Config.MoveGate.
+func (g *Migrator) gate(op string, slot int) bool {
+	return g.cfg.MoveGate == nil || g.cfg.MoveGate(op, slot)
+}
+
+// cmpMap returns the newer of two maps (b may be nil).
+func cmpMap(a, b *cluster.Map) *cluster.Map {
+	if b != nil && b.Epoch >= a.Epoch {
+		return b
+	}
+	return a
+}
+
+// moveRef is what the migrator tells the nodes of a move it steps.
+type moveRef struct {
+	ident    string // the attempt (cluster.MoveIdent)
+	src, dst string // the primaries' addresses
+	srcPush  bool   // the source takes CLUSTER MOVEFENCE (cluster.MovePushProtocol)
+	push     bool   // both take CLUSTER MOVEDONE
+	lsn      uint64 // the slot's last change on the source, as last reported
+}
+
+func (g *Migrator) moveRef(mp *cluster.Map, mg *cluster.Migration, statuses map[string]nodeStatus) moveRef {
+	tlsOn := g.cfg.NodeTLS != nil
+	from, to := mp.Shards[mg.From], mp.Shards[mg.To]
+	ref := moveRef{ident: cluster.MoveIdent(mg)}
+	if from == nil || to == nil {
+		return ref
+	}
+	ref.src, ref.dst = mp.PeerAddr(from.Primary, tlsOn), mp.PeerAddr(to.Primary, tlsOn)
+	speaks := func(id string) bool { n := mp.Nodes[id]; return n != nil && n.Protocol >= cluster.MovePushProtocol }
+	ref.srcPush = ref.src != "" && speaks(from.Primary)
+	ref.push = ref.srcPush && ref.dst != "" && speaks(to.Primary)
+	if st, err := statuses[ref.src].of(ref.src, mg.Slot); err == nil {
+		ref.lsn = st.lsn
+	}
+	return ref
+}
+
+// commit proposes op for slots as one Raft entry, or one by one if the
+// batch is refused (a move's shard failed over, or it was paused
+// meanwhile: that move's attempt is cancelled); a committed flip is
+// pushed to the nodes at once (pushDone). committed, if set, gets the
+// epoch and the slots of each commit, before the map after it is at hand. It returns the newest map after them, the slots
+// committed and those that failed; stop: the lease is lost (the
+// migrator stands by).
+func (g *Migrator) commit(ctx context.Context, op string, slots []int, moves map[int]moveRef, committed func(epoch uint64, slots []int)) (mp *cluster.Map, ok, failed []int, stop bool) {
+	if !g.holding() {
+		// The lease may have run out while the nodes were polled.
+		g.standBy()
+		return nil, nil, nil, true
+	}
+	onCommit := func(slots []int) func(uint64) {
+		return func(epoch uint64) {
+			if op == cluster.OpMigrateDone {
+				g.pushDone(epoch, slots, moves)
+			}
+			if committed != nil {
+				committed(epoch, slots)
+			}
+		}
+	}
+	after, err := g.stepCommitted(ctx, cluster.Command{Op: op, Slots: slots}, onCommit(slots))
+	if err == nil {
+		g.countStep(op, len(slots))
+		if op == cluster.OpMigrateDone {
+			g.log.Info("slots moved", "slots", len(slots), "first", slots[0])
+		}
+		return after, slots, nil, false
+	}
+	if errors.Is(err, cluster.ErrMigratorLease) {
+		g.log.Warn("migrator lease lost: standing by", "err", err)
+		g.standBy()
+		return nil, nil, nil, true
+	}
+	for _, sl := range slots {
+		after, err := g.stepCommitted(ctx, cluster.Command{Op: op, Slot: sl}, onCommit([]int{sl}))
+		if err == nil {
+			g.countStep(op, 1)
+			mp = after
+			ok = append(ok, sl)
+			continue
+		}
+		if errors.Is(err, cluster.ErrMigratorLease) {
+			g.standBy()
+			return nil, nil, nil, true
+		}
+		// A move paused or cancelled meanwhile is not failed.
+		if now, merr := g.api.Map(ctx); merr == nil {
+			if mg := now.Migrations[sl]; mg != nil && !mg.Paused {
+				g.cancelMove(ctx, mg, err)
+			}
+		}
+		failed = append(failed, sl)
+	}
+	return mp, ok, failed, false
+}
+
+// stepCommitted proposes c; committed gets the epoch of the map that has
+// it as soon as it is committed (Committer), before the map itself.
+func (g *Migrator) stepCommitted(ctx context.Context, c cluster.Command, committed func(uint64)) (*cluster.Map, error) {
+	if cm, ok := g.api.(Committer); ok {
+		return cm.StepCommitted(ctx, g.cfg.ID, c, committed)
+	}
+	mp, err := g.api.Step(ctx, g.cfg.ID, c)
+	if err == nil {
+		committed(mp.Epoch)
+	}
+	return mp, err
+}
+
+// pushDone tells the sources and targets of slots (protocol 3) that
+// their flip is committed at epoch (CLUSTER MOVEDONE), so the sources
+// answer MOVED and the targets serve the slots without waiting for the
+// map: the write pause of a slot ended only when the map reached both.
+// Only after the commit: a node that hears it and crashes learns the
+// same from the map when it is back. What a node refuses it learns
+// from the map.
+func (g *Migrator) pushDone(epoch uint64, slots []int, moves map[int]moveRef) {
+	args := map[string][]string{} // node address → its command
+	for _, sl := range slots {
+		ref := moves[sl]
+		if !ref.push {
+			continue
+		}
+		for _, addr := range []string{ref.dst, ref.src} {
+			if args[addr] == nil {
+				args[addr] = []string{"CLUSTER", "MOVEDONE", strconv.FormatUint(epoch, 10)}
+			}
+			args[addr] = append(args[addr], strconv.Itoa(sl), ref.ident, strconv.FormatUint(ref.lsn, 10))
+		}
+	}
+	var wg sync.WaitGroup
+	for addr, a := range args {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := g.roundTrip(addr, a)
+			if err == nil && r.Kind == '-' {
+				err = errors.New(r.Str)
+			}
+			if err != nil {
+				g.log.Debug("flip not pushed: the node learns it from the map", "node", addr, "err", err)
+				return
+			}
+			n := 0
+			for _, e := range r.Elems {
+				n += int(e.Int)
+			}
+			g.stats.pushedFlips.Add(uint64(n))
+		}()
+	}
+	wg.Wait()
+}
+
+// fastCutover runs right after the cutover of slots is committed at
+// epoch: it fences them on their sources (CLUSTER MOVEFENCE, protocol
+// 3: the sources need not wait for the map, and their reply gives the
+// slots' final LSNs), then asks their targets until each has applied
+// its slot's last change, for cutoverWait at most. It returns the slots
+// ready for the flip; the others are stepped by the next steps as before.
+func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, moves map[int]moveRef) []int {
+	if epoch == 0 {
+		return nil
+	}
+	bySrc := map[string][]int{}
+	for _, sl := range slots {
+		if ref := moves[sl]; ref.push && g.gate(cluster.OpMigrateDone, sl) {
+			bySrc[ref.src] = append(bySrc[ref.src], sl)
+		}
+	}
+	if len(bySrc) == 0 {
+		return nil
+	}
+	// The sources in parallel; moves is this goroutine's: the commands
+	// are built before and the replies read after.
+	cmds := map[string][]string{}
+	for addr, sls := range bySrc {
+		a := []string{"CLUSTER", "MOVEFENCE", strconv.FormatUint(epoch, 10)}
+		for _, sl := range sls {
+			a = append(a, strconv.Itoa(sl), moves[sl].ident)
+		}
+		cmds[addr] = a
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	replies := map[string]map[int]moveStatus{}
+	for addr, a := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := g.roundTrip(addr, a)
+			var st map[int]moveStatus
+			if err == nil {
+				st, err = parseCompactStatus(r, len(bySrc[addr]))
+			}
+			if err != nil {
+				g.log.Debug("fence not pushed: the node learns it from the map", "node", addr, "err", err)
+				return
+			}
+			mu.Lock()
+			replies[addr] = st
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	fenced := map[string][]int{} // target address → its slots fenced on their source
+	for addr, st := range replies {
+		for _, sl := range bySrc[addr] {
+			if x, ok := st[sl]; ok && x.fenced {
+				g.stats.pushedFences.Add(1)
+				ref := moves[sl]
+				ref.lsn = x.lsn
+				moves[sl] = ref
+				fenced[ref.dst] = append(fenced[ref.dst], sl)
+			}
+		}
+	}
+	var ready []int
+	deadline := time.Now().Add(cutoverWait)
+	for len(fenced) > 0 && ctx.Err() == nil {
+		statuses := g.probe(fenced, allMulti(fenced), false)
+		for addr, sls := range fenced {
+			var left []int
+			for _, sl := range sls {
+				ref := moves[sl]
+				st, err := statuses[addr].of(addr, sl)
+				if err == nil && st.ident == ref.ident && st.state == "streaming" && st.applied >= ref.lsn {
+					ready = append(ready, sl)
+				} else {
+					left = append(left, sl)
+				}
+			}
+			if len(left) == 0 {
+				delete(fenced, addr)
+			} else {
+				fenced[addr] = left
+			}
+		}
+		if len(fenced) == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pollEvery):
+		}
+	}
+	slices.Sort(ready)
+	return ready
+}
+
+// allMulti: every node in want answers for several slots at once (the
+// targets asked in fastCutover speak protocol 3).
+func allMulti(want map[string][]int) map[string]bool {
+	out := make(map[string]bool, len(want))
+	for addr := range want {
+		out[addr] = true
+	}
+	return out
 }
 
 // cancelMove ends the move's attempt; it reports whether the lease was
@@ -555,7 +835,7 @@ type statusConn struct {
 // pipelined on the node's connection; the nodes in parallel. A node whose
 // kept connection fails is asked once more on a new one (it may have
 // restarted since the last tick).
-func (g *Migrator) probe(want map[string][]int, multi map[string]bool) map[string]nodeStatus {
+func (g *Migrator) probe(want map[string][]int, multi map[string]bool, closeOthers bool) map[string]nodeStatus {
 	out := make(map[string]nodeStatus, len(want))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -573,6 +853,9 @@ func (g *Migrator) probe(want map[string][]int, multi map[string]bool) map[strin
 		}()
 	}
 	wg.Wait()
+	if !closeOthers {
+		return out
+	}
 	// Connections to nodes no longer asked about are closed.
 	g.connMu.Lock()
 	for addr, c := range g.conns {
@@ -585,7 +868,31 @@ func (g *Migrator) probe(want map[string][]int, multi map[string]bool) map[strin
 	return out
 }
 
-func (g *Migrator) probeNode(addr string, slots []int, multi bool) (map[int]moveStatus, error) {
+func (g *Migrator) probeNode(addr string, slots []int, multi bool) (st map[int]moveStatus, err error) {
+	err = g.onConn(addr, func(c *statusConn) error {
+		st, err = migrationStatuses(c, slots, multi)
+		return err
+	})
+	return st, err
+}
+
+// roundTrip sends one command to addr and returns its reply.
+func (g *Migrator) roundTrip(addr string, args []string) (r resp.Reply, err error) {
+	err = g.onConn(addr, func(c *statusConn) error {
+		_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.nc.Write(resp.AppendCommand(nil, args...)); err != nil {
+			return err
+		}
+		r, err = resp.ReadReply(c.br, 0)
+		return err
+	})
+	return r, err
+}
+
+// onConn runs fn on the node's kept connection (dialled if none; its
+// own while fn runs). A kept connection that fails is replaced once:
+// the node may have restarted since it was last used.
+func (g *Migrator) onConn(addr string, fn func(c *statusConn) error) error {
 	var err error
 	for try := 0; try < 2; try++ {
 		g.connMu.Lock()
@@ -596,13 +903,11 @@ func (g *Migrator) probeNode(addr string, slots []int, multi bool) (map[int]move
 		if fresh {
 			nc, derr := acl.Dial(addr, g.cfg.NodeAuth, g.cfg.NodeTLS, time.Second)
 			if derr != nil {
-				return nil, derr
+				return derr
 			}
 			c = &statusConn{nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
 		}
-		var st map[int]moveStatus
-		st, err = migrationStatuses(c, slots, multi)
-		if err == nil {
+		if err = fn(c); err == nil {
 			g.connMu.Lock()
 			if g.conns == nil {
 				g.conns = map[string]*statusConn{}
@@ -612,14 +917,14 @@ func (g *Migrator) probeNode(addr string, slots []int, multi bool) (map[int]move
 			}
 			g.conns[addr] = c
 			g.connMu.Unlock()
-			return st, nil
+			return nil
 		}
 		c.nc.Close()
 		if fresh {
 			break
 		}
 	}
-	return nil, err
+	return err
 }
 
 // closeConns closes the kept status connections (Run's end).
@@ -678,14 +983,20 @@ func migrationStatusesOnce(c *statusConn, slots []int) (map[int]moveStatus, erro
 	if err != nil {
 		return nil, err
 	}
+	return parseCompactStatus(r, len(slots))
+}
+
+// parseCompactStatus reads the compact status of n slots (CLUSTER
+// MIGRATION of several slots, CLUSTER MOVEFENCE).
+func parseCompactStatus(r resp.Reply, n int) (map[int]moveStatus, error) {
 	if r.Kind == '-' {
 		return nil, errors.New(r.Str)
 	}
-	if r.Kind != '*' || len(r.Elems) != 1+len(slots) {
-		return nil, fmt.Errorf("CLUSTER MIGRATION of %d slots: a reply of %d elements", len(slots), len(r.Elems))
+	if r.Kind != '*' || len(r.Elems) != 1+n {
+		return nil, fmt.Errorf("slot statuses of %d slots: a reply of %d elements", n, len(r.Elems))
 	}
 	epoch := uint64(r.Elems[0].Int)
-	out := make(map[int]moveStatus, len(slots))
+	out := make(map[int]moveStatus, n)
 	for _, e := range r.Elems[1:] {
 		if len(e.Elems) != 8 {
 			return nil, fmt.Errorf("CLUSTER MIGRATION: a slot's status of %d elements", len(e.Elems))
@@ -746,6 +1057,9 @@ type Stats struct {
 	Cancels    uint64
 	LeaseTaken uint64
 	LeaseLost  uint64
+	// PushedFences, PushedFlips: slots CLUSTER MOVEFENCE found fenced
+	// and slots CLUSTER MOVEDONE flipped (once per node).
+	PushedFences, PushedFlips uint64
 }
 
 // Stats returns the migrator's counters (any goroutine).
@@ -755,6 +1069,7 @@ func (g *Migrator) Stats() Stats {
 		Window: g.stats.window.Load(), Queued: g.stats.queued.Load(),
 		Cutovers: g.stats.cutovers.Load(), Done: g.stats.done.Load(), Cancels: g.stats.cancels.Load(),
 		LeaseTaken: g.stats.leaseTaken.Load(), LeaseLost: g.stats.leaseLost.Load(),
+		PushedFences: g.stats.pushedFences.Load(), PushedFlips: g.stats.pushedFlips.Load(),
 	}
 }
 
@@ -783,11 +1098,12 @@ var (
 	descCancels    = prometheus.NewDesc("shoal_migrator_cancels_total", "move attempts this migrator cancelled (timeouts, failed imports, failovers)", nil, nil)
 	descLeaseTaken = prometheus.NewDesc("shoal_migrator_lease_taken_total", "times this migrator took the lease (renewals not counted)", nil, nil)
 	descLeaseLost  = prometheus.NewDesc("shoal_migrator_lease_lost_total", "times this migrator found its lease lost", nil, nil)
+	descPushed     = prometheus.NewDesc("shoal_migrator_pushed_total", "slots found fenced on their source by this migrator's CLUSTER MOVEFENCE (step cutover) and flipped by its CLUSTER MOVEDONE (step done, once per node), ahead of the cluster map", []string{"step"}, nil)
 	descLeaseSecs  = prometheus.NewDesc("shoal_migrator_lease_seconds", "the lease this migrator takes (--lease): how long its moves wait for a standby after it dies", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHolding, descMapOK, descWindow, descQueued, descCutovers, descDone, descCancels, descLeaseTaken, descLeaseLost, descLeaseSecs} {
+	for _, d := range []*prometheus.Desc{descHolding, descMapOK, descWindow, descQueued, descCutovers, descDone, descCancels, descLeaseTaken, descLeaseLost, descPushed, descLeaseSecs} {
 		ch <- d
 	}
 }
@@ -809,5 +1125,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCancels, prometheus.CounterValue, float64(st.Cancels))
 	ch <- prometheus.MustNewConstMetric(descLeaseTaken, prometheus.CounterValue, float64(st.LeaseTaken))
 	ch <- prometheus.MustNewConstMetric(descLeaseLost, prometheus.CounterValue, float64(st.LeaseLost))
+	ch <- prometheus.MustNewConstMetric(descPushed, prometheus.CounterValue, float64(st.PushedFences), "cutover")
+	ch <- prometheus.MustNewConstMetric(descPushed, prometheus.CounterValue, float64(st.PushedFlips), "done")
 	ch <- prometheus.MustNewConstMetric(descLeaseSecs, prometheus.GaugeValue, c.g.cfg.Lease.Seconds())
 }

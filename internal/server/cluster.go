@@ -82,6 +82,14 @@ type clusterState struct {
 	pauses     atomic.Int64 // cutover pauses ended here
 	pauseMaxUs atomic.Int64 // the longest, in µs
 	pauseLast  atomic.Int64 // the last one ended, in µs
+
+	// pushed: the migrator's fences and flips that reached this node
+	// before the map that commits them (movepush.go), by slot, guarded
+	// by mu; each holds until a map of its epoch or a later one is
+	// installed.
+	pushed       map[int]pushedStep
+	pushedFences atomic.Int64 // CLUSTER MOVEFENCE slots taken (INFO)
+	pushedFlips  atomic.Int64 // CLUSTER MOVEDONE slots taken (INFO)
 }
 
 // paused reports whether writes to slot r wait for a cutover on this node.
@@ -116,6 +124,8 @@ func (s *Server) cutoverInfo(line func(string, any)) {
 	line("cluster_cutover_pauses", s.clus.pauses.Load())
 	line("cluster_cutover_pause_max_ms", strconv.FormatFloat(float64(s.clus.pauseMaxUs.Load())/1000, 'f', 3, 64))
 	line("cluster_cutover_pause_last_ms", strconv.FormatFloat(float64(s.clus.pauseLast.Load())/1000, 'f', 3, 64))
+	line("cluster_cutover_pushed_fences", s.clus.pushedFences.Load())
+	line("cluster_cutover_pushed_flips", s.clus.pushedFlips.Load())
 }
 
 func newClusterView(m *cluster.Map, self string) *clusterView {
@@ -178,6 +188,14 @@ func (s *Server) SetClusterMap(m *cluster.Map, self string) {
 	v := newClusterView(m, self)
 	s.clus.mu.Lock()
 	defer s.clus.mu.Unlock()
+	s.applyPushedLocked(v)
+	s.swapViewLocked(v)
+}
+
+// swapViewLocked replaces the routing view by v (s.clus.mu held): the
+// slots whose route changes are locked meanwhile, so a command on them
+// runs wholly before or after the switch.
+func (s *Server) swapViewLocked(v *clusterView) {
 	old := s.clus.view.Load()
 	if old == nil || !s.clusterMode {
 		// Nothing was routed by a map yet: no command or waiter can

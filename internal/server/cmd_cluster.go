@@ -60,6 +60,12 @@ func cmdCluster(c *Ctx) {
 	case "migration":
 		cmdMigrationStatus(c)
 		return
+	case "movefence":
+		cmdMoveFence(c)
+		return
+	case "movedone":
+		cmdMoveDone(c)
+		return
 	case "keyslot":
 		c.w.Int(int64(cluster.Slot(c.args[2])))
 	case "countkeysinslot":

@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +35,7 @@ type faultNet struct {
 	mu    sync.Mutex
 	drop  map[string]bool
 	delay map[string]time.Duration
+	hold  map[string]chan struct{} // holdMaps: closed when released
 }
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -54,8 +58,58 @@ func (f *faultNet) client(key string) *http.Client {
 				return nil, r.Context().Err()
 			}
 		}
-		return tr.RoundTrip(r)
+		resp, err := tr.RoundTrip(r)
+		if err != nil {
+			return resp, err
+		}
+		f.mu.Lock()
+		hold := f.hold[key]
+		f.mu.Unlock()
+		switch {
+		case hold == nil:
+		case strings.HasPrefix(r.URL.Path, "/v1/map"):
+			// The map (a long poll's answer) waits for the release.
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				resp.Body.Close()
+				return nil, r.Context().Err()
+			}
+		case r.URL.Path == "/v1/heartbeat":
+			// The lease goes through, the map does not.
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			var reply map[string]json.RawMessage
+			if json.Unmarshal(b, &reply) == nil {
+				delete(reply, "map")
+				b, _ = json.Marshal(reply)
+			}
+			resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			resp.Header.Del("Content-Length")
+		}
+		return resp, nil
 	})}
+}
+
+// holdMaps keeps new maps from the node while on (its map watch's
+// answers wait, its heartbeat replies carry none; leases still go
+// through); off lets them through again.
+func (f *faultNet) holdMaps(key string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hold == nil {
+		f.hold = map[string]chan struct{}{}
+	}
+	switch ch := f.hold[key]; {
+	case on && ch == nil:
+		f.hold[key] = make(chan struct{})
+	case !on && ch != nil:
+		close(ch)
+		delete(f.hold, key)
+	}
 }
 
 func (f *faultNet) slow(key string, d time.Duration) {

@@ -16,6 +16,7 @@ import (
 	"shoal/internal/cluster"
 	"shoal/internal/engine"
 	"shoal/internal/persist"
+	"shoal/internal/repl"
 	"shoal/internal/resp"
 )
 
@@ -158,9 +159,12 @@ type migrations struct {
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
-	sent     atomic.Int64          // bytes sent for moves (each reserved from Server.migLimit first)
-	closed   bool                  // the server is closing: no new importer or sender
-	quit     chan struct{}         // closed when closed is set (senders waiting on the limiter)
+	// cursors: the backlog cursors of the streams sent (copy on write,
+	// under mu): the event loops wake them with the replicas' (sendInline).
+	cursors atomic.Pointer[[]*repl.Cursor]
+	sent    atomic.Int64  // bytes sent for moves (each reserved from Server.migLimit first)
+	closed  bool          // the server is closing: no new importer or sender
+	quit    chan struct{} // closed when closed is set (senders waiting on the limiter)
 
 	// Totals for metrics: keys of the images sent and received, bytes
 	// received, and slots handed over (sent: a map moved a slot from this
@@ -196,6 +200,35 @@ func (s *Server) stopMoves() {
 	s.moves.mu.Unlock()
 	for im := range ims {
 		im.halt()
+	}
+}
+
+// watchCursor adds a stream's backlog cursor to those the event loops
+// wake when they add records (on), or removes it. With replicas attached
+// the loops wake only the replicas' cursors (sendInline), so a stream
+// woke at its 500 ms ping: a cutover waited that long for the slot's last
+// change to reach the target.
+func (mv *migrations) watchCursor(c *repl.Cursor, on bool) {
+	mv.mu.Lock()
+	defer mv.mu.Unlock()
+	var cs []*repl.Cursor
+	if p := mv.cursors.Load(); p != nil {
+		cs = slices.Clone(*p)
+	}
+	if on {
+		cs = append(cs, c)
+	} else if i := slices.Index(cs, c); i >= 0 {
+		cs = slices.Delete(cs, i, i+1)
+	}
+	mv.cursors.Store(&cs)
+}
+
+// wakeCursors wakes the streams' cursors (an event loop added records).
+func (mv *migrations) wakeCursors() {
+	if p := mv.cursors.Load(); p != nil {
+		for _, c := range *p {
+			c.Wake()
+		}
 	}
 }
 
@@ -631,10 +664,29 @@ func (im *importer) once(slots []*slotImport) error {
 				return fmt.Errorf("bad position %q", args[1])
 			}
 			if imaging == 0 && cur == nil {
-				im.noteApplied(lsn, s.lastLSN())
+				local := s.lastLSN()
+				s.writeLogNow()
+				im.noteApplied(lsn, local)
 			}
 		default:
 			return fmt.Errorf("unknown frame %q", args[0])
+		}
+	}
+}
+
+// writeLogNow hands the log the records appended so far, as an event
+// loop does before it answers (WriteNow; SyncNow under appendfsync
+// always). An importer calls it at each source position it applied:
+// its writes come from no event loop, so they waited for the log's
+// flusher (100 ms), and the position was reported that much later, or
+// at the source's next position (up to 500 ms when nothing else was
+// written there): inside a cutover's write pause.
+func (s *Server) writeLogNow() {
+	if lg := s.aof.Load(); lg != nil {
+		if lg.Policy() == persist.FsyncAlways {
+			_ = lg.SyncNow()
+		} else {
+			_ = lg.WriteNow()
 		}
 	}
 }
@@ -777,6 +829,8 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 		return err
 	}
 	defer cur.Close()
+	s.moves.watchCursor(cur, true)
+	defer s.moves.watchCursor(cur, false)
 	timeout := s.replTimeout()
 	s.moves.mu.Lock()
 	quit := s.moves.quitLocked()
@@ -1037,7 +1091,6 @@ func (c countReader) Read(p []byte) (int, error) {
 // window's worth of single queries took the migrator 15-45 ms, twice
 // inside every cutover's pause).
 func cmdMigrationStatus(c *Ctx) {
-	s := c.srv
 	slots := make([]int, 0, len(c.args)-2)
 	for _, a := range c.args[2:] {
 		slot, err := strconv.Atoi(string(a))
@@ -1047,6 +1100,13 @@ func cmdMigrationStatus(c *Ctx) {
 		}
 		slots = append(slots, slot)
 	}
+	writeMoveStatus(c, slots, len(slots) > 1)
+}
+
+// writeMoveStatus writes CLUSTER MIGRATION's reply for slots: compact
+// (the multi-slot form) or, for one slot, the flat map.
+func writeMoveStatus(c *Ctx, slots []int, compact bool) {
+	s := c.srv
 	v := s.clus.view.Load()
 	var epoch uint64
 	if v != nil {
@@ -1074,7 +1134,7 @@ func cmdMigrationStatus(c *Ctx) {
 		}
 	}
 	s.moves.mu.Unlock()
-	if len(slots) == 1 {
+	if !compact {
 		x := st[0]
 		c.w.Array(16)
 		c.w.Bulk([]byte("map_epoch"))

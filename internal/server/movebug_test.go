@@ -22,18 +22,21 @@ import (
 //
 // The "slotsync" run has every node report protocol 1: the targets then
 // move each slot on a stream of its own (CLUSTER SLOTSYNC, the frames of
-// protocol 1) instead of one stream per source (CLUSTER MOVESYNC).
+// protocol 1) instead of one stream per source (CLUSTER MOVESYNC). The
+// "protocol2" run has every node report protocol 2: the migrator pushes
+// no fence or flip (CLUSTER MOVEFENCE, MOVEDONE), the maps alone step
+// the moves; in the "movesync" run (protocol 3) it pushes them.
 func TestSlotMovesThereAndBackKeepWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("in-process cluster")
 	}
-	for _, proto := range []string{"movesync", "slotsync"} {
+	for _, proto := range []string{"movesync", "slotsync", "protocol2"} {
 		t.Run(proto, func(t *testing.T) {
 			var opts map[string]server.Options
-			if proto == "slotsync" {
+			if p := map[string]int{"slotsync": 1, "protocol2": 2}[proto]; p > 0 {
 				opts = map[string]server.Options{}
 				for i := 1; i <= 4; i++ {
-					opts["n"+strconv.Itoa(i)] = server.Options{Protocol: 1}
+					opts["n"+strconv.Itoa(i)] = server.Options{Protocol: p}
 				}
 			}
 			slotMovesThereAndBack(t, newTClusterOpts(t, 1, 2, 1, nil, opts), proto)
@@ -119,5 +122,15 @@ func slotMovesThereAndBack(t *testing.T, c *tcluster, proto string) {
 		if legacy := n.Protocol < 2; legacy != (proto == "slotsync") {
 			t.Errorf("node %s has protocol %d in the map: not a %s run", id, n.Protocol, proto)
 		}
+	}
+	// The migrator pushed the steps to protocol-3 nodes only.
+	var fences, flips float64
+	for _, n := range c.nodes {
+		info := n.rdb.Info(ctx, "cluster").Val()
+		fences += infoNum(info, "cluster_cutover_pushed_fences")
+		flips += infoNum(info, "cluster_cutover_pushed_flips")
+	}
+	if pushed := fences+flips > 0; pushed != (proto == "movesync") {
+		t.Errorf("%s run: the nodes took %v pushed fences and %v pushed flips", proto, fences, flips)
 	}
 }

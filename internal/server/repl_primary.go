@@ -225,6 +225,7 @@ func (s *Server) sendInline(bl *repl.Backlog) {
 			r.cur.Wake()
 		}
 	}
+	s.moves.wakeCursors() // slot moves' streams: not woken by Notify now
 	bl.MarkNotified(upTo)
 }
 
