@@ -130,20 +130,7 @@ func TestProxySlowBackend(t *testing.T) {
 			break
 		}
 	}
-	cfg := proxy.DefaultConfig()
-	cfg.Managers = fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split)
-	cfg.Log = quietLog()
-	cfg.LoopPoolSize = 2
-	p, err := proxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithTimeout(30 * time.Second)
-	defer cancel()
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := startFakeProxy(t, fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split), func(cfg *proxy.Config) { cfg.LoopPoolSize = 2 })
 	stalled := make([]*tu.Conn, 4)
 	for i := range stalled {
 		stalled[i] = tu.Dial(t, p.Addr()) // ids spread over both pool connections
@@ -249,22 +236,11 @@ func TestProxyBackendNotReading(t *testing.T) {
 			onB = k
 		}
 	}
-	cfg := proxy.DefaultConfig()
-	cfg.Managers = fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split)
-	cfg.Log = quietLog()
-	cfg.ClientOutputLimit = 0
-	cfg.ClientQueryLimit = 2 << 20
-	cfg.LoopPoolSize = 1 // other's GET below follows the SETs on node a's one connection
-	p, err := proxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithTimeout(60 * time.Second)
-	defer cancel()
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := startFakeProxy(t, fakeManagerSplit(t, a.ln.Addr().String(), b.ln.Addr().String(), split), func(cfg *proxy.Config) {
+		cfg.ClientOutputLimit = 0
+		cfg.ClientQueryLimit = 2 << 20
+		cfg.LoopPoolSize = 1 // other's GET below follows the SETs on node a's one connection
+	})
 
 	nc, err := net.Dial("tcp", p.Addr())
 	if err != nil {

@@ -88,6 +88,30 @@ func (n *fakeNode) serve(c net.Conn) {
 	}
 }
 
+// startFakeProxy starts a proxy whose managers serve the fake map
+// managers (fakeManager...), with edit applied to its config; it is closed
+// when the test ends.
+func startFakeProxy(t *testing.T, managers string, edit func(*proxy.Config)) *proxy.Proxy {
+	t.Helper()
+	cfg := proxy.DefaultConfig()
+	cfg.Managers = managers
+	cfg.Log = quietLog()
+	if edit != nil {
+		edit(&cfg)
+	}
+	p, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(30 * time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func (n *fakeNode) count(cmd string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -190,20 +214,7 @@ func TestProxyRetryRules(t *testing.T) {
 		return "-ERR unexpected\r\n"
 	})
 	bAddr = b.ln.Addr().String()
-	cfg := proxy.DefaultConfig()
-	cfg.Managers = fakeManager(t, a.ln.Addr().String(), bAddr)
-	cfg.RetryBudget = time.Second
-	cfg.Log = quietLog()
-	p, err := proxy.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithTimeout(30 * time.Second)
-	defer cancel()
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := startFakeProxy(t, fakeManager(t, a.ln.Addr().String(), bAddr), func(cfg *proxy.Config) { cfg.RetryBudget = time.Second })
 	cl := tu.Dial(t, p.Addr())
 	tu.Run(t, cl, []tu.Case{
 		{tu.C("GET moved"), `"b"`},

@@ -756,16 +756,11 @@ func cmdSlotSync(c *Ctx) {
 	var slots []int
 	seen := map[int]bool{}
 	for _, a := range c.args[2:] {
-		slot, err := strconv.Atoi(string(a))
-		if err != nil || slot < 0 || slot >= cluster.NumSlots {
-			c.w.Error("ERR Invalid or out of range slot")
+		slot, msg := slotArg(a, seen)
+		if msg != "" {
+			c.w.Error(msg)
 			return
 		}
-		if seen[slot] {
-			c.w.Error("ERR Slot " + strconv.Itoa(slot) + " specified multiple times")
-			return
-		}
-		seen[slot] = true
 		slots = append(slots, slot)
 	}
 	if cl.inMulti || c.inExec {
@@ -1093,9 +1088,9 @@ func (c countReader) Read(p []byte) (int, error) {
 func cmdMigrationStatus(c *Ctx) {
 	slots := make([]int, 0, len(c.args)-2)
 	for _, a := range c.args[2:] {
-		slot, err := strconv.Atoi(string(a))
-		if err != nil || slot < 0 || slot >= cluster.NumSlots {
-			c.w.Error("ERR Invalid or out of range slot")
+		slot, msg := slotArg(a, nil)
+		if msg != "" {
+			c.w.Error(msg)
 			return
 		}
 		slots = append(slots, slot)
@@ -1168,4 +1163,20 @@ func writeMoveStatus(c *Ctx, slots []int, compact bool) {
 		c.w.Bulk([]byte(x.err))
 		c.w.Bulk([]byte(x.ident))
 	}
+}
+
+// slotArg parses a slot argument of the slot-move commands; with seen, a
+// slot given twice is refused. msg is the error reply, "" if none.
+func slotArg(a []byte, seen map[int]bool) (slot int, msg string) {
+	slot, err := strconv.Atoi(string(a))
+	if err != nil || slot < 0 || slot >= cluster.NumSlots {
+		return 0, "ERR Invalid or out of range slot"
+	}
+	if seen != nil {
+		if seen[slot] {
+			return 0, "ERR Slot " + strconv.Itoa(slot) + " specified multiple times"
+		}
+		seen[slot] = true
+	}
+	return slot, ""
 }

@@ -93,16 +93,11 @@ func pushArgs(c *Ctx, width int) (epoch uint64, slots []int, idents []string, ls
 	}
 	seen := map[int]bool{}
 	for i := 1; i < len(args); i += width {
-		slot, err := strconv.Atoi(string(args[i]))
-		if err != nil || slot < 0 || slot >= cluster.NumSlots {
-			c.w.Error("ERR Invalid or out of range slot")
+		slot, msg := slotArg(args[i], seen)
+		if msg != "" {
+			c.w.Error(msg)
 			return
 		}
-		if seen[slot] {
-			c.w.Error("ERR Slot " + strconv.Itoa(slot) + " specified multiple times")
-			return
-		}
-		seen[slot] = true
 		if len(args[i+1]) == 0 {
 			c.w.Error("ERR Empty move ident")
 			return
