@@ -204,7 +204,14 @@ func (sc *shardCall) retry(wait bool) {
 	sc.attempt++
 	if wait {
 		ch := *p.changed.Load()
-		backoff := min(time.Duration(1<<min(sc.attempt, 6))*2*time.Millisecond, 100*time.Millisecond)
+		limit := 100 * time.Millisecond
+		if sc.why == retryTryAgain && fenced(sc.reply) {
+			// A slot move's cutover: it ends within tens of ms, and the
+			// nodes may learn the flip before this proxy's map does (the
+			// migrator pushes it), so ask again often.
+			limit = fencedRetryMax
+		}
+		backoff := min(time.Duration(1<<min(sc.attempt, 6))*2*time.Millisecond, limit)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ch:
@@ -215,6 +222,17 @@ func (sc *shardCall) retry(wait bool) {
 	}
 	sc.reply, sc.err, sc.written, sc.skip, sc.next = nil, nil, false, 0, nil
 	p.dispatch(sc, nil)
+}
+
+// fencedRetryMax is the longest wait between retries of a write refused
+// by a slot's cutover (TRYAGAIN); other refusals (CLUSTERDOWN, LOADING...)
+// back off up to 100 ms.
+const fencedRetryMax = 8 * time.Millisecond
+
+// fenced reports whether reply is a cutover's TRYAGAIN ("TRYAGAIN Slot
+// N is moving...", RESP or memcached), not a primary without its lease.
+func fenced(reply []byte) bool {
+	return bytes.Contains(reply[:min(len(reply), 32)], []byte("TRYAGAIN Slot "))
 }
 
 // deliver hands the final reply over (exactly once).
