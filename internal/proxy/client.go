@@ -179,7 +179,7 @@ func (p *Proxy) newConn(nc net.Conn) *conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
-	c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
+	c.rng = sampleSeed(c.id)
 	c.user = p.acl.Default()
 	dp := c.user.Perms()
 	c.authed = dp.NoPass && dp.Enabled
@@ -444,7 +444,7 @@ func (p *Proxy) serveRESPFrom(nc net.Conn, in []byte, id int64, name string, pro
 	c := p.newConn(nc)
 	if id != 0 { // handed over by an event loop: the client keeps its id, name and protocol
 		c.id, c.name = id, name
-		c.rng = uint64(c.id)*0x9e3779b97f4a7c15 | 1
+		c.rng = sampleSeed(c.id)
 		c.proto3 = proto3
 		c.push3.Store(proto3)
 	}

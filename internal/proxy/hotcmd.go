@@ -19,18 +19,25 @@ var getID = command.Table["get"].ID
 // sketch: one in HotKeySample, by a per-client xorshift (no shared
 // state on the hot path; a fixed stride could alias with a client
 // cycling over a few keys).
-func (c *conn) sampled() bool {
-	s := c.p.hot.sample
+func (c *conn) sampled() bool { return c.p.hot.sampled(&c.rng) }
+
+// sampled advances a client's xorshift state rng and reports whether
+// its command is one of the HotKeySample counted (both client kinds).
+func (t *hotTracker) sampled(rng *uint64) bool {
+	s := t.sample
 	if s <= 1 {
 		return true
 	}
-	x := c.rng
+	x := *rng
 	x ^= x << 13
 	x ^= x >> 7
 	x ^= x << 17
-	c.rng = x
+	*rng = x
 	return uint32(x>>32)&(s-1) == 0
 }
+
+// sampleSeed is a client's first xorshift state (never 0).
+func sampleSeed(id int64) uint64 { return uint64(id)*0x9e3779b97f4a7c15 | 1 }
 
 // countRESP records the keys of a sampled command.
 func (c *conn) countRESP(spec *command.Spec, args [][]byte) {

@@ -198,7 +198,7 @@ func (f *loopFront) stop() {
 func (f *loopFront) enroll(nc net.Conn) {
 	p := f.p
 	cl := &lconn{id: p.nextID.Add(1)}
-	cl.rng = uint64(cl.id)*0x9e3779b97f4a7c15 | 1
+	cl.rng = sampleSeed(cl.id)
 	dp := p.acl.Default().Perms()
 	cl.authed = dp.NoPass && dp.Enabled
 	p.mu.Lock()
@@ -754,18 +754,7 @@ func (cl *lconn) doneFan(f *lfan) {
 	}
 }
 
-func (cl *lconn) sampled() bool {
-	s := cl.ev.f.p.hot.sample
-	if s <= 1 {
-		return true
-	}
-	x := cl.rng
-	x ^= x << 13
-	x ^= x >> 7
-	x ^= x << 17
-	cl.rng = x
-	return uint32(x>>32)&(s-1) == 0
-}
+func (cl *lconn) sampled() bool { return cl.ev.f.p.hot.sampled(&cl.rng) }
 
 func (cl *lconn) newSlot() *lslot {
 	var s *lslot
