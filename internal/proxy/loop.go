@@ -875,19 +875,11 @@ func (p *Proxy) adopt(fd int, in []byte, id int64, name string, proto3 bool) {
 		p.log.Warn("cannot hand a client over from its event loop", "err", err)
 		return
 	}
-	p.mu.Lock()
-	if p.mu.closed {
-		p.mu.Unlock()
-		nc.Close()
+	if !p.trackClient(nc) {
 		return
 	}
-	p.mu.clients[nc] = struct{}{}
-	p.mu.Unlock()
 	p.serveRESPFrom(nc, in, id, name, proto3)
-	nc.Close()
-	p.mu.Lock()
-	delete(p.mu.clients, nc)
-	p.mu.Unlock()
+	p.untrackClient(nc)
 }
 
 // conn returns the pool connection of addr that client id is pinned to

@@ -491,25 +491,38 @@ func (p *Proxy) accept(ln net.Listener, serve func(net.Conn)) {
 		if !ok {
 			return
 		}
-		p.mu.Lock()
-		if p.mu.closed {
-			p.mu.Unlock()
-			c.Close()
+		if !p.trackClient(c) {
 			return
 		}
-		p.mu.clients[c] = struct{}{}
-		p.wg.Add(1)
-		p.mu.Unlock()
+		p.wg.Add(1) // accept's own count keeps Close's Wait from passing meanwhile
 		p.stats.conns.Add(1)
 		go func() {
 			defer p.wg.Done()
 			serve(c)
-			c.Close()
-			p.mu.Lock()
-			delete(p.mu.clients, c)
-			p.mu.Unlock()
+			p.untrackClient(c)
 		}()
 	}
+}
+
+// trackClient registers a client connection served by a goroutine (Close
+// closes it); false: the proxy is closing, c is closed.
+func (p *Proxy) trackClient(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed {
+		c.Close()
+		return false
+	}
+	p.mu.clients[c] = struct{}{}
+	return true
+}
+
+// untrackClient closes a client trackClient registered and forgets it.
+func (p *Proxy) untrackClient(c net.Conn) {
+	c.Close()
+	p.mu.Lock()
+	delete(p.mu.clients, c)
+	p.mu.Unlock()
 }
 
 // acceptLoop enrolls the RESP port's clients in the event loops.
