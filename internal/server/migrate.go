@@ -753,15 +753,9 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 func cmdSlotSync(c *Ctx) {
 	s, cl := c.srv, c.cl
 	legacy := strings.EqualFold(string(c.args[1]), "slotsync")
-	var slots []int
-	seen := map[int]bool{}
-	for _, a := range c.args[2:] {
-		slot, msg := slotArg(a, seen)
-		if msg != "" {
-			c.w.Error(msg)
-			return
-		}
-		slots = append(slots, slot)
+	slots, ok := slotArgs(c, c.args[2:], true)
+	if !ok {
+		return
 	}
 	if cl.inMulti || c.inExec {
 		c.w.Error("ERR SLOTSYNC cannot run in a transaction")
@@ -1086,14 +1080,9 @@ func (c countReader) Read(p []byte) (int, error) {
 // window's worth of single queries took the migrator 15-45 ms, twice
 // inside every cutover's pause).
 func cmdMigrationStatus(c *Ctx) {
-	slots := make([]int, 0, len(c.args)-2)
-	for _, a := range c.args[2:] {
-		slot, msg := slotArg(a, nil)
-		if msg != "" {
-			c.w.Error(msg)
-			return
-		}
-		slots = append(slots, slot)
+	slots, ok := slotArgs(c, c.args[2:], false)
+	if !ok {
+		return
 	}
 	writeMoveStatus(c, slots, len(slots) > 1)
 }
@@ -1163,6 +1152,25 @@ func writeMoveStatus(c *Ctx, slots []int, compact bool) {
 		c.w.Bulk([]byte(x.err))
 		c.w.Bulk([]byte(x.ident))
 	}
+}
+
+// slotArgs parses a list of slot arguments (with unique, a slot given
+// twice is refused); false: the error is replied.
+func slotArgs(c *Ctx, args [][]byte, unique bool) ([]int, bool) {
+	var seen map[int]bool
+	if unique {
+		seen = map[int]bool{}
+	}
+	slots := make([]int, 0, len(args))
+	for _, a := range args {
+		slot, msg := slotArg(a, seen)
+		if msg != "" {
+			c.w.Error(msg)
+			return nil, false
+		}
+		slots = append(slots, slot)
+	}
+	return slots, true
 }
 
 // slotArg parses a slot argument of the slot-move commands; with seen, a
