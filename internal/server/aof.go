@@ -541,6 +541,24 @@ type replayState struct {
 	// import: the target's replicas get it) and set the slot's LSN;
 	// refused (errNotActingPrimary) while the node is a replica.
 	journal bool
+	effect  []byte // journalEffect's encoding, reused
+}
+
+// journalEffect logs args (an effect on slot) as this node's own record
+// and returns its LSN (0: neither log nor backlog takes records). The
+// record is encoded into rs's buffer, which the log and the backlog copy:
+// a slot import journals every key it receives, and a buffer per record
+// was a gigabyte of garbage per gigabyte moved.
+func (s *Server) journalEffect(rs *replayState, slot int, args [][]byte) uint64 {
+	if s.aof.Load() == nil && s.repl.backlog.Load() == nil {
+		return 0
+	}
+	rs.effect = persist.AppendEffect(rs.effect[:0], slot, args...)
+	lsn := s.journal(1, rs.effect)
+	if cap(rs.effect) > 1<<20 {
+		rs.effect = nil // a big value's buffer is not kept
+	}
+	return lsn
 }
 
 // skip reports whether slot's image already has record lsn.
@@ -662,7 +680,7 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	d.fn(c)
 	var jl uint64
 	if rs.journal {
-		jl = s.journal(1, persist.AppendEffect(nil, slot, args...))
+		jl = s.journalEffect(rs, slot, args)
 	}
 	for _, i := range slots {
 		sl := s.db.Slot(i)
@@ -727,7 +745,7 @@ func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *
 		sl.LSN = lsn
 	}
 	if rs.journal {
-		if l := s.journal(1, persist.AppendEffect(nil, slot, args...)); l > 0 {
+		if l := s.journalEffect(rs, slot, args); l > 0 {
 			sl.LSN = l
 		}
 	}

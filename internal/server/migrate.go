@@ -536,23 +536,18 @@ func (im *importer) once(slots []*slotImport) error {
 	if _, err := conn.Write(out); err != nil {
 		return err
 	}
-	fr := &frameReader{r: countReader{conn, &s.moves.recvBytes}, buf: make([]byte, 256<<10)}
+	cr := &countReader{conn, &s.moves.recvBytes, 5 * time.Second}
+	fr := &frameReader{r: cr, buf: make([]byte, 256<<10)}
 	if auth != nil {
-		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := fr.next(); err != nil {
 			return fmt.Errorf("auth to the source %s: %w", im.from, err)
 		}
 	}
+	cr.timeout = 3 * s.replTimeout()
 	rs := &replayState{cl: s.replayClient(), journal: true}
-	// apply runs fn (a write to si's slot) unless the slot was halted.
-	apply := func(si *slotImport, fn func() error) error {
-		im.mu.Lock()
-		defer im.mu.Unlock()
-		if si.halted {
-			return nil
-		}
-		return fn()
-	}
+	putArgs := [][]byte{opPut, nil}
+	// The writes to a slot are made under im.mu, unless the slot was
+	// halted (then they are skipped): once halt returns, none is made.
 	slotArg := func(b []byte) (*slotImport, error) {
 		if im.legacy {
 			return slots[0], nil
@@ -568,9 +563,7 @@ func (im *importer) once(slots []*slotImport) error {
 	var aside *engine.Entry // a big key being assembled from its parts
 	var asideKey []byte
 	var enc persist.SectionEncoder
-	timeout := 3 * s.replTimeout()
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(timeout))
 		// The frame's arguments alias the reader's buffer until the next
 		// frame: what is applied is copied by the writes it makes.
 		args, err := fr.next()
@@ -594,9 +587,13 @@ func (im *importer) once(slots []*slotImport) error {
 			si.state.Store(&impImage)
 		case "put":
 			si := cur
-			if err := apply(si, func() error {
-				return s.replayEffect(rs, 0, si.slot, [][]byte{opPut, args[1]})
-			}); err != nil {
+			putArgs[1] = args[1]
+			im.mu.Lock()
+			if !si.halted {
+				err = s.replayEffect(rs, 0, si.slot, putArgs)
+			}
+			im.mu.Unlock()
+			if err != nil {
 				return err
 			}
 			si.keys.Add(1)
@@ -622,10 +619,13 @@ func (im *importer) once(slots []*slotImport) error {
 			}
 			// Journaled whole: the target's replicas and log get one put.
 			si := cur
-			put := [][]byte{opPut, enc.EncodeEntry(string(asideKey), aside)}
-			if err := apply(si, func() error {
-				return s.putEntry(rs, 0, si.slot, asideKey, aside, put)
-			}); err != nil {
+			putArgs[1] = enc.EncodeEntry(string(asideKey), aside)
+			im.mu.Lock()
+			if !si.halted {
+				err = s.putEntry(rs, 0, si.slot, asideKey, aside, putArgs)
+			}
+			im.mu.Unlock()
+			if err != nil {
 				return err
 			}
 			aside = nil
@@ -655,7 +655,12 @@ func (im *importer) once(slots []*slotImport) error {
 			if err != nil {
 				return err
 			}
-			if err := apply(si, func() error { return s.replayEffect(rs, 0, si.slot, args[first:]) }); err != nil {
+			im.mu.Lock()
+			if !si.halted {
+				err = s.replayEffect(rs, 0, si.slot, args[first:])
+			}
+			im.mu.Unlock()
+			if err != nil {
 				return err
 			}
 		case "pos":
@@ -702,6 +707,7 @@ func (s *Server) writeLogNow() {
 func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
+	var eff []byte
 	for {
 		if s.closing.Load() {
 			return false // the log may be closed: the next start drops them (sweepUnowned)
@@ -728,7 +734,8 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 		})
 		for _, k := range keys {
 			s.db.Delete(sl, []byte(k))
-			if lsn := s.journal(1, persist.AppendEffect(nil, slot, opDel, []byte(k))); lsn > 0 {
+			eff = persist.AppendEffect(eff[:0], slot, opDel, []byte(k)) // the journal copies it
+			if lsn := s.journal(1, eff); lsn > 0 {
 				sl.LSN = lsn
 			}
 			if len(sl.Watchers) > 0 {
@@ -1056,13 +1063,17 @@ func (f *frameReader) next() ([][]byte, error) {
 	}
 }
 
-// countReader adds the bytes read to n (an import's received bytes).
+// countReader adds the bytes read to n (an import's received bytes),
+// each read bounded by timeout (set per read, not per frame: a deadline
+// is a runtime timer to move, and a read batch holds hundreds of frames).
 type countReader struct {
-	r net.Conn
-	n *atomic.Int64
+	r       net.Conn
+	n       *atomic.Int64
+	timeout time.Duration
 }
 
 func (c countReader) Read(p []byte) (int, error) {
+	_ = c.r.SetReadDeadline(time.Now().Add(c.timeout))
 	k, err := c.r.Read(p)
 	c.n.Add(int64(k))
 	return k, err
