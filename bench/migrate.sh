@@ -104,15 +104,20 @@ sample() {
       END{printf "%s\t%s\t%s\t%s\t%s\n", ph, op, o, p, e}' >>"$ROWS"
   done
 }
-for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
-
-# CPU of each process during the move (where the move's cost goes).
+# CPU of each process, and the machine's idle time, during the baseline
+# and during the move (where the move's cost goes).
 pid_of() { pgrep -f -- "$1" | head -1; }
 SRC_PID=$(info_field "$SRC" server process_id); DST_PID=$(info_field "$DST" server process_id)
 MGR_PID=$(pid_of "manager .*--http-addr $MGR"); PROXY_PID=$(pid_of "proxy --manager .* --port ${PROXY##*:} ")
 CPU_PIDS="source=$SRC_PID target=$DST_PID manager=$MGR_PID proxy=$PROXY_PID"
 [ -n "$MIG_PID" ] && CPU_PIDS="$CPU_PIDS migrator=$MIG_PID"
-cpu_snapshot() { local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done; }
+cpu_snapshot() {
+  local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done
+  awk '$1=="cpu"{printf "idle=%s", $5}' /proc/stat
+}
+B0=$(cpu_snapshot); tb0=$(date +%s.%N)
+for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
+B1=$(cpu_snapshot); tb1=$(date +%s.%N)
 redis-cli -p "$SRC" config resetstat >/dev/null
 redis-cli -p "$DST" config resetstat >/dev/null
 SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
@@ -138,7 +143,7 @@ done
 if [ "$SLOTS" = 0-16383 ] && [ "$LEFT" != 0 ]; then echo "source still holds $LEFT keys" >&2; exit 1; fi
 NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][1]["slots"])')
 
-python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" <<'EOF'
+python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" "$B0" "$B1" "$tb0" "$tb1" <<'EOF'
 import sys, statistics, collections
 rows, outfile = sys.argv[1], sys.argv[2]
 t0, t1, s0, s1 = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -147,6 +152,11 @@ n, nslots = int(sys.argv[13]), int(sys.argv[14])
 cpu0 = dict(kv.split("=") for kv in sys.argv[15].split())
 cpu1 = dict(kv.split("=") for kv in sys.argv[16].split())
 tck = float(sys.argv[17])
+base0 = dict(kv.split("=") for kv in sys.argv[18].split())
+base1 = dict(kv.split("=") for kv in sys.argv[19].split())
+bsecs = float(sys.argv[21]) - float(sys.argv[20])
+def cpus(c0, c1, secs):
+    return ", ".join(f"{k} {(int(c1[k]) - int(c0[k])) / tck / secs:.2f}" for k in c0 if k in c1)
 v = collections.defaultdict(list)
 for l in open(rows):
     ph, op, ops, p99, err = l.rstrip("\n").split("\t")
@@ -157,8 +167,8 @@ pause = max(psrc, pdst)
 out = [f"{n} of {total} keys x {value} B moved shard 1 -> 2 ({nslots} slots, migrator: {who}): "
        f"{secs:.1f} s, {mb:.0f} MB sent, {mb/secs:.1f} MB/s, {n/secs:.0f} keys/s, {nslots/secs:.0f} slots/s",
        f"longest per-slot write pause at cutover: {pause:.1f} ms (source {psrc:.1f}, target {pdst:.1f}; {npause} slots timed on the source)",
-       "CPU during the move (cores, incl. serving the workload): " + ", ".join(
-           f"{k} {(int(cpu1[k]) - int(cpu0[k])) / tck / secs:.2f}" for k in cpu0 if k in cpu1),
+       "CPU during the move (cores, incl. serving the workload; idle: the machine's): " + cpus(cpu0, cpu1, secs),
+       "CPU during the baseline: " + cpus(base0, base1, bsecs),
        "",
        "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | baseline p99 ms | during move p99 ms (median / worst sample) | errors during move |",
        "|---|---|---|---|---|---|---|"]
