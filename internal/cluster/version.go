@@ -19,14 +19,19 @@ package cluster
 // of protocol 2 serves both. Protocol 3 added CLUSTER MOVEFENCE and
 // MOVEDONE (the migrator's news of a committed cutover and flip, ahead
 // of the map): a migrator sends them only to nodes of protocol 3, and
-// the others learn the steps from their map.
+// the others learn the steps from their map. Protocol 4 added CLUSTER
+// MOVEWAIT (a cutover's target answers once it has applied the fenced
+// slots' last changes, instead of the migrator polling it).
 const (
-	ProtocolVersion = 3
+	ProtocolVersion = 4
 	// MoveBatchProtocol is the first protocol whose nodes serve CLUSTER
 	// MOVESYNC and CLUSTER MIGRATION of several slots at once.
 	MoveBatchProtocol = 2
 	// MovePushProtocol is the first protocol whose nodes take CLUSTER
 	// MOVEFENCE and MOVEDONE.
-	MovePushProtocol   = 3
+	MovePushProtocol = 3
+	// MoveWaitProtocol is the first protocol whose nodes take CLUSTER
+	// MOVEWAIT.
+	MoveWaitProtocol   = 4
 	MinProtocolVersion = 0
 )

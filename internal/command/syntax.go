@@ -732,6 +732,14 @@ var Docs = map[string]*Doc{
 		Syntax:     "epoch slot ident lsn [slot ident lsn ...]",
 		Types:      "epoch:integer slot:integer ident:string lsn:integer",
 	},
+	"cluster|movewait": {
+		Summary:    "Shoal: wait until this node, the target of slot moves, has applied each slot's changes up to an LSN of its source (the cutover's catch-up)",
+		Since:      "0.2.0",
+		Group:      "cluster",
+		Complexity: "O(N) where N is the number of slots",
+		Syntax:     "timeout slot ident lsn [slot ident lsn ...]",
+		Types:      "timeout:integer slot:integer ident:string lsn:integer",
+	},
 	"cluster|slotsync": {
 		Summary:    "Shoal: stream a slot's image and changes to the target of a slot move (takes the connection over)",
 		Since:      "0.1.0",

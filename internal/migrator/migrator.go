@@ -419,8 +419,12 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 			if fastStop {
 				return
 			}
+			t0 := time.Now()
 			if flip := g.fastCutover(ctx, epoch, cut, moves); len(flip) > 0 {
+				t1 := time.Now()
 				after, _, bad, stop := g.commit(ctx, cluster.OpMigrateDone, flip, moves, nil)
+				g.log.Info("cutover", "slots", len(cut), "flipped", len(flip),
+					"fence_and_catch_up", t1.Sub(t0).Round(time.Microsecond), "flip_commit", time.Since(t1).Round(time.Microsecond))
 				fastStop = stop
 				if after != nil && (fastMap == nil || after.Epoch > fastMap.Epoch) {
 					fastMap = after
@@ -470,6 +474,7 @@ type moveRef struct {
 	src, dst string // the primaries' addresses
 	srcPush  bool   // the source takes CLUSTER MOVEFENCE (cluster.MovePushProtocol)
 	push     bool   // both take CLUSTER MOVEDONE
+	wait     bool   // the target takes CLUSTER MOVEWAIT (cluster.MoveWaitProtocol)
 	lsn      uint64 // the slot's last change on the source, as last reported
 }
 
@@ -484,6 +489,9 @@ func (g *Migrator) moveRef(mp *cluster.Map, mg *cluster.Migration, statuses map[
 	speaks := func(id string) bool { n := mp.Nodes[id]; return n != nil && n.Protocol >= cluster.MovePushProtocol }
 	ref.srcPush = ref.src != "" && speaks(from.Primary)
 	ref.push = ref.srcPush && ref.dst != "" && speaks(to.Primary)
+	if n := mp.Nodes[to.Primary]; ref.push && n != nil && n.Protocol >= cluster.MoveWaitProtocol {
+		ref.wait = true
+	}
 	if st, err := statuses[ref.src].of(ref.src, mg.Slot); err == nil {
 		ref.lsn = st.lsn
 	}
@@ -503,10 +511,13 @@ func (g *Migrator) commit(ctx context.Context, op string, slots []int, moves map
 		g.standBy()
 		return nil, nil, nil, true
 	}
+	tc := time.Now()
 	onCommit := func(slots []int) func(uint64) {
 		return func(epoch uint64) {
 			if op == cluster.OpMigrateDone {
+				t1 := time.Now()
 				g.pushDone(epoch, slots, moves)
+				g.log.Debug("flip committed and pushed", "slots", len(slots), "commit", t1.Sub(tc).Round(time.Microsecond), "push", time.Since(t1).Round(time.Microsecond))
 			}
 			if committed != nil {
 				committed(epoch, slots)
@@ -627,6 +638,7 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 	}
 	// The sources in parallel; moves is this goroutine's: the commands
 	// are built before and the replies read after.
+	t0 := time.Now()
 	cmds := map[string][]string{}
 	for addr, sls := range bySrc {
 		a := []string{"CLUSTER", "MOVEFENCE", strconv.FormatUint(epoch, 10)}
@@ -657,6 +669,10 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 		}()
 	}
 	wg.Wait()
+	tFence := time.Now()
+	defer func() {
+		g.log.Debug("cutover: sources fenced, targets caught up", "sources", len(bySrc), "fence", tFence.Sub(t0).Round(time.Microsecond), "catch_up", time.Since(tFence).Round(time.Microsecond))
+	}()
 	fenced := map[string][]int{} // target address → its slots fenced on their source
 	for addr, st := range replies {
 		for _, sl := range bySrc[addr] {
@@ -669,8 +685,8 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 			}
 		}
 	}
-	var ready []int
 	deadline := time.Now().Add(cutoverWait)
+	ready := g.waitTargets(deadline, fenced, moves)
 	for len(fenced) > 0 && ctx.Err() == nil {
 		statuses := g.probe(fenced, allMulti(fenced), false)
 		for addr, sls := range fenced {
@@ -699,6 +715,57 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 		}
 	}
 	slices.Sort(ready)
+	return ready
+}
+
+// waitTargets asks each target of fenced (target address → its slots)
+// whose slots' targets all take CLUSTER MOVEWAIT to answer once it has
+// applied them (until deadline), in parallel. It returns the slots
+// ready and removes those targets from fenced; the others are polled.
+func (g *Migrator) waitTargets(deadline time.Time, fenced map[string][]int, moves map[int]moveRef) []int {
+	cmds := map[string][]string{}
+	for addr, sls := range fenced {
+		ms := max(time.Until(deadline).Milliseconds(), 0)
+		a := []string{"CLUSTER", "MOVEWAIT", strconv.FormatInt(ms, 10)}
+		for _, sl := range sls {
+			ref := moves[sl]
+			if !ref.wait {
+				a = nil
+				break
+			}
+			a = append(a, strconv.Itoa(sl), ref.ident, strconv.FormatUint(ref.lsn, 10))
+		}
+		if a != nil {
+			cmds[addr] = a
+			delete(fenced, addr)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var ready []int
+	for addr, a := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := g.roundTrip(addr, a)
+			if err == nil && (r.Kind != '*' || len(r.Elems) != (len(a)-3)/3) {
+				err = fmt.Errorf("CLUSTER MOVEWAIT: unexpected reply %q", r.Str)
+			}
+			if err != nil {
+				g.log.Debug("cutover wait failed: the next steps poll the target", "node", addr, "err", err)
+				return
+			}
+			mu.Lock()
+			for i, e := range r.Elems {
+				if e.Int == 1 {
+					sl, _ := strconv.Atoi(a[3+3*i])
+					ready = append(ready, sl)
+				}
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
 	return ready
 }
 

@@ -90,6 +90,7 @@ type clusterState struct {
 	pushed       map[int]pushedStep
 	pushedFences atomic.Int64 // CLUSTER MOVEFENCE slots taken (INFO)
 	pushedFlips  atomic.Int64 // CLUSTER MOVEDONE slots taken (INFO)
+	moveWaits    atomic.Int64 // CLUSTER MOVEWAIT slots found applied (INFO)
 }
 
 // paused reports whether writes to slot r wait for a cutover on this node.
@@ -126,6 +127,7 @@ func (s *Server) cutoverInfo(line func(string, any)) {
 	line("cluster_cutover_pause_last_ms", strconv.FormatFloat(float64(s.clus.pauseLast.Load())/1000, 'f', 3, 64))
 	line("cluster_cutover_pushed_fences", s.clus.pushedFences.Load())
 	line("cluster_cutover_pushed_flips", s.clus.pushedFlips.Load())
+	line("cluster_cutover_waited_slots", s.clus.moveWaits.Load())
 }
 
 func newClusterView(m *cluster.Map, self string) *clusterView {

@@ -66,6 +66,9 @@ func cmdCluster(c *Ctx) {
 	case "movedone":
 		cmdMoveDone(c)
 		return
+	case "movewait":
+		cmdMoveWait(c)
+		return
 	case "keyslot":
 		c.w.Int(int64(cluster.Slot(c.args[2])))
 	case "countkeysinslot":

@@ -141,6 +141,7 @@ func (im *importer) advanceLocked(acked uint64) {
 	}
 	if i > 0 {
 		im.marks = append(im.marks[:0], im.marks[i:]...)
+		im.s.moves.appliedAdvanced()
 	}
 }
 
@@ -172,6 +173,36 @@ type migrations struct {
 	// with this shard owning the slot).
 	sentKeys, sentSlots            atomic.Int64
 	recvBytes, recvKeys, recvSlots atomic.Int64
+
+	// CLUSTER MOVEWAIT: its waiting clients (waiters) are woken when an
+	// import's applied position advances (appliedCh closed and replaced).
+	waiters   atomic.Int32
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+}
+
+// appliedChan returns the channel closed at the next advance of an
+// import's applied position.
+func (mv *migrations) appliedChan() chan struct{} {
+	mv.appliedMu.Lock()
+	defer mv.appliedMu.Unlock()
+	if mv.appliedCh == nil {
+		mv.appliedCh = make(chan struct{})
+	}
+	return mv.appliedCh
+}
+
+// appliedAdvanced wakes the MOVEWAIT clients, if any.
+func (mv *migrations) appliedAdvanced() {
+	if mv.waiters.Load() == 0 {
+		return
+	}
+	mv.appliedMu.Lock()
+	if mv.appliedCh != nil {
+		close(mv.appliedCh)
+		mv.appliedCh = nil
+	}
+	mv.appliedMu.Unlock()
 }
 
 // quitLocked returns the channel closed when the server closes.

@@ -25,15 +25,17 @@ import (
 // protocol 1) instead of one stream per source (CLUSTER MOVESYNC). The
 // "protocol2" run has every node report protocol 2: the migrator pushes
 // no fence or flip (CLUSTER MOVEFENCE, MOVEDONE), the maps alone step
-// the moves; in the "movesync" run (protocol 3) it pushes them.
+// the moves; in the "protocol3" run it pushes them and polls the targets
+// for the catch-up; in the "movesync" run (protocol 4) it pushes them
+// and awaits the catch-up with CLUSTER MOVEWAIT.
 func TestSlotMovesThereAndBackKeepWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("in-process cluster")
 	}
-	for _, proto := range []string{"movesync", "slotsync", "protocol2"} {
+	for _, proto := range []string{"movesync", "slotsync", "protocol2", "protocol3"} {
 		t.Run(proto, func(t *testing.T) {
 			var opts map[string]server.Options
-			if p := map[string]int{"slotsync": 1, "protocol2": 2}[proto]; p > 0 {
+			if p := map[string]int{"slotsync": 1, "protocol2": 2, "protocol3": 3}[proto]; p > 0 {
 				opts = map[string]server.Options{}
 				for i := 1; i <= 4; i++ {
 					opts["n"+strconv.Itoa(i)] = server.Options{Protocol: p}
@@ -123,14 +125,19 @@ func slotMovesThereAndBack(t *testing.T, c *tcluster, proto string) {
 			t.Errorf("node %s has protocol %d in the map: not a %s run", id, n.Protocol, proto)
 		}
 	}
-	// The migrator pushed the steps to protocol-3 nodes only.
-	var fences, flips float64
+	// The migrator pushed the steps to nodes of protocol 3 or later only,
+	// and awaited the catch-up with MOVEWAIT on protocol 4 only.
+	var fences, flips, waited float64
 	for _, n := range c.nodes {
 		info := n.rdb.Info(ctx, "cluster").Val()
 		fences += infoNum(info, "cluster_cutover_pushed_fences")
 		flips += infoNum(info, "cluster_cutover_pushed_flips")
+		waited += infoNum(info, "cluster_cutover_waited_slots")
 	}
-	if pushed := fences+flips > 0; pushed != (proto == "movesync") {
+	if pushed := fences+flips > 0; pushed != (proto == "movesync" || proto == "protocol3") {
 		t.Errorf("%s run: the nodes took %v pushed fences and %v pushed flips", proto, fences, flips)
+	}
+	if (waited > 0) != (proto == "movesync") {
+		t.Errorf("%s run: the targets found %v slots applied for CLUSTER MOVEWAIT", proto, waited)
 	}
 }

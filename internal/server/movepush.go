@@ -32,8 +32,10 @@ package server
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"shoal/internal/cluster"
+	"shoal/internal/resp"
 )
 
 // pushedStep is a step the migrator pushed for one slot.
@@ -78,8 +80,9 @@ func (v *clusterView) applyPushed(slot int, p pushedStep) {
 	}
 }
 
-// pushArgs parses the pushes' arguments after the subcommand: the epoch,
-// then groups of width (slot ident [lsn]); false: the error is written.
+// pushArgs parses the pushes' arguments after the subcommand: the epoch
+// (or MOVEWAIT's timeout), then groups of width (slot ident [lsn]);
+// false: the error is written.
 func pushArgs(c *Ctx, width int) (epoch uint64, slots []int, idents []string, lsns []uint64, ok bool) {
 	args := c.args[2:]
 	if len(args) < 1+width || (len(args)-1)%width != 0 {
@@ -87,7 +90,12 @@ func pushArgs(c *Ctx, width int) (epoch uint64, slots []int, idents []string, ls
 		return
 	}
 	epoch, err := strconv.ParseUint(string(args[0]), 10, 64)
-	if err != nil || epoch == 0 {
+	if strings.EqualFold(string(c.args[1]), "movewait") {
+		if err != nil || epoch > maxMoveWait {
+			c.w.Error("ERR timeout is not an integer or out of range")
+			return
+		}
+	} else if err != nil || epoch == 0 {
 		c.w.Error("ERR Invalid map epoch")
 		return
 	}
@@ -231,14 +239,106 @@ func (s *Server) flipReady(v *clusterView, mg *cluster.Migration, lsn uint64) bo
 		s.db.Unlock(mg.Slot)
 		return last <= lsn
 	case mg.To:
-		s.moves.mu.Lock()
-		si := s.moves.imports[mg.Slot]
-		s.moves.mu.Unlock()
-		if si == nil || si.ident != moveIdent(mg) {
-			return false
-		}
-		state, applied, _, _ := si.status()
-		return state == impStreaming && applied >= lsn
+		return s.importReady(mg.Slot, moveIdent(mg), lsn)
 	}
 	return false
+}
+
+// importReady reports whether this node imports attempt ident of slot's
+// move, streams it and has applied the source's position lsn.
+func (s *Server) importReady(slot int, ident string, lsn uint64) bool {
+	s.moves.mu.Lock()
+	si := s.moves.imports[slot]
+	s.moves.mu.Unlock()
+	if si == nil || si.ident != ident {
+		return false
+	}
+	state, applied, _, _ := si.status()
+	return state == impStreaming && applied >= lsn
+}
+
+// maxMoveWait bounds CLUSTER MOVEWAIT's timeout (ms): the migrator waits
+// a cutover's catch-up for 250 ms.
+const maxMoveWait = 60_000
+
+// cmdMoveWait serves CLUSTER MOVEWAIT timeout slot ident lsn [...] (the
+// target of moves whose sources the migrator just fenced at those
+// LSNs): an array of 1 or 0 per slot, whether this node imports that
+// attempt of the slot's move, streams it and has applied lsn (what
+// MOVEDONE's flip needs here), once every slot is 1 or after timeout
+// milliseconds (0: at once). It blocks the client, not the event loop:
+// the migrator polled CLUSTER MIGRATION for it every millisecond, a
+// status of up to 1024 slots each time.
+func cmdMoveWait(c *Ctx) {
+	s, cl := c.srv, c.cl
+	ms, slots, idents, lsns, ok := pushArgs(c, 3)
+	if !ok {
+		return
+	}
+	ready := make([]bool, len(slots))
+	// check updates ready and reports whether every slot is.
+	check := func() bool {
+		all := true
+		for i, slot := range slots {
+			if !ready[i] {
+				ready[i] = s.importReady(slot, idents[i], lsns[i])
+				all = all && ready[i]
+			}
+		}
+		return all
+	}
+	if check() || ms == 0 {
+		s.writeReadyFlags(c.w, ready)
+		return
+	}
+	s.moves.mu.Lock()
+	quit := s.moves.quitLocked()
+	s.moves.mu.Unlock()
+	w := &waiter{cl: cl}
+	cl.blocked = w
+	cl.blockedFlag.Store(true)
+	proto := cl.proto
+	s.moves.waiters.Add(1)
+	go func() {
+		defer s.moves.waiters.Add(-1)
+		deadline := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		defer deadline.Stop()
+		// A position is woken by (appliedChan); its acknowledgement by
+		// the log's fsync or the replicas is not: checked every 2 ms.
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for !w.done.Load() { // done: the client went away
+			ch := s.moves.appliedChan()
+			if check() {
+				break
+			}
+			select {
+			case <-ch:
+			case <-tick.C:
+			case <-deadline.C:
+				break wait
+			case <-quit:
+				break wait
+			}
+		}
+		if w.done.CompareAndSwap(false, true) {
+			rw := resp.Writer{Proto: proto}
+			s.writeReadyFlags(&rw, ready)
+			cl.deliver(rw.B)
+			w.delivered.Store(true)
+			_ = cl.conn.Wake(nil)
+		}
+	}()
+}
+
+// writeReadyFlags writes MOVEWAIT's reply and counts the slots ready.
+func (s *Server) writeReadyFlags(w *resp.Writer, ready []bool) {
+	w.Array(len(ready))
+	for _, r := range ready {
+		w.Int(b2i(r))
+		if r {
+			s.clus.moveWaits.Add(1)
+		}
+	}
 }

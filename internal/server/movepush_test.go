@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"shoal/internal/cluster"
+	"shoal/internal/resp"
 	tu "shoal/internal/testutil"
 )
 
@@ -248,4 +249,57 @@ func TestSlotMoveFlipWithoutMap(t *testing.T) {
 	if mp := c.leaderMap(); int(mp.Slots[slot]) != 2 || mp.Migrations[slot] != nil {
 		t.Fatalf("the map: slot %d owned by %d, move %+v", slot, mp.Slots[slot], mp.Migrations[slot])
 	}
+}
+
+// CLUSTER MOVEWAIT: bad arguments; an answer at once when the import has
+// applied the LSN or the timeout is 0; otherwise the client (not the
+// event loop) waits until the source's next change is applied, or until
+// the timeout; a client that goes away while waiting frees nothing else.
+func TestMoveWait(t *testing.T) {
+	a, b, _, key, slot, ident := pushPair(t)
+	s := strconv.Itoa(slot)
+	ca, cb := tu.Dial(t, a.Addr), tu.Dial(t, b.Addr)
+	tu.Run(t, cb, []tu.Case{
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", s, ident}, Want: "(error) ERR wrong number of arguments for 'cluster|movewait' command"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "x", s, ident, "1"}, Want: "(error) ERR timeout is not an integer or out of range"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "-1", s, ident, "1"}, Want: "(error) ERR timeout is not an integer or out of range"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "60001", s, ident, "1"}, Want: "(error) ERR timeout is not an integer or out of range"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", s, ident, "x"}, Want: "(error) ERR Invalid LSN"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", s, "", "1"}, Want: "(error) ERR Empty move ident"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", "16384", ident, "1"}, Want: "(error) ERR Invalid or out of range slot"},
+	})
+	lsn := slotLSN(t, ca, slot)
+	l, next := strconv.FormatUint(lsn, 10), strconv.FormatUint(lsn+1, 10)
+	other := strconv.Itoa((slot + 1) % cluster.NumSlots) // not imported here
+	waitUntil(t, "the target applied the slot's last change", func() bool {
+		return cb.Do("CLUSTER", "MOVEWAIT", "0", s, ident, l) == "[(integer) 1]"
+	})
+	tu.Run(t, cb, []tu.Case{
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "1000", s, ident, l}, Want: "[(integer) 1]"}, // at once
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", s, ident, next}, Want: "[(integer) 0]"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", s, "1/1/1/7", l}, Want: "[(integer) 0]"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "0", other, ident, l, s, ident, l}, Want: "[(integer) 0 (integer) 1]"},
+		{Cmd: []string{"CLUSTER", "MOVEWAIT", "20", s, ident, next}, Want: "[(integer) 0]"}, // the timeout
+	})
+	// Waiting for the next change: the client blocks, the node serves
+	// others, and the change's arrival answers it.
+	w := tu.Dial(t, b.Addr)
+	w.Send(resp.AppendCommand(nil, "CLUSTER", "MOVEWAIT", "10000", s, ident, next))
+	waitUntil(t, "the MOVEWAIT client blocks", func() bool { return b.Srv.BlockedClients() == 1 })
+	tu.Run(t, cb, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
+	tu.Run(t, ca, []tu.Case{{Cmd: []string{"SET", key, "v2"}, Want: "OK"}})
+	if r, err := w.Read(); err != nil || r.String() != "[(integer) 1]" {
+		t.Fatalf("MOVEWAIT after the change: %v %v", r, err)
+	}
+	tu.Run(t, w, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}}) // unblocked
+	if got := infoField(t, cb, "cluster", "cluster_cutover_waited_slots"); got == "0" {
+		t.Fatalf("cluster_cutover_waited_slots %s", got)
+	}
+	// A waiting client that disconnects is dropped.
+	gone := tu.Dial(t, b.Addr)
+	gone.Send(resp.AppendCommand(nil, "CLUSTER", "MOVEWAIT", "10000", s, ident, strconv.FormatUint(lsn+100, 10)))
+	waitUntil(t, "the MOVEWAIT client blocks", func() bool { return b.Srv.BlockedClients() == 1 })
+	gone.C.Close()
+	waitUntil(t, "the closed client is no longer blocked", func() bool { return b.Srv.BlockedClients() == 0 })
+	tu.Run(t, cb, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
 }
