@@ -6,7 +6,8 @@
 # Usage: bench/migrate.sh [-s SHOAL_BIN] [-o OUTFILE]
 # Environment: QUICK=1 (SCALE=0.1), SCALE=F (keys = 1M x F), VALUE=bytes
 # (1000), CONNS=workload connections per op (8), CHUNK=seconds per
-# workload sample (2), BASE_CHUNKS=baseline samples (5), MIGRATOR=standalone|builtin
+# workload sample (2), BASE_CHUNKS=baseline samples (5), AFTER_CHUNKS=
+# samples once the move is over (3), MIGRATOR=standalone|builtin
 # (standalone: the manager runs with --migrator=false and a `shoal
 # migrator` process drives the moves), BPS=migrate-max-bytes-per-sec on
 # the source (0: unlimited), SLOTS=the slots to move (0-16383: all;
@@ -27,7 +28,8 @@
 #    the baseline, client errors, and the longest per-slot write pause at
 #    cutover (INFO cluster cluster_cutover_pause_max_ms on both nodes:
 #    from the map that fences the slot to the one that flips it).
-# 5. Checks: shard 2 holds N keys, shard 1 none.
+# 5. After: AFTER_CHUNKS samples of the same workload once it is over.
+# 6. Checks: shard 2 holds N keys, shard 1 none.
 # Targets: >= 100 MB/s; workload ops/s during the move >= 80% of the
 # baseline; longest per-slot write pause <= 50 ms.
 set -u
@@ -39,7 +41,7 @@ while getopts "s:o:h" o; do
   case $o in
     s) SHOAL_BIN=$OPTARG ;;
     o) OUTFILE=$OPTARG ;;
-    *) sed -n '2,33p' "$0"; exit 2 ;;
+    *) sed -n '2,34p' "$0"; exit 2 ;;
   esac
 done
 [ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && SLOTS=${SLOTS:-0-4095}
@@ -49,6 +51,7 @@ VALUE=${VALUE:-1000}
 CONNS=${CONNS:-8}
 CHUNK=${CHUNK:-2}
 BASE_CHUNKS=${BASE_CHUNKS:-5}
+AFTER_CHUNKS=${AFTER_CHUNKS:-3}
 MIGRATOR=${MIGRATOR:-standalone}
 BPS=${BPS:-0}
 N=$(awk -v s="$SCALE" 'BEGIN{x=int(1000000*s); if(x<1000)x=1000; print x}')
@@ -141,6 +144,9 @@ for i in $(seq 1 100); do
 done
 [ $((LEFT + GOT)) = "$N" ] && [ "$GOT" -gt 0 ] || { echo "after the move: target $GOT keys, source $LEFT, want $N in all" >&2; exit 1; }
 if [ "$SLOTS" = 0-16383 ] && [ "$LEFT" != 0 ]; then echo "source still holds $LEFT keys" >&2; exit 1; fi
+# After: the same workload once the move is over (QUICK: the slots split
+# 3:1 between the shards; a whole move: all on shard 2 again).
+for i in $(seq 1 "$AFTER_CHUNKS"); do sample after; done
 NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][1]["slots"])')
 
 python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" "$B0" "$B1" "$tb0" "$tb1" <<'EOF'
@@ -170,18 +176,20 @@ out = [f"{n} of {total} keys x {value} B moved shard 1 -> 2 ({nslots} slots, mig
        "CPU during the move (cores, incl. serving the workload; idle: the machine's): " + cpus(cpu0, cpu1, secs),
        "CPU during the baseline: " + cpus(base0, base1, bsecs),
        "",
-       "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | baseline p99 ms | during move p99 ms (median / worst sample) | errors during move |",
-       "|---|---|---|---|---|---|---|"]
+       "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | after move ops/s | baseline p99 ms | during move p99 ms (median / worst sample) | after p99 ms | errors during move |",
+       "|---|---|---|---|---|---|---|---|---|"]
 ratios = []
 for op in ("get", "set"):
-    b, m = v[("base", op)], v[("move", op)]
+    b, m, a = v[("base", op)], v[("move", op)], v[("after", op)]
     if not b or not m:
         continue
     bo, mo = statistics.mean(x[0] for x in b), statistics.mean(x[0] for x in m)
+    ao = statistics.mean(x[0] for x in a) if a else 0
+    ap = statistics.median(x[1] for x in a) if a else 0
     bp = statistics.median(x[1] for x in b)
     mp, mw = statistics.median(x[1] for x in m), max(x[1] for x in m)
     ratios.append(mo / bo)
-    out.append(f"| {op.upper()} | {bo:.0f} | {mo:.0f} | {mo/bo:.2f} | {bp:.2f} | {mp:.2f} / {mw:.2f} | {sum(x[2] for x in m)} |")
+    out.append(f"| {op.upper()} | {bo:.0f} | {mo:.0f} | {mo/bo:.2f} | {ao:.0f} | {bp:.2f} | {mp:.2f} / {mw:.2f} | {ap:.2f} | {sum(x[2] for x in m)} |")
 out.append("")
 ok = lambda c: "met" if c else "NOT met"
 out.append(f"targets: >= 100 MB/s: {ok(mb/secs >= 100)} ({mb/secs:.1f}); "
