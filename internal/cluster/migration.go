@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // Slot moves (see docs/cluster.md, "Moving slots"). A move's state lives
@@ -66,7 +67,17 @@ const (
 // MoveIdent names one attempt of a move: an importer reports it, so the
 // migrator never takes an import of an earlier attempt for this one.
 func MoveIdent(mg *Migration) string {
-	return fmt.Sprintf("%d/%d/%d/%d", mg.From, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
+	// Appended, not formatted: the migrator compares it for every move of
+	// the window at every tick.
+	var b [64]byte
+	out := strconv.AppendInt(b[:0], int64(mg.From), 10)
+	out = append(out, '/')
+	out = strconv.AppendUint(out, mg.FromEpoch, 10)
+	out = append(out, '/')
+	out = strconv.AppendUint(out, mg.ToEpoch, 10)
+	out = append(out, '/')
+	out = strconv.AppendInt(out, int64(mg.Attempts), 10)
+	return string(out)
 }
 
 // MoveWindow is how many moves are under way at once: the migrator steps,

@@ -166,9 +166,16 @@ type Migrator struct {
 }
 
 type moveProgress struct {
-	ident       string
+	ident       progressKey
 	since       time.Time // the current phase's start
 	failedSince time.Time
+}
+
+// progressKey is a move's attempt and phase (its slot is prog's key).
+type progressKey struct {
+	state              string
+	fromEpoch, toEpoch uint64
+	attempts           int
 }
 
 // New returns a migrator; Run starts it.
@@ -377,7 +384,7 @@ func (g *Migrator) stepAll(ctx context.Context) (fenced bool) {
 	statuses := g.probe(want, multi, true)
 	moves := map[int]moveRef{} // slot → what a push about it needs
 	for _, mg := range window {
-		id := fmt.Sprintf("%d/%s/%d/%d/%d", mg.Slot, mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts)
+		id := progressKey{mg.State, mg.FromEpoch, mg.ToEpoch, mg.Attempts}
 		p := g.prog[mg.Slot]
 		if p == nil || p.ident != id {
 			p = &moveProgress{ident: id, since: time.Now()}
@@ -893,8 +900,9 @@ func (n nodeStatus) of(addr string, slot int) (moveStatus, error) {
 // tick to tick (a connection per query per tick cost a TCP handshake per
 // move and node every 50 ms).
 type statusConn struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc     net.Conn
+	br     *bufio.Reader
+	idents map[string]string // readCompactStatus's interned move idents
 }
 
 // probe asks every node in want (address → slots) CLUSTER MIGRATION for
@@ -1046,11 +1054,7 @@ func migrationStatusesOnce(c *statusConn, slots []int) (map[int]moveStatus, erro
 	if _, err := c.nc.Write(resp.AppendCommand(nil, args...)); err != nil {
 		return nil, err
 	}
-	r, err := resp.ReadReply(c.br, 0)
-	if err != nil {
-		return nil, err
-	}
-	return parseCompactStatus(r, len(slots))
+	return readCompactStatus(c, len(slots))
 }
 
 // parseCompactStatus reads the compact status of n slots (CLUSTER
