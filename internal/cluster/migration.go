@@ -225,6 +225,15 @@ func (m *Map) migrateBatch(c Command, want string, step func(int) error) error {
 	return nil
 }
 
+// ownMigration returns slot's move for changing it: a clone shares its
+// moves with the map it was made from (Clone), so the move is copied
+// into this map first.
+func (m *Map) ownMigration(slot int) *Migration {
+	cp := *m.Migrations[slot]
+	m.Migrations[slot] = &cp
+	return &cp
+}
+
 func (m *Map) migrateCutover(slot int) error {
 	mg, err := m.current(slot)
 	if err != nil {
@@ -236,7 +245,7 @@ func (m *Map) migrateCutover(slot int) error {
 	if mg.Paused {
 		return fmt.Errorf("slot %d: the move is paused", slot)
 	}
-	mg.State = MigrateCutover
+	m.ownMigration(slot).State = MigrateCutover
 	return nil
 }
 
@@ -266,6 +275,7 @@ func (m *Map) migrateCancel(slot int, why string, drop bool) error {
 		delete(m.Migrations, slot)
 		return nil
 	}
+	mg = m.ownMigration(slot)
 	mg.State = MigrateCopying
 	mg.FromEpoch, mg.ToEpoch = f.Epoch, t.Epoch
 	mg.Attempts++
@@ -307,7 +317,7 @@ func (m *Map) migratePause(c Command) error {
 		return err
 	}
 	for _, s := range slots {
-		mg := m.Migrations[s]
+		mg := m.ownMigration(s)
 		mg.Paused = true
 		mg.State = MigrateCopying
 	}
@@ -323,10 +333,10 @@ func (m *Map) migrateResume(c Command) error {
 		return err
 	}
 	for _, s := range slots {
-		mg := m.Migrations[s]
-		if !mg.Paused {
+		if !m.Migrations[s].Paused {
 			continue
 		}
+		mg := m.ownMigration(s)
 		mg.Paused = false
 		if f, t := m.Shards[mg.From], m.Shards[mg.To]; f != nil && t != nil {
 			mg.FromEpoch, mg.ToEpoch = f.Epoch, t.Epoch

@@ -63,11 +63,19 @@ func TestMigrationLifecycle(t *testing.T) {
 	if !m.Fenced(slot) || m.Fenced(slot+1) {
 		t.Fatal("fence wrong after cutover")
 	}
-	// A clone does not share the moves.
+	// A clone shares the moves, but its steps change copies of them.
 	c := m.Clone()
-	c.Migrations[slot].State = MigrateCopying
-	if m.Migrations[slot].State != MigrateCutover {
-		t.Fatal("Clone shares Migrations")
+	mustApply(t, c, Command{Op: OpMigratePause, Slots: []int{slot}})
+	if !c.Migrations[slot].Paused || c.Migrations[slot].State != MigrateCopying {
+		t.Fatalf("the clone's move after a pause: %+v", c.Migrations[slot])
+	}
+	if m.Migrations[slot].Paused || m.Migrations[slot].State != MigrateCutover {
+		t.Fatalf("a step of a clone changed the original's move: %+v", m.Migrations[slot])
+	}
+	mustApply(t, c, Command{Op: OpMigrateResume, Slots: []int{slot}})
+	mustApply(t, c, Command{Op: OpMigrateCancel, Slot: slot, Error: "x"})
+	if m.Migrations[slot].Paused || m.Migrations[slot].State != MigrateCutover || m.Migrations[slot].Attempts != 0 {
+		t.Fatalf("a step of a clone changed the original's move: %+v", m.Migrations[slot])
 	}
 	mustApply(t, m, Command{Op: OpMigrateDone, Slot: slot})
 	if m.Slots[slot] != 2 || m.Migrations[slot] != nil || m.Fenced(slot) {

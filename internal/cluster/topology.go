@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -172,13 +173,11 @@ func (m *Map) Clone() *Map {
 		ss.Replicas = slices.Clone(s.Replicas)
 		c.Shards[k] = &ss
 	}
-	if m.Migrations != nil {
-		c.Migrations = make(map[int]*Migration, len(m.Migrations))
-		for k, mg := range m.Migrations {
-			mm := *mg
-			c.Migrations[k] = &mm
-		}
-	}
+	// The moves are shared: the map's own steps copy a move before they
+	// change it (ownMigration). A rebalance queues up to 16384 moves, and
+	// copying each one at every Raft entry was 5 ms of the leader's CPU
+	// per entry, in every cutover's write pause.
+	c.Migrations = maps.Clone(m.Migrations)
 	if m.MigratorLease != nil {
 		l := *m.MigratorLease
 		c.MigratorLease = &l
