@@ -661,11 +661,16 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := g.roundTrip(addr, a)
 			var st map[int]moveStatus
-			if err == nil {
-				st, err = parseCompactStatus(r, len(bySrc[addr]))
-			}
+			err := g.onConn(addr, func(c *statusConn) error {
+				_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.nc.Write(resp.AppendCommand(nil, a...)); err != nil {
+					return err
+				}
+				var err error
+				st, err = readCompactStatus(c, len(bySrc[addr]))
+				return err
+			})
 			if err != nil {
 				g.log.Debug("fence not pushed: the node learns it from the map", "node", addr, "err", err)
 				return
@@ -1055,28 +1060,6 @@ func migrationStatusesOnce(c *statusConn, slots []int) (map[int]moveStatus, erro
 		return nil, err
 	}
 	return readCompactStatus(c, len(slots))
-}
-
-// parseCompactStatus reads the compact status of n slots (CLUSTER
-// MIGRATION of several slots, CLUSTER MOVEFENCE).
-func parseCompactStatus(r resp.Reply, n int) (map[int]moveStatus, error) {
-	if r.Kind == '-' {
-		return nil, errors.New(r.Str)
-	}
-	if r.Kind != '*' || len(r.Elems) != 1+n {
-		return nil, fmt.Errorf("slot statuses of %d slots: a reply of %d elements", n, len(r.Elems))
-	}
-	epoch := uint64(r.Elems[0].Int)
-	out := make(map[int]moveStatus, n)
-	for _, e := range r.Elems[1:] {
-		if len(e.Elems) != 8 {
-			return nil, fmt.Errorf("CLUSTER MIGRATION: a slot's status of %d elements", len(e.Elems))
-		}
-		f := e.Elems
-		out[int(f[0].Int)] = moveStatus{epoch: epoch, lsn: uint64(f[1].Int), fenced: f[2].Int == 1, state: f[3].Str,
-			applied: uint64(f[4].Int), err: f[6].Str, ident: f[7].Str}
-	}
-	return out, nil
 }
 
 // parseMigrationStatus reads a CLUSTER MIGRATION reply.

@@ -9,11 +9,11 @@ import (
 )
 
 // readCompactStatus reads the compact status of n slots (CLUSTER
-// MIGRATION of several slots) from c straight into the statuses: the
-// migrator asks every node of the window about up to 1024 slots every
-// tick, and a reply decoded into generic values first was ~9,000
-// allocations and most of the migrator's CPU during a move. The states
-// and the attempts' idents are interned (c.idents).
+// MIGRATION of several slots, CLUSTER MOVEFENCE) from c straight into
+// the statuses: the migrator asks every node of the window about up to
+// 1024 slots every tick, and a reply decoded into generic values first
+// was ~9,000 allocations and most of the migrator's CPU during a move.
+// The states and the attempts' idents are interned (c.idents).
 func readCompactStatus(c *statusConn, n int) (map[int]moveStatus, error) {
 	rd := statusReader{br: c.br}
 	k, err := rd.arrayLen()
