@@ -277,7 +277,7 @@ func TestClusterCommandsStandalone(t *testing.T) {
 		subs = append(subs, e.Elems[0].Str+"/"+strconv.FormatInt(e.Elems[1].Int, 10))
 	}
 	if got := strings.Join(subs, " "); got != "cluster|countkeysinslot/3 cluster|getkeysinslot/4 cluster|help/2 cluster|info/2 "+
-		"cluster|keyslot/3 cluster|migration/-3 cluster|movedone/-6 cluster|movefence/-5 cluster|movesync/-3 cluster|myid/2 cluster|nodes/2 cluster|shards/2 cluster|slots/2 cluster|slotsync/3" {
+		"cluster|keyslot/3 cluster|migration/-3 cluster|movedone/-6 cluster|movefence/-5 cluster|movesync/-3 cluster|movewait/-6 cluster|myid/2 cluster|nodes/2 cluster|shards/2 cluster|slots/2 cluster|slotsync/3" {
 		t.Errorf("COMMAND INFO cluster subcommands: %s", got)
 	}
 }

@@ -25,7 +25,7 @@ var subcommands = map[string][]subSpec{
 		{"load", 2}, {"save", 2}, {"setuser", -3}, {"users", 2}, {"whoami", 2}},
 	"client": {{"getname", 2}, {"help", 2}, {"id", 2}, {"info", 2}, {"kill", -3}, {"list", -2},
 		{"no-evict", 3}, {"no-touch", 3}, {"setinfo", 4}, {"setname", 3}},
-	"cluster": {{"countkeysinslot", 3}, {"getkeysinslot", 4}, {"help", 2}, {"info", 2}, {"keyslot", 3}, {"migration", -3}, {"movedone", -6}, {"movefence", -5}, {"movewait", -6}, {"movesync", -3}, {"myid", 2},
+	"cluster": {{"countkeysinslot", 3}, {"getkeysinslot", 4}, {"help", 2}, {"info", 2}, {"keyslot", 3}, {"migration", -3}, {"movedone", -6}, {"movefence", -5}, {"movesync", -3}, {"movewait", -6}, {"myid", 2},
 		{"nodes", 2}, {"shards", 2}, {"slots", 2}, {"slotsync", 3}},
 	"command": {{"count", 2}, {"docs", -2}, {"getkeys", -3}, {"help", 2}, {"info", -2}, {"list", -2}},
 	"config":  {{"get", -3}, {"help", 2}, {"resetstat", 2}, {"rewrite", 2}, {"set", -4}},
