@@ -43,6 +43,16 @@ type waiter struct {
 	waitN   int
 }
 
+// answer hands reply b to the blocked client of a waiter it has claimed
+// (done), then marks it delivered and wakes the client's loop: a loop
+// woken by the delivery alone may have drained the outbox before
+// delivered was set, and would not look again.
+func (w *waiter) answer(b []byte) {
+	w.cl.deliver(b)
+	w.delivered.Store(true)
+	_ = w.cl.conn.Wake(nil)
+}
+
 // canBlock reports whether the command may block: not inside EXEC.
 func (c *Ctx) canBlock() bool { return !c.inExec }
 
@@ -99,9 +109,7 @@ func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve 
 				rw := resp.Writer{Proto: proto}
 				w.onTimeout(&rw)
 				w.timedOut = true
-				cl.deliver(rw.B)
-				w.delivered.Store(true)
-				_ = cl.conn.Wake(nil)
+				w.answer(rw.B)
 			}
 		})
 	}
@@ -169,9 +177,7 @@ func (c *Ctx) serveWaiters(sl *engine.Slot, key []byte) {
 			}
 		}
 		c.srv.signalModified(key)
-		w.cl.deliver(rw.B)
-		w.delivered.Store(true)
-		_ = w.cl.conn.Wake(nil)
+		w.answer(rw.B)
 	}
 	clear(list[len(kept):])
 	if len(kept) == 0 {

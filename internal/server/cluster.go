@@ -247,9 +247,7 @@ func (s *Server) redirectWaitersLocked(v *clusterView, i int) {
 			rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
 			rw.B = v.appendRouteError(rw.B, code, i, false)
 			w.timedOut = true // answered: finishWait must not run it again
-			w.cl.deliver(rw.B)
-			w.delivered.Store(true)
-			_ = w.cl.conn.Wake(nil)
+			w.answer(rw.B)
 		}
 	}
 }

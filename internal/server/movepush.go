@@ -325,9 +325,7 @@ func cmdMoveWait(c *Ctx) {
 		if w.done.CompareAndSwap(false, true) {
 			rw := resp.Writer{Proto: proto}
 			s.writeReadyFlags(&rw, ready)
-			cl.deliver(rw.B)
-			w.delivered.Store(true)
-			_ = cl.conn.Wake(nil)
+			w.answer(rw.B)
 		}
 	}()
 }

@@ -516,9 +516,7 @@ func (s *Server) serveWaits() {
 		done = append(done, w)
 		rw := resp.Writer{Proto: int(w.cl.protoShared.Load())}
 		rw.Int(int64(n))
-		w.cl.deliver(rw.B)
-		w.delivered.Store(true)
-		_ = w.cl.conn.Wake(nil)
+		w.answer(rw.B)
 	}
 	if len(done) > 0 {
 		r.mu.Lock()
@@ -658,9 +656,7 @@ func cmdWait(c *Ctx) {
 				rw := resp.Writer{Proto: proto}
 				rw.Int(int64(s.replicasHaving(need)))
 				w.timedOut = true
-				cl.deliver(rw.B)
-				w.delivered.Store(true)
-				_ = cl.conn.Wake(nil)
+				w.answer(rw.B)
 			}
 		})
 	}
