@@ -546,17 +546,17 @@ type replayState struct {
 
 // journalEffect logs args (an effect on slot) as this node's own record
 // and returns its LSN (0: neither log nor backlog takes records). The
-// record is encoded into rs's buffer, which the log and the backlog copy:
-// a slot import journals every key it receives, and a buffer per record
-// was a gigabyte of garbage per gigabyte moved.
-func (s *Server) journalEffect(rs *replayState, slot int, args [][]byte) uint64 {
-	if s.aof.Load() == nil && s.repl.backlog.Load() == nil {
+// record is encoded into *buf, reused from call to call (the log and the
+// backlog copy it): a slot import journals every key it receives, and a
+// buffer per record was a gigabyte of garbage per gigabyte moved.
+func (s *Server) journalEffect(buf *[]byte, slot int, args [][]byte) uint64 {
+	if !s.journaling() {
 		return 0
 	}
-	rs.effect = persist.AppendEffect(rs.effect[:0], slot, args...)
-	lsn := s.journal(1, rs.effect)
-	if cap(rs.effect) > 1<<20 {
-		rs.effect = nil // a big value's buffer is not kept
+	*buf = persist.AppendEffect((*buf)[:0], slot, args...)
+	lsn := s.journal(1, *buf)
+	if cap(*buf) > 1<<20 {
+		*buf = nil // a big value's buffer is not kept
 	}
 	return lsn
 }
@@ -680,7 +680,7 @@ func (s *Server) replayEffect(rs *replayState, lsn uint64, slot int, args [][]by
 	d.fn(c)
 	var jl uint64
 	if rs.journal {
-		jl = s.journalEffect(rs, slot, args)
+		jl = s.journalEffect(&rs.effect, slot, args)
 	}
 	for _, i := range slots {
 		sl := s.db.Slot(i)
@@ -745,7 +745,7 @@ func (s *Server) putEntry(rs *replayState, lsn uint64, slot int, key []byte, e *
 		sl.LSN = lsn
 	}
 	if rs.journal {
-		if l := s.journalEffect(rs, slot, args); l > 0 {
+		if l := s.journalEffect(&rs.effect, slot, args); l > 0 {
 			sl.LSN = l
 		}
 	}

@@ -577,8 +577,6 @@ func (im *importer) once(slots []*slotImport) error {
 	cr.timeout = 3 * s.replTimeout()
 	rs := &replayState{cl: s.replayClient(), journal: true}
 	putArgs := [][]byte{opPut, nil}
-	// The writes to a slot are made under im.mu, unless the slot was
-	// halted (then they are skipped): once halt returns, none is made.
 	slotArg := func(b []byte) (*slotImport, error) {
 		if im.legacy {
 			return slots[0], nil
@@ -619,12 +617,7 @@ func (im *importer) once(slots []*slotImport) error {
 		case "put":
 			si := cur
 			putArgs[1] = args[1]
-			im.mu.Lock()
-			if !si.halted {
-				err = s.replayEffect(rs, 0, si.slot, putArgs)
-			}
-			im.mu.Unlock()
-			if err != nil {
+			if err := im.replay(si, rs, putArgs); err != nil {
 				return err
 			}
 			si.keys.Add(1)
@@ -651,7 +644,7 @@ func (im *importer) once(slots []*slotImport) error {
 			// Journaled whole: the target's replicas and log get one put.
 			si := cur
 			putArgs[1] = enc.EncodeEntry(string(asideKey), aside)
-			im.mu.Lock()
+			im.mu.Lock() // as in replay
 			if !si.halted {
 				err = s.putEntry(rs, 0, si.slot, asideKey, aside, putArgs)
 			}
@@ -686,12 +679,7 @@ func (im *importer) once(slots []*slotImport) error {
 			if err != nil {
 				return err
 			}
-			im.mu.Lock()
-			if !si.halted {
-				err = s.replayEffect(rs, 0, si.slot, args[first:])
-			}
-			im.mu.Unlock()
-			if err != nil {
+			if err := im.replay(si, rs, args[first:]); err != nil {
 				return err
 			}
 		case "pos":
@@ -708,6 +696,17 @@ func (im *importer) once(slots []*slotImport) error {
 			return fmt.Errorf("unknown frame %q", args[0])
 		}
 	}
+}
+
+// replay applies args, an effect on si's slot, unless the slot was
+// halted; under im.mu, so once halt returns no write is made to it.
+func (im *importer) replay(si *slotImport, rs *replayState, args [][]byte) error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if si.halted {
+		return nil
+	}
+	return im.s.replayEffect(rs, 0, si.slot, args)
 }
 
 // writeLogNow hands the log the records appended so far, as an event
@@ -765,8 +764,7 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 		})
 		for _, k := range keys {
 			s.db.Delete(sl, []byte(k))
-			eff = persist.AppendEffect(eff[:0], slot, opDel, []byte(k)) // the journal copies it
-			if lsn := s.journal(1, eff); lsn > 0 {
+			if lsn := s.journalEffect(&eff, slot, [][]byte{opDel, []byte(k)}); lsn > 0 {
 				sl.LSN = lsn
 			}
 			if len(sl.Watchers) > 0 {
