@@ -80,23 +80,18 @@ func (v *clusterView) applyPushed(slot int, p pushedStep) {
 	}
 }
 
-// pushArgs parses the pushes' arguments after the subcommand: the epoch
-// (or MOVEWAIT's timeout), then groups of width (slot ident [lsn]);
-// false: the error is written.
-func pushArgs(c *Ctx, width int) (epoch uint64, slots []int, idents []string, lsns []uint64, ok bool) {
+// pushArgs parses the pushes' arguments after the subcommand: a number
+// that lead parses (an epoch, mapEpochArg; MOVEWAIT's timeout), then
+// groups of width (slot ident [lsn]); false: the error is written.
+func pushArgs(c *Ctx, width int, lead func([]byte) (uint64, string)) (first uint64, slots []int, idents []string, lsns []uint64, ok bool) {
 	args := c.args[2:]
 	if len(args) < 1+width || (len(args)-1)%width != 0 {
 		c.w.Error("ERR wrong number of arguments for 'cluster|" + strings.ToLower(string(c.args[1])) + "' command")
 		return
 	}
-	epoch, err := strconv.ParseUint(string(args[0]), 10, 64)
-	if strings.EqualFold(string(c.args[1]), "movewait") {
-		if err != nil || epoch > maxMoveWait {
-			c.w.Error("ERR timeout is not an integer or out of range")
-			return
-		}
-	} else if err != nil || epoch == 0 {
-		c.w.Error("ERR Invalid map epoch")
+	first, msg := lead(args[0])
+	if msg != "" {
+		c.w.Error(msg)
 		return
 	}
 	seen := map[int]bool{}
@@ -124,14 +119,32 @@ func pushArgs(c *Ctx, width int) (epoch uint64, slots []int, idents []string, ls
 		c.w.Error("ERR CLUSTER " + strings.ToUpper(string(c.args[1])) + " cannot run in a transaction")
 		return
 	}
-	return epoch, slots, idents, lsns, true
+	return first, slots, idents, lsns, true
+}
+
+// mapEpochArg parses the map epoch of CLUSTER MOVEFENCE and MOVEDONE.
+func mapEpochArg(b []byte) (uint64, string) {
+	epoch, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil || epoch == 0 {
+		return 0, "ERR Invalid map epoch"
+	}
+	return epoch, ""
+}
+
+// moveWaitArg parses CLUSTER MOVEWAIT's timeout (ms).
+func moveWaitArg(b []byte) (uint64, string) {
+	ms, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil || ms > maxMoveWait {
+		return 0, "ERR timeout is not an integer or out of range"
+	}
+	return ms, ""
 }
 
 // cmdMoveFence serves CLUSTER MOVEFENCE epoch slot ident [slot ident ...]
 // (the source of a move whose cutover is committed at epoch).
 func cmdMoveFence(c *Ctx) {
 	s := c.srv
-	epoch, slots, idents, _, ok := pushArgs(c, 2)
+	epoch, slots, idents, _, ok := pushArgs(c, 2, mapEpochArg)
 	if !ok {
 		return
 	}
@@ -172,7 +185,7 @@ func cmdMoveFence(c *Ctx) {
 // source and the target of a move whose flip is committed at epoch).
 func cmdMoveDone(c *Ctx) {
 	s := c.srv
-	epoch, slots, idents, lsns, ok := pushArgs(c, 3)
+	epoch, slots, idents, lsns, ok := pushArgs(c, 3, mapEpochArg)
 	if !ok {
 		return
 	}
@@ -271,7 +284,7 @@ const maxMoveWait = 60_000
 // status of up to 1024 slots each time.
 func cmdMoveWait(c *Ctx) {
 	s, cl := c.srv, c.cl
-	ms, slots, idents, lsns, ok := pushArgs(c, 3)
+	ms, slots, idents, lsns, ok := pushArgs(c, 3, moveWaitArg)
 	if !ok {
 		return
 	}
