@@ -493,12 +493,10 @@ func (g *Migrator) moveRef(mp *cluster.Map, mg *cluster.Migration, statuses map[
 		return ref
 	}
 	ref.src, ref.dst = mp.PeerAddr(from.Primary, tlsOn), mp.PeerAddr(to.Primary, tlsOn)
-	speaks := func(id string) bool { n := mp.Nodes[id]; return n != nil && n.Protocol >= cluster.MovePushProtocol }
-	ref.srcPush = ref.src != "" && speaks(from.Primary)
-	ref.push = ref.srcPush && ref.dst != "" && speaks(to.Primary)
-	if n := mp.Nodes[to.Primary]; ref.push && n != nil && n.Protocol >= cluster.MoveWaitProtocol {
-		ref.wait = true
-	}
+	speaks := func(id string, protocol int) bool { n := mp.Nodes[id]; return n != nil && n.Protocol >= protocol }
+	ref.srcPush = ref.src != "" && speaks(from.Primary, cluster.MovePushProtocol)
+	ref.push = ref.srcPush && ref.dst != "" && speaks(to.Primary, cluster.MovePushProtocol)
+	ref.wait = ref.push && speaks(to.Primary, cluster.MoveWaitProtocol)
 	if st, err := statuses[ref.src].of(ref.src, mg.Slot); err == nil {
 		ref.lsn = st.lsn
 	}
@@ -664,11 +662,8 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 			var st map[int]moveStatus
 			err := g.onConn(addr, func(c *statusConn) error {
 				_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
-				if _, err := c.nc.Write(resp.AppendCommand(nil, a...)); err != nil {
-					return err
-				}
 				var err error
-				st, err = readCompactStatus(c, len(bySrc[addr]))
+				st, err = askStatus(c, a, len(bySrc[addr]))
 				return err
 			})
 			if err != nil {
@@ -736,21 +731,19 @@ func (g *Migrator) fastCutover(ctx context.Context, epoch uint64, slots []int, m
 // ready and removes those targets from fenced; the others are polled.
 func (g *Migrator) waitTargets(deadline time.Time, fenced map[string][]int, moves map[int]moveRef) []int {
 	cmds := map[string][]string{}
+	asked := map[string][]int{} // target address → the slots of its command
 	for addr, sls := range fenced {
+		if slices.ContainsFunc(sls, func(sl int) bool { return !moves[sl].wait }) {
+			continue
+		}
 		ms := max(time.Until(deadline).Milliseconds(), 0)
 		a := []string{"CLUSTER", "MOVEWAIT", strconv.FormatInt(ms, 10)}
 		for _, sl := range sls {
 			ref := moves[sl]
-			if !ref.wait {
-				a = nil
-				break
-			}
 			a = append(a, strconv.Itoa(sl), ref.ident, strconv.FormatUint(ref.lsn, 10))
 		}
-		if a != nil {
-			cmds[addr] = a
-			delete(fenced, addr)
-		}
+		cmds[addr], asked[addr] = a, sls
+		delete(fenced, addr)
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -759,8 +752,9 @@ func (g *Migrator) waitTargets(deadline time.Time, fenced map[string][]int, move
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sls := asked[addr]
 			r, err := g.roundTrip(addr, a)
-			if err == nil && (r.Kind != '*' || len(r.Elems) != (len(a)-3)/3) {
+			if err == nil && (r.Kind != '*' || len(r.Elems) != len(sls)) {
 				err = fmt.Errorf("CLUSTER MOVEWAIT: unexpected reply %q", r.Str)
 			}
 			if err != nil {
@@ -770,8 +764,7 @@ func (g *Migrator) waitTargets(deadline time.Time, fenced map[string][]int, move
 			mu.Lock()
 			for i, e := range r.Elems {
 				if e.Int == 1 {
-					sl, _ := strconv.Atoi(a[3+3*i])
-					ready = append(ready, sl)
+					ready = append(ready, sls[i])
 				}
 			}
 			mu.Unlock()
@@ -1056,10 +1049,17 @@ func migrationStatusesOnce(c *statusConn, slots []int) (map[int]moveStatus, erro
 	for _, slot := range slots {
 		args = append(args, strconv.Itoa(slot))
 	}
+	return askStatus(c, args, len(slots))
+}
+
+// askStatus sends args, a command answered by the compact status of n
+// slots (CLUSTER MIGRATION of several slots, CLUSTER MOVEFENCE), and
+// reads it.
+func askStatus(c *statusConn, args []string, n int) (map[int]moveStatus, error) {
 	if _, err := c.nc.Write(resp.AppendCommand(nil, args...)); err != nil {
 		return nil, err
 	}
-	return readCompactStatus(c, len(slots))
+	return readCompactStatus(c, n)
 }
 
 // parseMigrationStatus reads a CLUSTER MIGRATION reply.
