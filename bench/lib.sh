@@ -3,7 +3,7 @@
 # Expects: $TMP (scratch dir), $REPO (repo root), $HERE (bench dir).
 # Provides: need, free_port, start_server, wait_ping, stop_server, cleanup,
 #           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n,
-#           start_dev.
+#           start_dev, migrate_sample, cpu_snapshot.
 
 BENCH_PIDS=""          # every server we started, killed by cleanup
 TCK=$(getconf CLK_TCK)
@@ -85,6 +85,36 @@ stop_server() { # stop_server PID — TERM, then KILL after 5 s
   wait "$pid" 2>/dev/null
   BENCH_PIDS=${BENCH_PIDS// $pid/}
   return 0
+}
+
+# migrate_sample PHASE ADDR [LOADGEN FLAGS] — one $CHUNK s sample of the
+# migration benchmarks' workload: GET and SET at once, $CONNS connections
+# each, -P 1, uniform over $N keys of $VALUE bytes (with $RATE set, at
+# RATE requests/s per op, open loop). Appends a row per op
+# to $ROWS: phase op ops_s p99_ms max_ms errors.
+migrate_sample() {
+  local ph=$1 addr=$2 op pids=""
+  shift 2
+  # RATE: an open-loop workload of RATE requests/s per op instead of a
+  # closed loop (latency counted from when each request was due).
+  [ "${RATE:-0}" != 0 ] && set -- "$@" -rate "$RATE"
+  for op in get set; do
+    "$LOADGEN" -addr "$addr" -op $op -r "$N" -size "$VALUE" -c "$CONNS" -P 1 -d "${CHUNK}s" "$@" >"$TMP/s.$op" 2>&1 &
+    pids="$pids $!"
+  done
+  wait $pids
+  for op in get set; do
+    tr ' ' '\n' <"$TMP/s.$op" | awk -F= -v ph="$ph" -v op=$op '
+      $1=="ops_s"{o=$2} $1=="p99_ms"{p=$2} $1=="max_ms"{m=$2} $1=="errors"{e=$2}
+      END{printf "%s\t%s\t%s\t%s\t%s\t%s\n", ph, op, o, p, m, e}' >>"$ROWS"
+  done
+}
+
+# cpu_snapshot — "name=ticks ... idle=ticks" for each name=pid of
+# $CPU_PIDS, and the machine's idle ticks
+cpu_snapshot() {
+  local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done
+  awk '$1=="cpu"{printf "idle=%s", $5}' /proc/stat
 }
 
 cleanup() {

@@ -11,7 +11,9 @@
 # (standalone: the manager runs with --migrator=false and a `shoal
 # migrator` process drives the moves), BPS=migrate-max-bytes-per-sec on
 # the source (0: unlimited), SLOTS=the slots to move (0-16383: all;
-# QUICK=1: 0-4095, a quarter of the keys), KEEP_TMP=1.
+# QUICK=1: 0-4095, a quarter of the keys), MOVE_ONLY=1 (no workload at
+# all: the move alone on the machine), RATE=requests/s per op (0: closed
+# loop, as fast as replies come), KEEP_TMP=1.
 #
 # 1. shoal dev --shards 1 --replicas 0 --standby 1 --appendonly=false
 #    --memcached=false; `shoal ctl add-shard --no-rebalance` makes shard 2
@@ -41,7 +43,7 @@ while getopts "s:o:h" o; do
   case $o in
     s) SHOAL_BIN=$OPTARG ;;
     o) OUTFILE=$OPTARG ;;
-    *) sed -n '2,34p' "$0"; exit 2 ;;
+    *) sed -n '2,36p' "$0"; exit 2 ;;
   esac
 done
 [ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && SLOTS=${SLOTS:-0-4095}
@@ -92,21 +94,11 @@ KEYS=$(redis-cli -p "$SRC" dbsize)
 
 ROWS="$TMP/rows.tsv"
 : >"$ROWS"
-# sample PHASE — one CHUNK of GET and SET at once; a row per op:
-# phase op ops_s p99_ms errors
-sample() {
-  local op pids=""
-  for op in get set; do
-    "$LOADGEN" -addr "$PROXY" -op $op -r "$N" -size "$VALUE" -c "$CONNS" -P 1 -d "${CHUNK}s" >"$TMP/s.$op" 2>&1 &
-    pids="$pids $!"
-  done
-  wait $pids
-  for op in get set; do
-    tr ' ' '\n' <"$TMP/s.$op" | awk -F= -v ph="$1" -v op=$op '
-      $1=="ops_s"{o=$2} $1=="p99_ms"{p=$2} $1=="errors"{e=$2}
-      END{printf "%s\t%s\t%s\t%s\t%s\n", ph, op, o, p, e}' >>"$ROWS"
-  done
-}
+sample() { migrate_sample "$1" "$PROXY"; }
+if [ "${MOVE_ONLY:-0}" = 1 ]; then # no workload: the move alone
+  BASE_CHUNKS=0; AFTER_CHUNKS=0
+  sample() { sleep 0.05; }
+fi
 # CPU of each process, and the machine's idle time, during the baseline
 # and during the move (where the move's cost goes).
 pid_of() { pgrep -f -- "$1" | head -1; }
@@ -114,10 +106,6 @@ SRC_PID=$(info_field "$SRC" server process_id); DST_PID=$(info_field "$DST" serv
 MGR_PID=$(pid_of "manager .*--http-addr $MGR"); PROXY_PID=$(pid_of "proxy --manager .* --port ${PROXY##*:} ")
 CPU_PIDS="source=$SRC_PID target=$DST_PID manager=$MGR_PID proxy=$PROXY_PID"
 [ -n "$MIG_PID" ] && CPU_PIDS="$CPU_PIDS migrator=$MIG_PID"
-cpu_snapshot() {
-  local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done
-  awk '$1=="cpu"{printf "idle=%s", $5}' /proc/stat
-}
 B0=$(cpu_snapshot); tb0=$(date +%s.%N)
 for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
 B1=$(cpu_snapshot); tb1=$(date +%s.%N)
@@ -149,53 +137,7 @@ if [ "$SLOTS" = 0-16383 ] && [ "$LEFT" != 0 ]; then echo "source still holds $LE
 for i in $(seq 1 "$AFTER_CHUNKS"); do sample after; done
 NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][1]["slots"])')
 
-python3 - "$ROWS" "${OUTFILE:-}" "$t0" "$t1" "$SENT0" "$SENT1" "$N" "$VALUE" "$PSRC" "$PDST" "$NSRC" "$MIGRATOR" "$GOT" "$NSLOTS" "$CPU0" "$CPU1" "$TCK" "$B0" "$B1" "$tb0" "$tb1" <<'EOF'
-import sys, statistics, collections
-rows, outfile = sys.argv[1], sys.argv[2]
-t0, t1, s0, s1 = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-total, value, psrc, pdst, npause, who = int(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10]), sys.argv[11], sys.argv[12]
-n, nslots = int(sys.argv[13]), int(sys.argv[14])
-cpu0 = dict(kv.split("=") for kv in sys.argv[15].split())
-cpu1 = dict(kv.split("=") for kv in sys.argv[16].split())
-tck = float(sys.argv[17])
-base0 = dict(kv.split("=") for kv in sys.argv[18].split())
-base1 = dict(kv.split("=") for kv in sys.argv[19].split())
-bsecs = float(sys.argv[21]) - float(sys.argv[20])
-def cpus(c0, c1, secs):
-    return ", ".join(f"{k} {(int(c1[k]) - int(c0[k])) / tck / secs:.2f}" for k in c0 if k in c1)
-v = collections.defaultdict(list)
-for l in open(rows):
-    ph, op, ops, p99, err = l.rstrip("\n").split("\t")
-    v[(ph, op)].append((float(ops or 0), float(p99 or 0), int(err or 0)))
-secs = t1 - t0
-mb = (s1 - s0) / 1e6
-pause = max(psrc, pdst)
-out = [f"{n} of {total} keys x {value} B moved shard 1 -> 2 ({nslots} slots, migrator: {who}): "
-       f"{secs:.1f} s, {mb:.0f} MB sent, {mb/secs:.1f} MB/s, {n/secs:.0f} keys/s, {nslots/secs:.0f} slots/s",
-       f"longest per-slot write pause at cutover: {pause:.1f} ms (source {psrc:.1f}, target {pdst:.1f}; {npause} slots timed on the source)",
-       "CPU during the move (cores, incl. serving the workload; idle: the machine's): " + cpus(cpu0, cpu1, secs),
-       "CPU during the baseline: " + cpus(base0, base1, bsecs),
-       "",
-       "| workload (proxy, -P 1) | baseline ops/s | during move ops/s | ratio | after move ops/s | baseline p99 ms | during move p99 ms (median / worst sample) | after p99 ms | errors during move |",
-       "|---|---|---|---|---|---|---|---|---|"]
-ratios = []
-for op in ("get", "set"):
-    b, m, a = v[("base", op)], v[("move", op)], v[("after", op)]
-    if not b or not m:
-        continue
-    bo, mo = statistics.mean(x[0] for x in b), statistics.mean(x[0] for x in m)
-    ao = statistics.mean(x[0] for x in a) if a else 0
-    ap = statistics.median(x[1] for x in a) if a else 0
-    bp = statistics.median(x[1] for x in b)
-    mp, mw = statistics.median(x[1] for x in m), max(x[1] for x in m)
-    ratios.append(mo / bo)
-    out.append(f"| {op.upper()} | {bo:.0f} | {mo:.0f} | {mo/bo:.2f} | {ao:.0f} | {bp:.2f} | {mp:.2f} / {mw:.2f} | {ap:.2f} | {sum(x[2] for x in m)} |")
-out.append("")
-ok = lambda c: "met" if c else "NOT met"
-out.append(f"targets: >= 100 MB/s: {ok(mb/secs >= 100)} ({mb/secs:.1f}); "
-           f"workload >= 80% of baseline: {ok(ratios and min(ratios) >= 0.8)} ({', '.join(f'{r:.2f}' for r in ratios)}); "
-           f"write pause <= 50 ms: {ok(pause <= 50)} ({pause:.1f} ms)")
-print("\n".join(out))
-if outfile:
-    open(outfile, "w").write("\n".join(out) + "\n")
-EOF
+python3 "$HERE/migrate_report.py" rows="$ROWS" out="${OUTFILE:-}" t0="$t0" t1="$t1" bytes=$((SENT1 - SENT0)) \
+  what="$GOT of $N keys x $VALUE B moved shard 1 -> 2 ($NSLOTS slots, migrator: $MIGRATOR)" keys="$GOT" slots="$NSLOTS" \
+  pause="$(python3 -c "print(max($PSRC, $PDST))")" pausenote=" (source $PSRC, target $PDST; $NSRC slots timed on the source)" \
+  tck="$TCK" base0="$B0" base1="$B1" cpu0="$CPU0" cpu1="$CPU1" tb0="$tb0" tb1="$tb1"

@@ -862,10 +862,16 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 	s.moves.mu.Unlock()
 	// write sends b in pieces of 64 KiB, each reserved from the node's
 	// migrate-max-bytes-per-sec bucket (shared by every move it sends).
-	write := func(b []byte) error {
+	// Only the images wait for it (bulk): the changes after them are
+	// counted but never wait, so a fenced slot's last changes are not held
+	// back behind other slots' images, which would stretch its cutover's
+	// write pause to the limiter's debt (hundreds of ms at a low rate).
+	// They come at the rate the slots are written, which the limit cannot
+	// lower anyway.
+	write := func(b []byte, bulk bool) error {
 		for len(b) > 0 {
 			n := min(len(b), 64<<10)
-			if d := s.migLimit.reserve(n); d > 0 {
+			if d := s.migLimit.reserve(n); d > 0 && bulk {
 				t := time.NewTimer(d)
 				select {
 				case <-t.C:
@@ -921,7 +927,7 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 		} else {
 			out = resp.AppendCommandBytes(out, frameImaged, num2, num)
 		}
-		if err := write(out); err != nil {
+		if err := write(out, true); err != nil {
 			return err
 		}
 		s.moves.sentKeys.Add(int64(keys))
@@ -969,7 +975,7 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 				}
 			}
 			if live == 0 {
-				if err := write(out); err != nil {
+				if err := write(out, false); err != nil {
 					return err
 				}
 				return errors.New("the slots moved away: their stream ends")
@@ -1006,7 +1012,7 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 		}
 		num = strconv.AppendUint(num[:0], cur.NextLSN()-1, 10)
 		out = resp.AppendCommandBytes(out, framePos, num)
-		if err := write(out); err != nil {
+		if err := write(out, false); err != nil {
 			return err
 		}
 		if cap(out) > 4<<20 {
