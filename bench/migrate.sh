@@ -112,6 +112,7 @@ B1=$(cpu_snapshot); tb1=$(date +%s.%N)
 redis-cli -p "$SRC" config resetstat >/dev/null
 redis-cli -p "$DST" config resetstat >/dev/null
 SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
+E0=$(info_field "$SRC" cluster cluster_map_epoch)
 CPU0=$(cpu_snapshot)
 t0=$(date +%s.%N)
 # t1 is when ctl returns (not when the workload sample running then ends)
@@ -122,6 +123,7 @@ wait $CTL || { echo "ctl migrate failed:" >&2; tail -5 "$TMP/migrate.out" >&2; e
 t1=$(cat "$TMP/t1")
 CPU1=$(cpu_snapshot)
 SENT1=$(info_field "$SRC" replication migrate_sent_bytes)
+E1=$(info_field "$SRC" cluster cluster_map_epoch)
 PSRC=$(info_field "$SRC" cluster cluster_cutover_pause_max_ms)
 PDST=$(info_field "$DST" cluster cluster_cutover_pause_max_ms)
 NSRC=$(info_field "$SRC" cluster cluster_cutover_pauses)
@@ -140,4 +142,4 @@ NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.st
 python3 "$HERE/migrate_report.py" rows="$ROWS" out="${OUTFILE:-}" t0="$t0" t1="$t1" bytes=$((SENT1 - SENT0)) \
   what="$GOT of $N keys x $VALUE B moved shard 1 -> 2 ($NSLOTS slots, migrator: $MIGRATOR)" keys="$GOT" slots="$NSLOTS" \
   pause="$(python3 -c "print(max($PSRC, $PDST))")" pausenote=" (source $PSRC, target $PDST; $NSRC slots timed on the source)" \
-  tck="$TCK" base0="$B0" base1="$B1" cpu0="$CPU0" cpu1="$CPU1" tb0="$tb0" tb1="$tb1"
+  note="cluster map epochs during the move: $((E1 - E0))" tck="$TCK" base0="$B0" base1="$B1" cpu0="$CPU0" cpu1="$CPU1" tb0="$tb0" tb1="$tb1"

@@ -12,6 +12,7 @@ Arguments are key=value:
   keys      keys moved; slots: slots moved
   pause     longest per-slot write pause the servers measured, ms (optional)
   pausenote text after the pause (optional)
+  note      a line of its own after them (optional)
   tck       clock ticks per second
   base0 base1 cpu0 cpu1   "name=ticks ..." snapshots (baseline, move)
   tb0 tb1   start and end of the baseline
@@ -44,6 +45,8 @@ for line in open(a["rows"]):
 out = [f"{a['what']}: {secs:.1f} s, {mb:.0f} MB, {mb/secs:.1f} MB/s, {keys/secs:.0f} keys/s, {slots/secs:.0f} slots/s"]
 if a.get("pause"):
     out.append(f"longest per-slot write pause at cutover: {float(a['pause']):.1f} ms{a.get('pausenote', '')}")
+if a.get("note"):
+    out.append(a["note"])
 out.append("CPU during the move (cores, incl. serving the workload; idle: the machine's): " + cpus(a["cpu0"], a["cpu1"], secs))
 bsecs = float(a["tb1"]) - float(a["tb0"])
 if bsecs >= 1:  # no baseline: MOVE_ONLY

@@ -144,7 +144,7 @@ type Map struct {
 	Settings  Settings          `json:"settings"`
 	Managers  map[string]string `json:"managers"` // raft server id → HTTP address
 	// Migrations are the slot moves in progress, by slot.
-	Migrations map[int]*Migration `json:"migrations,omitempty"`
+	Migrations MigrationSet `json:"migrations,omitempty"`
 	// MigratorLease: which migrator drives the moves (lease.go).
 	MigratorLease *MigratorLease `json:"migrator_lease,omitempty"`
 	// QueuedFrom and QueuedMoves are set only in a window view

@@ -234,7 +234,7 @@ func (m *Manager) encodedMap(mp *cluster.Map, window bool) (*encodedMap, error) 
 	if window {
 		v = mp.WindowView()
 	}
-	b, err := json.Marshal(v)
+	b, err := cluster.MarshalMap(v)
 	if err != nil {
 		return nil, err
 	}

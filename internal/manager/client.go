@@ -180,7 +180,11 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 		c.last = host
 		c.mu.Unlock()
 		if out != nil {
-			if err := json.Unmarshal(data, out); err != nil {
+			unmarshal := json.Unmarshal
+			if m, ok := out.(*cluster.Map); ok { // every node's, proxy's and migrator's map
+				unmarshal = func(b []byte, _ any) error { return cluster.UnmarshalMap(b, m) }
+			}
+			if err := unmarshal(data, out); err != nil {
 				return fmt.Errorf("%s %s: bad reply: %w", method, path, err), false
 			}
 		}
