@@ -95,6 +95,16 @@ const MoveWindow = 1024
 // are not paused, in slot order.
 func (m *Map) Window() []*Migration {
 	out := make([]*Migration, 0, min(MoveWindow, len(m.Migrations)))
+	if len(m.Migrations) > 2*MoveWindow {
+		// Many queued (a rebalance): the slots in order until the window
+		// is full, instead of sorting every move at every epoch.
+		for s := 0; s < NumSlots && len(out) < MoveWindow; s++ {
+			if mg := m.Migrations[s]; mg != nil && !mg.Paused {
+				out = append(out, mg)
+			}
+		}
+		return out
+	}
 	for _, mg := range m.SortedMigrations() {
 		if mg.Paused {
 			continue

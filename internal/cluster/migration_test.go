@@ -238,3 +238,25 @@ func TestWindowView(t *testing.T) {
 		t.Fatal("a map whose moves are all under way is its own view")
 	}
 }
+
+// A long queue (more than two windows) is scanned in slot order instead
+// of sorted: the same window either way.
+func TestMoveWindowLongQueue(t *testing.T) {
+	for _, n := range []int{2 * MoveWindow, 2*MoveWindow + 1, NumSlots} {
+		m := NewMap()
+		m.Migrations = MigrationSet{}
+		for i := range n { // slots all over the table, not in order
+			s := i * 7919 % NumSlots
+			m.Migrations[s] = &Migration{Slot: s, From: 1, To: 2, State: MigrateCopying, Paused: s%7 == 0}
+		}
+		var want []*Migration
+		for _, mg := range m.SortedMigrations() {
+			if !mg.Paused && len(want) < MoveWindow {
+				want = append(want, mg)
+			}
+		}
+		if got := m.Window(); !slices.Equal(got, want) {
+			t.Fatalf("%d moves: window of %d from slot %d, want %d from %d", n, len(got), got[0].Slot, len(want), want[0].Slot)
+		}
+	}
+}

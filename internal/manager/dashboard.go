@@ -206,21 +206,38 @@ type MoveGroup struct {
 // map since it was last empty: the map holds only the moves left, a
 // progress bar needs the batch's size too.
 type moveTracker struct {
-	seen map[[2]int]map[int]bool
+	seen map[[2]int]*seenSlots
+}
+
+// seenSlots is a group's slots seen, as a bitmap and its count (a map of
+// 16384 slots cost the leader a map write per slot at every epoch of a
+// rebalance).
+type seenSlots struct {
+	bits [cluster.NumSlots / 64]uint64
+	n    int
 }
 
 func (t *moveTracker) update(mp *cluster.Map) {
 	if t.seen == nil {
-		t.seen = map[[2]int]map[int]bool{}
+		t.seen = map[[2]int]*seenSlots{}
 	}
 	live := map[[2]int]bool{}
+	var last [2]int
+	var g *seenSlots
 	for s, mg := range mp.Migrations {
 		k := [2]int{mg.From, mg.To}
-		live[k] = true
-		if t.seen[k] == nil {
-			t.seen[k] = map[int]bool{}
+		if g == nil || k != last {
+			live[k] = true
+			if g = t.seen[k]; g == nil {
+				g = &seenSlots{}
+				t.seen[k] = g
+			}
+			last = k
 		}
-		t.seen[k][s] = true
+		if w, b := s/64, uint64(1)<<(s%64); g.bits[w]&b == 0 {
+			g.bits[w] |= b
+			g.n++
+		}
 	}
 	for k := range t.seen {
 		if !live[k] {
@@ -235,7 +252,10 @@ func (t *moveTracker) groups(mp *cluster.Map) []MoveGroup {
 		k := [2]int{mg.From, mg.To}
 		g := by[k]
 		if g == nil {
-			g = &MoveGroup{From: mg.From, To: mg.To, Total: len(t.seen[k])}
+			g = &MoveGroup{From: mg.From, To: mg.To}
+			if seen := t.seen[k]; seen != nil {
+				g.Total = seen.n
+			}
 			by[k] = g
 		}
 		switch {

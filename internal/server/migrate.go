@@ -160,6 +160,11 @@ type migrations struct {
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
+	// swept is the shard this node swept unowned slots for at the last
+	// map it installed as that shard's primary (0: it was not), and
+	// sweptAll when it last looked at every slot (sweepUnownedLocked).
+	swept    int
+	sweptAll time.Time
 	// cursors: the backlog cursors of the streams sent (copy on write,
 	// under mu): the event loops wake them with the replicas' (sendInline).
 	cursors atomic.Pointer[[]*repl.Cursor]
@@ -386,6 +391,8 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 	}
 	if role == cluster.RolePrimary && sh != nil && !s.repl.isReplica.Load() {
 		s.sweepUnownedLocked(prev, m, sh.ID)
+	} else {
+		s.moves.swept = 0
 	}
 }
 
@@ -404,9 +411,22 @@ func (s *Server) sweepUnowned(m *cluster.Map, shard int) {
 // crashed before dropping, or a replica that never saw the drop was
 // promoted). The deletes are journaled, so its replicas drop them too.
 // prev is the map installed before m (nil: unknown).
+//
+// It looks at every slot when the previous map is unknown, when the
+// previous sweep was not for this shard, and at most a second apart;
+// otherwise only at the slots the previous map gave this shard: the
+// others were not this shard's at the previous sweep, which dropped
+// their keys or left them to an import (whose end without the slot
+// drops them, reconcileMoves). Looking at all 16384 slots (a lock each)
+// at every map epoch of a rebalance was a fifth of a target's CPU.
 func (s *Server) sweepUnownedLocked(prev, m *cluster.Map, shard int) {
+	all := prev == nil || s.moves.swept != shard || time.Since(s.moves.sweptAll) >= time.Second
+	s.moves.swept = shard
+	if all {
+		s.moves.sweptAll = time.Now()
+	}
 	for i := range m.Slots {
-		if int(m.Slots[i]) == shard || m.Slots[i] == 0 || s.moves.imports[i] != nil {
+		if int(m.Slots[i]) == shard || m.Slots[i] == 0 || (!all && int(prev.Slots[i]) != shard) || s.moves.imports[i] != nil {
 			continue
 		}
 		s.db.Lock(i)
