@@ -684,9 +684,18 @@ func (im *importer) once(slots []*slotImport) error {
 					return fmt.Errorf("the end of slot %q's image inside another", args[1])
 				}
 			}
-			cur.state.Store(&impStreaming)
+			// The slot streams once every image of the connection is in:
+			// only then do the source's positions come, so until then its
+			// applied position says nothing about the slot (a migrator
+			// that took the slot for caught up fenced it, and its writes
+			// waited for the other slots' images: seconds at a low
+			// migrate-max-bytes-per-sec).
 			cur = nil
-			imaging--
+			if imaging--; imaging == 0 {
+				for _, si := range slots {
+					si.state.Store(&impStreaming)
+				}
+			}
 		case "eff":
 			first := 2 // eff <lsn> <slot> <args...> (legacy: eff <lsn> <args...>)
 			if !im.legacy {
@@ -891,13 +900,10 @@ func (s *Server) sendSlots(nc net.Conn, slots []int, legacy bool, pending []byte
 	write := func(b []byte, bulk bool) error {
 		for len(b) > 0 {
 			n := min(len(b), 64<<10)
+			changed := s.migLimit.changedChan()
 			if d := s.migLimit.reserve(n); d > 0 && bulk {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-quit:
-					t.Stop()
-					return errors.New("server closing")
+				if err := s.migLimit.wait(d, changed, quit); err != nil {
+					return err
 				}
 			}
 			_ = nc.SetWriteDeadline(time.Now().Add(timeout))

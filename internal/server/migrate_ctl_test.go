@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"shoal/internal/cluster"
 	"shoal/internal/manager"
@@ -239,4 +241,66 @@ func infoLine(info, k string) string {
 		}
 	}
 	return ""
+}
+
+// A slot of a move streams (and may be cut over) only once every image
+// of its connection is in: before that the source sends no position, and
+// a slot taken for caught up waited, fenced, for the other slots' images.
+func TestSlotMoveStreamsAfterEveryImage(t *testing.T) {
+	c := newTClusterWith(t, 1, 2, 0, nil)
+	ctx := context.Background()
+	src, _ := c.shard(1)
+	dst, _ := c.shard(2)
+	// Two slots of shard 1, the small one first (images go in slot order).
+	a, b := c.keyIn(1, "small"), c.keyIn(1, "large")
+	if cluster.SlotString(a) > cluster.SlotString(b) {
+		a, b = b, a
+	}
+	sa, sb := cluster.SlotString(a), cluster.SlotString(b)
+	waitWritable(t, src, "{"+a+"}:0")
+	if err := src.set("{"+a+"}:0", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// Values that do not compress: the image is as large as they are.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 200<<10)
+	for i := range big {
+		big[i] = byte(rnd.Uint32())
+	}
+	for i := 0; i < 4; i++ {
+		if err := src.set("{"+b+"}:"+strconv.Itoa(i), string(big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 1 byte/s: the large slot's image stops after its first piece.
+	if err := src.rdb.ConfigSet(ctx, "migrate-max-bytes-per-sec", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.client().Migrate(ctx, []int{sa, sb}, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the small slot's image is in", func() bool { return migStatus(dst, sa)["import_keys"] == "1" })
+	// The source writes to the small slot; its move must not cut over.
+	if err := src.set("{"+a+"}:1", "w"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if st := migStatus(dst, sa)["import_state"]; st != "image" {
+			t.Fatalf("the small slot is %q while the large one's image is still coming (%v, %v)", st, migStatus(dst, sa), migStatus(dst, sb))
+		}
+		if mp := c.leaderMap(); mp.Migrations[sa] == nil || mp.Migrations[sa].State != cluster.MigrateCopying {
+			t.Fatalf("the small slot's move left copying before the large slot's image: %+v", mp.Migrations[sa])
+		}
+		time.Sleep(10 * time.Millisecond) // samples over a while: nothing to wait for
+	}
+	if err := src.rdb.ConfigSet(ctx, "migrate-max-bytes-per-sec", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "both slots moved", func() bool {
+		mp := c.leaderMap()
+		return int(mp.Slots[sa]) == 2 && int(mp.Slots[sb]) == 2 && len(mp.Migrations) == 0
+	})
+	if n, m := countInSlot(dst, sa), countInSlot(dst, sb); n != 2 || m != 4 {
+		t.Fatalf("the target holds %d and %d keys, want 2 and 4", n, m)
+	}
 }

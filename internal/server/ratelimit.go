@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -18,6 +19,10 @@ type tokenBucket struct {
 	last    time.Time
 	now     func() time.Time
 	granted int64 // bytes reserved so far (tests, INFO)
+	// changed is closed (and replaced) by a change of rate: a sender
+	// waiting for its piece computes its wait again (CONFIG SET of a
+	// higher limit, or none, applies at once, not after the old wait).
+	changed chan struct{}
 }
 
 // burst is what an idle bucket holds: an eighth of a second of rate, at
@@ -33,6 +38,58 @@ func (b *tokenBucket) setRate(rate int64) {
 	}
 	b.rate = rate
 	b.tokens = min(b.tokens, b.burstLocked())
+	if rate <= 0 {
+		b.tokens = 0 // unlimited: no debt left to pay
+	}
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
+}
+
+// changedChan returns the channel closed at the next change of rate.
+func (b *tokenBucket) changedChan() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// owed is how long the bucket's debt takes to pay at the current rate:
+// a waiting sender's wait after a change of rate.
+func (b *tokenBucket) owed() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rate <= 0 || b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / float64(b.rate) * float64(time.Second))
+}
+
+// errLimiterQuit: the server closed while a sender waited.
+var errLimiterQuit = errors.New("server closing")
+
+// wait sleeps d, the wait reserve returned for a piece; changed is
+// changedChan from before the reserve. A change of rate meanwhile makes
+// it wait what the debt takes at the new rate instead.
+func (b *tokenBucket) wait(d time.Duration, changed <-chan struct{}, quit <-chan struct{}) error {
+	for d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return nil
+		case <-quit:
+			t.Stop()
+			return errLimiterQuit
+		case <-changed:
+			t.Stop()
+			changed = b.changedChan()
+			d = b.owed()
+		}
+	}
+	return nil
 }
 
 // reserve takes n bytes and returns how long to wait before sending them.

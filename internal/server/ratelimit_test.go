@@ -52,3 +52,35 @@ func TestTokenBucketBound(t *testing.T) {
 		t.Fatalf("unlimited bucket waits %v", d)
 	}
 }
+
+// A sender waiting for its piece goes at once when the limit is lifted,
+// and waits what its debt takes at a new rate when it changes.
+func TestTokenBucketRateChangeWakesSenders(t *testing.T) {
+	b := &tokenBucket{}
+	b.setRate(1) // 1 byte/s
+	b.reserve(64 << 10) // the burst
+	changed := b.changedChan()
+	d := b.reserve(64 << 10)
+	if d < time.Hour {
+		t.Fatalf("a piece over the burst at 1 byte/s waits %v", d)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.wait(d, changed, nil) }()
+	b.setRate(0)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// At a new rate: the debt at that rate.
+	b.setRate(1)
+	b.reserve(64 << 10)
+	b.reserve(64 << 10)
+	b.setRate(1 << 30)
+	if d := b.owed(); d <= 0 || d > time.Millisecond {
+		t.Fatalf("64 KiB owed at 1 GiB/s: %v", d)
+	}
+	quit := make(chan struct{})
+	close(quit)
+	if err := b.wait(time.Hour, b.changedChan(), quit); err != errLimiterQuit {
+		t.Fatalf("wait after quit: %v", err)
+	}
+}
