@@ -51,13 +51,15 @@ trap cleanup EXIT
 need redis-server redis-cli python3
 build_loadgen
 
-P1=$(free_port); P2=$(free_port)
+# Redis Cluster's bus port is the port + 10000 unless set: both set, the
+# bus on its own free port.
+P1=$(free_port); P2=$(free_port); B1=$(free_port); B2=$(free_port)
 RCONF='--cluster-enabled yes --cluster-config-file {dir}/nodes.conf --dir {dir} --save "" --appendonly no --bind 127.0.0.1 --protected-mode no'
-start_server node1 "redis-server --port {port} $RCONF" "$P1"; PID1=$SERVER_PID
-start_server node2 "redis-server --port {port} $RCONF" "$P2"; PID2=$SERVER_PID
+start_server node1 "redis-server --port {port} --cluster-port $B1 $RCONF" "$P1"; PID1=$SERVER_PID
+start_server node2 "redis-server --port {port} --cluster-port $B2 $RCONF" "$P2"; PID2=$SERVER_PID
 rc() { redis-cli -h 127.0.0.1 -p "$@"; }
 rc "$P1" cluster addslotsrange 0 16383 >/dev/null
-rc "$P1" cluster meet 127.0.0.1 "$P2" >/dev/null
+rc "$P1" cluster meet 127.0.0.1 "$P2" "$B2" >/dev/null
 for i in $(seq 1 200); do
   redis-cli --cluster check "127.0.0.1:$P1" >"$TMP/check.out" 2>&1 && grep -q "All 16384 slots covered" "$TMP/check.out" &&
     [ "$(rc "$P2" cluster info | tr -d '\r' | sed -n 's/^cluster_state://p')" = ok ] && break
