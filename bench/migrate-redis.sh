@@ -8,7 +8,8 @@
 # Environment: QUICK=1 (SCALE=0.1, 4096 slots), SCALE=F (keys = 1M x F),
 # VALUE=bytes (1000), CONNS (8), CHUNK (2), BASE_CHUNKS (5), AFTER_CHUNKS
 # (3), NSLOTS=slots to move (16384; QUICK=1: 4096), PIPE=keys per MIGRATE
-# (redis-cli's --cluster-pipeline, default 10), RATE=requests/s per op (0: closed
+# (redis-cli's --cluster-pipeline, default 10), MOVE_ONLY=1 (no
+# workload: the move alone), RATE=requests/s per op (0: closed
 # loop, as fast as replies come), KEEP_TMP=1.
 #
 # 1. Two redis-server --cluster-enabled yes (no persistence); node 1 takes
@@ -31,7 +32,7 @@ OUTFILE=""
 while getopts "o:h" o; do
   case $o in
     o) OUTFILE=$OPTARG ;;
-    *) sed -n '2,26p' "$0"; exit 2 ;;
+    *) sed -n '2,27p' "$0"; exit 2 ;;
   esac
 done
 [ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && NSLOTS=${NSLOTS:-4096}
@@ -76,6 +77,10 @@ KEYS=$(rc "$P1" dbsize)
 ROWS="$TMP/rows.tsv"
 : >"$ROWS"
 sample() { migrate_sample "$1" "127.0.0.1:$P1" -cluster; }
+if [ "${MOVE_ONLY:-0}" = 1 ]; then # no workload: the move alone
+  BASE_CHUNKS=0; AFTER_CHUNKS=0
+  sample() { sleep 0.05; }
+fi
 CPU_PIDS="source=$PID1 target=$PID2"
 B0=$(cpu_snapshot); tb0=$(date +%s.%N)
 for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
