@@ -24,17 +24,11 @@ func TestSlotMoveBigKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 30 MB")
 	}
-	g := &moveGate{}
-	g.done.Store(true)
-	c := newTClusterWith(t, 1, 2, 0, g.config)
+	rig := newMoveRig(t, "big", cluster.OpMigrateDone)
+	c, g, tag, slot, src, dst := rig.c, rig.g, rig.tag, rig.slot, rig.src, rig.dst
 	mc := c.client()
 	ctx := context.Background()
-	tag := c.keyIn(1, "big")
-	slot := cluster.SlotString(tag)
 	hk, sk := "{"+tag+"}:h", "{"+tag+"}:s"
-	src, _ := c.shard(1)
-	dst, _ := c.shard(2)
-	waitWritable(t, src, "{"+tag+"}:x")
 	const fields = 200_000
 	const strLen = 20 << 20
 	p := src.rdb.Pipeline()

@@ -30,6 +30,38 @@ func (g *moveGate) open(op string, _ int) bool {
 
 func (g *moveGate) config(c *manager.Config) { c.MoveGate = g.open }
 
+// moveRig is a cluster of two shards (a primary each, no replica) whose
+// moves wait at the gate, and a slot of shard 1 to move: its hash tag,
+// writable on the source.
+type moveRig struct {
+	c        *tcluster
+	g        *moveGate
+	tag      string
+	slot     int
+	src, dst *fnode
+}
+
+// newMoveRig starts the rig; hold says which steps the gate holds at
+// first (cluster.OpMigrateCutover, OpMigrateDone).
+func newMoveRig(t *testing.T, prefix string, hold ...string) *moveRig {
+	g := &moveGate{}
+	for _, op := range hold {
+		switch op {
+		case cluster.OpMigrateCutover:
+			g.cutover.Store(true)
+		case cluster.OpMigrateDone:
+			g.done.Store(true)
+		}
+	}
+	c := newTClusterWith(t, 1, 2, 0, g.config)
+	r := &moveRig{c: c, g: g, tag: c.keyIn(1, prefix)}
+	r.slot = cluster.SlotString(r.tag)
+	r.src, _ = c.shard(1)
+	r.dst, _ = c.shard(2)
+	waitWritable(t, r.src, "{"+r.tag+"}:0")
+	return r
+}
+
 // migStatus is CLUSTER MIGRATION slot on n, as strings.
 func migStatus(n *fnode, slot int) map[string]string {
 	out := map[string]string{}
@@ -61,16 +93,10 @@ func (c *tcluster) leaderMap() *cluster.Map {
 
 // Pause, resume and cancel of a move, at copying and at cutover.
 func TestSlotMovePauseResumeCancel(t *testing.T) {
-	g := &moveGate{}
-	g.cutover.Store(true)
-	c := newTClusterWith(t, 1, 2, 0, g.config)
+	rig := newMoveRig(t, "pause", cluster.OpMigrateCutover)
+	c, g, tag, slot, src, dst := rig.c, rig.g, rig.tag, rig.slot, rig.src, rig.dst
 	mc := c.client()
 	ctx := context.Background()
-	tag := c.keyIn(1, "pause")
-	slot := cluster.SlotString(tag)
-	src, _ := c.shard(1)
-	dst, _ := c.shard(2)
-	waitWritable(t, src, "{"+tag+"}:0")
 	// The source's moves go through its limiter (runtime setting).
 	if err := src.rdb.ConfigSet(ctx, "migrate-max-bytes-per-sec", "10mb").Err(); err != nil {
 		t.Fatal(err)
@@ -189,15 +215,9 @@ func TestSlotMovePauseResumeCancel(t *testing.T) {
 // behind the limiter's debt (at a low rate that stretched the cutover's
 // write pause to hundreds of ms).
 func TestSlotMoveLimitSparesTheStream(t *testing.T) {
-	g := &moveGate{}
-	g.cutover.Store(true)
-	c := newTClusterWith(t, 1, 2, 0, g.config)
+	rig := newMoveRig(t, "limit", cluster.OpMigrateCutover)
+	c, tag, slot, src, dst := rig.c, rig.tag, rig.slot, rig.src, rig.dst
 	ctx := context.Background()
-	tag := c.keyIn(1, "limit")
-	slot := cluster.SlotString(tag)
-	src, _ := c.shard(1)
-	dst, _ := c.shard(2)
-	waitWritable(t, src, "{"+tag+"}:0")
 	for i := 0; i < 10; i++ {
 		if err := src.set("{"+tag+"}:"+strconv.Itoa(i), "v"); err != nil {
 			t.Fatal(err)

@@ -198,16 +198,10 @@ func TestMovePushFenceReplacedByMap(t *testing.T) {
 // map of the cutover or of the flip; once the maps come, nothing
 // changes but the source's copy, which goes.
 func TestSlotMoveFlipWithoutMap(t *testing.T) {
-	g := &moveGate{}
-	g.cutover.Store(true)
-	c := newTClusterWith(t, 1, 2, 0, g.config)
+	rig := newMoveRig(t, "flip", cluster.OpMigrateCutover)
+	c, g, tag, slot, src, dst := rig.c, rig.g, rig.tag, rig.slot, rig.src, rig.dst
 	ctx := context.Background()
-	tag := c.keyIn(1, "flip")
-	slot := cluster.SlotString(tag)
-	src, _ := c.shard(1)
-	dst, _ := c.shard(2)
 	key := "{" + tag + "}:k"
-	waitWritable(t, src, key)
 	if err := src.set(key, "v1"); err != nil {
 		t.Fatal(err)
 	}
