@@ -57,7 +57,7 @@ func TestTokenBucketBound(t *testing.T) {
 // and waits what its debt takes at a new rate when it changes.
 func TestTokenBucketRateChangeWakesSenders(t *testing.T) {
 	b := &tokenBucket{}
-	b.setRate(1) // 1 byte/s
+	b.setRate(1)        // 1 byte/s
 	b.reserve(64 << 10) // the burst
 	changed := b.changedChan()
 	d := b.reserve(64 << 10)
