@@ -12,7 +12,9 @@
 # migrator` process drives the moves), BPS=migrate-max-bytes-per-sec on
 # the source (0: unlimited), SLOTS=the slots to move (0-16383: all;
 # QUICK=1: 0-4095, a quarter of the keys), MOVE_ONLY=1 (no workload at
-# all: the move alone on the machine), RATE=requests/s per op (0: closed
+# all: the move alone on the machine), MIGRATOR_LOGLEVEL=debug (each
+# cutover's fence, catch-up, commit and push times in migrator.log, with
+# KEEP_TMP=1), RATE=requests/s per op (0: closed
 # loop, as fast as replies come), KEEP_TMP=1.
 #
 # 1. shoal dev --shards 1 --replicas 0 --standby 1 --appendonly=false
@@ -43,7 +45,7 @@ while getopts "s:o:h" o; do
   case $o in
     s) SHOAL_BIN=$OPTARG ;;
     o) OUTFILE=$OPTARG ;;
-    *) sed -n '2,36p' "$0"; exit 2 ;;
+    *) sed -n '2,38p' "$0"; exit 2 ;;
   esac
 done
 [ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && SLOTS=${SLOTS:-0-4095}
@@ -75,7 +77,7 @@ SRC=$(sed -n 's/^node: 127.0.0.1://p' "$TMP/dev.out" | head -1)
 DST=$(sed -n 's/^standby: 127.0.0.1://p' "$TMP/dev.out" | head -1)
 ctl() { "$SHOAL_BIN" ctl --manager "$MGR" "$@"; }
 if [ "$MIGRATOR" = standalone ]; then
-  "$SHOAL_BIN" migrator --manager "$MGR" --id bench-migrator >"$TMP/migrator.log" 2>&1 &
+  "$SHOAL_BIN" migrator --manager "$MGR" --id bench-migrator --loglevel "${MIGRATOR_LOGLEVEL:-info}" >"$TMP/migrator.log" 2>&1 &
   MIG_PID=$!
 fi
 for i in $(seq 1 100); do
