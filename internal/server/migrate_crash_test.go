@@ -67,10 +67,18 @@ func (w *crashWriter) run() {
 			}
 			sh := w.shards[n.key]
 			w.mu.Lock()
-			switch {
-			case by != 0 && w.violated == "":
-				w.violated = fmt.Sprintf("write %d accepted by shards %d and %d", i, by, sh)
-			case w.lastBy == 2 && sh == 1 && w.violated == "":
+			// Two owners at once show as the source accepting a write
+			// after the target accepted one (the writer is sequential, so
+			// the order of acceptances is their order in time). The
+			// source and then the target accepting the same write is the
+			// handover between two of its requests: the other nodes'
+			// requests between them can take long (go-redis retries one
+			// to the restarting victim with a backoff), time enough for a
+			// whole cutover. That case was once reported as "accepted by
+			// shards 1 and 2", with the slot ending on shard 2. A write
+			// the target accepted and that a cancel then lost fails the
+			// check of the acknowledged writes below.
+			if w.lastBy == 2 && sh == 1 && w.violated == "" {
 				w.violated = fmt.Sprintf("write %d accepted by the source after the target accepted writes", i)
 			}
 			if by == 0 {
