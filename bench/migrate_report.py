@@ -55,6 +55,7 @@ out += ["",
         "| workload (-P 1) | baseline ops/s | during move ops/s | ratio | after move ops/s | baseline p99 ms | during move p99 ms (median / worst sample) | slowest request during move ms | after p99 ms | errors during move |",
         "|---|---|---|---|---|---|---|---|---|---|"]
 ratios = []
+lost = 0.0  # workload requests not served because of the move: (before - during) x its time
 for op in ("get", "set"):
     b, m, af = v[("base", op)], v[("move", op)], v[("after", op)]
     if not b or not m:
@@ -65,9 +66,14 @@ for op in ("get", "set"):
     bp = statistics.median(x[1] for x in b)
     mp, mw = statistics.median(x[1] for x in m), max(x[1] for x in m)
     ratios.append(mo / bo)
+    lost += max(bo - mo, 0) * secs
     out.append(f"| {op.upper()} | {bo:.0f} | {mo:.0f} | {mo/bo:.2f} | {ao:.0f} | {bp:.2f} | {mp:.2f} / {mw:.2f} | "
                f"{max(x[2] for x in m):.1f} | {ap:.2f} | {sum(x[3] for x in m)} |")
 out.append("")
+if ratios:
+    # Comparable across systems that trade speed for workload differently
+    # (bench/migrate-redis.sh moves far slower but costs less per second).
+    out.append(f"workload requests lost to the move: {lost/1e3:.0f} thousand ({lost/1e3/(mb/1e3):.0f} thousand per GB moved)")
 
 
 def ok(c):
