@@ -8,14 +8,15 @@ import (
 )
 
 // MigrationSet is a map's moves by slot. Its JSON is what encoding/json
-// makes of a map[int]*Migration (an object keyed by the slot, in slot
-// order, each move an object of Migration's fields), written and read by
-// hand (the keys in slot order, not encoding/json's string order): every map epoch of a rebalance is encoded by the manager and
-// decoded by every node, proxy and migrator, and with a window of 1024
-// moves encoding/json's reflection was most of the manager's and the
+// makes of a map[int]*Migration (an object keyed by the slot, each move
+// an object of Migration's fields; the keys here in slot order, not
+// encoding/json's string order), written and read by hand: every map
+// epoch of a rebalance is encoded by the manager and decoded by every
+// node, proxy and migrator, and with a window of 1024 moves
+// encoding/json's reflection was most of the manager's and the
 // migrator's CPU during a move. Input the fast reader does not expect
-// (other spacing, field order, escapes, unknown fields) goes through
-// encoding/json instead, so any valid form is read.
+// (other spacing, escapes, unknown fields) goes through encoding/json
+// instead, so any valid form is read.
 type MigrationSet map[int]*Migration
 
 // MarshalMap encodes m as encoding/json does, its moves last and by
@@ -285,37 +286,30 @@ func (p *jsonScan) migration(mg *Migration) bool {
 		if !ok || !p.byte(':') {
 			return false
 		}
-		bad := false
+		var bad bool
 		switch string(name) {
-		case "slot", "from", "to", "attempts":
-			v, ok := p.int()
-			bad = !ok || v != int64(int(v))
-			switch string(name) {
-			case "slot":
-				mg.Slot = int(v)
-			case "from":
-				mg.From = int(v)
-			case "to":
-				mg.To = int(v)
-			default:
-				mg.Attempts = int(v)
-			}
-		case "from_epoch", "to_epoch":
-			v, ok := p.uint()
+		case "slot":
+			bad = !p.intInto(&mg.Slot)
+		case "from":
+			bad = !p.intInto(&mg.From)
+		case "to":
+			bad = !p.intInto(&mg.To)
+		case "attempts":
+			bad = !p.intInto(&mg.Attempts)
+		case "from_epoch":
+			mg.FromEpoch, ok = p.uint()
 			bad = !ok
-			if string(name) == "from_epoch" {
-				mg.FromEpoch = v
-			} else {
-				mg.ToEpoch = v
-			}
-		case "state", "error":
-			v, ok := p.str()
+		case "to_epoch":
+			mg.ToEpoch, ok = p.uint()
 			bad = !ok
-			if string(name) == "state" {
-				mg.State = internState(v)
-			} else {
-				mg.Error = string(v)
-			}
+		case "state":
+			var v []byte
+			v, ok = p.str()
+			mg.State, bad = Intern(v, migrationStates), !ok
+		case "error":
+			var v []byte
+			v, ok = p.str()
+			mg.Error, bad = string(v), !ok
 		case "paused":
 			switch {
 			case p.lit("true"):
@@ -340,14 +334,27 @@ func (p *jsonScan) migration(mg *Migration) bool {
 	}
 }
 
-// internState returns the constant for a known state: no string
-// allocated per move.
-func internState(b []byte) string {
-	switch string(b) {
-	case MigrateCopying:
-		return MigrateCopying
-	case MigrateCutover:
-		return MigrateCutover
+// intInto reads a JSON integer that fits an int into *dst.
+func (p *jsonScan) intInto(dst *int) bool {
+	v, ok := p.int()
+	if !ok || v != int64(int(v)) {
+		return false
+	}
+	*dst = int(v)
+	return true
+}
+
+// migrationStates are the states a move can be in.
+var migrationStates = []string{MigrateCopying, MigrateCutover}
+
+// Intern returns the string of known equal to b, else b as a new string:
+// a reader of many records allocates no string for the names they share
+// (the moves' states here, the imports' states in the migrator).
+func Intern(b []byte, known []string) string {
+	for _, s := range known {
+		if string(b) == s {
+			return s
+		}
 	}
 	return string(b)
 }

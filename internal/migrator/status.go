@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"shoal/internal/cluster"
 )
 
 // readCompactStatus reads the compact status of n slots (CLUSTER
@@ -56,7 +58,7 @@ func readCompactStatus(c *statusConn, n int) (map[int]moveStatus, error) {
 			}
 			switch {
 			case i == 3:
-				state = internState(b)
+				state = cluster.Intern(b, importStates)
 			case i == 6 && len(b) > 0:
 				errMsg = string(b)
 			case i == 7 && len(b) > 0:
@@ -74,16 +76,8 @@ func readCompactStatus(c *statusConn, n int) (map[int]moveStatus, error) {
 	return out, nil
 }
 
-// internState returns the import state named b without allocating for
-// the known ones.
-func internState(b []byte) string {
-	for _, s := range [...]string{"none", "connecting", "image", "streaming", "failed"} {
-		if string(b) == s {
-			return s
-		}
-	}
-	return string(b)
-}
+// importStates are the states a node reports of an import.
+var importStates = []string{"none", "connecting", "image", "streaming", "failed"}
 
 // statusReader reads RESP2 headers, integers and bulk strings; a bulk
 // string is valid until the next read.
