@@ -180,11 +180,13 @@ func (c *Client) round(ctx context.Context, method, path string, body []byte, ou
 		c.last = host
 		c.mu.Unlock()
 		if out != nil {
-			unmarshal := json.Unmarshal
+			var err error
 			if m, ok := out.(*cluster.Map); ok { // every node's, proxy's and migrator's map
-				unmarshal = func(b []byte, _ any) error { return cluster.UnmarshalMap(b, m) }
+				err = cluster.UnmarshalMap(data, m)
+			} else {
+				err = json.Unmarshal(data, out)
 			}
-			if err := unmarshal(data, out); err != nil {
+			if err != nil {
 				return fmt.Errorf("%s %s: bad reply: %w", method, path, err), false
 			}
 		}
