@@ -767,6 +767,7 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 	sl := s.db.Slot(slot)
 	n := 0
 	var eff []byte
+	del := [][]byte{opDel, nil}
 	for {
 		if s.closing.Load() {
 			return false // the log may be closed: the next start drops them (sweepUnowned)
@@ -792,12 +793,13 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 			return len(keys) < 512
 		})
 		for _, k := range keys {
-			s.db.Delete(sl, []byte(k))
-			if lsn := s.journalEffect(&eff, slot, [][]byte{opDel, []byte(k)}); lsn > 0 {
+			del[1] = []byte(k)
+			s.db.Delete(sl, del[1])
+			if lsn := s.journalEffect(&eff, slot, del); lsn > 0 {
 				sl.LSN = lsn
 			}
 			if len(sl.Watchers) > 0 {
-				s.signalModified([]byte(k))
+				s.signalModified(del[1])
 			}
 		}
 		s.db.Unlock(slot)
