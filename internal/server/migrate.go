@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,6 +160,11 @@ type migrations struct {
 	// halted, a slot dropped) begun for it: a new importer of the slot
 	// waits for it, so an old drop never deletes what the new one copied.
 	cleaning map[int]chan struct{}
+	// drops: the slots whose keys the cleanups queued for the dropper
+	// (dropQueued), and whether its goroutine runs.
+	dropMu   sync.Mutex
+	drops    []dropJob
+	dropping bool
 	senders  map[net.Conn]struct{} // CLUSTER SLOTSYNC connections served (source side)
 	// swept is the shard this node swept unowned slots for at the last
 	// map it installed as that shard's primary (0: it was not), and
@@ -331,7 +337,7 @@ func (s *Server) reconcileMoves(prev, m *cluster.Map, self string) {
 		s.moves.cleanupLocked(slot, func() {
 			si.halt()
 			if !owned && role == cluster.RolePrimary {
-				s.dropUnowned(slot, "the move to this shard ended without it")
+				s.dropQueued(slot, "the move to this shard ended without it")
 			}
 		})
 	}
@@ -439,7 +445,55 @@ func (s *Server) sweepUnownedLocked(prev, m *cluster.Map, shard int) {
 		if prev == nil || int(prev.Slots[i]) != shard {
 			why += " (it moved while this node was not acting as its shard's primary)"
 		}
-		s.moves.cleanupLocked(i, func() { s.dropUnowned(i, why) })
+		s.moves.cleanupLocked(i, func() { s.dropQueued(i, why) })
+	}
+}
+
+// dropJob is a slot whose keys the dropper deletes; done is closed then.
+type dropJob struct {
+	slot int
+	why  string
+	done chan struct{}
+}
+
+// dropQueued has the dropper delete the slot's keys (dropUnowned) and
+// waits until it did. One goroutine drops every slot, one after the
+// other, yielding after each: a window of slots moved away starts a
+// cleanup per slot at once (1024), and when each dropped its own they
+// all contended for the backlog's lock and the Go scheduler with the
+// event loops, which waited for a processor up to 27 ms (PING at the
+// source of a move stalled 20-40 ms every second).
+func (s *Server) dropQueued(slot int, why string) {
+	mv := &s.moves
+	job := dropJob{slot, why, make(chan struct{})}
+	mv.dropMu.Lock()
+	mv.drops = append(mv.drops, job)
+	start := !mv.dropping
+	mv.dropping = true
+	mv.dropMu.Unlock()
+	if start {
+		go s.dropper()
+	}
+	<-job.done
+}
+
+// dropper runs the queued drops until there is none left.
+func (s *Server) dropper() {
+	mv := &s.moves
+	for {
+		mv.dropMu.Lock()
+		if len(mv.drops) == 0 {
+			mv.drops, mv.dropping = nil, false
+			mv.dropMu.Unlock()
+			return
+		}
+		job := mv.drops[0]
+		mv.drops[0] = dropJob{}
+		mv.drops = mv.drops[1:]
+		mv.dropMu.Unlock()
+		s.dropUnowned(job.slot, job.why)
+		close(job.done)
+		runtime.Gosched()
 	}
 }
 
@@ -807,6 +861,7 @@ func (s *Server) dropUnowned(slot int, why string) bool {
 		if len(keys) < 512 {
 			break
 		}
+		runtime.Gosched() // the event loops first (dropQueued)
 	}
 	if n > 0 {
 		s.log.Info("dropped a slot's keys", "slot", slot, "keys", n, "why", why)
