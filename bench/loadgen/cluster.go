@@ -48,11 +48,13 @@ func (cc *clusterClient) conn(addr string) (*clusterConn, error) {
 // stop at a handful too).
 const maxRedirects = 16
 
-// run is the -cluster closed loop of one client: one request at a time.
-func (cc *clusterClient) run(id int, deadline, warmEnd time.Time, val []byte, seqCtr, issued, errs, redirects *atomic.Int64, lats *[]int32, count *int64) {
+// run is the -cluster loop of one client: one request at a time, as
+// replies come or (with -rate) when due.
+func (cc *clusterClient) run(id int, pc *pacer, deadline, warmEnd time.Time, val []byte, seqCtr, issued, errs, redirects *atomic.Int64, lats *[]int32, count *int64) {
 	rng := rand.New(rand.NewPCG(uint64(id)+1, uint64(time.Now().UnixNano())))
 	var kb, req []byte
 	for {
+		sched := pc.wait()
 		if *total > 0 {
 			if issued.Add(1) > int64(*total) {
 				return
@@ -77,6 +79,9 @@ func (cc *clusterClient) run(id int, deadline, warmEnd time.Time, val []byte, se
 			req = appendBulk(req, val)
 		}
 		t0 := time.Now()
+		if !sched.IsZero() {
+			t0 = sched // latency from when it was due, as in the main loop
+		}
 		n, err := cc.do(req, int(keySlot(kb)))
 		redirects.Add(int64(n))
 		if err != nil {
