@@ -87,6 +87,20 @@ stop_server() { # stop_server PID — TERM, then KILL after 5 s
   return 0
 }
 
+# migrate_defaults — the migration benchmarks' data and workload, the
+# same for migrate.sh and migrate-redis.sh: SCALE (QUICK=1: 0.1), VALUE,
+# CONNS, CHUNK, BASE_CHUNKS, AFTER_CHUNKS, and N = 1M keys x SCALE.
+migrate_defaults() {
+  [ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1}
+  SCALE=${SCALE:-1}
+  VALUE=${VALUE:-1000}
+  CONNS=${CONNS:-8}
+  CHUNK=${CHUNK:-2}
+  BASE_CHUNKS=${BASE_CHUNKS:-5}
+  AFTER_CHUNKS=${AFTER_CHUNKS:-3}
+  N=$(awk -v s="$SCALE" 'BEGIN{x=int(1000000*s); if(x<1000)x=1000; print x}')
+}
+
 # migrate_sample PHASE ADDR [LOADGEN FLAGS] — one $CHUNK s sample of the
 # migration benchmarks' workload: GET and SET at once, $CONNS connections
 # each, -P 1, uniform over $N keys of $VALUE bytes (with $RATE set, at

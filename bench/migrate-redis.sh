@@ -35,19 +35,13 @@ while getopts "o:h" o; do
     *) sed -n '2,27p' "$0"; exit 2 ;;
   esac
 done
-[ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && NSLOTS=${NSLOTS:-4096}
+[ "${QUICK:-0}" = 1 ] && NSLOTS=${NSLOTS:-4096}
 NSLOTS=${NSLOTS:-16384}
-SCALE=${SCALE:-1}
-VALUE=${VALUE:-1000}
-CONNS=${CONNS:-8}
-CHUNK=${CHUNK:-2}
-BASE_CHUNKS=${BASE_CHUNKS:-5}
-AFTER_CHUNKS=${AFTER_CHUNKS:-3}
 PIPE=${PIPE:-10}
-N=$(awk -v s="$SCALE" 'BEGIN{x=int(1000000*s); if(x<1000)x=1000; print x}')
 TMP=$(mktemp -d)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
+migrate_defaults
 trap cleanup EXIT
 need redis-server redis-cli python3
 build_loadgen

@@ -48,20 +48,14 @@ while getopts "s:o:h" o; do
     *) sed -n '2,38p' "$0"; exit 2 ;;
   esac
 done
-[ "${QUICK:-0}" = 1 ] && SCALE=${SCALE:-0.1} && SLOTS=${SLOTS:-0-4095}
+[ "${QUICK:-0}" = 1 ] && SLOTS=${SLOTS:-0-4095}
 SLOTS=${SLOTS:-0-16383}
-SCALE=${SCALE:-1}
-VALUE=${VALUE:-1000}
-CONNS=${CONNS:-8}
-CHUNK=${CHUNK:-2}
-BASE_CHUNKS=${BASE_CHUNKS:-5}
-AFTER_CHUNKS=${AFTER_CHUNKS:-3}
 MIGRATOR=${MIGRATOR:-standalone}
 BPS=${BPS:-0}
-N=$(awk -v s="$SCALE" 'BEGIN{x=int(1000000*s); if(x<1000)x=1000; print x}')
 TMP=$(mktemp -d)
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
+migrate_defaults
 DEV_PID=""; MIG_PID=""
 trap 'cleanup; [ -n "$MIG_PID" ] && kill $MIG_PID 2>/dev/null; [ -n "$DEV_PID" ] && kill $DEV_PID 2>/dev/null; [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"' EXIT
 need redis-cli python3
