@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -50,8 +49,7 @@ const maxRedirects = 16
 
 // run is the -cluster loop of one client: one request at a time, as
 // replies come or (with -rate) when due.
-func (cc *clusterClient) run(id int, pc *pacer, deadline, warmEnd time.Time, val []byte, seqCtr, issued, errs, redirects *atomic.Int64, lats *[]int32, count *int64) {
-	rng := rand.New(rand.NewPCG(uint64(id)+1, uint64(time.Now().UnixNano())))
+func (cc *clusterClient) run(pc *pacer, nextKey func() int, deadline, warmEnd time.Time, val []byte, issued, errs, redirects *atomic.Int64, lats *[]int32, count *int64) {
 	var kb, req []byte
 	for {
 		sched := pc.wait()
@@ -62,13 +60,7 @@ func (cc *clusterClient) run(id int, pc *pacer, deadline, warmEnd time.Time, val
 		} else if time.Now().After(deadline) {
 			return
 		}
-		var k int
-		if *seq {
-			k = int(seqCtr.Add(1) - 1)
-		} else {
-			k = rng.IntN(*space)
-		}
-		kb = key(kb[:0], k)
+		kb = key(kb[:0], nextKey())
 		req = req[:0]
 		if *op == "get" {
 			req = append(req, "*2\r\n$3\r\nGET\r\n"...)
