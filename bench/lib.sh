@@ -3,7 +3,7 @@
 # Expects: $TMP (scratch dir), $REPO (repo root), $HERE (bench dir).
 # Provides: need, free_port, start_server, wait_ping, stop_server, cleanup,
 #           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n,
-#           start_dev, migrate_sample, cpu_snapshot.
+#           start_dev, migrate_defaults, migrate_sample, cpu_snapshot.
 
 BENCH_PIDS=""          # every server we started, killed by cleanup
 TCK=$(getconf CLK_TCK)
