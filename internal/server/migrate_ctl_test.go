@@ -253,16 +253,6 @@ func TestSlotMoveLimitSparesTheStream(t *testing.T) {
 	}
 }
 
-// infoLine is a field of an INFO reply.
-func infoLine(info, k string) string {
-	for _, l := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(l, k+":"); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // A slot of a move streams (and may be cut over) only once every image
 // of its connection is in: before that the source sends no position, and
 // a slot taken for caught up waited, fenced, for the other slots' images.

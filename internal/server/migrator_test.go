@@ -200,17 +200,23 @@ func checkMoved(t *testing.T, c *tcluster, slots []int) {
 	}
 }
 
-// infoNum is a numeric INFO field (-1: missing).
-func infoNum(info, field string) float64 {
+// infoLine is a field of an INFO reply ("": missing).
+func infoLine(info, field string) string {
 	for _, l := range strings.Split(info, "\r\n") {
 		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return f
-			}
+			return v
 		}
 	}
-	return -1
+	return ""
+}
+
+// infoNum is a numeric INFO field (-1: missing).
+func infoNum(info, field string) float64 {
+	f, err := strconv.ParseFloat(infoLine(info, field), 64)
+	if err != nil {
+		return -1
+	}
+	return f
 }
 
 func allMoved(mp *cluster.Map, slots []int, to int) bool {
