@@ -130,7 +130,11 @@ func TestSlotMoveAuth(t *testing.T) {
 	ids := c.shardIDs()
 	k := c.keyIn(ids[0], "mv")
 	src := tu.Dial(t, c.primary(ids[0]).addr)
-	steps(t, src, "AUTH nodepw", "OK", "SET "+k+" moved", "OK")
+	steps(t, src, "AUTH nodepw", "OK")
+	// The write waits for the source's write lease: waitServing reads
+	// (these nodes' cluster user may not write), and a CI run under load
+	// once had the lease lapse here (TRYAGAIN Write lease expired).
+	waitUntil(t, "the source to take the write", func() bool { return src.Do("SET", k, "moved") == "OK" })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	slot := cluster.SlotString(k)
