@@ -174,6 +174,10 @@ func TestProxyRetryRules(t *testing.T) {
 			return "-MOVED " + strconv.Itoa(cluster.SlotString("moved")) + " " + bAddr + "\r\n"
 		case "GET asked":
 			return "-ASK " + strconv.Itoa(cluster.SlotString("asked")) + " " + bAddr + "\r\n"
+		case "SET cut v":
+			// The source took the flip before the target (the migrator
+			// pushes it to both at once).
+			return "-MOVED " + strconv.Itoa(cluster.SlotString("cut")) + " " + bAddr + "\r\n"
 		case "SET t v":
 			if try(cmd) == 1 {
 				return "-TRYAGAIN wait for the manager\r\n"
@@ -210,6 +214,11 @@ func TestProxyRetryRules(t *testing.T) {
 				return "-ASK expected ASKING first\r\n"
 			}
 			return "$5\r\nasked\r\n"
+		case "SET cut v":
+			if try("b "+strings.Join(args, " ")) <= 2 {
+				return "-TRYAGAIN Slot " + strconv.Itoa(cluster.SlotString("cut")) + " is moving to another shard: retry shortly\r\n"
+			}
+			return "+OK\r\n"
 		}
 		return "-ERR unexpected\r\n"
 	})
@@ -222,7 +231,14 @@ func TestProxyRetryRules(t *testing.T) {
 		{tu.C("SET t v"), "OK"},
 		{tu.C("GET drop"), `"ok"`},
 		{tu.C("SET drop v"), "OK"},
+		{tu.C("SET cut v"), "OK"},
 	})
+	// A cutover's TRYAGAIN from the node a MOVED named is asked of that
+	// node again, not bounced through the source (whose MOVED the map
+	// would lead to until the proxy has the flip).
+	if na, nb := a.count("SET cut v"), b.count("SET cut v"); na != 1 || nb != 3 {
+		t.Errorf("SET during a cutover: sent %d times to the source, %d to the target; want 1 and 3", na, nb)
+	}
 	if r := cl.Do("INCR", "drop"); !strings.Contains(r, "may have been applied") {
 		t.Errorf("INCR on a dropped connection: %s", r)
 	}

@@ -185,7 +185,16 @@ func (sc *shardCall) onDone(*call) {
 				sc.target, sc.asking, sc.why = addr, true, retryAsk
 				go sc.retry(false)
 			default:
-				sc.target, sc.asking, sc.why = "", false, retryTryAgain
+				// A cutover's TRYAGAIN from the node a MOVED or ASK sent
+				// this request to: that node imports the slot and waits
+				// for its flip, which the source already took. It is
+				// asked again; the map (the source's, until this proxy
+				// has the flip) would bounce each retry through the
+				// source's MOVED.
+				if sc.target == "" || !fenced(sc.reply) {
+					sc.target, sc.asking = "", false
+				}
+				sc.why = retryTryAgain
 				p.refresh()
 				go sc.retry(true)
 			}
