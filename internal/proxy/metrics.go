@@ -118,7 +118,9 @@ func newMetrics(p *Proxy) *metrics {
 		}
 	}
 	m.reg.MustRegister(
-		collectors.NewGoCollector(),
+		// With the scheduler's latencies: how long runnable goroutines
+		// (event loops included) wait for a processor.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC, collectors.MetricsMemory, collectors.MetricsScheduler)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.cmdDur, m.errs, m.retries,
 		gauge("shoal_proxy_connected_clients", "Client connections open (RESP and memcached).", func() float64 { return float64(p.clientCount()) }),

@@ -308,7 +308,9 @@ func (s *Server) collectReplication(ch chan<- prometheus.Metric) {
 func (s *Server) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{s},
-		collectors.NewGoCollector(),
+		// With the scheduler's latencies: how long runnable goroutines
+		// (event loops included) wait for a processor.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC, collectors.MetricsMemory, collectors.MetricsScheduler)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
