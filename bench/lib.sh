@@ -3,7 +3,8 @@
 # Expects: $TMP (scratch dir), $REPO (repo root), $HERE (bench dir).
 # Provides: need, free_port, start_server, wait_ping, stop_server, cleanup,
 #           srv_ticks, rss_kb, info_field, build_loadgen, build_shoal, n,
-#           start_dev, migrate_defaults, migrate_sample, cpu_snapshot.
+#           start_dev, migrate_defaults, migrate_sample, cpu_snapshot,
+#           sched_snapshot, sched_report.
 
 BENCH_PIDS=""          # every server we started, killed by cleanup
 TCK=$(getconf CLK_TCK)
@@ -112,12 +113,17 @@ migrate_sample() {
   # RATE: an open-loop workload of RATE requests/s per op instead of a
   # closed loop (latency counted from when each request was due).
   [ "${RATE:-0}" != 0 ] && set -- "$@" -rate "$RATE"
+  # LOADGEN_FLAGS: more loadgen flags (e.g. -slow 50ms); every sample's
+  # output is kept in $TMP/samples.log (KEEP_TMP=1 to read it).
+  # shellcheck disable=SC2086
+  set -- "$@" ${LOADGEN_FLAGS:-}
   for op in get set; do
     "$LOADGEN" -addr "$addr" -op $op -r "$N" -size "$VALUE" -c "$CONNS" -P 1 -d "${CHUNK}s" "$@" >"$TMP/s.$op" 2>&1 &
     pids="$pids $!"
   done
   wait $pids
   for op in get set; do
+    sed "s/^/$ph $op: /" "$TMP/s.$op" >>"$TMP/samples.log"
     tr ' ' '\n' <"$TMP/s.$op" | awk -F= -v ph="$ph" -v op=$op '
       $1=="ops_s"{o=$2} $1=="p99_ms"{p=$2} $1=="max_ms"{m=$2} $1=="errors"{e=$2}
       END{printf "%s\t%s\t%s\t%s\t%s\t%s\n", ph, op, o, p, m, e}' >>"$ROWS"
@@ -129,6 +135,43 @@ migrate_sample() {
 cpu_snapshot() {
   local kv; for kv in $CPU_PIDS; do printf "%s=%s " "${kv%%=*}" "$(srv_ticks "${kv#*=}")"; done
   awk '$1=="cpu"{printf "idle=%s", $5}' /proc/stat
+}
+
+# sched_snapshot NAME=URL... — each Shoal process's Go scheduler latency
+# histogram (go_sched_latencies_seconds from its admin /metrics: how long
+# runnable goroutines, event loops included, waited for a processor) as
+# lines "NAME le count".
+sched_snapshot() {
+  local kv
+  for kv in "$@"; do
+    curl -s "${kv#*=}/metrics" | awk -v n="${kv%%=*}" '
+      /^go_sched_latencies_seconds_bucket/ {match($0, /le="[^"]*"/); print n, substr($0, RSTART+4, RLENGTH-5), $NF}'
+  done
+}
+
+# sched_report BEFORE AFTER — per process, the scheduling waits between
+# two sched_snapshot outputs: how many, and how many over 1 ms and 10 ms
+# (the histogram's bounds are 0.92 and 10.5 ms).
+sched_report() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+def load(s):
+    d = {}
+    for line in s.splitlines():
+        n, le, c = line.split()
+        d.setdefault(n, {})[le] = float(c)
+    return d
+a, b = load(sys.argv[1]), load(sys.argv[2])
+out = []
+for n in b:
+    delta = {le: b[n][le] - a.get(n, {}).get(le, 0) for le in b[n]}
+    tot = delta.get("+Inf", 0)
+    def over(bound):
+        le = min((x for x in delta if x != "+Inf" and float(x) >= bound), key=float)
+        return tot - delta[le]
+    out.append("%s %d (%.2f%% > 1 ms, %d > 10 ms)" % (n, tot, 100 * over(9e-4) / max(tot, 1), over(0.01)))
+print("goroutine scheduling waits during the move (Go runtime): " + ", ".join(out))
+PY
 }
 
 cleanup() {

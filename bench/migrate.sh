@@ -15,7 +15,9 @@
 # all: the move alone on the machine), MIGRATOR_LOGLEVEL=debug (each
 # cutover's fence, catch-up, commit and push times in migrator.log, with
 # KEEP_TMP=1), RATE=requests/s per op (0: closed
-# loop, as fast as replies come), KEEP_TMP=1.
+# loop, as fast as replies come), LOADGEN_FLAGS=more loadgen flags
+# (-slow 40ms: each request slower than that, in $TMP/samples.log),
+# KEEP_TMP=1.
 #
 # 1. shoal dev --shards 1 --replicas 0 --standby 1 --appendonly=false
 #    --memcached=false; `shoal ctl add-shard --no-rebalance` makes shard 2
@@ -45,7 +47,7 @@ while getopts "s:o:h" o; do
   case $o in
     s) SHOAL_BIN=$OPTARG ;;
     o) OUTFILE=$OPTARG ;;
-    *) sed -n '2,38p' "$0"; exit 2 ;;
+    *) sed -n '2,40p' "$0"; exit 2 ;;
   esac
 done
 [ "${QUICK:-0}" = 1 ] && SLOTS=${SLOTS:-0-4095}
@@ -102,6 +104,10 @@ SRC_PID=$(info_field "$SRC" server process_id); DST_PID=$(info_field "$DST" serv
 MGR_PID=$(pid_of "manager .*--http-addr $MGR"); PROXY_PID=$(pid_of "proxy --manager .* --port ${PROXY##*:} ")
 CPU_PIDS="source=$SRC_PID target=$DST_PID manager=$MGR_PID proxy=$PROXY_PID"
 [ -n "$MIG_PID" ] && CPU_PIDS="$CPU_PIDS migrator=$MIG_PID"
+# Go scheduler latencies (sched_snapshot): node-admin lines come in the
+# order of the node: and standby: lines, the source's first.
+ADM=$(sed -n 's/^node-admin: //p' "$TMP/dev.out")
+SCHED_URLS="source=$(echo "$ADM" | sed -n 1p) target=$(echo "$ADM" | sed -n 2p) proxy=$(sed -n 's/^proxy-admin: //p' "$TMP/dev.out")"
 B0=$(cpu_snapshot); tb0=$(date +%s.%N)
 for i in $(seq 1 "$BASE_CHUNKS"); do sample base; done
 B1=$(cpu_snapshot); tb1=$(date +%s.%N)
@@ -110,6 +116,8 @@ redis-cli -p "$DST" config resetstat >/dev/null
 SENT0=$(info_field "$SRC" replication migrate_sent_bytes)
 E0=$(info_field "$SRC" cluster cluster_map_epoch)
 CPU0=$(cpu_snapshot)
+# shellcheck disable=SC2086
+S0=$(sched_snapshot $SCHED_URLS)
 t0=$(date +%s.%N)
 # t1 is when ctl returns (not when the workload sample running then ends)
 ( ctl migrate $SLOTS --to 2 --timeout 60m >"$TMP/migrate.out" 2>&1; rc=$?; date +%s.%N >"$TMP/t1"; exit $rc ) &
@@ -118,6 +126,8 @@ while kill -0 $CTL 2>/dev/null; do sample move; done
 wait $CTL || { echo "ctl migrate failed:" >&2; tail -5 "$TMP/migrate.out" >&2; exit 1; }
 t1=$(cat "$TMP/t1")
 CPU1=$(cpu_snapshot)
+# shellcheck disable=SC2086
+S1=$(sched_snapshot $SCHED_URLS)
 SENT1=$(info_field "$SRC" replication migrate_sent_bytes)
 E1=$(info_field "$SRC" cluster cluster_map_epoch)
 PSRC=$(info_field "$SRC" cluster cluster_cutover_pause_max_ms)
@@ -138,4 +148,5 @@ NSLOTS=$(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.st
 python3 "$HERE/migrate_report.py" rows="$ROWS" out="${OUTFILE:-}" t0="$t0" t1="$t1" bytes=$((SENT1 - SENT0)) \
   what="$GOT of $N keys x $VALUE B moved shard 1 -> 2 ($NSLOTS slots, migrator: $MIGRATOR)" keys="$GOT" slots="$NSLOTS" \
   pause="$(python3 -c "print(max($PSRC, $PDST))")" pausenote=" (source $PSRC, target $PDST; $NSRC slots timed on the source)" \
-  note="cluster map epochs during the move: $((E1 - E0))" tck="$TCK" base0="$B0" base1="$B1" cpu0="$CPU0" cpu1="$CPU1" tb0="$tb0" tb1="$tb1"
+  note="cluster map epochs during the move: $((E1 - E0))
+$(sched_report "$S0" "$S1")" tck="$TCK" base0="$B0" base1="$B1" cpu0="$CPU0" cpu1="$CPU1" tb0="$tb0" tb1="$tb1"
