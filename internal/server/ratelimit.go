@@ -29,12 +29,33 @@ type tokenBucket struct {
 // least 64 KiB (one piece).
 func (b *tokenBucket) burstLocked() float64 { return float64(max(b.rate/8, 64<<10)) }
 
+// clock is the bucket's time (now, when set: tests).
+func (b *tokenBucket) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
+}
+
+// refillLocked adds the tokens earned at the current rate since the
+// last refill, up to the burst.
+func (b *tokenBucket) refillLocked(now time.Time) {
+	if b.rate > 0 && !b.last.IsZero() {
+		b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*float64(b.rate), b.burstLocked())
+	}
+	b.last = now
+}
+
 // setRate changes the rate (CONFIG SET); the tokens held are capped.
+// What was earned until now counts at the old rate.
 func (b *tokenBucket) setRate(rate int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if rate == b.rate {
 		return
+	}
+	if !b.last.IsZero() { // else the first reserve starts with the burst
+		b.refillLocked(b.clock())
 	}
 	b.rate = rate
 	b.tokens = min(b.tokens, b.burstLocked())
@@ -57,12 +78,17 @@ func (b *tokenBucket) changedChan() <-chan struct{} {
 	return b.changed
 }
 
-// owed is how long the bucket's debt takes to pay at the current rate:
-// a waiting sender's wait after a change of rate.
+// owed is how long the bucket's debt, less what it earned since, takes
+// to pay at the current rate: a waiting sender's wait after a change of
+// rate.
 func (b *tokenBucket) owed() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.rate <= 0 || b.tokens >= 0 {
+	if b.rate <= 0 {
+		return 0
+	}
+	b.refillLocked(b.clock())
+	if b.tokens >= 0 {
 		return 0
 	}
 	return time.Duration(-b.tokens / float64(b.rate) * float64(time.Second))
@@ -100,16 +126,10 @@ func (b *tokenBucket) reserve(n int) time.Duration {
 	if b.rate <= 0 {
 		return 0
 	}
-	now := time.Now()
-	if b.now != nil {
-		now = b.now()
-	}
-	if !b.last.IsZero() {
-		b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*float64(b.rate), b.burstLocked())
-	} else {
+	if b.last.IsZero() {
 		b.tokens = b.burstLocked()
 	}
-	b.last = now
+	b.refillLocked(b.clock())
 	b.tokens -= float64(n)
 	if b.tokens >= 0 {
 		return 0

@@ -84,3 +84,26 @@ func TestTokenBucketRateChangeWakesSenders(t *testing.T) {
 		t.Fatalf("wait after quit: %v", err)
 	}
 }
+
+// A sender that has waited part of its debt owes only the rest when the
+// rate changes: the tokens earned until the change count at the old rate.
+func TestTokenBucketOwedCountsTheWaitSoFar(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	b := &tokenBucket{now: func() time.Time { return clock }}
+	b.setRate(100_000) // burst: 64 KiB
+	if d := b.reserve(64<<10 + 50_000); d != 500*time.Millisecond {
+		t.Fatalf("50,000 bytes over the burst at 100,000/s wait %v", d)
+	}
+	clock = clock.Add(250 * time.Millisecond) // half of it waited
+	if d := b.owed(); d != 250*time.Millisecond {
+		t.Fatalf("owed after waiting half: %v, want 250ms", d)
+	}
+	b.setRate(200_000)
+	if d := b.owed(); d != 125*time.Millisecond {
+		t.Fatalf("owed at twice the rate: %v, want 125ms (25,000 bytes left)", d)
+	}
+	clock = clock.Add(200 * time.Millisecond)
+	if d := b.owed(); d != 0 {
+		t.Fatalf("owed once paid: %v", d)
+	}
+}
