@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,6 +125,10 @@ func (n *fakeNode) count(cmd string) int {
 	return k
 }
 
+// fullMapFetches counts the fake managers' requests for the whole map
+// (not its window view).
+var fullMapFetches atomic.Int64
+
 // fakeManager serves a fixed map: shard 1 (node a) owns every slot,
 // shard 2 (node b) none. A long poll waits until the proxy gives up.
 func fakeManager(t *testing.T, a, b string) string {
@@ -150,6 +155,9 @@ func fakeManagerSplit(t *testing.T, a, b string, split int) string {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/map" && r.URL.Query().Get("view") != "window" {
+			fullMapFetches.Add(1)
+		}
 		if r.URL.Query().Get("wait") != "" {
 			<-r.Context().Done()
 			return
@@ -251,5 +259,10 @@ func TestProxyRetryRules(t *testing.T) {
 	}
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("gave up after %v, before the budget", d)
+	}
+	// Every redirect above asked for a fresh map: the window view, never
+	// the whole map with its queued moves.
+	if n := fullMapFetches.Load(); n != 0 {
+		t.Errorf("the proxy fetched the whole map %d times", n)
 	}
 }
