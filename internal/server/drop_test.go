@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -94,5 +96,48 @@ func TestDropQueuedOneSlotAtATime(t *testing.T) {
 	}
 	if deletes != slots*perSlot || len(order) != slots {
 		t.Errorf("%d deletes over %d slots in the log, want %d over %d", deletes, len(order), slots*perSlot, slots)
+	}
+}
+
+// The cleanups begun together (a window's 1024 slots) run in one
+// goroutine, in order, each after its slot's previous cleanup: a
+// goroutine each had the event loops wait behind a thousand runnable
+// goroutines at every flip.
+func TestCleanupsRunInOneGoroutinePerBatch(t *testing.T) {
+	var mv migrations
+	var mu sync.Mutex
+	var ran []string
+	note := func(s string) { mu.Lock(); ran = append(ran, s); mu.Unlock() }
+	gate := make(chan struct{})
+	mv.mu.Lock()
+	mv.cleanupLocked(7, func() { <-gate; note("7a") })
+	mv.startCleanupsLocked()
+	before := runtime.NumGoroutine()
+	var others sync.WaitGroup
+	others.Add(1000)
+	for i := 0; i < 1000; i++ {
+		mv.cleanupLocked(1000+i, func() { note("other"); others.Done() })
+	}
+	mv.cleanupLocked(7, func() { note("7b") })
+	last := mv.cleaning[7]
+	mv.startCleanupsLocked()
+	mv.mu.Unlock()
+	if n := runtime.NumGoroutine() - before; n > 10 { // 1, and some slack for other goroutines
+		t.Fatalf("%d goroutines started for a batch of 1001 cleanups", n)
+	}
+	// The other slots' cleanups do not wait for slot 7's first one.
+	othersDone := make(chan struct{})
+	go func() { others.Wait(); close(othersDone) }()
+	select {
+	case <-othersDone:
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d of 1000 cleanups ran while slot 7's first one waited", len(ran))
+	}
+	close(gate)
+	<-last
+	if got := ran[1000:]; len(got) != 2 || got[0] != "7a" || got[1] != "7b" {
+		t.Fatalf("slot 7's cleanups ran as %v", got)
 	}
 }
