@@ -130,6 +130,7 @@ func newMetrics(p *Proxy) *metrics {
 		counter("shoal_proxy_client_output_limit_disconnects_total", "Clients disconnected for passing --client-output-limit.", ld(&p.stats.outputLimitDrops)),
 		counter("shoal_proxy_client_query_limit_disconnects_total", "Clients disconnected for passing --client-query-buffer-limit while waiting.", ld(&p.stats.queryLimitDisconnects)),
 		counter("shoal_proxy_event_loop_handovers_total", "Clients moved from an event loop to the goroutine path (a command the loop does not serve).", ld(&p.stats.loopHandovers)),
+		counter("shoal_proxy_map_refreshes_total", "Cluster maps fetched at once after a redirect or a failed backend (besides the long poll).", ld(&p.stats.mapRefreshes)),
 		gauge("shoal_proxy_cluster_epoch", "Epoch of the cluster map the proxy routes by.", func() float64 {
 			if rt := p.table.Load(); rt != nil {
 				return float64(rt.epoch)

@@ -271,6 +271,7 @@ type Proxy struct {
 		outputLimitDrops                  atomic.Int64
 		queryLimitDisconnects             atomic.Int64
 		loopHandovers                     atomic.Int64 // event-loop clients moved to the goroutine path
+		mapRefreshes                      atomic.Int64 // maps fetched on a refresh (not the long poll)
 	}
 	started time.Time
 	t0      time.Time // monotonic base of request timestamps
@@ -620,6 +621,7 @@ func (p *Proxy) watch() {
 		kicked := ctx.Err() != nil && p.ctx.Err() == nil
 		cancel()
 		if kicked {
+			p.stats.mapRefreshes.Add(1)
 			// The window view, as the long poll: the full map also holds
 			// every move queued behind the window (1.2 MB of JSON during a
 			// whole-keyspace move against 86 KB), and decoding it after
