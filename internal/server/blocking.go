@@ -100,8 +100,7 @@ func (c *Ctx) block(keys [][]byte, wantType uint8, timeout time.Duration, serve 
 		}
 		sl.Waiters[k] = append(sl.Waiters[k], w)
 	}
-	cl.blocked = w
-	cl.blockedFlag.Store(true)
+	cl.block(w)
 	if !w.deadline.IsZero() {
 		proto := cl.proto
 		w.timer = time.AfterFunc(time.Until(w.deadline), func() {

@@ -521,3 +521,10 @@ func (s *Server) clientsCron() {
 }
 
 func (cl *Client) isBlocked() bool { return cl.blockedFlag.Load() }
+
+// block makes w the client's waiter: it is blocked from now on (for its
+// loop and, through blockedFlag, for the cron).
+func (cl *Client) block(w *waiter) {
+	cl.blocked = w
+	cl.blockedFlag.Store(true)
+}

@@ -308,8 +308,7 @@ func cmdMoveWait(c *Ctx) {
 	quit := s.moves.quitLocked()
 	s.moves.mu.Unlock()
 	w := &waiter{cl: cl}
-	cl.blocked = w
-	cl.blockedFlag.Store(true)
+	cl.block(w)
 	proto := cl.proto
 	s.moves.waiters.Add(1)
 	go func() {

@@ -647,8 +647,7 @@ func cmdWait(c *Ctx) {
 		return
 	}
 	w := &waiter{cl: cl, waitLSN: need, waitN: int(n)}
-	cl.blocked = w
-	cl.blockedFlag.Store(true)
+	cl.block(w)
 	if ms > 0 {
 		proto := cl.proto
 		w.timer = time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
