@@ -88,10 +88,7 @@ func (b *tokenBucket) owed() time.Duration {
 		return 0
 	}
 	b.refillLocked(b.clock())
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / float64(b.rate) * float64(time.Second))
+	return b.debtLocked()
 }
 
 // errLimiterQuit: the server closed while a sender waited.
@@ -131,6 +128,12 @@ func (b *tokenBucket) reserve(n int) time.Duration {
 	}
 	b.refillLocked(b.clock())
 	b.tokens -= float64(n)
+	return b.debtLocked()
+}
+
+// debtLocked is how long the bucket's debt (negative tokens) takes to pay
+// at the current rate (> 0); 0 without debt.
+func (b *tokenBucket) debtLocked() time.Duration {
 	if b.tokens >= 0 {
 		return 0
 	}
