@@ -210,6 +210,14 @@ func TestSlotMoveFlipWithoutMap(t *testing.T) {
 	}
 	waitUntil(t, "the target's import streams", func() bool { return migStatus(dst, slot)["import_state"] == "streaming" })
 	info := func(n *fnode, field string) float64 { return infoNum(n.rdb.Info(ctx, "cluster").Val(), field) }
+	// The held cutover leaves the map still, so once both nodes have its
+	// epoch no map is on its way to them when the hold begins (the
+	// target can start streaming from the source's push before its long
+	// poll brings the move's map).
+	waitUntil(t, "both nodes have the move's map", func() bool {
+		e := float64(c.leaderMap().Epoch)
+		return info(src, "cluster_map_epoch") == e && info(dst, "cluster_map_epoch") == e
+	})
 	c.net.holdMaps(src.key, true)
 	c.net.holdMaps(dst.key, true)
 	e0s, e0d := info(src, "cluster_map_epoch"), info(dst, "cluster_map_epoch")
