@@ -17,7 +17,8 @@
 # KEEP_TMP=1), RATE=requests/s per op (0: closed
 # loop, as fast as replies come), LOADGEN_FLAGS=more loadgen flags
 # (-slow 40ms: each request slower than that, in $TMP/samples.log),
-# KEEP_TMP=1.
+# DIRECT=1 (the workload as a cluster client straight to the nodes, no
+# proxy), KEEP_TMP=1.
 #
 # 1. shoal dev --shards 1 --replicas 0 --standby 1 --appendonly=false
 #    --memcached=false; `shoal ctl add-shard --no-rebalance` makes shard 2
@@ -93,6 +94,10 @@ KEYS=$(redis-cli -p "$SRC" dbsize)
 ROWS="$TMP/rows.tsv"
 : >"$ROWS"
 sample() { migrate_sample "$1" "$PROXY"; }
+# DIRECT=1: the workload skips the proxy, a cluster client straight to
+# the nodes (loadgen -cluster, as bench/migrate-redis.sh runs it): which
+# of a move's stalls are the proxy's.
+[ "${DIRECT:-0}" = 1 ] && sample() { migrate_sample "$1" "127.0.0.1:$SRC" -cluster; }
 if [ "${MOVE_ONLY:-0}" = 1 ]; then # no workload: the move alone
   BASE_CHUNKS=0; AFTER_CHUNKS=0
   sample() { sleep 0.05; }

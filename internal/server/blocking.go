@@ -56,6 +56,32 @@ func (w *waiter) answer(b []byte) {
 // canBlock reports whether the command may block: not inside EXEC.
 func (c *Ctx) canBlock() bool { return !c.inExec }
 
+// offLoop runs fn, which writes the command's reply to rw, in a
+// goroutine of its own while the client waits as a blocked one (its
+// later commands wait behind it): a command that may take milliseconds
+// (the status, fence or flip of a move's window of 1024 slots, each
+// slot's lock taken behind the import or the workload) must not hold
+// the event loop, and with it every other client of the loop. gone
+// reports that the client went away (fn may stop early). fn must not
+// use c, whose arguments the loop reuses. Inside EXEC fn runs inline.
+func (c *Ctx) offLoop(fn func(rw *resp.Writer, gone func() bool)) {
+	if !c.canBlock() {
+		fn(c.w, func() bool { return false })
+		return
+	}
+	cl := c.cl
+	w := &waiter{cl: cl}
+	cl.block(w)
+	proto := cl.proto
+	go func() {
+		rw := resp.Writer{Proto: proto}
+		fn(&rw, w.done.Load)
+		if w.done.CompareAndSwap(false, true) {
+			w.answer(rw.B)
+		}
+	}()
+}
+
 // parseTimeout parses a blocking command's timeout in seconds (a float).
 func parseTimeout(b []byte) (time.Duration, string) {
 	f, err := strconv.ParseFloat(string(b), 64)

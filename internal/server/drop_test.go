@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -139,5 +140,53 @@ func TestCleanupsRunInOneGoroutinePerBatch(t *testing.T) {
 	<-last
 	if got := ran[1000:]; len(got) != 2 || got[0] != "7a" || got[1] != "7b" {
 		t.Fatalf("slot 7's cleanups ran as %v", got)
+	}
+}
+
+// importStatuses and importsReady over the slots of two importers (each
+// locked once for all its slots): a slot's own error before its
+// importer's, the applied position advanced to the acknowledged marks,
+// and readiness only for the same attempt, streaming, at or past lsn.
+func TestImportStatusesOfManySlots(t *testing.T) {
+	s := &Server{}
+	a := &importer{s: s, marks: []posMark{{pos: 10, local: 5}}}
+	b := &importer{s: s, err: "source gone"}
+	mk := func(im *importer, slot int, state *string) *slotImport {
+		si := &slotImport{im: im, slot: slot, ident: "1/1/2/0"}
+		si.state.Store(state)
+		im.slots = append(im.slots, si)
+		return si
+	}
+	a1, a2, b3 := mk(a, 1, &impStreaming), mk(a, 2, &impStreaming), mk(b, 3, &impFailed)
+	a2.err = "bad frame"
+	a1.keys.Store(7)
+	st := importStatuses([]*slotImport{a1, nil, a2, b3})
+	want := []importStatus{
+		{state: impStreaming, applied: 10, keys: 7},
+		{},
+		{state: impStreaming, applied: 10, err: "bad frame"},
+		{state: impFailed, err: "source gone"},
+	}
+	if !slices.Equal(st, want) {
+		t.Fatalf("statuses %+v, want %+v", st, want)
+	}
+	if len(a.marks) != 0 {
+		t.Fatalf("marks left after the advance: %v", a.marks)
+	}
+	s.moves.imports = map[int]*slotImport{1: a1, 2: a2, 3: b3}
+	slots := []int{1, 2, 3, 4, 1}
+	idents := []string{"1/1/2/0", "1/1/2/0", "1/1/2/0", "1/1/2/0", "1/1/2/9"}
+	ready := make([]bool, len(slots))
+	if s.importsReady(slots, idents, []uint64{10, 11, 0, 0, 0}, ready) {
+		t.Fatal("all ready")
+	}
+	if want := []bool{true, false, false, false, false}; !slices.Equal(ready, want) {
+		t.Fatalf("ready %v, want %v", ready, want)
+	}
+	// A slot found ready stays so; the others are asked again.
+	a.applied.Store(11)
+	ready = []bool{true, false, true, true, true}
+	if !s.importsReady(slots, idents, []uint64{99, 11, 0, 0, 0}, ready) {
+		t.Fatalf("not all ready: %v", ready)
 	}
 }

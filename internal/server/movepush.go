@@ -148,6 +148,11 @@ func cmdMoveFence(c *Ctx) {
 	if !ok {
 		return
 	}
+	c.offLoop(func(rw *resp.Writer, _ func() bool) { s.moveFence(rw, epoch, slots, idents) })
+}
+
+// moveFence fences slots as CLUSTER MOVEFENCE asks and writes its reply.
+func (s *Server) moveFence(rw *resp.Writer, epoch uint64, slots []int, idents []string) {
 	s.clus.mu.Lock()
 	v := s.clus.view.Load()
 	if v != nil && v.m != nil && v.m.Epoch < epoch && v.role == cluster.RolePrimary && !s.repl.isReplica.Load() {
@@ -178,7 +183,7 @@ func cmdMoveFence(c *Ctx) {
 	}
 	s.clus.mu.Unlock()
 	// After the switch: the slots' LSNs read now are final if fenced.
-	writeMoveStatus(c, slots, true)
+	s.writeMoveStatus(rw, slots, true)
 }
 
 // cmdMoveDone serves CLUSTER MOVEDONE epoch slot ident lsn [...] (the
@@ -189,7 +194,16 @@ func cmdMoveDone(c *Ctx) {
 	if !ok {
 		return
 	}
+	c.offLoop(func(rw *resp.Writer, _ func() bool) { s.moveDone(rw, epoch, slots, idents, lsns) })
+}
+
+// moveDone takes the flips CLUSTER MOVEDONE pushes and writes its reply.
+func (s *Server) moveDone(rw *resp.Writer, epoch uint64, slots []int, idents []string, lsns []uint64) {
 	taken := make([]bool, len(slots))
+	// The target's half of flipReady, for every slot at once (before
+	// the lock: an import's position only moves on).
+	imported := make([]bool, len(slots))
+	s.importsReady(slots, idents, lsns, imported)
 	s.clus.mu.Lock()
 	v := s.clus.view.Load()
 	switch {
@@ -210,7 +224,7 @@ func cmdMoveDone(c *Ctx) {
 				taken[i] = true
 				continue
 			}
-			if !s.flipReady(v, mg, lsns[i]) {
+			if !s.flipReady(v, mg, lsns[i], imported[i]) {
 				continue
 			}
 			if nv == nil {
@@ -231,17 +245,17 @@ func cmdMoveDone(c *Ctx) {
 		}
 	}
 	s.clus.mu.Unlock()
-	c.w.Array(len(slots))
+	rw.Array(len(slots))
 	for _, t := range taken {
-		c.w.Int(b2i(t))
+		rw.Int(b2i(t))
 	}
 }
 
 // flipReady reports whether this primary may take the flip of move mg
 // now (s.clus.mu held): as its source, the slot is fenced here and its
-// last change is at most lsn; as its target, its import of this attempt
-// streams and has applied lsn.
-func (s *Server) flipReady(v *clusterView, mg *cluster.Migration, lsn uint64) bool {
+// last change is at most lsn; as its target, imported (importsReady:
+// its import of this attempt streams and has applied lsn).
+func (s *Server) flipReady(v *clusterView, mg *cluster.Migration, lsn uint64, imported bool) bool {
 	switch v.shard {
 	case mg.From:
 		if !v.slots[mg.Slot].fenced {
@@ -252,22 +266,32 @@ func (s *Server) flipReady(v *clusterView, mg *cluster.Migration, lsn uint64) bo
 		s.db.Unlock(mg.Slot)
 		return last <= lsn
 	case mg.To:
-		return s.importReady(mg.Slot, moveIdent(mg), lsn)
+		return imported
 	}
 	return false
 }
 
-// importReady reports whether this node imports attempt ident of slot's
-// move, streams it and has applied the source's position lsn.
-func (s *Server) importReady(slot int, ident string, lsn uint64) bool {
+// importsReady sets ready[i], where it is false, to whether this node
+// imports attempt idents[i] of slots[i]'s move, streams it and has
+// applied the source's position lsns[i]; it reports whether all are.
+// Each importer is locked once for all the slots (importStatuses).
+func (s *Server) importsReady(slots []int, idents []string, lsns []uint64, ready []bool) bool {
+	sis := make([]*slotImport, len(slots))
 	s.moves.mu.Lock()
-	si := s.moves.imports[slot]
-	s.moves.mu.Unlock()
-	if si == nil || si.ident != ident {
-		return false
+	for i, slot := range slots {
+		if si := s.moves.imports[slot]; !ready[i] && si != nil && si.ident == idents[i] {
+			sis[i] = si
+		}
 	}
-	state, applied, _, _ := si.status()
-	return state == impStreaming && applied >= lsn
+	s.moves.mu.Unlock()
+	all := true
+	for i, x := range importStatuses(sis) {
+		if !ready[i] {
+			ready[i] = sis[i] != nil && x.state == impStreaming && x.applied >= lsns[i]
+		}
+		all = all && ready[i]
+	}
+	return all
 }
 
 // maxMoveWait bounds CLUSTER MOVEWAIT's timeout (ms): the migrator waits
@@ -283,23 +307,14 @@ const maxMoveWait = 60_000
 // the migrator polled CLUSTER MIGRATION for it every millisecond, a
 // status of up to 1024 slots each time.
 func cmdMoveWait(c *Ctx) {
-	s, cl := c.srv, c.cl
+	s := c.srv
 	ms, slots, idents, lsns, ok := pushArgs(c, 3, moveWaitArg)
 	if !ok {
 		return
 	}
 	ready := make([]bool, len(slots))
 	// check updates ready and reports whether every slot is.
-	check := func() bool {
-		all := true
-		for i, slot := range slots {
-			if !ready[i] {
-				ready[i] = s.importReady(slot, idents[i], lsns[i])
-				all = all && ready[i]
-			}
-		}
-		return all
-	}
+	check := func() bool { return s.importsReady(slots, idents, lsns, ready) }
 	if check() || ms == 0 {
 		s.writeReadyFlags(c.w, ready)
 		return
@@ -307,11 +322,8 @@ func cmdMoveWait(c *Ctx) {
 	s.moves.mu.Lock()
 	quit := s.moves.quitLocked()
 	s.moves.mu.Unlock()
-	w := &waiter{cl: cl}
-	cl.block(w)
-	proto := cl.proto
 	s.moves.waiters.Add(1)
-	go func() {
+	c.offLoop(func(rw *resp.Writer, gone func() bool) {
 		defer s.moves.waiters.Add(-1)
 		deadline := time.NewTimer(time.Duration(ms) * time.Millisecond)
 		defer deadline.Stop()
@@ -320,7 +332,7 @@ func cmdMoveWait(c *Ctx) {
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 	wait:
-		for !w.done.Load() { // done: the client went away
+		for !gone() {
 			ch := s.moves.appliedChan()
 			if check() {
 				break
@@ -334,12 +346,8 @@ func cmdMoveWait(c *Ctx) {
 				break wait
 			}
 		}
-		if w.done.CompareAndSwap(false, true) {
-			rw := resp.Writer{Proto: proto}
-			s.writeReadyFlags(&rw, ready)
-			w.answer(rw.B)
-		}
-	}()
+		s.writeReadyFlags(rw, ready)
+	})
 }
 
 // writeReadyFlags writes MOVEWAIT's reply and counts the slots ready.

@@ -305,3 +305,22 @@ func TestMoveWait(t *testing.T) {
 	waitUntil(t, "the closed client is no longer blocked", func() bool { return b.Srv.BlockedClients() == 0 })
 	tu.Run(t, cb, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
 }
+
+// The move's control commands run off the event loop: while CLUSTER
+// MIGRATION waits for a slot's lock (held here, as the import or the
+// workload holds it), another client of the same (only) loop is served,
+// and the waiting client gets its reply once the lock is free.
+func TestMoveStatusRunsOffTheEventLoop(t *testing.T) {
+	n := startClusterNode(t, "node-a", false, "io-threads", "1")
+	db := n.Srv.DB()
+	db.Lock(42)
+	a, b := tu.Dial(t, n.Addr), tu.Dial(t, n.Addr)
+	a.Send(resp.AppendCommand(nil, "CLUSTER", "MIGRATION", "41", "42"))
+	waitUntil(t, "CLUSTER MIGRATION waits off the loop", func() bool { return n.Srv.BlockedClients() == 1 })
+	tu.Run(t, b, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
+	db.Unlock(42)
+	if r, err := a.Read(); err != nil || r.String() != `[(integer) 0 [(integer) 41 (integer) 0 (integer) 0 "none" (integer) 0 (integer) 0 "" ""] [(integer) 42 (integer) 0 (integer) 0 "none" (integer) 0 (integer) 0 "" ""]]` {
+		t.Fatalf("CLUSTER MIGRATION: %v %v", r, err)
+	}
+	tu.Run(t, a, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
+}
