@@ -117,7 +117,19 @@ func (m *Map) Window() []*Migration {
 	return out
 }
 
-// WindowView returns the map as storage nodes and proxies need it: the
+// RoutesView returns the map as a proxy needs it: the owners, shards,
+// nodes and settings, without the moves. A proxy routes by owner (a
+// moving slot's redirections come from its nodes), and a window of
+// 1024 moves is ~85 KB of JSON, 0.4 ms to decode, at every epoch of a
+// move and every refresh after a redirection, on the proxy's one
+// thread. The view shares m's contents: read-only, like m.
+func (m *Map) RoutesView() *Map {
+	v := *m
+	v.Migrations, v.MigratorLease, v.QueuedFrom, v.QueuedMoves = nil, nil, nil, 0
+	return &v
+}
+
+// WindowView returns the map as storage nodes and migrators need it: the
 // moves under way (Window) and, in QueuedFrom, the source shards of the
 // others, instead of every move queued (a rebalance of 16384 slots made
 // every map ~1.5 MB of JSON, fetched and decoded by every node and proxy

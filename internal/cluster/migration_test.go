@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -236,6 +238,29 @@ func TestWindowView(t *testing.T) {
 	small.Migrations = map[int]*Migration{7: {Slot: 7, From: 1, To: 2, State: MigrateCopying}}
 	if small.WindowView() != small {
 		t.Fatal("a map whose moves are all under way is its own view")
+	}
+}
+
+// RoutesView drops the moves and the migrator's lease and keeps what a
+// proxy routes by; the map is unchanged.
+func TestRoutesView(t *testing.T) {
+	m := twoShards(t)
+	mustApply(t, m, Command{Op: OpMigrate, Slots: []int{1, 3}, ShardID: 2})
+	m.MigratorLease = &MigratorLease{Holder: "g1"}
+	v := m.RoutesView()
+	if v.Migrations != nil || v.MigratorLease != nil || v.QueuedFrom != nil || v.QueuedMoves != 0 {
+		t.Fatalf("the routes view has moves: %+v", v)
+	}
+	if v.Epoch != m.Epoch || v.Slots != m.Slots || !reflect.DeepEqual(v.Shards, m.Shards) || !reflect.DeepEqual(v.Nodes, m.Nodes) || v.Settings != m.Settings {
+		t.Fatal("the routes view lost the routes")
+	}
+	if len(m.Migrations) != 2 || m.MigratorLease == nil {
+		t.Fatal("the view changed the map")
+	}
+	// What a proxy decodes: no move in the JSON.
+	b, err := MarshalMap(v)
+	if err != nil || bytes.Contains(b, []byte("migrations")) {
+		t.Fatalf("routes view JSON %s %v", b, err)
 	}
 }
 

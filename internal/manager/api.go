@@ -169,17 +169,19 @@ func (m *Manager) forwardTransport(pt *tls.Config) http.RoundTripper {
 // the map's epoch passes E (long poll, at most 60 s).
 func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	window := false
+	var view mapView
 	switch q.Get("view") {
 	case "":
 	case "window":
-		window = true // the moves under way only (cluster.Map.WindowView)
+		view = viewWindow // the moves under way only (cluster.Map.WindowView)
+	case "routes":
+		view = viewRoutes // no moves (cluster.Map.RoutesView)
 	default:
-		m.fail(w, errors.New("view must be window or absent"))
+		m.fail(w, errors.New("view must be window, routes or absent"))
 		return
 	}
 	if q.Get("wait") == "" {
-		m.writeMap(w, m.Map(), window)
+		m.writeMap(w, m.Map(), view)
 		return
 	}
 	after, err1 := strconv.ParseUint(q.Get("epoch"), 10, 64)
@@ -190,7 +192,7 @@ func (m *Manager) handleMap(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(secs*float64(time.Second)))
 	defer cancel()
-	m.writeMap(w, m.fsm.wait(ctx, after), window)
+	m.writeMap(w, m.fsm.wait(ctx, after), view)
 }
 
 // encodedMap is a map's JSON, kept for the next readers of the same map.
@@ -199,11 +201,20 @@ type encodedMap struct {
 	b []byte
 }
 
-// writeMap sends mp (its window view if window) as compact JSON, encoded
-// once per map and view: every node, proxy and standalone migrator
-// long-polls the map.
-func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map, window bool) {
-	e, err := m.encodedMap(mp, window)
+// mapView is what GET /v1/map serves of the map (?view=).
+type mapView int
+
+const (
+	viewFull   mapView = iota // the whole map
+	viewWindow                // the moves under way only: storage nodes, migrators
+	viewRoutes                // no moves: proxies
+	numViews
+)
+
+// writeMap sends view of mp as compact JSON, encoded once per map and
+// view: every node, proxy and standalone migrator long-polls the map.
+func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map, view mapView) {
+	e, err := m.encodedMap(mp, view)
 	if err != nil {
 		m.fail(w, err)
 		return
@@ -213,15 +224,12 @@ func (m *Manager) writeMap(w http.ResponseWriter, mp *cluster.Map, window bool) 
 	w.Write(e.b)
 }
 
-// encodedMap returns mp's JSON (its window view's if window), encoded
-// once: the long polls of every node, proxy and migrator wake together
-// at a commit, and each encoded the map (up to 20 ms of CPU apiece for a
-// window of 1024 moves on a busy 2-core machine).
-func (m *Manager) encodedMap(mp *cluster.Map, window bool) (*encodedMap, error) {
-	cache := &m.mapJSON
-	if window {
-		cache = &m.viewJSON
-	}
+// encodedMap returns view of mp as JSON, encoded once: the long polls
+// of every node, proxy and migrator wake together at a commit, and each
+// encoded the map (up to 20 ms of CPU apiece for a window of 1024 moves
+// on a busy 2-core machine).
+func (m *Manager) encodedMap(mp *cluster.Map, view mapView) (*encodedMap, error) {
+	cache := &m.mapJSON[view]
 	if e := cache.Load(); e != nil && e.m == mp {
 		return e, nil
 	}
@@ -231,8 +239,11 @@ func (m *Manager) encodedMap(mp *cluster.Map, window bool) (*encodedMap, error) 
 		return e, nil // encoded while this one waited
 	}
 	v := mp
-	if window {
+	switch view {
+	case viewWindow:
 		v = mp.WindowView()
+	case viewRoutes:
+		v = mp.RoutesView()
 	}
 	b, err := cluster.MarshalMap(v)
 	if err != nil {

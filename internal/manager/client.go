@@ -236,9 +236,15 @@ func (c *Client) Map(ctx context.Context, after uint64, wait time.Duration) (*cl
 }
 
 // WindowMap is Map's window view (cluster.Map.WindowView): what storage
-// nodes and proxies need, without the moves queued behind the window.
+// nodes and migrators need, without the moves queued behind the window.
 func (c *Client) WindowMap(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
 	return c.getMap(ctx, "/v1/map?view=window&", after, wait)
+}
+
+// RoutesMap is Map's routes view (cluster.Map.RoutesView: no moves),
+// what a proxy needs.
+func (c *Client) RoutesMap(ctx context.Context, after uint64, wait time.Duration) (*cluster.Map, error) {
+	return c.getMap(ctx, "/v1/map?view=routes&", after, wait)
 }
 
 func (c *Client) getMap(ctx context.Context, path string, after uint64, wait time.Duration) (*cluster.Map, error) {

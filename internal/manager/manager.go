@@ -130,8 +130,9 @@ type Manager struct {
 	met counters      // for metrics.go
 	adm *admin.Server // /metrics and /readyz, served by the API's mux
 
-	mapJSON  atomic.Pointer[encodedMap] // the last map served by GET /v1/map, encoded
-	viewJSON atomic.Pointer[encodedMap] // the same for GET /v1/map?view=window
+	// mapJSON: the last map served by GET /v1/map, encoded, per view
+	// (mapView).
+	mapJSON [numViews]atomic.Pointer[encodedMap]
 	encodeMu sync.Mutex                 // one encoding of a map at a time (writeMap)
 
 	stop chan struct{}

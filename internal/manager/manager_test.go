@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,7 +327,8 @@ func TestAdvertisedNames(t *testing.T) {
 	waitFor(t, "the restarted manager to apply a new entry", func() bool { return m2.Map().Settings.ReplicasPerShard == 2 })
 }
 
-// GET /v1/map?view=window serves the map's window view; another view is
+// GET /v1/map?view=window serves the map's window view, view=routes its
+// routes view (cluster.Map.RoutesView: no moves); another view is
 // refused.
 func TestMapWindowView(t *testing.T) {
 	ms := startManagers(t, 1)
@@ -343,12 +346,21 @@ func TestMapWindowView(t *testing.T) {
 	if err != nil || v.Epoch != full.Epoch {
 		t.Fatalf("window view, long poll: %v", err)
 	}
+	r, err := c.RoutesMap(ctx, 0, 0)
+	if err != nil || r.Epoch != full.Epoch || r.Slots != full.Slots || len(r.Nodes) != len(full.Nodes) {
+		t.Fatalf("routes view: %v, epoch %d, want %d", err, r.Epoch, full.Epoch)
+	}
+	r, err = c.RoutesMap(ctx, full.Epoch-1, time.Second)
+	if err != nil || r.Epoch != full.Epoch {
+		t.Fatalf("routes view, long poll: %v", err)
+	}
 	resp, err := http.Get("http://" + ms[0].HTTPAddr() + "/v1/map?view=all")
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("view=all: status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "view must be window, routes or absent") {
+		t.Fatalf("view=all: status %d, %s", resp.StatusCode, b)
 	}
 }

@@ -125,9 +125,9 @@ func (n *fakeNode) count(cmd string) int {
 	return k
 }
 
-// fullMapFetches counts the fake managers' requests for the whole map
-// (not its window view).
-var fullMapFetches atomic.Int64
+// movesFetches counts the fake managers' requests for a map with its
+// moves (the whole map or its window view, not the routes view).
+var movesFetches atomic.Int64
 
 // fakeManager serves a fixed map: shard 1 (node a) owns every slot,
 // shard 2 (node b) none. A long poll waits until the proxy gives up.
@@ -155,8 +155,8 @@ func fakeManagerSplit(t *testing.T, a, b string, split int) string {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/map" && r.URL.Query().Get("view") != "window" {
-			fullMapFetches.Add(1)
+		if r.URL.Path == "/v1/map" && r.URL.Query().Get("view") != "routes" {
+			movesFetches.Add(1)
 		}
 		if r.URL.Query().Get("wait") != "" {
 			<-r.Context().Done()
@@ -167,6 +167,51 @@ func fakeManagerSplit(t *testing.T, a, b string, split int) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
+}
+
+// A proxy whose managers do not serve the routes view yet (an older
+// version, during a rolling upgrade) takes the window view instead.
+func TestProxyMapFromOlderManagers(t *testing.T) {
+	a := startFake(t, func(n *fakeNode, args []string) string {
+		if strings.Join(args, " ") == "GET k" {
+			return "$1\r\na\r\n"
+		}
+		return "-ERR unexpected\r\n"
+	})
+	m := cluster.NewMap()
+	m.Epoch = 3
+	m.Nodes["a"] = &cluster.Node{ID: "a", Addr: a.ln.Addr().String(), Shard: 1, State: cluster.NodeActive}
+	m.Shards[1] = &cluster.Shard{ID: 1, Primary: "a", Replicas: []string{}, Epoch: 1}
+	for i := range m.Slots {
+		m.Slots[i] = 1
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes, window atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("view") {
+		case "routes":
+			routes.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"view must be window or absent"}`))
+			return
+		case "window":
+			window.Add(1)
+		}
+		if r.URL.Query().Get("wait") != "" {
+			<-r.Context().Done()
+			return
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	p := startFakeProxy(t, srv.Listener.Addr().String(), nil)
+	tu.Run(t, tu.Dial(t, p.Addr()), []tu.Case{{Cmd: tu.C("GET k"), Want: `"a"`}})
+	if routes.Load() != 1 || window.Load() < 1 {
+		t.Fatalf("routes view asked %d times, window view %d", routes.Load(), window.Load())
+	}
 }
 
 // TestProxyRetryRules drives the retry rules against scripted backends.
@@ -260,9 +305,9 @@ func TestProxyRetryRules(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("gave up after %v, before the budget", d)
 	}
-	// Every redirect above asked for a fresh map: the window view, never
-	// the whole map with its queued moves.
-	if n := fullMapFetches.Load(); n != 0 {
-		t.Errorf("the proxy fetched the whole map %d times", n)
+	// Every redirect above asked for a fresh map: the routes view, never
+	// a map with the moves (the window's or every queued one).
+	if n := movesFetches.Load(); n != 0 {
+		t.Errorf("the proxy fetched a map with its moves %d times", n)
 	}
 }
