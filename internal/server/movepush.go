@@ -148,7 +148,11 @@ func cmdMoveFence(c *Ctx) {
 	if !ok {
 		return
 	}
-	c.offLoop(func(rw *resp.Writer, _ func() bool) { s.moveFence(rw, epoch, slots, idents) })
+	// On the loop, unlike CLUSTER MIGRATION: the reply is inside the
+	// slots' write pause, and an answer from another goroutine would
+	// wait for a wake-up of the loop. With each importer locked once
+	// (importStatuses) it takes 0.5-2 ms for 1024 slots under load.
+	s.moveFence(c.w, epoch, slots, idents)
 }
 
 // moveFence fences slots as CLUSTER MOVEFENCE asks and writes its reply.
@@ -194,7 +198,7 @@ func cmdMoveDone(c *Ctx) {
 	if !ok {
 		return
 	}
-	c.offLoop(func(rw *resp.Writer, _ func() bool) { s.moveDone(rw, epoch, slots, idents, lsns) })
+	s.moveDone(c.w, epoch, slots, idents, lsns) // on the loop, as MOVEFENCE
 }
 
 // moveDone takes the flips CLUSTER MOVEDONE pushes and writes its reply.
