@@ -1279,6 +1279,12 @@ func cmdMigrationStatus(c *Ctx) {
 	if !ok {
 		return
 	}
+	if c.cl.inMulti || c.inExec {
+		// EXEC holds the slots' locks that the status takes: it hung
+		// the node's event loop.
+		c.w.Error("ERR CLUSTER MIGRATION cannot run in a transaction")
+		return
+	}
 	s := c.srv
 	c.offLoop(func(rw *resp.Writer, _ func() bool) { s.writeMoveStatus(rw, slots, len(slots) > 1) })
 }

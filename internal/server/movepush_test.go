@@ -323,4 +323,12 @@ func TestMoveStatusRunsOffTheEventLoop(t *testing.T) {
 		t.Fatalf("CLUSTER MIGRATION: %v %v", r, err)
 	}
 	tu.Run(t, a, []tu.Case{{Cmd: []string{"PING"}, Want: "PONG"}})
+	// Inside a transaction it is refused (EXEC holds every slot's lock,
+	// which the status takes: the node's loop hung).
+	tu.Run(t, a, []tu.Case{
+		{Cmd: []string{"MULTI"}, Want: "OK"},
+		{Cmd: []string{"CLUSTER", "MIGRATION", "1", "2"}, Want: "QUEUED"},
+		{Cmd: []string{"EXEC"}, Want: "[(error) ERR CLUSTER MIGRATION cannot run in a transaction]"},
+		{Cmd: []string{"PING"}, Want: "PONG"},
+	})
 }
