@@ -22,16 +22,21 @@ grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while r
   for name in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //'); do
     echo "-- $dir $name"
     ok=0
-    for attempt in 1 2; do
-      if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$dir" >/tmp/shoal-fuzz.log 2>&1; then
+    ft=$FUZZTIME
+    for attempt in 1 2 3; do
+      if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$ft" "$dir" >/tmp/shoal-fuzz.log 2>&1; then
         ok=1; break
       fi
       # A crasher found by the fuzzer is written to testdata and always fails
       # the run. Anything else (the fuzzing engine's own worker hang or
-      # termination on a loaded machine) is retried once.
+      # termination on a loaded machine, or "context deadline exceeded"
+      # when the seed corpus alone outlasts the fuzz time) is retried,
+      # twice at most, with 30 s.
       grep -q "Failing input written to" /tmp/shoal-fuzz.log && break
-      echo "   (fuzzing engine failure without a crasher, retrying once)"
+      [ "$attempt" = 3 ] && break
+      echo "   (fuzzing engine failure without a crasher, retrying with 30s)"
       tail -5 /tmp/shoal-fuzz.log
+      ft=30s
     done
     [ "$ok" = 1 ] || { cat /tmp/shoal-fuzz.log; exit 1; }
     tail -1 /tmp/shoal-fuzz.log
