@@ -132,8 +132,8 @@ type Manager struct {
 
 	// mapJSON: the last map served by GET /v1/map, encoded, per view
 	// (mapView).
-	mapJSON [numViews]atomic.Pointer[encodedMap]
-	encodeMu sync.Mutex                 // one encoding of a map at a time (writeMap)
+	mapJSON  [numViews]atomic.Pointer[encodedMap]
+	encodeMu sync.Mutex // one encoding of a map at a time (writeMap)
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -59,16 +59,14 @@ func (c *Ctx) canBlock() bool { return !c.inExec }
 // offLoop runs fn, which writes the command's reply to rw, in a
 // goroutine of its own while the client waits as a blocked one (its
 // later commands wait behind it): a command that may take milliseconds
-// (the status, fence or flip of a move's window of 1024 slots, each
-// slot's lock taken behind the import or the workload) must not hold
-// the event loop, and with it every other client of the loop. gone
-// reports that the client went away (fn may stop early). fn must not
-// use c, whose arguments the loop reuses. Inside EXEC fn runs inline.
+// (the status of a move's window of 1024 slots, each slot's lock taken
+// behind the import or the workload; MOVEWAIT's wait) must not hold the
+// event loop, and with it every other client of the loop. gone reports
+// that the client went away (fn may stop early). fn must not use c,
+// whose arguments the loop reuses. Its callers refuse to run in a
+// transaction: a client cannot block inside EXEC, and EXEC holds the
+// slot locks a status takes.
 func (c *Ctx) offLoop(fn func(rw *resp.Writer, gone func() bool)) {
-	if !c.canBlock() {
-		fn(c.w, func() bool { return false })
-		return
-	}
 	cl := c.cl
 	w := &waiter{cl: cl}
 	cl.block(w)
