@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): vet, race-enabled tests of
+# The project's test command (README, .ci/run): gofmt, vet, race-enabled tests of
 # every package, then a short run of every fuzz target (seeds committed in
 # testdata/fuzz). FUZZTIME overrides the per-target fuzz time (default 10s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}
+
+echo "== gofmt"
+unformatted=$(gofmt -l .)
+[ -z "$unformatted" ] || { echo "gofmt would change:"; echo "$unformatted"; exit 1; }
 
 echo "== go vet"
 go vet -composites=false ./...
